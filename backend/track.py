@@ -1,0 +1,196 @@
+"""`track`: footage -> landmarks -> landmark-fitting tracker -> results directory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from backend.errors import BadInput, NoFace
+from backend.events import EventSink
+from backend.footage import Footage, parse_frame_range
+from backend.heads.default_head import resolve_head
+from backend.heads.head_asset import HeadAsset
+from backend.landmarks.detector_factory import create_detector
+from backend.results import TrackingArrays, refuse_existing, write_results
+from backend.tracking.landmark_fitter import FitConfig, FitResult, fit_landmarks
+
+TRACKER_NAME = "landmark-fit"
+
+
+@dataclass
+class TrackSettings:
+    footage: Path
+    out: Path
+    frames: str | None = None
+    head: str = "default"
+    detector: str = "mediapipe"
+    device: str = "cpu"
+    overwrite: bool = False
+    fps: float | None = None  # for image sequences
+    fit: FitConfig = field(default_factory=FitConfig)
+
+
+@dataclass
+class Detections:
+    points: np.ndarray  # (F, 68, 2)
+    confidence: np.ndarray  # (F, 68)
+    found: np.ndarray  # (F,) bool
+
+
+def detect_landmarks(footage: Footage, first: int, last: int, detector_name: str, device: str,
+                     sink: EventSink, timings: dict[str, float]) -> Detections:
+    """Decode frames and detect landmarks, timing both stages separately."""
+    detector = create_detector(detector_name, video=True, device=device)
+    total = last - first + 1
+    points = np.zeros((total, 68, 2), np.float32)
+    confidence = np.zeros((total, 68), np.float32)
+    found = np.zeros(total, bool)
+    decode_s = detect_s = 0.0
+    try:
+        start = time.perf_counter()
+        for i, (_, image) in enumerate(footage.frames(first, last)):
+            decoded = time.perf_counter()
+            decode_s += decoded - start
+            detection = detector.detect(image)
+            points[i], confidence[i], found[i] = detection.points, detection.confidence, detection.found
+            start = time.perf_counter()
+            detect_s += start - decoded
+            sink.progress("detect", i + 1, total)
+    finally:
+        detector.close()
+    timings["decode"], timings["detect"] = decode_s, detect_s
+    return Detections(points, confidence, found)
+
+
+def hold_untracked(values: np.ndarray, tracked: np.ndarray) -> np.ndarray:
+    """Replace untracked frames' values (axis 0) by those of the nearest tracked frame."""
+    tracked_idx = np.flatnonzero(tracked)
+    nearest = tracked_idx[np.abs(np.arange(len(tracked))[:, None] - tracked_idx[None]).argmin(1)]
+    return values[nearest]
+
+
+def assemble(head: HeadAsset, frames: np.ndarray, detections: Detections, fit: FitResult,
+             width: int, height: int) -> TrackingArrays:
+    """The tracking arrays of DESIGN.md from a fit; untracked frames hold the nearest tracked."""
+    tracked = detections.found
+    weights = hold_untracked(fit.weights, tracked)
+    rotation = hold_untracked(fit.rotation, tracked)
+    translation = hold_untracked(fit.translation, tracked)
+    projected = hold_untracked(fit.projected, tracked)
+    pose = np.tile(np.eye(4, dtype=np.float32), (len(frames), 1, 1))
+    pose[:, :3, :3], pose[:, :3, 3] = rotation, translation
+    intrinsics = np.array([[fit.focal, 0, (width - 1) / 2], [0, fit.focal, (height - 1) / 2],
+                           [0, 0, 1]], np.float32)
+    residual = np.nan_to_num(fit.residual_px / np.maximum(_iod(detections), 1.0), nan=1.0)
+    confidence = np.where(tracked, np.clip(1.0 - residual / 0.1, 0.05, 1.0), 0.0)
+    return TrackingArrays(
+        frames=frames,
+        vertices=head.posed_vertices(weights).astype(np.float32),
+        head_pose=pose,
+        intrinsics=intrinsics,
+        confidence=confidence.astype(np.float32),
+        landmarks_2d=detections.points,
+        landmarks_conf=detections.confidence,
+        landmarks_fit=projected,
+        optional={"weights": weights.astype(np.float32),
+                  "weight_names": np.array(head.blendshape_names, dtype=str)},
+    )
+
+
+def _iod(detections: Detections) -> np.ndarray:
+    return np.linalg.norm(detections.points[:, 36] - detections.points[:, 45], axis=-1)
+
+
+def run_track(settings: TrackSettings, sink: EventSink) -> Path:
+    """Track `settings.footage` and write the results directory; returns its path."""
+    refuse_existing(settings.out, settings.overwrite)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    footage = Footage(settings.footage, fps=settings.fps)
+    info = footage.info
+    first, last = parse_frame_range(settings.frames, info.frame_count)
+    head = resolve_head(settings.head)
+    check_head_for_tracking(head)
+    timings["load"] = time.perf_counter() - start
+    sink.log(f"tracking {info.path} frames {first}-{last} ({info.width}x{info.height}, "
+             f"{info.fps:g} fps) with head {settings.head} on {settings.device}")
+
+    detections = detect_landmarks(footage, first, last, settings.detector, settings.device,
+                                  sink, timings)
+    if not detections.found.any():
+        raise NoFace(f"no face found in any frame of {info.path} (frames {first}-{last}); "
+                     "the tracker needs a visible face")
+    untracked = (np.flatnonzero(~detections.found) + first).tolist()
+    if untracked:
+        sink.warning(f"{len(untracked)} frame(s) without a face, values held from the nearest "
+                     f"tracked frame: {_ranges(untracked)}")
+
+    start = time.perf_counter()
+    fit = fit_landmarks(head, detections.points, detections.confidence, info.width, info.height,
+                        settings.fit, settings.device,
+                        on_step=lambda done, total: sink.progress("fit", done, total))
+    timings["fit"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    frames = np.arange(first, last + 1, dtype=np.int64)
+    tracking = assemble(head, frames, detections, fit, info.width, info.height)
+    tracked = detections.found
+    residual = fit.residual_px[tracked]
+    summary = {
+        "tracker": TRACKER_NAME,
+        "source": {"path": str(Path(info.path).resolve()), "fps": info.fps,
+                   "width": info.width, "height": info.height,
+                   "frame_range": [first, last], "frame_count": info.frame_count},
+        "model": settings.head if settings.head == "default" else str(Path(settings.head).resolve()),
+        "intrinsics": tracking.intrinsics.tolist(),
+        "settings": {"detector": settings.detector, "device": settings.device,
+                     "fit": asdict(settings.fit)},
+        "metrics": {
+            "landmark_reprojection_px": float(np.mean(residual)),
+            "landmark_reprojection_px_p95": float(np.percentile(residual, 95)),
+            "landmark_reprojection_nme": float(np.mean(residual / np.maximum(_iod(detections)[tracked], 1.0))),
+            "frames_tracked": int(tracked.sum()),
+            "frames_total": int(len(frames)),
+            "focal_px": fit.focal,
+        },
+        "warnings": {"untracked_frames": untracked},
+        "timings_s": timings,
+    }
+    timings["write"] = 0.0
+    out = write_results(settings.out, settings.overwrite, summary, tracking, head)
+    timings["write"] = time.perf_counter() - start
+    _rewrite_timings(out, timings)
+    sink.log(f"landmark reprojection error {summary['metrics']['landmark_reprojection_px']:.2f} px "
+             f"over {int(tracked.sum())}/{len(frames)} tracked frames")
+    return out
+
+
+def _rewrite_timings(out: Path, timings: dict[str, float]) -> None:
+    """The write stage can only be timed after writing; patch it into result.json atomically."""
+    import json
+
+    from backend.atomic import atomic_file
+
+    path = Path(out) / "result.json"
+    document = json.loads(path.read_text())
+    document["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def _ranges(indices: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3, 7'."""
+    parts, start = [], indices[0]
+    for prev, cur in zip(indices, indices[1:] + [None]):
+        if cur != prev + 1:
+            parts.append(f"{start}-{prev}" if prev != start else f"{start}")
+            start = cur
+    return ", ".join(parts)
+
+
+def check_head_for_tracking(head: HeadAsset) -> None:
+    if head.landmark_mask.sum() < 6:
+        raise BadInput("the head has fewer than 6 usable landmarks (landmark_mask); re-export it")

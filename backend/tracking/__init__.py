@@ -1,0 +1,1 @@
+"""Trackers: from per-frame landmarks to head pose, expression and camera."""

@@ -1,0 +1,185 @@
+"""The baseline tracker: rigid pose and blendshape weights fitted to 2D landmarks.
+
+All frames of a clip are fitted jointly: per-frame head rotation, translation and blendshape
+weights (bounded to [0, 1]), one focal length shared over the clip, under a robust (Cauchy)
+confidence-weighted reprojection loss with temporal smoothness. It is the baseline the
+paper's self-supervised adaptation has to beat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from backend.heads.head_asset import HeadAsset
+from backend.render.rasterize import project
+from backend.tracking.rotation import axis_angle_to_matrix
+
+# Head space (+Z up, face -Y) -> OpenCV camera axes for a camera in front of the face.
+HEAD_TO_FRONT_CAMERA = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+
+
+@dataclass
+class FitConfig:
+    """Weights and schedule of the landmark fit (residuals are in units of inter-ocular distance)."""
+
+    rigid_steps: int = 150
+    full_steps: int = 350
+    learning_rate: float = 0.02
+    cauchy_scale: float = 0.05  # residual (x inter-ocular) where the loss starts to flatten
+    smooth_pose: float = 2.0  # second differences of rotation (rad) and translation (dm)
+    smooth_weights: float = 0.5  # second differences of blendshape weights
+    sparsity: float = 1e-3  # L1 on weights: prefer fewer active shapes
+    focal_prior: float = 0.05  # (log f - log f0)^2: focal length is weakly observed
+    initial_focal_factor: float = 1.0  # f0 = factor * max(width, height) pixels
+    min_shape_effect_m: float = 1e-3  # shapes moving no landmark this much are not fitted
+
+
+@dataclass
+class FitResult:
+    """rotation (F, 3, 3) and translation (F, 3) map head space to camera space (metres);
+    weights (F, K); focal pixels; projected (F, 68, 2) fitted landmarks; residual (F,) mean
+    landmark error in pixels over fitted points."""
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    weights: np.ndarray
+    focal: float
+    projected: np.ndarray
+    residual_px: np.ndarray
+
+
+def intrinsics_matrix(focal: float | torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """(3, 3) pinhole intrinsics with the principal point at the image centre."""
+    f = torch.as_tensor(focal, dtype=torch.float32)
+    zero, one = torch.zeros_like(f), torch.ones_like(f)
+    cx, cy = torch.full_like(f, (width - 1) / 2), torch.full_like(f, (height - 1) / 2)
+    return torch.stack([torch.stack([f, zero, cx]), torch.stack([zero, f, cy]),
+                        torch.stack([zero, zero, one])])
+
+
+def fit_landmarks(
+    head: HeadAsset,
+    landmarks: np.ndarray,
+    confidence: np.ndarray,
+    width: int,
+    height: int,
+    config: FitConfig | None = None,
+    device: str = "cpu",
+    on_step: Callable[[int, int], None] | None = None,
+) -> FitResult:
+    """Fit a clip. landmarks (F, 68, 2) pixels; confidence (F, 68) with 0 for missing points
+    (a frame without a face has all zeros and is filled by the smoothness terms)."""
+    cfg = config or FitConfig()
+    dev = torch.device(device)
+    num_frames = landmarks.shape[0]
+    mask = head.landmark_mask
+    lm_vertex = head.landmark_vertex
+    shape_effect = np.abs(head.blendshapes[:, lm_vertex[mask]]).max(axis=(1, 2))
+    fitted_shapes = np.flatnonzero(shape_effect >= cfg.min_shape_effect_m)
+
+    rest = torch.as_tensor(head.vertices[lm_vertex], device=dev)  # (68, 3)
+    basis = torch.as_tensor(head.blendshapes[fitted_shapes][:, lm_vertex], device=dev)  # (S,68,3)
+    target = torch.as_tensor(landmarks, dtype=torch.float32, device=dev)
+    weight = torch.as_tensor(confidence * mask[None], dtype=torch.float32, device=dev)
+    iod = _inter_ocular(landmarks, confidence)
+    scale = torch.as_tensor(iod, dtype=torch.float32, device=dev)[:, None]
+
+    focal0 = cfg.initial_focal_factor * max(width, height)
+    base_rotation = torch.as_tensor(HEAD_TO_FRONT_CAMERA, dtype=torch.float32, device=dev)
+    rot = torch.zeros(num_frames, 3, device=dev, requires_grad=True)
+    trans = torch.as_tensor(_initial_translation(head, landmarks, confidence, iod, focal0,
+                                                 width, height), device=dev).requires_grad_(True)
+    shape_w = torch.zeros(num_frames, len(fitted_shapes), device=dev, requires_grad=True)
+    log_focal = torch.tensor(float(np.log(focal0)), device=dev, requires_grad=True)
+
+    def pose_and_points() -> tuple[torch.Tensor, torch.Tensor]:
+        rotation = axis_angle_to_matrix(rot) @ base_rotation
+        points = rest + torch.einsum("fs,svc->fvc", shape_w, basis)
+        camera = points @ rotation.transpose(1, 2) + trans[:, None]
+        return rotation, camera
+
+    def loss_fn() -> torch.Tensor:
+        _, camera = pose_and_points()
+        k = intrinsics_matrix(log_focal.exp(), width, height).to(dev)
+        proj = project(camera, k)[..., :2]
+        r2 = ((proj - target) ** 2).sum(-1) / scale**2
+        c2 = cfg.cauchy_scale**2
+        data = (weight * c2 * torch.log1p(r2 / c2)).sum() / weight.sum().clamp(min=1)
+        smooth = cfg.smooth_pose * (_second_difference(rot) + _second_difference(trans * 10))
+        smooth = smooth + cfg.smooth_weights * _second_difference(shape_w)
+        prior = cfg.sparsity * shape_w.abs().mean() * shape_w.shape[1]
+        prior = prior + cfg.focal_prior * (log_focal - np.log(focal0)) ** 2
+        return data + smooth + prior
+
+    total = cfg.rigid_steps + cfg.full_steps
+    rigid = torch.optim.Adam([rot, trans, log_focal], lr=cfg.learning_rate)
+    for step in range(cfg.rigid_steps):
+        rigid.zero_grad()
+        loss_fn().backward()
+        rigid.step()
+        if on_step:
+            on_step(step + 1, total)
+    full = torch.optim.Adam([rot, trans, shape_w, log_focal], lr=cfg.learning_rate)
+    for step in range(cfg.full_steps):
+        full.zero_grad()
+        loss_fn().backward()
+        full.step()
+        with torch.no_grad():
+            shape_w.clamp_(0.0, 1.0)
+        if on_step:
+            on_step(cfg.rigid_steps + step + 1, total)
+
+    with torch.no_grad():
+        rotation, camera = pose_and_points()
+        focal = float(log_focal.exp())
+        proj = project(camera, intrinsics_matrix(focal, width, height).to(dev))[..., :2]
+    weights = np.zeros((num_frames, len(head.blendshape_names)), np.float32)
+    weights[:, fitted_shapes] = shape_w.detach().cpu().numpy()
+    err = np.linalg.norm(proj.cpu().numpy() - landmarks, axis=-1)
+    used = (confidence > 0) & mask[None]
+    residual = np.where(used.any(1), (err * used).sum(1) / np.maximum(used.sum(1), 1), np.nan)
+    return FitResult(
+        rotation=rotation.cpu().numpy(),
+        translation=trans.detach().cpu().numpy(),
+        weights=weights,
+        focal=focal,
+        projected=proj.cpu().numpy().astype(np.float32),
+        residual_px=residual.astype(np.float32),
+    )
+
+
+def _second_difference(x: torch.Tensor) -> torch.Tensor:
+    if x.shape[0] < 3:
+        return x.sum() * 0
+    return ((x[2:] - 2 * x[1:-1] + x[:-2]) ** 2).sum(-1).mean()
+
+
+def _inter_ocular(landmarks: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """(F,) outer-eye-corner distance in pixels; the clip median where a frame has none."""
+    iod = np.linalg.norm(landmarks[:, 36] - landmarks[:, 45], axis=-1)
+    ok = (confidence[:, 36] > 0) & (confidence[:, 45] > 0) & (iod > 1)
+    fallback = float(np.median(iod[ok])) if ok.any() else 1.0
+    return np.where(ok, iod, fallback).astype(np.float32)
+
+
+def _initial_translation(head: HeadAsset, landmarks: np.ndarray, confidence: np.ndarray,
+                         iod_px: np.ndarray, focal: float, width: int, height: int) -> np.ndarray:
+    """(F, 3) translation placing the frontal head under each frame's landmark centroid at the
+    depth where its eye-corner distance matches the detected one."""
+    eyes = head.vertices[head.landmark_vertex[[36, 45]]]
+    iod_m = float(np.linalg.norm(eyes[0] - eyes[1]))
+    depth = focal * iod_m / iod_px
+    found = confidence.sum(1) > 0
+    centroid = np.where(found[:, None],
+                        (landmarks * confidence[..., None]).sum(1)
+                        / np.maximum(confidence.sum(1), 1e-6)[:, None],
+                        [(width - 1) / 2, (height - 1) / 2])
+    head_centre = (HEAD_TO_FRONT_CAMERA @ head.vertices[head.landmark_vertex].mean(0))
+    x = (centroid[:, 0] - (width - 1) / 2) * depth / focal - head_centre[0]
+    y = (centroid[:, 1] - (height - 1) / 2) * depth / focal - head_centre[1]
+    z = depth - head_centre[2]
+    return np.stack([x, y, z], axis=1).astype(np.float32)
