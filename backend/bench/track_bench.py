@@ -1,0 +1,54 @@
+"""`bench track`: frames per second of each stage of `track` on real footage, and peak memory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from backend.data_location import data_file
+from backend.device import resolve_device
+from backend.events import EventSink
+from backend.track import TrackSettings, run_track
+
+DEFAULT_CLIP = "videos/lp_driving_d3.mp4"
+
+
+def bench_track(args: argparse.Namespace, sink: EventSink) -> dict:
+    import torch
+
+    footage = Path(args.footage) if args.footage else data_file(DEFAULT_CLIP)
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        out = run_track(TrackSettings(footage=footage, out=Path(tmp) / "r", device=device), sink)
+        wall = time.perf_counter() - start
+        document = json.loads((out / "result.json").read_text())
+    frames = document["metrics"]["frames_total"]
+    timings = document["timings_s"]
+    stages = {stage: {"seconds": round(seconds, 3),
+                      "frames_per_s": round(frames / seconds, 1) if seconds > 0 else None}
+              for stage, seconds in timings.items()}
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report = {
+        "benchmark": "track",
+        "footage": str(footage),
+        "frames": frames,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "stages": stages,
+        "total_seconds": round(wall, 2),
+        "total_frames_per_s": round(frames / wall, 2),
+        "peak_memory_mib": round(peak_mib, 1),
+        "landmark_reprojection_px": document["metrics"]["landmark_reprojection_px"],
+    }
+    lines = [f"{'stage':<8} {'seconds':>8} {'frames/s':>9}"]
+    lines += [f"{s:<8} {v['seconds']:>8.2f} {v['frames_per_s'] or 0:>9.1f}" for s, v in stages.items()]
+    lines.append(f"total {wall:.1f} s for {frames} frames; peak memory {peak_mib:.0f} MiB")
+    sink.log("\n".join(lines))
+    return report

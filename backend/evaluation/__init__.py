@@ -1,0 +1,1 @@
+"""Scoring tracking results against ground truth and real footage."""
