@@ -30,9 +30,9 @@ class FitConfig:
     full_steps: int = 350
     learning_rate: float = 0.02
     cauchy_scale: float = 0.05  # residual (x inter-ocular) where the loss starts to flatten
-    smooth_pose: float = 2.0  # second differences of rotation (rad) and translation (dm)
-    smooth_weights: float = 0.5  # second differences of blendshape weights
-    sparsity: float = 1e-3  # L1 on weights: prefer fewer active shapes
+    smooth_pose: float = 20.0  # second differences of rotation (rad) and translation (dm)
+    smooth_weights: float = 5.0  # second differences of blendshape weights
+    sparsity: float = 0.01  # L1 on weights: prefer fewer active shapes
     focal_prior: float = 0.05  # (log f - log f0)^2: focal length is weakly observed
     initial_focal_factor: float = 1.0  # f0 = factor * max(width, height) pixels
     min_shape_effect_m: float = 1e-3  # shapes moving no landmark this much are not fitted
@@ -108,7 +108,8 @@ def fit_landmarks(
         proj = project(camera, k)[..., :2]
         r2 = ((proj - target) ** 2).sum(-1) / scale**2
         c2 = cfg.cauchy_scale**2
-        data = (weight * c2 * torch.log1p(r2 / c2)).sum() / weight.sum().clamp(min=1)
+        # Unitless: about (residual / cauchy_scale)^2 for inliers, logarithmic for outliers.
+        data = (weight * torch.log1p(r2 / c2)).sum() / weight.sum().clamp(min=1)
         smooth = cfg.smooth_pose * (_second_difference(rot) + _second_difference(trans * 10))
         smooth = smooth + cfg.smooth_weights * _second_difference(shape_w)
         prior = cfg.sparsity * shape_w.abs().mean() * shape_w.shape[1]
@@ -116,22 +117,22 @@ def fit_landmarks(
         return data + smooth + prior
 
     total = cfg.rigid_steps + cfg.full_steps
-    rigid = torch.optim.Adam([rot, trans, log_focal], lr=cfg.learning_rate)
-    for step in range(cfg.rigid_steps):
-        rigid.zero_grad()
-        loss_fn().backward()
-        rigid.step()
-        if on_step:
-            on_step(step + 1, total)
-    full = torch.optim.Adam([rot, trans, shape_w, log_focal], lr=cfg.learning_rate)
-    for step in range(cfg.full_steps):
-        full.zero_grad()
-        loss_fn().backward()
-        full.step()
-        with torch.no_grad():
-            shape_w.clamp_(0.0, 1.0)
-        if on_step:
-            on_step(cfg.rigid_steps + step + 1, total)
+    stages = (([rot, trans, log_focal], cfg.rigid_steps), ([rot, trans, shape_w, log_focal], cfg.full_steps))
+    done = 0
+    for params, steps in stages:
+        optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
+        # Adam's steps stay near the learning rate; decaying it to 1% lets the fit settle.
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i, n=steps: 0.01 ** (i / n))
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss_fn().backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                shape_w.clamp_(0.0, 1.0)
+            done += 1
+            if on_step:
+                on_step(done, total)
 
     with torch.no_grad():
         rotation, camera = pose_and_points()
