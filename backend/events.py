@@ -23,8 +23,8 @@ class EventSink:
         self._stage_start: dict[str, float] = {}
         self._last_human: float = 0.0
 
-    def _emit(self, kind: str, **fields: Any) -> None:
-        self._out.write(protocol.event_line(kind, **fields) + "\n")
+    def _emit(self, event_kind: str, /, **fields: Any) -> None:
+        self._out.write(protocol.event_line(event_kind, **fields) + "\n")
         self._out.flush()
 
     def progress(self, stage: str, done: int, total: int) -> None:

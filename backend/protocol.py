@@ -66,11 +66,11 @@ HEAD_OPTIONAL_KEYS = ("albedo", "neck_pivot")  # (H, W, 3) uint8; (3,) float32
 NUM_LANDMARKS = 68
 
 
-def event_line(kind: str, **fields: Any) -> str:
+def event_line(event_kind: str, /, **fields: Any) -> str:
     """One event as the JSON line the backend prints with --events."""
-    if kind not in EVENT_KINDS:
-        raise ValueError(f"unknown event kind {kind!r}")
-    return json.dumps({"event": kind, **fields}, separators=(",", ":"))
+    if event_kind not in EVENT_KINDS:
+        raise ValueError(f"unknown event kind {event_kind!r}")
+    return json.dumps({"event": event_kind, **fields}, separators=(",", ":"))
 
 
 def parse_event_line(line: str) -> dict[str, Any] | None:

@@ -44,6 +44,7 @@ from backend.protocol import (
 
 CAMERA_DISTANCE_M = 0.62  # camera to face centre
 SENSOR_WIDTH_MM = 36.0
+WALL_DEPTH_M = 1.6  # face centre to the back wall
 FACE_FILL = 0.5  # fraction of the image height taken by the face, chin to hairline
 # iBUG landmarks span chin to brows, about two thirds of the face length (chin to hairline).
 FACE_LENGTH_PER_LANDMARK_SPAN = 1.5
@@ -290,9 +291,12 @@ def face_frame(head: Head) -> tuple[np.ndarray, float]:
     return centre, length
 
 
-def add_camera(face_centre: np.ndarray, face_length: float, width: int, height: int) -> None:
+def add_camera(
+    face_centre: np.ndarray, face_length: float, width: int, height: int
+) -> np.ndarray:
     """A static camera in front of the face (at -Y, looking along +Y, +Z up) whose focal length
-    makes the face fill FACE_FILL of the image height."""
+    makes the face fill FACE_FILL of the image height. Returns the tangents (2,) of its
+    horizontal and vertical half angles of view."""
     cam = bpy.data.cameras.new("Camera")
     cam.sensor_width = SENSOR_WIDTH_MM
     cam.sensor_fit = "AUTO"
@@ -305,6 +309,7 @@ def add_camera(face_centre: np.ndarray, face_length: float, width: int, height: 
     obj.rotation_euler = (math.pi / 2.0, 0.0, 0.0)  # camera -Z -> world +Y, camera +Y -> +Z
     bpy.context.scene.collection.objects.link(obj)
     bpy.context.scene.camera = obj
+    return np.array([width, height]) / (2.0 * focal_px)
 
 
 # --- scene -------------------------------------------------------------------------------
@@ -459,15 +464,20 @@ def _random_colour(rng: np.random.Generator) -> tuple[float, float, float]:
     return tuple(float(c) for c in (val * (1.0 - sat + sat * rgb)) ** 2.2)  # sRGB -> linear
 
 
-def add_room(face_centre: np.ndarray, rng: np.random.Generator) -> None:
-    """A back wall 1.6 m behind the face with a procedural wallpaper, a few coloured boxes
-    between it and the head (never in front of the head), and a dim sky-like world."""
-    wall = _box("Wall", np.array([5.0, 0.02, 3.5]), face_centre + (0.0, 1.6, 0.0), 0.0)
+def add_room(face_centre: np.ndarray, half_view: np.ndarray, rng: np.random.Generator) -> None:
+    """A back wall WALL_DEPTH_M behind the face, filling the view (half_view (2,): tangents of
+    the horizontal and vertical half angles) with a busy wallpaper, a few coloured boxes between
+    it and the head (never in front of the head), and a dim sky-like world."""
+    wall_distance = CAMERA_DISTANCE_M + WALL_DEPTH_M
+    wall_size = 2.4 * half_view * wall_distance  # with a margin for the camera's field of view
+    wall = _box("Wall", np.array([wall_size[0], 0.02, wall_size[1]]),
+                face_centre + (0.0, WALL_DEPTH_M, 0.0), 0.0)
     wall.data.materials.append(_image_material("Wall", wallpaper(rng), 0.8))
-    for i in range(7):
-        size = rng.uniform([0.1, 0.1, 0.1], [0.45, 0.35, 0.5])
-        where = face_centre + rng.uniform([-0.9, 0.7, -0.6], [0.9, 1.4, 0.5])
-        box = _box(f"Clutter{i}", size, where, float(rng.uniform(-0.6, 0.6)))
+    for i in range(6):
+        depth = rng.uniform(0.7, WALL_DEPTH_M - 0.2)  # behind the face, before the wall
+        x, z = rng.uniform(-0.9, 0.9, 2) * half_view * (CAMERA_DISTANCE_M + depth)
+        box = _box(f"Clutter{i}", rng.uniform(0.06, 0.22, 3), face_centre + (x, depth, z),
+                   float(rng.uniform(-0.6, 0.6)))
         mat, tree = _new_material(f"Clutter{i}")
         bsdf = tree.nodes.new("ShaderNodeBsdfPrincipled")
         bsdf.inputs["Base Color"].default_value = (*_random_colour(rng), 1.0)
@@ -490,6 +500,7 @@ def _set_world(top: tuple[float, ...], bottom: tuple[float, ...], strength: floa
     ramp.color_ramp.elements[1].position, ramp.color_ramp.elements[1].color = 0.7, (*top, 1)
     to_unit = nodes.new("ShaderNodeMapRange")  # direction z in [-1, 1] -> [0, 1]
     to_unit.inputs["From Min"].default_value = -1.0
+    world.cycles.sampling_method = "NONE"  # dim and smooth: an importance map costs ~40%
     background = nodes.new("ShaderNodeBackground")
     background.inputs["Strength"].default_value = strength
     output = nodes.new("ShaderNodeOutputWorld")
@@ -509,7 +520,8 @@ def configure_render(args: argparse.Namespace) -> bool:
     scene.cycles.samples = args.samples
     scene.cycles.seed = args.seed
     scene.cycles.use_animated_seed = True  # fresh noise per frame, like a sensor
-    scene.cycles.max_bounces = 4
+    scene.cycles.max_bounces = 3
+    scene.cycles.use_light_tree = False  # three lights: the tree costs more than it saves
     scene.render.threads_mode = "FIXED"
     scene.render.threads = _core_count()
     scene.render.resolution_x, scene.render.resolution_y = args.width, args.height
@@ -529,6 +541,8 @@ def configure_render(args: argparse.Namespace) -> bool:
 
         if _cycles.with_openimagedenoise:
             scene.cycles.denoiser = "OPENIMAGEDENOISE"
+            scene.cycles.denoising_prefilter = "FAST"
+            scene.cycles.denoising_quality = "BALANCED"
             scene.cycles.use_denoising = True
     except (ImportError, AttributeError, TypeError):
         pass  # a build without OpenImageDenoise renders noisier frames, nothing else changes
@@ -550,10 +564,10 @@ def build_scene(head: Head, args: argparse.Namespace) -> tuple[bpy.types.Object,
     denoised = configure_render(args)
     scene_rng = np.random.default_rng([args.seed, 1])
     centre, length = face_frame(head)
-    add_camera(centre, length, args.width, args.height)
+    half_view = add_camera(centre, length, args.width, args.height)
     add_lights(centre)
     if args.background == "room":
-        add_room(centre, scene_rng)
+        add_room(centre, half_view, scene_rng)
     else:
         _set_world(top=(0.5, 0.5, 0.5), bottom=(0.5, 0.5, 0.5), strength=1.0)
     return add_head(head), denoised

@@ -1,0 +1,148 @@
+"""End to end: `python -m backend track` as a subprocess on real footage, and its failures."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from backend import protocol
+from conftest import REPO_ROOT, run_backend
+
+
+def _events(stdout: str) -> list[dict]:
+    return [e for e in map(protocol.parse_event_line, stdout.splitlines()) if e]
+
+
+def _assert_failed(done: subprocess.CompletedProcess, kind: str, out) -> dict:
+    events = _events(done.stdout)
+    errors = [e for e in events if e["event"] == "error"]
+    assert done.returncode == protocol.EXIT_CODES[kind], done.stdout + done.stderr
+    assert errors and errors[-1]["kind"] == kind, events
+    assert not any(e["event"] == "result" for e in events)
+    assert not out.exists()
+    assert not list(out.parent.glob(f".{out.name}*")), "temp output left behind"
+    return errors[-1]
+
+
+@pytest.mark.data
+def test_track_writes_the_results_contract(data_dir, tmp_path):
+    out = tmp_path / "r"
+    done = run_backend("track", str(data_dir / "videos/lp_driving_d0.mp4"), "--out", str(out),
+                       "--frames", "10-39", "--device", "cpu", "--events")
+    assert done.returncode == 0, done.stderr
+    events = _events(done.stdout)
+    assert events[-1] == {"event": "result", "path": str(out)}
+    assert any(e["event"] == "progress" and e["stage"] == "fit" for e in events)
+    document = json.loads((out / "result.json").read_text())
+    assert document["schema"] == protocol.SCHEMA_VERSION
+    assert document["source"]["frame_range"] == [10, 39]
+    assert document["metrics"]["landmark_reprojection_px"] < 8
+    with np.load(out / "tracking.npz") as t, np.load(out / "mesh.npz") as m:
+        assert t["frames"].tolist() == list(range(10, 40))
+        f, v = t["vertices"].shape[:2]
+        assert (f, t["head_pose"].shape, t["landmarks_2d"].shape) == (30, (30, 4, 4), (30, 68, 2))
+        assert t["intrinsics"].shape == (3, 3) and t["confidence"].min() > 0
+        assert all(np.isfinite(t[k]).all() for k in t.files if t[k].dtype.kind == "f")
+        assert m["faces"].max() < v and str(m["topology_hash"]) == document["topology_hash"]
+        # The fitted landmarks overlay the detected ones.
+        err = np.linalg.norm(t["landmarks_fit"] - t["landmarks_2d"], axis=-1)[:, m["landmark_mask"]]
+        assert err.mean() < 8
+
+
+@pytest.mark.data
+def test_track_a_whole_clip(data_dir, tmp_path):
+    out = tmp_path / "d3"
+    done = run_backend("track", str(data_dir / "videos/lp_driving_d3.mp4"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    document = json.loads((out / "result.json").read_text())
+    assert document["metrics"]["frames_total"] == 354
+    assert document["metrics"]["frames_tracked"] == 354
+    assert 0 < document["metrics"]["landmark_reprojection_px"] < 10
+
+
+def test_missing_footage(tmp_path):
+    out = tmp_path / "r"
+    error = _assert_failed(run_backend("track", str(tmp_path / "nope.mp4"), "--out", str(out),
+                                       "--events"), "bad_input", out)
+    assert "nope.mp4" in error["message"]
+
+
+def test_file_that_is_not_a_video(tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a movie")
+    out = tmp_path / "r"
+    error = _assert_failed(run_backend("track", str(fake), "--out", str(out), "--events"),
+                           "bad_input", out)
+    assert "notes.mp4" in error["message"] and "decoded" in error["message"]
+
+
+def test_clip_without_a_face(tmp_path):
+    import cv2
+
+    clip = tmp_path / "noface"
+    clip.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        cv2.imwrite(str(clip / f"{i:04d}.png"), rng.integers(0, 255, (128, 128, 3), dtype=np.uint8))
+    out = tmp_path / "r"
+    error = _assert_failed(run_backend("track", str(clip), "--out", str(out), "--events"),
+                           "no_face", out)
+    assert "no face" in error["message"]
+
+
+@pytest.mark.data
+def test_frame_range_outside_the_clip(data_dir, tmp_path):
+    out = tmp_path / "r"
+    error = _assert_failed(run_backend("track", str(data_dir / "videos/lp_driving_d0.mp4"),
+                                       "--out", str(out), "--frames", "70-90", "--events"),
+                           "bad_input", out)
+    assert "78 frames" in error["message"]
+
+
+@pytest.mark.data
+def test_existing_out_is_refused_and_kept(data_dir, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    done = run_backend("track", str(data_dir / "videos/lp_driving_d0.mp4"), "--out", str(out),
+                       "--events")
+    assert done.returncode == protocol.EXIT_CODES["bad_input"]
+    assert "--overwrite" in _events(done.stdout)[-1]["message"]
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.data
+def test_corrupt_head_file(data_dir, tmp_path):
+    head = tmp_path / "head.npz"
+    head.write_bytes(b"PK\x03\x04 not really a zip")
+    out = tmp_path / "r"
+    error = _assert_failed(run_backend("track", str(data_dir / "videos/lp_driving_d0.mp4"),
+                                       "--out", str(out), "--head", str(head), "--events"),
+                           "bad_input", out)
+    assert "head.npz" in error["message"]
+
+
+@pytest.mark.data
+def test_killed_mid_run_leaves_nothing(data_dir, tmp_path):
+    out = tmp_path / "r"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend", "track", str(data_dir / "videos/lp_driving_d3.mp4"),
+         "--out", str(out), "--events"], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        event = protocol.parse_event_line(line)
+        if event and event["event"] == "progress" and event["done"] >= 20:
+            break
+    process.send_signal(signal.SIGTERM)
+    rest = process.stdout.read()
+    code = process.wait(timeout=60)
+    time.sleep(0.1)
+    assert code == protocol.EXIT_CODES["cancelled"]
+    assert _events(rest)[-1]["kind"] == "cancelled"
+    assert not out.exists() and not list(tmp_path.glob(".r*"))
