@@ -374,8 +374,8 @@ def add_lights(face_centre: np.ndarray) -> None:
     """A warm key area light from the camera's left, a dim cool fill from its right and a rim
     light from behind: a lit room, not an even studio."""
     rigs = (  # name, offset from the face centre (m), RGB, watts, size (m)
-        ("Key", (-0.55, -0.45, 0.35), (1.0, 0.78, 0.55), 30.0, 0.35),
-        ("Fill", (0.65, -0.45, -0.05), (0.6, 0.74, 1.0), 6.0, 0.6),
+        ("Key", (-0.55, -0.45, 0.35), (1.0, 0.78, 0.55), 25.0, 0.35),
+        ("Fill", (0.65, -0.45, -0.05), (0.6, 0.74, 1.0), 3.0, 0.6),
         ("Rim", (0.35, 0.55, 0.45), (1.0, 0.93, 0.85), 20.0, 0.3),
     )
     for name, offset, rgb, watts, size in rigs:
@@ -534,7 +534,8 @@ def configure_render(args: argparse.Namespace) -> bool:
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGB"
     scene.render.image_settings.color_depth = "8"
-    scene.view_settings.view_transform = "AgX"
+    scene.view_settings.view_transform = "AgX"  # a camera-like highlight roll-off
+    scene.view_settings.look = "AgX - Punchy"
     scene.cycles.use_denoising = False
     try:
         import _cycles  # noqa: PLC0415 - exists only once the Cycles add-on is loaded
