@@ -44,7 +44,7 @@ def test_head_file_round_trip(default_head, tmp_path):
 def test_corrupt_and_incomplete_head_files_are_refused(default_head_file, tmp_path):
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(default_head_file.read_bytes()[:5000])
-    with pytest.raises(BadInput, match="truncated.npz"):
+    with pytest.raises(BadInput, match=r"truncated\.npz"):
         load_head(truncated)
     with pytest.raises(BadInput, match="does not exist"):
         load_head(tmp_path / "missing.npz")

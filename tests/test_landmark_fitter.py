@@ -2,9 +2,9 @@ import numpy as np
 import torch
 
 from backend.render.rasterize import project
+from backend.track import hold_untracked
 from backend.tracking.landmark_fitter import HEAD_TO_FRONT_CAMERA, FitConfig, fit_landmarks
 from backend.tracking.rotation import axis_angle_to_matrix
-from backend.track import hold_untracked
 
 
 def _synthetic_clip(head, frames=20, size=400, focal=500.0):

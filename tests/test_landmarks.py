@@ -18,7 +18,7 @@ def test_annotations_scored_against_themselves_give_zero(tmp_path):
 def test_bad_pts_file(tmp_path):
     pts = tmp_path / "bad.pts"
     pts.write_text("version: 1\n{\n1 2\n}\n")
-    with pytest.raises(BadInput, match="bad.pts"):
+    with pytest.raises(BadInput, match=r"bad\.pts"):
         read_pts(pts)
 
 
@@ -53,6 +53,6 @@ def test_fan_without_weights_names_the_missing_file(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("FACEADAPT_FAN_WEIGHTS", raising=False)
-    with pytest.raises(BadInput, match="2DFAN4-11f355bf06.pth.tar") as error:
+    with pytest.raises(BadInput, match=r"2DFAN4-11f355bf06\.pth\.tar") as error:
         create_detector("fan", video=False)
     assert str(tmp_path / "torch") in error.value.message and "FACEADAPT_FAN_WEIGHTS" in error.value.message
