@@ -4,6 +4,7 @@ Cycles, track it, score it against the ground truth, and write a preview movie."
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +27,25 @@ def render_clip(head_path: Path, clip_dir: Path, frames: int, sink: EventSink) -
     command = [sys.executable, "-m", "blender_addon.render_clip", "--head", str(head_path),
                "--out", str(clip_dir), "--frames", str(frames), "--overwrite"]
     sink.log("rendering the demo clip with Cycles: " + " ".join(command[1:]))
-    done = subprocess.run(command, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        raise BackendError(f"the Blender render failed (exit {done.returncode}): "
-                           f"{done.stderr.strip()[-2000:]}")
+    # Blender prints a line per saved file on stdout; progress ("frame i/F") comes on stderr.
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    tail: list[str] = []
+    try:
+        for line in process.stderr:
+            match = re.fullmatch(r"frame (\d+)/(\d+)", line.strip())
+            if match:
+                sink.progress("render", int(match[1]), int(match[2]))
+            else:
+                tail = [*tail[-30:], line.rstrip()]
+        code = process.wait()
+    finally:
+        if process.poll() is None:  # cancelled while rendering: stop Blender too
+            process.terminate()
+            process.wait()
+    if code != 0:
+        raise BackendError(f"the Blender render failed (exit {code}): " + "\n".join(tail))
 
 
 def run_demo(out: Path, frames: int, device: str, sink: EventSink) -> Path:
