@@ -12,13 +12,22 @@ from pathlib import Path
 
 from backend import protocol
 from backend.device import DEVICE_CHOICES, resolve_device
-from backend.errors import BackendError
+from backend.errors import BackendError, BadInput
 from backend.events import EventSink, cancellable
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors become BadInput, so --events callers get an error event too."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise BadInput(f"{self.prog}: {message} (see --help)")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", action="store_true",
                         help="write JSON-line events on stdout (for the Blender add-on)")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                        help="torch device (auto: CUDA when available)")
 
 
 def _track(args: argparse.Namespace, sink: EventSink) -> str:
@@ -93,8 +102,8 @@ def _write_json(report: dict, path: str | None) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m backend", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     track = commands.add_parser("track", help="track footage into a results directory")
     track.add_argument("footage", help="movie file or folder of images")
@@ -102,7 +111,6 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--frames", help="A-B, 0-based inclusive source frames (default: all)")
     track.add_argument("--head", default="default", help="'default' or a head.npz path")
     track.add_argument("--detector", default="mediapipe", choices=("mediapipe", "fan"))
-    track.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     track.add_argument("--fps", type=float, help="frame rate of an image sequence (default 25)")
     track.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     _add_common(track)
@@ -133,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", choices=("track",))
     bench.add_argument("--json", help="also write the report here")
     bench.add_argument("--footage", help="clip to benchmark (default: lp_driving_d3.mp4 in data)")
-    bench.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     _add_common(bench)
     bench.set_defaults(run=_bench)
 
@@ -141,14 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
                                             "track it, print errors, write a preview")
     demo.add_argument("--out", default="out", help="folder for the clip, results and preview")
     demo.add_argument("--frames", type=int, default=48)
-    demo.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     _add_common(demo)
     demo.set_defaults(run=_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+    except BadInput as exc:
+        EventSink(json_lines="--events" in argv).error(exc.kind, exc.message)
+        return exc.exit_code
     sink = EventSink(json_lines=args.events)
     run: Callable[[argparse.Namespace, EventSink], str] = args.run
     try:

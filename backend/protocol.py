@@ -7,6 +7,7 @@ See DESIGN.md ("Process boundary", "Results directory").
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -85,6 +86,15 @@ def parse_event_line(line: str) -> dict[str, Any] | None:
     if not isinstance(obj, dict) or obj.get("event") not in EVENT_KINDS:
         return None
     return obj
+
+
+def topology_hash(num_vertices: int, triangles_int32: bytes) -> str:
+    """Identifies a mesh topology: vertex count and the triangle list as little-endian int32
+    bytes (T x 3, row-major); 16 hex digits of SHA-256. Both sides compute it the same way."""
+    digest = hashlib.sha256()
+    digest.update(str(int(num_vertices)).encode())
+    digest.update(triangles_int32)
+    return digest.hexdigest()[:16]
 
 
 def frames_label(frame_index: int) -> str:

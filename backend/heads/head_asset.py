@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,11 +89,8 @@ class HeadAsset:
 
 
 def topology_hash(num_vertices: int, faces: np.ndarray) -> str:
-    """Identifies a mesh topology: vertex count and triangle list (16 hex digits of SHA-256)."""
-    digest = hashlib.sha256()
-    digest.update(str(int(num_vertices)).encode())
-    digest.update(np.ascontiguousarray(faces, dtype=np.int32).tobytes())
-    return digest.hexdigest()[:16]
+    """protocol.topology_hash of a (T, 3) triangle array."""
+    return protocol.topology_hash(num_vertices, np.ascontiguousarray(faces, dtype="<i4").tobytes())
 
 
 def save_head(head: HeadAsset, path: Path) -> None:

@@ -1,0 +1,128 @@
+"""Operators that run the backend: a blocking path (EXEC_DEFAULT: background mode, scripts,
+tests) and a modal path in the UI (progress in the status bar, Esc cancels)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import bpy
+
+from blender_addon import preferences
+from blender_addon.backend_client import BackendFailure, BackendRun, Progress, start_backend
+
+
+class UserError(Exception):
+    """Input the user must fix; reported as is, nothing changed."""
+
+
+class BackendJob:
+    """Mixin for bpy Operators: implement `backend_args` (called first, may raise UserError)
+    and `finish` (called with the result path; must change the scene only there)."""
+
+    _run: BackendRun | None = None
+    _timer = None
+
+    def backend_args(self, context: bpy.types.Context) -> list[str]:
+        raise NotImplementedError
+
+    def finish(self, context: bpy.types.Context, result_path: str) -> None:
+        raise NotImplementedError
+
+    def _start(self, context: bpy.types.Context) -> BackendRun:
+        python = preferences.backend_interpreter(context)
+        if python is None:
+            raise UserError("no backend interpreter: set one in FaceAdapt's preferences or run "
+                            "Install Backend")
+        if not python.is_file():
+            raise UserError(f"the backend interpreter {python} does not exist: fix FaceAdapt's "
+                            "preferences or run Install Backend")
+        args = self.backend_args(context)
+        return start_backend(python, [*args, "--device", preferences.get(context).device])
+
+    def _finish_or_report(self, context: bpy.types.Context, result: str) -> set[str]:
+        try:
+            self.finish(context, result)
+        except UserError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            run = self._start(context)
+            result = run.wait(on_progress=_progress_printer(self.bl_label))
+        except (UserError, BackendFailure) as exc:
+            self.report({"ERROR"}, _message(exc))
+            return {"CANCELLED"}
+        return self._finish_or_report(context, result)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            self._run = self._start(context)
+        except (UserError, BackendFailure) as exc:
+            self.report({"ERROR"}, _message(exc))
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.2, window=context.window)
+        wm.progress_begin(0, 1000)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        run = self._run
+        assert run is not None
+        if event.type == "ESC":
+            run.cancel()
+        if event.type not in {"TIMER", "ESC"}:
+            return {"PASS_THROUGH"}
+        ended = run.poll()
+        context.workspace.status_text_set(f"FaceAdapt: {run.progress.describe()}  (Esc to cancel)")
+        context.window_manager.progress_update(int(run.progress.fraction * 1000))
+        if not ended:
+            return {"RUNNING_MODAL"}
+        self._end_modal(context)
+        try:
+            result = run.outcome()
+        except BackendFailure as exc:
+            self.report({"WARNING"} if exc.kind == "cancelled" else {"ERROR"}, _message(exc))
+            return {"CANCELLED"}
+        return self._finish_or_report(context, result)
+
+    def _end_modal(self, context: bpy.types.Context) -> None:
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        context.workspace.status_text_set(None)
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, BackendFailure):
+        return f"FaceAdapt backend ({exc.kind}): {exc.message}"
+    return str(exc)
+
+
+def _progress_printer(label: str) -> Callable[[Progress], None]:
+    """Blocking runs in a terminal (background mode) show progress there when it changes."""
+    last = [""]
+
+    def show(progress: Progress) -> None:
+        text = progress.describe()
+        if bpy.app.background and progress.stage and text != last[0]:
+            last[0] = text
+            print(f"{label}: {text}", flush=True)
+
+    return show
+
+
+def output_dir(context: bpy.types.Context, name: str) -> Path:
+    """A fresh results folder: beside the .blend (//faceadapt/NAME) or in the user folder."""
+    import time
+
+    base = (Path(bpy.path.abspath("//")) / "faceadapt" if bpy.data.filepath
+            else preferences.user_directory() / "results")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return base / f"{safe}-{stamp}"

@@ -1,0 +1,65 @@
+"""Which Python interpreter runs the backend, and whether it can (plain Python, no bpy)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from blender_addon.backend_client import EXTENSION_ROOT
+
+ENV_VARIABLE = "FACEADAPT_BACKEND_PYTHON"
+_CHECK = ("import json, torch; print(json.dumps({'torch': torch.__version__, "
+          "'cuda': torch.cuda.is_available()}))")
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def candidates(preference: str, user_venv: Path | None) -> list[Path]:
+    """Interpreters in the order they are tried: the preference, $FACEADAPT_BACKEND_PYTHON,
+    the venv made by Install Backend, and the project's .venv beside the add-on (a checkout)."""
+    found = [Path(preference)] if preference else []
+    if os.environ.get(ENV_VARIABLE):
+        found.append(Path(os.environ[ENV_VARIABLE]))
+    if user_venv is not None:
+        found.append(venv_python(user_venv))
+    found.append(venv_python(EXTENSION_ROOT / ".venv"))
+    return found
+
+
+def resolve(preference: str, user_venv: Path | None) -> Path | None:
+    """The preference when set (even if missing: the caller reports it), else the first
+    candidate that exists; None when there is none."""
+    if preference:
+        return Path(preference)
+    return next((p for p in candidates(preference, user_venv) if p.is_file()), None)
+
+
+@dataclass
+class BackendStatus:
+    python: Path | None
+    ok: bool
+    message: str
+    cuda: bool = False
+
+
+def check(python: Path | None, timeout: float = 120) -> BackendStatus:
+    """Can `python` run the backend (torch importable)? Reports the device it would use."""
+    if python is None:
+        return BackendStatus(None, False, "no backend interpreter found: set one in the "
+                             "preferences or run Install Backend")
+    try:
+        done = subprocess.run([str(python), "-c", _CHECK], capture_output=True, text=True,
+                              timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return BackendStatus(python, False, f"{python} cannot be run: {exc}")
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return BackendStatus(python, False, f"{python} cannot import torch: {last}")
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    device = "CUDA" if info["cuda"] else "CPU"
+    return BackendStatus(python, True, f"torch {info['torch']} on {device}", bool(info["cuda"]))

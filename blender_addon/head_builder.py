@@ -1,0 +1,162 @@
+"""Building a rigged head in Blender from a head file (DESIGN.md head-file schema).
+
+The result: a mesh with the head's UVs, one shape key per blendshape (ARKit names), a
+material with its albedo, and an armature (root, neck, head bones) the mesh is skinned to,
+all vertices on the head bone. Everything is created or nothing: on failure the new
+datablocks are removed again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from backend import protocol
+
+HASH_PROPERTY = "faceadapt_topology_hash"
+HEAD_PROPERTY = "faceadapt_head"
+HEAD_BONE = "head"
+# Bone layout in head space (origin at the neck base, +Z up): root at the origin pointing
+# back, the neck up to the skull base, the head bone up through the skull.
+BONES = (("root", (0.0, 0.0, 0.0), (0.0, 0.1, 0.0), None),
+         ("neck", (0.0, 0.0, 0.0), (0.0, 0.0, 0.08), "root"),
+         (HEAD_BONE, (0.0, 0.0, 0.08), (0.0, 0.0, 0.25), "neck"))
+
+
+def read_head_file(path: Path) -> dict[str, np.ndarray]:
+    """The head file's arrays; ValueError naming the file and field when it is unusable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"head file {path} cannot be read ({exc})") from exc
+    missing = [k for k in protocol.HEAD_REQUIRED_KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"head file {path} lacks {', '.join(missing)}")
+    return arrays
+
+
+def mesh_topology_hash(mesh: bpy.types.Mesh) -> str:
+    """protocol.topology_hash of a triangle mesh (quads or n-gons never match a head file)."""
+    if any(len(p.vertices) != 3 for p in mesh.polygons):
+        return ""
+    corners = np.empty(len(mesh.polygons) * 3, np.int32)
+    mesh.polygons.foreach_get("vertices", corners)
+    return protocol.topology_hash(len(mesh.vertices), corners.astype("<i4").tobytes())
+
+
+def build_head(context: bpy.types.Context, head_path: Path, head_id: str,
+               name: str = "FaceAdapt Head") -> bpy.types.Object:
+    """Create the rigged head in the active collection; returns the mesh object."""
+    arrays = read_head_file(head_path)
+    created: list[tuple[object, object]] = []  # (collection of datablocks, datablock)
+    try:
+        mesh_obj = _build_mesh(arrays, name, created)
+        rig = _build_armature(context, name, created)
+        context.collection.objects.link(rig)
+        context.collection.objects.link(mesh_obj)
+        mesh_obj.parent = rig
+        group = mesh_obj.vertex_groups.new(name=HEAD_BONE)
+        group.add(list(range(len(mesh_obj.data.vertices))), 1.0, "REPLACE")
+        modifier = mesh_obj.modifiers.new("Armature", "ARMATURE")
+        modifier.object = rig
+        mesh_obj[HASH_PROPERTY] = mesh_topology_hash(mesh_obj.data)
+        mesh_obj[HEAD_PROPERTY] = head_id
+        return mesh_obj
+    except Exception:
+        for collection, block in reversed(created):
+            collection.remove(block)
+        raise
+
+
+def _build_mesh(arrays: dict[str, np.ndarray], name: str, created: list) -> bpy.types.Object:
+    vertices = arrays["vertices"].astype(np.float32)
+    faces = arrays["faces"].astype(np.int32)
+    mesh = bpy.data.meshes.new(name)
+    created.append((bpy.data.meshes, mesh))
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", vertices.ravel())
+    mesh.loops.add(faces.size)
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.polygons.foreach_set("loop_total", np.full(len(faces), 3, np.int32))
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), bool))
+    uv_layer = mesh.uv_layers.new(name="UVMap")
+    corner_uv = arrays["uv"][arrays["uv_faces"].astype(np.int64)].astype(np.float32)
+    uv_layer.data.foreach_set("uv", corner_uv.ravel())
+    mesh.update()
+    mesh.validate()
+    if len(mesh.polygons) != len(faces):
+        raise ValueError("the head file's triangles do not form a valid mesh")
+
+    obj = bpy.data.objects.new(name, mesh)
+    created.append((bpy.data.objects, obj))
+    obj.shape_key_add(name="Basis", from_mix=False)
+    for shape_name, delta in zip(arrays["blendshape_names"], arrays["blendshapes"], strict=True):
+        key = obj.shape_key_add(name=str(shape_name), from_mix=False)
+        key.data.foreach_set("co", (vertices + delta).astype(np.float32).ravel())
+        key.slider_min, key.slider_max = 0.0, 1.0
+    obj.data.shape_keys.name = f"{name} Keys"
+    if "albedo" in arrays:
+        obj.data.materials.append(_skin_material(arrays["albedo"], name, created))
+    return obj
+
+
+def _skin_material(albedo: np.ndarray, name: str, created: list) -> bpy.types.Material:
+    height, width = albedo.shape[:2]
+    image = bpy.data.images.new(f"{name} Albedo", width, height, alpha=False)
+    created.append((bpy.data.images, image))
+    # Blender images start at the bottom row; the head file's row 0 is the top (v = 1).
+    rgba = np.concatenate([albedo[::-1].astype(np.float32) / 255.0,
+                           np.ones((height, width, 1), np.float32)], axis=2)
+    image.pixels.foreach_set(rgba.ravel())
+    image.pack()
+    material = bpy.data.materials.new(f"{name} Skin")
+    created.append((bpy.data.materials, material))
+    material.use_nodes = True
+    nodes = material.node_tree.nodes
+    bsdf = nodes.get("Principled BSDF")
+    texture = nodes.new("ShaderNodeTexImage")
+    texture.image = image
+    material.node_tree.links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])
+    bsdf.inputs["Roughness"].default_value = 0.5
+    return material
+
+
+def _build_armature(context: bpy.types.Context, name: str, created: list) -> bpy.types.Object:
+    armature = bpy.data.armatures.new(f"{name} Rig")
+    created.append((bpy.data.armatures, armature))
+    rig = bpy.data.objects.new(f"{name} Rig", armature)
+    created.append((bpy.data.objects, rig))
+    # Edit bones exist only in edit mode, which needs the object in the view layer.
+    context.collection.objects.link(rig)
+    previous_active = context.view_layer.objects.active
+    context.view_layer.objects.active = rig
+    try:
+        bpy.ops.object.mode_set(mode="EDIT")
+        for bone_name, head, tail, parent in BONES:
+            bone = armature.edit_bones.new(bone_name)
+            bone.head, bone.tail = head, tail
+            if parent:
+                bone.parent = armature.edit_bones[parent]
+        bpy.ops.object.mode_set(mode="OBJECT")
+    finally:
+        context.collection.objects.unlink(rig)
+        context.view_layer.objects.active = previous_active
+    rig.pose.bones[HEAD_BONE].rotation_mode = "QUATERNION"
+    return rig
+
+
+def selected_head(context: bpy.types.Context) -> bpy.types.Object | None:
+    """The FaceAdapt head the user means: the active object, or the head under an active rig."""
+    obj = context.active_object
+    if obj is None:
+        return None
+    if obj.type == "MESH" and HASH_PROPERTY in obj:
+        return obj
+    if obj.type == "ARMATURE":
+        return next((c for c in obj.children if c.type == "MESH" and HASH_PROPERTY in c), None)
+    return None

@@ -1,0 +1,60 @@
+"""Add-on preferences: the backend interpreter and the device it computes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+from blender_addon import backend_python
+
+DEVICE_ITEMS = (("auto", "Auto", "CUDA when available, else CPU"),
+                ("cpu", "CPU", "Always the CPU"),
+                ("cuda", "CUDA", "An NVIDIA GPU (fails when none is visible)"))
+
+_package = ""
+
+
+def set_package(package: str) -> None:
+    """The extension's package name (bl_ext.<repo>.faceadapt): preferences are keyed by it."""
+    global _package
+    _package = package
+    FaceAdaptPreferences.bl_idname = package
+
+
+def get(context: bpy.types.Context) -> FaceAdaptPreferences:
+    return context.preferences.addons[_package].preferences
+
+
+def user_directory(create: bool = True) -> Path:
+    """The extension's own writable folder (backend venv, exported heads)."""
+    return Path(bpy.utils.extension_path_user(_package, path="", create=create))
+
+
+def backend_interpreter(context: bpy.types.Context) -> Path | None:
+    prefs = get(context)
+    preference = bpy.path.abspath(prefs.backend_python) if prefs.backend_python else ""
+    return backend_python.resolve(preference, user_directory() / "venv")
+
+
+class FaceAdaptPreferences(bpy.types.AddonPreferences):
+    bl_idname = ""  # set by set_package before registration
+
+    backend_python: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Backend Python",
+        description="Python interpreter with FaceAdapt's backend packages (torch...). Empty: the "
+                    "venv made by Install Backend, or the project's .venv",
+        subtype="FILE_PATH")
+    device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")  # type: ignore[valid-type]
+    status: bpy.props.StringProperty(name="Status", default="not checked")  # type: ignore[valid-type]
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.prop(self, "backend_python")
+        layout.prop(self, "device")
+        found = backend_interpreter(context)
+        layout.label(text=f"Interpreter: {found or 'none found'}")
+        row = layout.row()
+        row.operator("faceadapt.check_backend")
+        row.operator("faceadapt.install_backend")
+        layout.label(text=f"Status: {self.status}")

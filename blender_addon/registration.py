@@ -1,0 +1,33 @@
+"""Registering FaceAdapt's classes with Blender."""
+
+from __future__ import annotations
+
+import bpy
+
+from blender_addon import preferences
+from blender_addon.panel import FACEADAPT_PT_main
+from operators.add_head import FACEADAPT_OT_add_head
+from operators.backend_setup import FACEADAPT_OT_check_backend, FACEADAPT_OT_install_backend
+from operators.import_results import FACEADAPT_OT_import_results
+from operators.track_footage import FACEADAPT_OT_track_footage
+
+CLASSES = (
+    preferences.FaceAdaptPreferences,
+    FACEADAPT_OT_add_head,
+    FACEADAPT_OT_track_footage,
+    FACEADAPT_OT_import_results,
+    FACEADAPT_OT_check_backend,
+    FACEADAPT_OT_install_backend,
+    FACEADAPT_PT_main,
+)
+
+
+def register(package: str) -> None:
+    preferences.set_package(package)
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

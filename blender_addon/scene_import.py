@@ -1,0 +1,200 @@
+"""Writing an ImportPlan into Blender: per-frame shape keys with switching F-curves, head-bone
+keyframes, and a camera with the clip's intrinsics and the footage as its background.
+
+Re-importing replaces what an earlier import made (keys named `fa_NNNNNN`, the actions, the
+camera). If anything fails, the changes made so far are undone, so the scene is as before.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+from bpy_extras import anim_utils
+from mathutils import Matrix
+
+from blender_addon.head_builder import HEAD_BONE
+from blender_addon.results_import import ImportPlan, Results, bone_basis
+
+FRAME_KEY_PREFIX = "fa_"
+CAMERA_NAME = "FaceAdapt Camera"
+
+
+def frame_key_name(source_frame: int) -> str:
+    return f"{FRAME_KEY_PREFIX}{source_frame:06d}"
+
+
+def import_into_scene(context: bpy.types.Context, head: bpy.types.Object, results: Results,
+                      plan: ImportPlan) -> bpy.types.Object:
+    """Apply `plan` to `head` (a FaceAdapt head mesh parented to its rig); returns the camera."""
+    rig = head.parent
+    if rig is None or rig.type != "ARMATURE" or HEAD_BONE not in rig.pose.bones:
+        raise ValueError(f"'{head.name}' is not parented to a FaceAdapt rig with a '{HEAD_BONE}' "
+                         "bone: add the head with Add FaceAdapt Head")
+    undo: list = []
+    try:
+        replaced = _set_aside_previous_import(head, undo)
+        _frame_shape_keys(head, results, plan, undo)
+        _head_bone_keys(rig, plan, undo)
+        camera = _camera(context, results, plan, undo)
+    except Exception:
+        for step in reversed(undo):
+            step()
+        raise
+    for key in replaced:
+        head.shape_key_remove(key)
+    scene = context.scene
+    scene.frame_start = int(plan.scene_frames.min())
+    scene.frame_end = int(plan.scene_frames.max())
+    return camera
+
+
+def _set_aside_previous_import(head: bpy.types.Object, undo: list) -> list:
+    """Rename an earlier import's frame keys out of the way; removed only once the new import
+    succeeded (so a failure restores them)."""
+    keys = head.data.shape_keys
+    old = [k for k in keys.key_blocks if k.name.startswith(FRAME_KEY_PREFIX)] if keys else []
+    names = [k.name for k in old]
+    for key in old:
+        key.name = "replaced_" + key.name
+
+    def restore() -> None:
+        for key, name in zip(old, names, strict=True):
+            key.name = name
+
+    undo.append(restore)
+    return old
+
+
+def _frame_shape_keys(head: bpy.types.Object, results: Results, plan: ImportPlan,
+                      undo: list) -> None:
+    keys_before = len(head.data.shape_keys.key_blocks) if head.data.shape_keys else 0
+    if head.data.shape_keys is None:
+        head.shape_key_add(name="Basis", from_mix=False)
+
+    def remove_keys() -> None:
+        blocks = head.data.shape_keys.key_blocks
+        for key in list(blocks)[max(keys_before, 1):]:
+            head.shape_key_remove(key)
+
+    undo.append(remove_keys)
+    names = []
+    for source_frame, vertices in zip(results.frames, results.vertices, strict=True):
+        key = head.shape_key_add(name=frame_key_name(int(source_frame)), from_mix=False)
+        key.data.foreach_set("co", vertices.astype(np.float32).ravel())
+        key.value = 0.0
+        names.append(key.name)
+
+    shape_keys = head.data.shape_keys
+    animation = shape_keys.animation_data_create()
+    previous = animation.action
+    action = bpy.data.actions.new(f"{head.name} FaceAdapt Frames")
+
+    def restore_action() -> None:
+        animation.action = previous
+        bpy.data.actions.remove(action)
+
+    undo.append(restore_action)
+    slot = action.slots.new(id_type="KEY", name=shape_keys.name)
+    animation.action = action
+    animation.action_slot = slot
+    channelbag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
+    for name, frame in zip(names, plan.scene_frames, strict=True):
+        # On exactly at its scene frame, off one frame before and after (constant steps).
+        curve = channelbag.fcurves.new(f'key_blocks["{name}"].value')
+        _set_keys(curve, [frame - 1, frame, frame + 1], [0.0, 1.0, 0.0], "CONSTANT")
+
+
+def _head_bone_keys(rig: bpy.types.Object, plan: ImportPlan, undo: list) -> None:
+    bone = rig.data.bones[HEAD_BONE]
+    rest = np.array(bone.matrix_local)
+    basis = bone_basis(plan.head_world, np.array(rig.matrix_world), rest)
+    locations, quaternions = [], []
+    for matrix in basis:
+        location, rotation, _ = Matrix(matrix.tolist()).decompose()
+        locations.append(tuple(location))
+        quaternions.append(tuple(rotation))
+    quaternions = _continuous(np.array(quaternions))
+    previous = rig.animation_data.action if rig.animation_data else None
+    action = bpy.data.actions.new(f"{rig.name} FaceAdapt Head")
+
+    def restore() -> None:
+        rig.animation_data.action = previous
+        bpy.data.actions.remove(action)
+
+    undo.append(restore)
+    slot = action.slots.new(id_type="OBJECT", name=rig.name)
+    animation = rig.animation_data_create()
+    animation.action = action
+    animation.action_slot = slot
+    channelbag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
+    group = channelbag.groups.new(HEAD_BONE)
+    path = f'pose.bones["{HEAD_BONE}"]'
+    frames = plan.scene_frames.tolist()
+    for index in range(3):
+        curve = channelbag.fcurves.new(f"{path}.location", index=index)
+        curve.group = group
+        _set_keys(curve, frames, [v[index] for v in locations], "LINEAR")
+    for index in range(4):
+        curve = channelbag.fcurves.new(f"{path}.rotation_quaternion", index=index)
+        curve.group = group
+        _set_keys(curve, frames, quaternions[:, index].tolist(), "LINEAR")
+    if previous is not None and previous.users == 0:
+        previous.use_fake_user = True  # keep the user's earlier action reachable
+
+
+def _continuous(quaternions: np.ndarray) -> np.ndarray:
+    """Flip signs so consecutive quaternions stay on one hemisphere (no spins between keys)."""
+    out = quaternions.copy()
+    for i in range(1, len(out)):
+        if np.dot(out[i], out[i - 1]) < 0:
+            out[i] = -out[i]
+    return out
+
+
+def _set_keys(curve: bpy.types.FCurve, frames: list, values: list, interpolation: str) -> None:
+    curve.keyframe_points.add(len(frames))
+    coords = np.column_stack([frames, values]).astype(np.float32).ravel()
+    curve.keyframe_points.foreach_set("co", coords)
+    curve.keyframe_points.foreach_set("interpolation", [
+        bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[interpolation].value
+    ] * len(frames))
+    curve.update()
+
+
+def _camera(context: bpy.types.Context, results: Results, plan: ImportPlan,
+            undo: list) -> bpy.types.Object:
+    scene = context.scene
+    old = bpy.data.objects.get(CAMERA_NAME)
+    data = bpy.data.cameras.new(CAMERA_NAME)
+    undo.append(lambda: bpy.data.cameras.remove(data))
+    cam = plan.camera
+    data.lens, data.sensor_width, data.sensor_fit = cam.lens_mm, cam.sensor_width_mm, cam.sensor_fit
+    data.shift_x, data.shift_y = cam.shift_x, cam.shift_y
+    clip = bpy.data.movieclips.load(results.footage, check_existing=True)
+    clip.frame_start = int(plan.scene_frames[0] - results.frames[0])
+    background = data.background_images.new()
+    background.source = "MOVIE_CLIP"
+    background.clip = clip
+    background.alpha = 1.0
+    data.show_background_images = True
+    obj = bpy.data.objects.new(CAMERA_NAME, data)
+    undo.append(lambda: bpy.data.objects.remove(obj))
+    context.collection.objects.link(obj)
+    obj.matrix_world = Matrix(plan.camera_world.tolist())
+    previous_camera = scene.camera
+    previous_size = (scene.render.resolution_x, scene.render.resolution_y,
+                     scene.render.resolution_percentage)
+
+    def restore_scene() -> None:
+        scene.camera = previous_camera
+        (scene.render.resolution_x, scene.render.resolution_y,
+         scene.render.resolution_percentage) = previous_size
+
+    undo.append(restore_scene)
+    scene.camera = obj
+    scene.render.resolution_x, scene.render.resolution_y = cam.resolution_x, cam.resolution_y
+    scene.render.resolution_percentage = 100
+    if old is not None and old is not obj:
+        bpy.data.objects.remove(old)
+        obj.name = CAMERA_NAME
+    return obj

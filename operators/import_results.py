@@ -1,0 +1,78 @@
+"""Import Results: a results directory onto the selected FaceAdapt head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+from blender_addon.backend_job import UserError
+from blender_addon.head_builder import HASH_PROPERTY, mesh_topology_hash, selected_head
+from blender_addon.results_import import ImportRefused, check_topology, plan_import, read_results
+from blender_addon.scene_import import import_into_scene
+
+
+def strip_playing(context: bpy.types.Context, footage: str) -> bpy.types.Strip | None:
+    """A movie strip in the scene's sequencer that plays `footage`."""
+    editor = context.scene.sequence_editor
+    if editor is None:
+        return None
+    wanted = Path(footage).resolve()
+    for strip in editor.strips_all:
+        if strip.type == "MOVIE" and Path(bpy.path.abspath(strip.filepath)).resolve() == wanted:
+            return strip
+    return None
+
+
+def import_results_onto(context: bpy.types.Context, head: bpy.types.Object, directory: Path,
+                        scene_frame_of_source_zero: int | None = None) -> bpy.types.Object:
+    """Validate, plan and import; UserError for anything the user must fix (nothing changed)."""
+    try:
+        results = read_results(directory)
+        check_topology(results, head.name, len(head.data.vertices), mesh_topology_hash(head.data))
+    except ImportRefused as exc:
+        raise UserError(str(exc)) from exc
+    if scene_frame_of_source_zero is None:
+        strip = strip_playing(context, results.footage)
+        scene_frame_of_source_zero = (round(strip.frame_start) if strip is not None
+                                      else context.scene.frame_start - int(results.frames[0]))
+    plan = plan_import(results, scene_frame_of_source_zero)
+    try:
+        return import_into_scene(context, head, results, plan)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+class FACEADAPT_OT_import_results(bpy.types.Operator):
+    """Import a FaceAdapt results directory onto the selected head: per-frame shape keys, head
+    motion and a camera matching the footage"""
+
+    bl_idname = "faceadapt.import_results"
+    bl_label = "Import FaceAdapt Results"
+    bl_options = {"REGISTER", "UNDO"}
+
+    directory: bpy.props.StringProperty(subtype="DIR_PATH")  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return selected_head(context) is not None
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        head = selected_head(context)
+        if head is None:
+            self.report({"ERROR"}, "select a FaceAdapt head (Add FaceAdapt Head) to import onto")
+            return {"CANCELLED"}
+        if HASH_PROPERTY not in head:
+            self.report({"ERROR"}, f"'{head.name}' is not a FaceAdapt head")
+            return {"CANCELLED"}
+        try:
+            camera = import_results_onto(context, head, Path(bpy.path.abspath(self.directory)))
+        except UserError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"imported onto '{head.name}', camera '{camera.name}'")
+        return {"FINISHED"}
