@@ -99,6 +99,7 @@ def _build_mesh(arrays: dict[str, np.ndarray], name: str, created: list) -> bpy.
         key = obj.shape_key_add(name=str(shape_name), from_mix=False)
         key.data.foreach_set("co", (vertices + delta).astype(np.float32).ravel())
         key.slider_min, key.slider_max = 0.0, 1.0
+        key.value = 0.0
     obj.data.shape_keys.name = f"{name} Keys"
     if "albedo" in arrays:
         obj.data.materials.append(_skin_material(arrays["albedo"], name, created))

@@ -1,0 +1,203 @@
+"""Scenarios run against the installed extension in a fresh bpy process.
+
+    python tests/extension_scenarios.py ZIP FOOTAGE REPORT.json WORKDIR
+
+Run from a directory outside the repository, so `backend` and `blender_addon` come from the
+installed extension, not the checkout. Each scenario records what it observed in the report;
+tests/test_extension.py asserts on it. The real backend runs through the operators' blocking
+path (background mode), with the interpreter of this process (which has torch) as backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import bpy
+import numpy as np
+from bpy_extras.object_utils import world_to_camera_view
+
+STRIP_START = 11  # scene frame of source frame 0: deliberately not 1
+TRIM_START, TRIM_END = 5, 40  # frames trimmed off the strip's start and end
+
+
+def snapshot() -> dict:
+    """What an operator must leave untouched when it fails."""
+    scene = bpy.context.scene
+    meshes = {m.name: (len(m.vertices), len(m.shape_keys.key_blocks) if m.shape_keys else 0)
+              for m in bpy.data.meshes}
+    return {
+        "objects": sorted(o.name for o in bpy.data.objects),
+        "meshes": meshes,
+        "actions": sorted(a.name for a in bpy.data.actions),
+        "cameras": sorted(c.name for c in bpy.data.cameras),
+        "images": sorted(i.name for i in bpy.data.images),
+        "scene_camera": scene.camera.name if scene.camera else None,
+        "frame_range": [scene.frame_start, scene.frame_end],
+        "resolution": [scene.render.resolution_x, scene.render.resolution_y],
+    }
+
+
+def run_operator(name: str, **kwargs: object) -> dict:
+    """Call bpy.ops.faceadapt.NAME (blocking path); its result, error and scene change."""
+    before = snapshot()
+    try:
+        result = sorted(getattr(bpy.ops.faceadapt, name)(**kwargs))
+        error = None
+    except RuntimeError as exc:  # operators reporting ERROR raise in background mode
+        result, error = ["CANCELLED"], str(exc)
+    return {"result": result, "error": error, "unchanged": snapshot() == before}
+
+
+def prefs() -> bpy.types.AddonPreferences:
+    return bpy.context.preferences.addons["bl_ext.user_default.faceadapt"].preferences
+
+
+def fake_interpreter(workdir: Path, name: str, body: str) -> str:
+    path = workdir / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def landmark_overlay_error(head: bpy.types.Object, results_dir: Path, scene_frame: int,
+                           row: int) -> float:
+    """Mean px distance between the imported head's landmark vertices, evaluated at
+    `scene_frame` and projected by the scene camera, and the results' landmarks_fit[row]."""
+    scene = bpy.context.scene
+    scene.frame_set(scene_frame)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = head.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    with np.load(results_dir / "mesh.npz") as m, np.load(results_dir / "tracking.npz") as t:
+        vertex, mask, fit = m["landmark_vertex"], m["landmark_mask"], t["landmarks_fit"][row]
+    width, height = scene.render.resolution_x, scene.render.resolution_y
+    errors = []
+    for i in np.flatnonzero(mask):
+        world = evaluated.matrix_world @ mesh.vertices[int(vertex[i])].co
+        ndc = world_to_camera_view(scene, scene.camera, world)
+        px = np.array([ndc.x * width - 0.5, (1 - ndc.y) * height - 0.5])
+        errors.append(np.linalg.norm(px - fit[i]))
+    evaluated.to_mesh_clear()
+    return float(np.mean(errors))
+
+
+def main() -> None:
+    zip_path, footage, report_path, workdir = sys.argv[1:5]
+    workdir_path = Path(workdir)
+    report: dict = {}
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
+                                             enable_on_install=True)
+    report["enabled"] = "bl_ext.user_default.faceadapt" in bpy.context.preferences.addons
+    prefs().backend_python = sys.executable
+    report["check_backend"] = run_operator("check_backend")
+    report["install_backend_offline"] = run_operator("install_backend")
+
+    # Track Footage with no head and no strip: refused, nothing changed.
+    report["track_without_head"] = run_operator("track_footage")
+    t = time.perf_counter()
+    report["add_head"] = run_operator("add_head")
+    report["add_head_seconds"] = time.perf_counter() - t
+    head = bpy.context.active_object
+    report["head"] = {"name": head.name, "vertices": len(head.data.vertices),
+                      "shape_keys": len(head.data.shape_keys.key_blocks),
+                      "rig": head.parent.name if head.parent else None,
+                      "material": bool(head.data.materials)}
+    report["track_without_strip"] = run_operator("track_footage")
+
+    scene = bpy.context.scene
+    editor = scene.sequence_editor_create()
+    colour = editor.strips.new_effect("colour", "COLOR", 2, frame_start=1, length=10)
+    editor.active_strip = colour
+    report["track_colour_strip"] = run_operator("track_footage")
+
+    strip = editor.strips.new_movie("performance", footage, 1, STRIP_START)
+    strip.frame_offset_start, strip.frame_offset_end = TRIM_START, TRIM_END
+    editor.active_strip = strip
+    bpy.context.view_layer.objects.active = head
+    report["strip"] = {"frame_final_start": strip.frame_final_start,
+                       "frame_final_end": strip.frame_final_end}
+
+    # Interpreter problems and a backend killed mid-run: reported, scene untouched.
+    prefs().backend_python = str(workdir_path / "missing-python")
+    report["missing_interpreter"] = run_operator("track_footage")
+    prefs().backend_python = fake_interpreter(
+        workdir_path, "broken-python", "echo 'ModuleNotFoundError: No module named torch' >&2; exit 1")
+    report["broken_interpreter"] = run_operator("track_footage")
+    report["broken_check"] = run_operator("check_backend")
+    prefs().backend_python = fake_interpreter(
+        workdir_path, "crashing-python",
+        f'"{sys.executable}" "$@" & pid=$!; sleep 4; kill -9 $pid; wait $pid')
+    report["killed_mid_run"] = run_operator("track_footage")
+    prefs().backend_python = sys.executable
+
+    t = time.perf_counter()
+    report["track"] = run_operator("track_footage")
+    report["track_seconds"] = time.perf_counter() - t
+    results_dir = Path(sorted((Path(bpy.utils.extension_path_user(
+        "bl_ext.user_default.faceadapt", path="results"))).iterdir())[-1])
+    report["results_dir"] = str(results_dir)
+    with np.load(results_dir / "tracking.npz") as tracking:
+        frames = tracking["frames"].tolist()
+    keys = head.data.shape_keys
+    channelbag_curves = keys.animation_data.action.layers[0].strips[0].channelbags[0].fcurves
+    on_frames = {}
+    for curve in channelbag_curves:
+        points = [(k.co[0], k.co[1]) for k in curve.keyframe_points]
+        on = [f for f, v in points if v == 1.0]
+        on_frames[curve.data_path] = on
+    rig = head.parent
+    rig_curves = rig.animation_data.action.layers[0].strips[0].channelbags[0].fcurves
+    report["imported"] = {
+        "frames": frames,
+        "shape_keys": len(keys.key_blocks),
+        "frame_key_on": on_frames,
+        "bone_curves": sorted({c.data_path for c in rig_curves}),
+        "bone_key_frames": sorted({int(k.co[0]) for c in rig_curves for k in c.keyframe_points}),
+        "scene_camera": scene.camera.name if scene.camera else None,
+        "camera": {"lens": scene.camera.data.lens, "sensor_width": scene.camera.data.sensor_width,
+                   "sensor_height": scene.camera.data.sensor_height,
+                   "sensor_fit": scene.camera.data.sensor_fit,
+                   "shift": [scene.camera.data.shift_x, scene.camera.data.shift_y],
+                   "background": [b.source for b in scene.camera.data.background_images]},
+        "resolution": [scene.render.resolution_x, scene.render.resolution_y],
+        "overlay_px": {str(f): landmark_overlay_error(head, results_dir, STRIP_START + f,
+                                                      frames.index(f)) for f in (frames[2], frames[-3])},
+    }
+
+    # Results tracked on another topology: refused, nothing changed.
+    other = workdir_path / "other-topology"
+    other.mkdir()
+    for name in ("tracking.npz", "mesh.npz"):
+        (other / name).write_bytes((results_dir / name).read_bytes())
+    document = json.loads((results_dir / "result.json").read_text())
+    document["topology_hash"] = "0123456789abcdef"
+    (other / "result.json").write_text(json.dumps(document))
+    report["other_topology"] = run_operator("import_results", directory=str(other))
+    report["reimport"] = run_operator("import_results", directory=str(results_dir))
+    report["shape_keys_after_reimport"] = len(head.data.shape_keys.key_blocks)
+
+    blend = workdir_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    reloaded = bpy.data.objects[report["head"]["name"]]
+    report["reloaded"] = {"shape_keys": len(reloaded.data.shape_keys.key_blocks),
+                          "has_key_action": reloaded.data.shape_keys.animation_data.action is not None,
+                          "rig_action": reloaded.parent.animation_data.action is not None,
+                          "scene_camera": bpy.context.scene.camera.name}
+    Path(report_path).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        traceback.print_exc()
+        os._exit(1)
+    os._exit(0)

@@ -1,0 +1,126 @@
+"""The extension as a user gets it: built with Blender's builder, installed into bpy, its
+operators run on a real clip placed as a movie strip (tests/extension_scenarios.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blender_addon.camera_conversion import intrinsics_from_blender_camera
+from conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.blender, pytest.mark.data]
+
+
+@pytest.fixture(scope="module")
+def extension_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run([sys.executable, "build.py", "--out", str(out)], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return next(out.glob("faceadapt-*.zip"))
+
+
+@pytest.fixture(scope="module")
+def report(extension_zip: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("scenarios")
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(work / "blender"))
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "extension_scenarios.py"), str(extension_zip),
+         str(data_dir / "videos" / "lp_driving_d0.mp4"), str(work / "report.json"), str(work)],
+        cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((work / "report.json").read_text())
+
+
+def test_zip_carries_the_extension(extension_zip: Path):
+    names = zipfile.ZipFile(extension_zip).namelist()
+    for required in ("blender_manifest.toml", "__init__.py", "requirements.lock",
+                     "blender_addon/registration.py", "operators/track_footage.py",
+                     "backend/protocol.py", "backend/landmarks/mediapipe_to_ibug68.json"):
+        assert required in names
+    assert not any(n.startswith(("tests/", ".venv/", "docs/")) or "__pycache__" in n for n in names)
+
+
+def test_installs_and_enables(report: dict):
+    assert report["enabled"]
+    assert report["check_backend"]["result"] == ["FINISHED"]
+
+
+def test_add_head(report: dict):
+    assert report["add_head"]["result"] == ["FINISHED"]
+    head = report["head"]
+    assert head["shape_keys"] == 53  # Basis + 52 ARKit shapes
+    assert head["rig"] and head["material"]
+
+
+def test_track_footage_imports_onto_the_strip_frames(report: dict):
+    assert report["track"]["result"] == ["FINISHED"]
+    imported = report["imported"]
+    frames = imported["frames"]
+    # The strip starts at scene frame 11 with 5 frames trimmed: source 5.. plays at 16..
+    assert frames[0] == 5 and report["strip"]["frame_final_start"] == 16
+    assert len(frames) == report["strip"]["frame_final_end"] - report["strip"]["frame_final_start"]
+    assert imported["shape_keys"] == 53 + len(frames)
+    for frame in frames:
+        assert imported["frame_key_on"][f'key_blocks["fa_{frame:06d}"].value'] == [11.0 + frame]
+    assert imported["bone_curves"] == ['pose.bones["head"].location',
+                                       'pose.bones["head"].rotation_quaternion']
+    assert imported["bone_key_frames"] == [11 + f for f in frames]
+
+
+def test_camera_matches_the_results(report: dict):
+    imported = report["imported"]
+    document = json.loads((Path(report["results_dir"]) / "result.json").read_text())
+    cam = imported["camera"]
+    width, height = imported["resolution"]
+    assert [width, height] == [document["source"]["width"], document["source"]["height"]]
+    k = intrinsics_from_blender_camera(cam["lens"], cam["sensor_width"], cam["sensor_height"],
+                                       cam["sensor_fit"], *cam["shift"], width, height)
+    np.testing.assert_allclose(k, document["intrinsics"], rtol=1e-5, atol=1e-3)
+    assert cam["background"] == ["MOVIE_CLIP"]
+    assert imported["scene_camera"] == "FaceAdapt Camera"
+
+
+def test_imported_head_overlays_the_footage(report: dict):
+    # The imported head's landmarks, projected by the scene camera, land on landmarks_fit.
+    for error_px in report["imported"]["overlay_px"].values():
+        assert error_px < 0.05
+
+
+def test_save_and_reload(report: dict):
+    reloaded = report["reloaded"]
+    assert reloaded["shape_keys"] == report["imported"]["shape_keys"]
+    assert reloaded["has_key_action"] and reloaded["rig_action"]
+    assert reloaded["scene_camera"] == "FaceAdapt Camera"
+
+
+def test_reimport_replaces_the_previous_import(report: dict):
+    assert report["reimport"]["result"] == ["FINISHED"]
+    assert report["shape_keys_after_reimport"] == report["imported"]["shape_keys"]
+
+
+@pytest.mark.parametrize(("scenario", "words"), [
+    ("track_without_head", "select a FaceAdapt head"),
+    ("track_without_strip", "make a movie strip active"),
+    ("track_colour_strip", "is a COLOR strip, not a movie"),
+    ("missing_interpreter", "does not exist"),
+    ("broken_interpreter", "No module named torch"),
+    ("broken_check", "cannot import torch"),
+    ("killed_mid_run", "without a result"),
+    ("other_topology", "tracked on a head with"),
+    ("install_backend_offline", "needs internet access"),
+])
+def test_failures_are_reported_and_change_nothing(report: dict, scenario: str, words: str):
+    outcome = report[scenario]
+    assert outcome["result"] == ["CANCELLED"]
+    assert words in outcome["error"]
+    assert outcome["unchanged"], f"{scenario} changed the scene"
