@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     derive.set_defaults(run=_derive_mapping)
 
     bench = commands.add_parser("bench", help="benchmarks (print figures, --json to save)")
-    bench.add_argument("name", choices=("track",))
+    bench.add_argument("name", choices=("track", "import"))
     bench.add_argument("--json", help="also write the report here")
     bench.add_argument("--footage", help="clip to benchmark (default: lp_driving_d3.mp4 in data)")
     _add_common(bench)

@@ -15,8 +15,10 @@ from backend.data_location import REPO_ROOT
 from backend.errors import BackendError
 from backend.evaluation.truth_metrics import truth_errors
 from backend.events import EventSink
+from backend.footage import Footage
 from backend.heads.default_head import default_head
 from backend.heads.head_asset import save_head
+from backend.movie_writer import write_movie
 from backend.preview import write_preview
 from backend.results import read_results
 from backend.track import TrackSettings, run_track
@@ -48,6 +50,26 @@ def render_clip(head_path: Path, clip_dir: Path, frames: int, sink: EventSink) -
         raise BackendError(f"the Blender render failed (exit {code}): " + "\n".join(tail))
 
 
+def build_demo_blend(clip_dir: Path, fps: float, out: Path, sink: EventSink) -> Path:
+    """Encode the clip as a movie and build out/demo.blend through the extension's operators."""
+    footage = Footage(clip_dir / "frames", fps=fps)
+    frames = (image for _, image in footage.frames(0, footage.info.frame_count - 1))
+    movie = write_movie(frames, out / "demo_clip.mp4", fps)
+    sink.log("building the Blender scene through the extension (Add Head, Track Footage)")
+    built = subprocess.run([sys.executable, "build.py", "--out", str(out / "dist")], cwd=REPO_ROOT,
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        raise BackendError(f"building the extension failed: {built.stderr.strip()[-2000:]}")
+    zip_path = next((out / "dist").glob("faceadapt-*.zip"))
+    blend = out / "demo.blend"
+    done = subprocess.run([sys.executable, "-m", "blender_addon.demo_scene", "--zip", str(zip_path),
+                           "--clip", str(movie), "--out", str(blend)], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BackendError(f"building {blend} failed: {done.stderr.strip()[-2000:]}")
+    return blend
+
+
 def run_demo(out: Path, frames: int, device: str, sink: EventSink) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     head = default_head()
@@ -66,13 +88,15 @@ def run_demo(out: Path, frames: int, device: str, sink: EventSink) -> Path:
                           head.landmark_mask)
     preview = write_preview(clip_dir / "frames", tracking, mesh["faces"], out / "demo_preview.mp4",
                             float(clip["fps"]))
+    blend = build_demo_blend(clip_dir, float(clip["fps"]), out, sink)
     report = {"clip": str(clip_dir), "results": str(results_dir), "preview": str(preview),
-              "errors": errors.as_dict(), "tracker_metrics": document["metrics"]}
+              "blend": str(blend), "errors": errors.as_dict(), "tracker_metrics": document["metrics"]}
     (out / "demo_report.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"demo: {errors.frames} frames of the default head (Cycles render) tracked\n"
           f"  mean vertex error   {errors.vertex_mm_mean:.2f} mm (face region; p95 "
           f"{errors.vertex_mm_p95:.2f} mm)\n"
           f"  mean landmark error {errors.landmark_px_mean:.2f} px against the true landmarks "
           f"(p95 {errors.landmark_px_p95:.2f} px)\n"
-          f"  preview             {preview}", file=sys.stderr)
+          f"  preview             {preview}\n"
+          f"  Blender scene       {blend}", file=sys.stderr)
     return preview

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from backend.atomic import atomic_file
 from backend.footage import Footage
+from backend.movie_writer import write_movie
 from backend.render.shading import render_textured
 
 OVERLAY_OPACITY = 0.6
@@ -43,28 +44,16 @@ def overlay_frame(image: np.ndarray, vertices_cam: np.ndarray, faces: np.ndarray
 
 def write_preview(footage_path: Path, tracking: dict[str, np.ndarray], faces: np.ndarray,
                   out_path: Path, fps: float) -> Path:
-    """H.264 mp4 (imageio-ffmpeg) of footage | overlay for every tracked frame, atomically."""
-    import imageio_ffmpeg
-
+    """H.264 mp4 of footage | overlay for every tracked frame, written atomically."""
     footage = Footage(footage_path, fps=fps)
     frames = tracking["frames"]
     pose = tracking["head_pose"]
-    with atomic_file(Path(out_path)) as tmp:
-        writer = None
+
+    def side_by_side() -> Iterator[np.ndarray]:
         for i, (_, image) in enumerate(footage.frames(int(frames[0]), int(frames[-1]))):
             cam = tracking["vertices"][i] @ pose[i, :3, :3].T + pose[i, :3, 3]
             right = overlay_frame(image, cam, faces, tracking["intrinsics"],
                                   tracking["landmarks_2d"][i], tracking["landmarks_fit"][i])
-            both = np.concatenate([image, right], axis=1)
-            # H.264 in yuv420p needs even sizes.
-            both = both[: both.shape[0] // 2 * 2, : both.shape[1] // 2 * 2]
-            if writer is None:
-                writer = imageio_ffmpeg.write_frames(str(tmp), (both.shape[1], both.shape[0]),
-                                                     fps=fps, codec="libx264",
-                                                     output_params=["-f", "mp4"],
-                                                     macro_block_size=1)
-                writer.send(None)
-            writer.send(np.ascontiguousarray(both))
-        if writer is not None:
-            writer.close()
-    return Path(out_path)
+            yield np.concatenate([image, right], axis=1)
+
+    return write_movie(side_by_side(), out_path, fps)

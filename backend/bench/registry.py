@@ -13,4 +13,8 @@ def run_bench(name: str, args: argparse.Namespace, sink: EventSink) -> dict:
         from backend.bench.track_bench import bench_track
 
         return bench_track(args, sink)
+    if name == "import":
+        from backend.bench.import_bench import bench_import
+
+        return bench_import(args, sink)
     raise BadInput(f"unknown benchmark {name!r}")

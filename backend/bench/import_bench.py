@@ -1,0 +1,44 @@
+"""`bench import`: how long Blender takes to import a whole clip's results (Import Results)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from backend.data_location import REPO_ROOT, data_file
+from backend.device import resolve_device
+from backend.errors import BackendError
+from backend.events import EventSink
+from backend.track import TrackSettings, run_track
+
+DEFAULT_CLIP = "videos/lp_driving_d3.mp4"
+
+
+def bench_import(args: argparse.Namespace, sink: EventSink) -> dict:
+    footage = Path(args.footage) if args.footage else data_file(DEFAULT_CLIP)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        results = run_track(TrackSettings(footage=footage, out=work / "results",
+                                          device=resolve_device(args.device)), sink)
+        frames = json.loads((results / "result.json").read_text())["metrics"]["frames_total"]
+        subprocess.run([sys.executable, "build.py", "--out", str(work / "dist")], cwd=REPO_ROOT,
+                       check=True, capture_output=True)
+        zip_path = next((work / "dist").glob("faceadapt-*.zip"))
+        sink.log("importing into Blender")
+        done = subprocess.run([sys.executable, "-m", "blender_addon.import_benchmark", "--zip",
+                               str(zip_path), "--results", str(results), "--json",
+                               str(work / "import.json")], cwd=REPO_ROOT, capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise BackendError(f"the Blender import benchmark failed: {done.stderr[-2000:]}")
+        blender = json.loads((work / "import.json").read_text())
+    report = {"benchmark": "import", "footage": str(footage), "frames": frames, **blender,
+              "import_frames_per_s": round(frames / blender["import_s"], 1)}
+    sink.log(f"Import Results of {frames} frames: {blender['import_s']:.2f} s "
+             f"({report['import_frames_per_s']} frames/s), .blend save {blender['save_s']:.2f} s, "
+             f"{blender['blend_mib']} MiB")
+    return report

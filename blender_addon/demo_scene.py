@@ -1,0 +1,81 @@
+"""Build the demo .blend through the extension's own operators (part of `make demo`).
+
+    python -m blender_addon.demo_scene --zip dist/faceadapt-X.zip --clip CLIP.mp4 --out demo.blend
+
+Installs the built extension into a temporary Blender user folder, points its backend at this
+interpreter, then does what an animator would: Add FaceAdapt Head, put the clip in the Video
+Sequencer as a movie strip, Track Footage (results beside the .blend in //faceadapt/), save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+STRIP_START = 1
+PACKAGE = "bl_ext.user_default.faceadapt"
+CHECKOUT = Path(__file__).resolve().parent.parent
+OWN_PACKAGES = ("backend", "blender_addon", "operators")
+
+
+def forget_checkout() -> None:
+    """Run as `python -m blender_addon.demo_scene`, this process imported the checkout's
+    packages; the installed extension must load its own copy, so forget the checkout's."""
+    for name in [m for m in sys.modules if m.split(".")[0] in OWN_PACKAGES]:
+        del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != CHECKOUT]
+
+
+def build_scene(zip_path: Path, clip: Path, out: Path) -> None:
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
+                                             enable_on_install=True)
+    if PACKAGE not in bpy.context.preferences.addons:
+        raise RuntimeError(f"the extension {zip_path} did not enable")
+    bpy.context.preferences.addons[PACKAGE].preferences.backend_python = sys.executable
+    bpy.context.preferences.filepaths.save_version = 0  # no demo.blend1 backups
+    scene = bpy.context.scene
+    # Saved first, so Track Footage writes its results beside the .blend (//faceadapt/).
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(out))
+    _run(bpy.ops.faceadapt.add_head)
+    editor = scene.sequence_editor_create()
+    strip = editor.strips.new_movie("demo performance", str(clip), 1, STRIP_START)
+    editor.active_strip = strip
+    scene.render.fps = round(strip.fps)
+    _run(bpy.ops.faceadapt.track_footage)
+    bpy.ops.file.make_paths_relative()
+    bpy.ops.wm.save_as_mainfile(filepath=str(out))
+
+
+def _run(operator: Callable[[], set[str]]) -> None:
+    result = operator()
+    if "FINISHED" not in result:
+        raise RuntimeError(f"{operator} returned {result}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zip", required=True, type=Path, help="the built extension zip")
+    parser.add_argument("--clip", required=True, type=Path, help="movie file of the performance")
+    parser.add_argument("--out", required=True, type=Path, help=".blend to write")
+    args = parser.parse_args(argv)
+    forget_checkout()
+    with tempfile.TemporaryDirectory() as user_resources:
+        os.environ["BLENDER_USER_RESOURCES"] = user_resources
+        try:
+            build_scene(args.zip.resolve(), args.clip.resolve(), args.out.resolve())
+        except (RuntimeError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
