@@ -1,4 +1,5 @@
-"""The main job end to end on a short clip: Blender render, track, score, preview."""
+"""The main job end to end on a short clip: Blender render, track, score, preview, and the
+.blend built through the extension's operators."""
 
 import json
 
@@ -18,6 +19,7 @@ def test_demo_renders_tracks_and_scores(tmp_path):
     assert report["errors"]["frames"] == 6
     assert report["errors"]["vertex_mm_mean"] < 2.0
     assert report["errors"]["landmark_px_mean"] < 2.5
+    assert (tmp_path / "demo.blend").is_file() and report["blend"].endswith("demo.blend")
     preview = cv2.VideoCapture(str(tmp_path / "demo_preview.mp4"))
     assert int(preview.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
     assert int(preview.get(cv2.CAP_PROP_FRAME_WIDTH)) == 2 * int(preview.get(cv2.CAP_PROP_FRAME_HEIGHT))
