@@ -42,6 +42,11 @@ from backend.protocol import (
     NUM_LANDMARKS,
     frames_label,
 )
+from blender_addon.camera_conversion import (
+    fitted_size,
+    intrinsics_from_blender_camera,
+    opencv_pose_from_blender,
+)
 
 CAMERA_DISTANCE_M = 0.62  # camera to face centre
 SENSOR_WIDTH_MM = 36.0
@@ -56,8 +61,6 @@ MAX_TRANSLATION_M = 0.01
 
 CANCEL = threading.Event()  # set by SIGTERM, polled between frames
 
-# Blender camera axes (+X right, +Y up, looking down -Z) -> OpenCV (+X right, +Y down, +Z fwd).
-BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 class Cancelled(Exception):
@@ -255,31 +258,6 @@ def head_motion(n_frames: int, fps: float, rng: np.random.Generator) -> np.ndarr
 # --- camera ------------------------------------------------------------------------------
 
 
-def _sensor_fit(cam: bpy.types.Camera, width: int, height: int) -> tuple[float, int]:
-    """(sensor size in mm, image size in pixels) along the axis the sensor fits, as Blender
-    resolves `sensor_fit` (AUTO: the sensor width spans the larger image dimension)."""
-    if cam.sensor_fit == "AUTO":
-        return cam.sensor_width, max(width, height)
-    if cam.sensor_fit == "HORIZONTAL":
-        return cam.sensor_width, width
-    return cam.sensor_height, height
-
-
-def camera_intrinsics(cam: bpy.types.Camera, width: int, height: int) -> np.ndarray:
-    """OpenCV intrinsics (3, 3) in pixels of a Blender perspective camera without lens shift,
-    square pixels, pixel centres at integer coordinates (Blender pixel i spans [i, i + 1))."""
-    sensor_mm, fit_px = _sensor_fit(cam, width, height)
-    focal_px = cam.lens / sensor_mm * fit_px
-    return np.array(
-        [[focal_px, 0.0, (width - 1) / 2.0], [0.0, focal_px, (height - 1) / 2.0], [0.0, 0.0, 1.0]]
-    )
-
-
-def world_to_opencv_camera(cam_matrix_world: np.ndarray) -> np.ndarray:
-    """World -> OpenCV camera space (4, 4) from a Blender camera's matrix_world (4, 4)."""
-    return BLENDER_TO_OPENCV @ np.linalg.inv(cam_matrix_world)
-
-
 def project(points: np.ndarray, pose: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     """Pixel coordinates (N, 2) of head-space points (N, 3) under pose (4, 4), intrinsics (3, 3)."""
     cam = points @ pose[:3, :3].T + pose[:3, 3]
@@ -304,7 +282,7 @@ def add_camera(face_centre: np.ndarray, face_length: float, width: int, height: 
     cam.sensor_width = SENSOR_WIDTH_MM
     cam.sensor_fit = "AUTO"
     cam.clip_start, cam.clip_end = 0.05, 50.0
-    sensor_mm, fit_px = _sensor_fit(cam, width, height)
+    sensor_mm, fit_px = fitted_size(cam.sensor_fit, cam.sensor_width, cam.sensor_height, width, height)
     focal_px = FACE_FILL * height * CAMERA_DISTANCE_M / face_length
     cam.lens = focal_px * sensor_mm / fit_px
     obj = bpy.data.objects.new("Camera", cam)
@@ -631,8 +609,11 @@ def render_clip(head: Head, args: argparse.Namespace, work: Path) -> None:
     seconds = time.perf_counter() - start
 
     camera = bpy.context.scene.camera
-    intrinsics = camera_intrinsics(camera.data, args.width, args.height)
-    head_pose = world_to_opencv_camera(_matrix(camera)) @ head_to_world
+    data = camera.data
+    intrinsics = intrinsics_from_blender_camera(data.lens, data.sensor_width, data.sensor_height,
+                                                data.sensor_fit, data.shift_x, data.shift_y,
+                                                args.width, args.height)
+    head_pose = opencv_pose_from_blender(_matrix(camera)) @ head_to_world
     landmarks = np.stack(
         [
             project(v[head.landmark_vertex], p, intrinsics)
