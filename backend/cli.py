@@ -36,7 +36,7 @@ def _track(args: argparse.Namespace, sink: EventSink) -> str:
     settings = TrackSettings(footage=Path(args.footage), out=Path(args.out), frames=args.frames,
                              head=args.head, detector=args.detector,
                              device=resolve_device(args.device), overwrite=args.overwrite,
-                             fps=args.fps)
+                             fps=args.fps, texture_size=args.texture_size)
     return str(run_track(settings, sink))
 
 
@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--head", default="default", help="'default' or a head.npz path")
     track.add_argument("--detector", default="mediapipe", choices=("mediapipe", "fan"))
     track.add_argument("--fps", type=float, help="frame rate of an image sequence (default 25)")
+    track.add_argument("--texture-size", type=int, default=512,
+                       help="size of textures/projected/*.png (UV texels; 0 writes none)")
     track.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     _add_common(track)
     track.set_defaults(run=_track)
@@ -138,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     derive.set_defaults(run=_derive_mapping)
 
     bench = commands.add_parser("bench", help="benchmarks (print figures, --json to save)")
-    bench.add_argument("name", choices=("track", "import"))
+    bench.add_argument("name", choices=("track", "import", "render"))
     bench.add_argument("--json", help="also write the report here")
     bench.add_argument("--footage", help="clip to benchmark (default: lp_driving_d3.mp4 in data)")
     _add_common(bench)

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from backend import protocol
-from backend.atomic import atomic_directory
 from backend.errors import BadInput
 from backend.heads.head_asset import HeadAsset
 
@@ -53,22 +52,20 @@ def refuse_existing(out: Path, overwrite: bool) -> None:
                        "another directory")
 
 
-def write_results(out: Path, overwrite: bool, summary: dict[str, Any], tracking: TrackingArrays,
-                  head: HeadAsset) -> Path:
-    """Write result.json, tracking.npz and mesh.npz into `out` atomically."""
-    refuse_existing(out, overwrite)
-    arrays = tracking.as_dict()
-    with atomic_directory(Path(out), overwrite) as tmp:
-        np.savez(tmp / protocol.TRACKING_NPZ, **arrays)
-        np.savez(tmp / protocol.MESH_NPZ, faces=head.faces.astype(np.int32),
-                 uv=head.uv.astype(np.float32), uv_faces=head.uv_faces.astype(np.int32),
-                 landmark_vertex=head.landmark_vertex.astype(np.int32),
-                 landmark_mask=head.landmark_mask.astype(bool),
-                 topology_hash=np.array(head.topology_hash))
-        document = {"schema": protocol.SCHEMA_VERSION, "topology_hash": head.topology_hash,
-                    **summary}
-        (tmp / protocol.RESULT_JSON).write_text(json.dumps(document, indent=1) + "\n")
-    return Path(out)
+def write_arrays(directory: Path, tracking: TrackingArrays, head: HeadAsset) -> None:
+    """tracking.npz and mesh.npz into `directory` (a results directory being written)."""
+    np.savez(directory / protocol.TRACKING_NPZ, **tracking.as_dict())
+    np.savez(directory / protocol.MESH_NPZ, faces=head.faces.astype(np.int32),
+             uv=head.uv.astype(np.float32), uv_faces=head.uv_faces.astype(np.int32),
+             landmark_vertex=head.landmark_vertex.astype(np.int32),
+             landmark_mask=head.landmark_mask.astype(bool),
+             topology_hash=np.array(head.topology_hash))
+
+
+def write_summary(directory: Path, summary: dict[str, Any], head: HeadAsset) -> None:
+    """result.json, written last: its presence marks a complete results directory."""
+    document = {"schema": protocol.SCHEMA_VERSION, "topology_hash": head.topology_hash, **summary}
+    (directory / protocol.RESULT_JSON).write_text(json.dumps(document, indent=1) + "\n")
 
 
 def read_results(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:

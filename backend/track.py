@@ -8,13 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.atomic import atomic_directory
 from backend.errors import BadInput, NoFace
 from backend.events import EventSink
 from backend.footage import Footage, parse_frame_range
 from backend.heads.default_head import resolve_head
 from backend.heads.head_asset import HeadAsset
 from backend.landmarks.detector_factory import create_detector
-from backend.results import TrackingArrays, refuse_existing, write_results
+from backend.projected_textures import write_projected_textures
+from backend.results import TrackingArrays, refuse_existing, write_arrays, write_summary
 from backend.tracking.landmark_fitter import FitConfig, FitResult, fit_landmarks
 
 TRACKER_NAME = "landmark-fit"
@@ -30,6 +32,7 @@ class TrackSettings:
     device: str = "cpu"
     overwrite: bool = False
     fps: float | None = None  # for image sequences
+    texture_size: int = 512  # projected footage textures (0: none)
     fit: FitConfig = field(default_factory=FitConfig)
 
 
@@ -147,6 +150,7 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
         "model": settings.head if settings.head == "default" else str(Path(settings.head).resolve()),
         "intrinsics": tracking.intrinsics.tolist(),
         "settings": {"detector": settings.detector, "device": settings.device,
+                     "texture_size": settings.texture_size,
                      "fit": asdict(settings.fit)},
         "metrics": {
             "landmark_reprojection_px": float(np.mean(residual)),
@@ -159,26 +163,19 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
         "warnings": {"untracked_frames": untracked},
         "timings_s": timings,
     }
-    timings["write"] = 0.0
-    out = write_results(settings.out, settings.overwrite, summary, tracking, head)
-    timings["write"] = time.perf_counter() - start
-    _rewrite_timings(out, timings)
+    with atomic_directory(settings.out, settings.overwrite) as tmp:
+        write_arrays(tmp, tracking, head)
+        timings["write"] = time.perf_counter() - start
+        if settings.texture_size > 0:
+            start = time.perf_counter()
+            write_projected_textures(tmp, footage, tracking.as_dict(), head, settings.texture_size,
+                                     settings.device, sink)
+            timings["textures"] = time.perf_counter() - start
+        summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        write_summary(tmp, summary, head)
     sink.log(f"landmark reprojection error {summary['metrics']['landmark_reprojection_px']:.2f} px "
              f"over {int(tracked.sum())}/{len(frames)} tracked frames")
-    return out
-
-
-def _rewrite_timings(out: Path, timings: dict[str, float]) -> None:
-    """The write stage can only be timed after writing; patch it into result.json atomically."""
-    import json
-
-    from backend.atomic import atomic_file
-
-    path = Path(out) / "result.json"
-    document = json.loads(path.read_text())
-    document["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=1) + "\n")
+    return settings.out
 
 
 def _ranges(indices: list[int]) -> str:

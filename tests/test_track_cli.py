@@ -50,6 +50,12 @@ def test_track_writes_the_results_contract(data_dir, tmp_path):
         assert t["intrinsics"].shape == (3, 3) and t["confidence"].min() > 0
         assert all(np.isfinite(t[k]).all() for k in t.files if t[k].dtype.kind == "f")
         assert m["faces"].max() < v and str(m["topology_hash"]) == document["topology_hash"]
+        textures = sorted((out / "textures" / "projected").glob("*.png"))
+        assert [p.stem for p in textures] == [f"{i:06d}" for i in range(10, 40)]
+        import cv2
+
+        rgba = cv2.imread(str(textures[0]), cv2.IMREAD_UNCHANGED)
+        assert rgba.shape == (512, 512, 4) and 2000 < (rgba[..., 3] > 0).sum() < 100_000
         # The fitted landmarks overlay the detected ones.
         err = np.linalg.norm(t["landmarks_fit"] - t["landmarks_2d"], axis=-1)[:, m["landmark_mask"]]
         assert err.mean() < 8

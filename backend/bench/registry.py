@@ -13,6 +13,10 @@ def run_bench(name: str, args: argparse.Namespace, sink: EventSink) -> dict:
         from backend.bench.track_bench import bench_track
 
         return bench_track(args, sink)
+    if name == "render":
+        from backend.bench.render_bench import bench_render
+
+        return bench_render(args, sink)
     if name == "import":
         from backend.bench.import_bench import bench_import
 

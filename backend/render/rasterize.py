@@ -64,8 +64,9 @@ def rasterize(
     A pixel is covered when its centre lies inside or on the edge of a triangle; the nearest
     triangle wins (ties: the lower id). Triangles with a vertex at depth <= `near` (behind the
     camera) or a NaN coordinate are skipped; degenerate (zero-area) triangles cover nothing.
-    With `cull_backfaces`, triangles wound clockwise in the image (y down), i.e. facing away
-    from the camera for counter-clockwise front faces, are skipped. Depth resolution is 1 µm.
+    With `cull_backfaces`, triangles facing away from the camera are skipped: front faces are
+    counter-clockwise seen from outside (Blender's convention), which in the image (y down)
+    gives a negative signed area. Depth resolution is 1 µm.
     """
     if screen.dim() != 3 or screen.shape[-1] != 3:
         raise ValueError(f"screen must be (B, V, 3), got {tuple(screen.shape)}")
@@ -120,4 +121,14 @@ def interpolate(attributes: torch.Tensor, faces: torch.Tensor, fragments: Fragme
     channels = attributes.shape[-1]
     gathered = torch.gather(attributes, 1, corners.view(batch, -1, 1).expand(-1, -1, channels))
     values = gathered.view(batch, height, width, 3, channels)
+    return (values * weights.unsqueeze(-1)).sum(-2)
+
+
+def interpolate_corners(corner_attributes: torch.Tensor, fragments: Fragments,
+                        weights: torch.Tensor) -> torch.Tensor:
+    """Per-pixel attribute from per-corner attributes (T, 3, C), e.g. UVs indexed by uv_faces.
+
+    Returns (B, H, W, C); zero where no triangle covers the pixel.
+    """
+    values = corner_attributes.to(weights.device)[fragments.triangle.clamp(min=0)]  # (B,H,W,3,C)
     return (values * weights.unsqueeze(-1)).sum(-2)

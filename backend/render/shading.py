@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from backend.render.rasterize import Fragments, barycentrics, interpolate, project, rasterize
+from backend.render.rasterize import (
+    Fragments,
+    barycentrics,
+    interpolate,
+    interpolate_corners,
+    project,
+    rasterize,
+)
 from backend.render.texture import sample
 
 
@@ -47,8 +54,7 @@ def render_textured(
     n = F.normalize(interpolate(normals, faces, fragments, weights), dim=-1, eps=1e-12)
     # UVs are indexed per corner (uv_faces), so interpolate corner attributes directly.
     corner_uv = uv.to(vertices.device)[uv_faces.to(vertices.device, torch.int64)]  # (T, 3, 2)
-    tri = fragments.triangle.clamp(min=0)
-    pixel_uv = (corner_uv[tri] * weights.unsqueeze(-1)).sum(-2)
+    pixel_uv = interpolate_corners(corner_uv, fragments, weights)
     colour = sample(albedo.to(vertices.device), pixel_uv)
     to_light = -F.normalize(torch.tensor(light_dir, dtype=vertices.dtype, device=vertices.device), dim=0)
     diffuse = (n * to_light).sum(-1, keepdim=True).abs()

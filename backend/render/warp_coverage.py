@@ -45,7 +45,7 @@ def _build_kernels(wp: ModuleType) -> object:
         area = (p1[0] - p0[0]) * (p2[1] - p0[1]) - (p2[0] - p0[0]) * (p1[1] - p0[1])
         if not (wp.abs(area) > 1.0e-12):
             return
-        if cull != 0 and area <= 0.0:
+        if cull != 0 and area >= 0.0:
             return
         height, width = keys.shape[1], keys.shape[2]
         x0 = wp.max(int(wp.ceil(wp.min(wp.min(p0[0], p1[0]), p2[0]))), 0)
