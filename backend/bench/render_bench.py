@@ -35,6 +35,7 @@ SIZES = (256, 512)
 BATCHES = (1, 8)
 THREADS = 2
 GOAL_MS = 100.0  # unwrap of one 512^2 ICT frame, forward and backward
+PRODUCTION = "warp"
 
 
 def _time_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -110,10 +111,10 @@ def bench_render(args: argparse.Namespace, sink: EventSink) -> dict:
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     goal = next((r for r in report["results"] if r["head"] == "ict" and r["size"] == 512
                  and r["batch"] == 1), None)
-    if goal is not None:
-        fastest = min(goal["ms"][n]["unwrap_fwd_bwd"] for n in goal["ms"])
-        report["goal"] = {"unwrap_ict_512_fwd_bwd_ms": round(fastest, 1), "goal_ms": GOAL_MS,
-                          "met": fastest < GOAL_MS}
+    if goal is not None:  # measured with the rasterizer FaceAdapt uses
+        used = goal["ms"][PRODUCTION]["unwrap_fwd_bwd"]
+        report["goal"] = {"rasterizer": PRODUCTION, "unwrap_ict_512_fwd_bwd_ms": round(used, 1),
+                          "goal_ms": GOAL_MS, "met": used < GOAL_MS}
     return report
 
 
