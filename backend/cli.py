@@ -47,13 +47,7 @@ def _export_head(args: argparse.Namespace, sink: EventSink) -> str:
 
     refuse_existing(Path(args.out), args.overwrite)
     sink.progress("export-head", 0, 1)
-    if args.head == "ict":
-        from backend.heads.ict_head import ict_head_with_albedo
-
-        head = ict_head_with_albedo()
-    else:
-        head = resolve_head(args.head)
-    save_head(head, Path(args.out))
+    save_head(resolve_head(args.head), Path(args.out))
     sink.progress("export-head", 1, 1)
     return str(args.out)
 
@@ -74,6 +68,35 @@ def _derive_mapping(args: argparse.Namespace, sink: EventSink) -> str:
     write_mapping(table, out)
     sink.log(f"leave-one-out NME per photo: {table['leave_one_out_nme']}")
     return str(out)
+
+
+def _capture(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.heads.default_head import resolve_head
+    from backend.lab.capture import CaptureConfig, make_capture
+
+    config = CaptureConfig(expressions=args.expressions, cameras=args.cameras,
+                           image_size=args.image_size, texture_size=args.texture_size, seed=args.seed)
+    return str(make_capture(resolve_head(args.head), config, Path(args.out), args.overwrite, sink,
+                            resolve_device(args.device)))
+
+
+def _train_dam(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.dam.model import DamConfig
+    from backend.dam.training import train_dam
+
+    config = DamConfig(latent=args.latent, texture_size=args.texture_size, steps=args.steps,
+                       batch_size=args.batch_size, seed=args.seed,
+                       checkpoint_every=args.checkpoint_every)
+    return str(train_dam(Path(args.capture), Path(args.out), config, args.resume, sink,
+                         resolve_device(args.device)))
+
+
+def _evaluate_model(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.dam.evaluation import evaluate_model
+
+    report = evaluate_model(Path(args.model), Path(args.capture) if args.capture else None,
+                            args.views, sink, resolve_device(args.device))
+    return _write_json(report, args.json)
 
 
 def _bench(args: argparse.Namespace, sink: EventSink) -> str:
@@ -138,6 +161,40 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--out", help="where to write it (default: the committed table)")
     _add_common(derive)
     derive.set_defaults(run=_derive_mapping)
+
+    capture = commands.add_parser("capture", help="lab capture of a head for its face model")
+    capture.add_argument("--head", default="default", help="'default', 'ict' or a head.npz path")
+    capture.add_argument("--out", required=True)
+    capture.add_argument("--seed", type=int, default=0)
+    capture.add_argument("--expressions", type=int, default=2000)
+    capture.add_argument("--cameras", type=int, default=8, help="cameras per expression")
+    capture.add_argument("--image-size", type=int, default=256)
+    capture.add_argument("--texture-size", type=int, default=256)
+    capture.add_argument("--overwrite", action="store_true")
+    _add_common(capture)
+    capture.set_defaults(run=_capture)
+
+    train = commands.add_parser("train-dam", help="train a Deep Appearance Model on a capture")
+    train.add_argument("capture")
+    train.add_argument("--out", required=True, help="model folder (model.json, weights.pt)")
+    train.add_argument("--steps", type=int, default=4000)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--latent", type=int, default=64)
+    train.add_argument("--texture-size", type=int, default=256)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--checkpoint-every", type=int, default=500)
+    train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    _add_common(train)
+    train.set_defaults(run=_train_dam)
+
+    evaluate = commands.add_parser("evaluate-model",
+                                   help="vertex error and PSNR of a model on held-out data")
+    evaluate.add_argument("model")
+    evaluate.add_argument("--capture", help="capture to evaluate on (default: the training one)")
+    evaluate.add_argument("--views", type=int, default=4, help="unseen views per expression")
+    evaluate.add_argument("--json", help="also write the report here")
+    _add_common(evaluate)
+    evaluate.set_defaults(run=_evaluate_model)
 
     bench = commands.add_parser("bench", help="benchmarks (print figures, --json to save)")
     bench.add_argument("name", choices=("track", "import", "render"))

@@ -44,5 +44,12 @@ def default_head() -> HeadAsset:
 
 
 def resolve_head(spec: str) -> HeadAsset:
-    """`default` or a path to a head.npz (DESIGN.md head-file schema)."""
-    return default_head() if spec == "default" else load_head(Path(spec))
+    """`default`, `ict` (the ICT FaceKit head from FACEADAPT_DATA, for tests and benchmarks)
+    or a path to a head.npz (DESIGN.md head-file schema)."""
+    if spec == "default":
+        return default_head()
+    if spec == "ict":
+        from backend.heads.ict_head import ict_head_with_albedo
+
+        return ict_head_with_albedo()
+    return load_head(Path(spec))

@@ -1,0 +1,66 @@
+"""A trained model on disk: model.json (schema, config, provenance, metrics) + weights.pt."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import torch
+
+from backend.atomic import atomic_file
+from backend.dam.model import DamConfig, DeepAppearanceModel
+from backend.errors import BadInput
+
+MODEL_SCHEMA = 1
+
+
+def save_model(folder: Path, model: DeepAppearanceModel, info: dict) -> None:
+    """Write weights (float16, to stay small) and model.json, each atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    with atomic_file(folder / "weights.pt") as tmp:
+        torch.save(state, tmp)
+    document = {"schema": MODEL_SCHEMA, "config": model.config.as_dict(),
+                "num_vertices": model.num_vertices, **info}
+    with atomic_file(folder / "model.json") as tmp:
+        tmp.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def read_model_info(folder: Path) -> dict:
+    path = Path(folder) / "model.json"
+    if not path.is_file():
+        raise BadInput(f"{folder} is not a FaceAdapt model folder (no model.json)")
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path} is not valid JSON ({exc})") from exc
+    if document.get("schema") != MODEL_SCHEMA:
+        raise BadInput(f"{path}: model schema {document.get('schema')}, this FaceAdapt reads "
+                       f"schema {MODEL_SCHEMA}; retrain it with `python -m backend train-dam`")
+    return document
+
+
+def load_model(folder: Path, device: str = "cpu") -> tuple[DeepAppearanceModel, dict]:
+    """(model in eval mode on `device`, model.json); BadInput for anything unreadable."""
+    info = read_model_info(folder)
+    model = DeepAppearanceModel(DamConfig(**info["config"]), int(info["num_vertices"]))
+    path = Path(folder) / "weights.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise BadInput(f"{path} cannot be loaded ({type(exc).__name__}: {exc}); the file is "
+                       "truncated or from another model: retrain or restore it") from exc
+    return model.to(device).eval(), info
+
+
+@torch.no_grad()
+def decode(model: DeepAppearanceModel, z: torch.Tensor,
+           view_dir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoding API: z (B, Z), unit view directions (B, 3) in head space ->
+    (vertices (B, V, 3) head space metres, texture (B, 3, S, S) in [0, 1])."""
+    device = next(model.parameters()).device
+    z, view_dir = z.to(device), view_dir.to(device)
+    return model.decode_vertices(z), model.decode_texture_for_view(z, view_dir).clamp(0, 1)

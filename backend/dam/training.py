@@ -1,0 +1,136 @@
+"""`train-dam`: learning a Deep Appearance Model from a lab capture.
+
+Loss per batch (one random camera per expression): vertex MSE on normalised vertices,
+masked texture L1 on the view's visible texels (normalised), KL of the latent against N(0, I).
+Checkpoints (model, optimiser, step, RNG) every `checkpoint_every` steps; `--resume` continues
+from the last one bit-for-bit in schedule.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.atomic import atomic_file
+from backend.dam.model import DamConfig, DeepAppearanceModel
+from backend.dam.model_folder import save_model
+from backend.dam.training_data import Batch, BatchMaker
+from backend.errors import BadInput
+from backend.events import EventSink
+from backend.lab.capture import LabCapture
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def set_normalisation(model: DeepAppearanceModel, capture: LabCapture, maker: BatchMaker,
+                      train: np.ndarray) -> None:
+    """Vertex and texture statistics of (a subset of) the training expressions."""
+    subset = train[np.linspace(0, len(train) - 1, min(len(train), 400)).astype(int)]
+    with torch.no_grad():
+        weights = torch.as_tensor(capture.weights[subset], device=maker.lab.device)
+        vertices = maker.lab.vertices(weights).reshape(len(subset), -1)
+        model.vertex_mean.copy_(vertices.mean(0))
+        model.vertex_scale.copy_((vertices - vertices.mean(0)).std().clamp(min=1e-6))
+        textures = torch.as_tensor(np.asarray(capture.average_texture[subset]),
+                                   device=maker.lab.device).permute(0, 3, 1, 2).float() / 255
+        model.texture_mean.copy_(textures.mean(0))
+        model.texture_scale.copy_((textures - textures.mean(0)).std().clamp(min=1e-3))
+
+
+def losses(model: DeepAppearanceModel, batch: Batch, config: DamConfig) -> dict[str, torch.Tensor]:
+    vertices, texture, mean, log_variance = model(batch.vertices, batch.average_texture, batch.view_dir)
+    vertex = (((vertices - batch.vertices) / model.vertex_scale) ** 2).mean()
+    mask = batch.visible[:, None].float()
+    texel = ((texture - batch.texture).abs() / model.texture_scale * mask).sum()
+    texture_loss = texel / (mask.sum() * 3).clamp(min=1)
+    kl = -0.5 * (1 + log_variance - mean**2 - log_variance.exp()).sum(1).mean()
+    total = config.vertex_weight * vertex + config.texture_weight * texture_loss + config.kl_weight * kl
+    return {"total": total, "vertex": vertex, "texture": texture_loss, "kl": kl}
+
+
+def train_dam(capture_dir: Path, out: Path, config: DamConfig, resume: bool, sink: EventSink,
+              device: str = "cpu") -> Path:
+    """Train and write the model folder `out` (model.json + weights.pt); returns `out`."""
+    capture = LabCapture.open(capture_dir)
+    if capture.config.texture_size != config.texture_size:
+        raise BadInput(f"the capture's textures are {capture.config.texture_size}^2 but "
+                       f"--texture-size is {config.texture_size}; they must match")
+    out = Path(out)
+    checkpoint_path = out / CHECKPOINT
+    if out.exists() and not resume and any(out.iterdir()):
+        raise BadInput(f"--out {out} is not empty; pass --resume to continue its training or "
+                       "choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    maker = BatchMaker(capture, device)
+    train = np.flatnonzero(~capture.held_out)
+    model = DeepAppearanceModel(config, capture.head.num_vertices).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    step, elapsed = 0, 0.0
+    if resume and checkpoint_path.is_file():
+        step, elapsed, rng = _load_checkpoint(checkpoint_path, model, optimizer)
+        sink.log(f"resuming at step {step}")
+    else:
+        set_normalisation(model, capture, maker, train)
+    history: list[dict[str, float]] = []
+    start = time.perf_counter() - elapsed
+    model.train()
+    while step < config.steps:
+        samples = rng.choice(train, config.batch_size, replace=len(train) < config.batch_size)
+        cameras = rng.integers(0, capture.config.cameras, config.batch_size)
+        batch = maker.make(samples, cameras)
+        terms = losses(model, batch, config)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
+        optimizer.step()
+        step += 1
+        history.append({k: float(v) for k, v in terms.items()})
+        sink.progress("train", step, config.steps)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            _save_checkpoint(checkpoint_path, model, optimizer, step, time.perf_counter() - start, rng)
+            recent = {k: float(np.mean([h[k] for h in history[-50:]])) for k in history[-1]}
+            sink.log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
+    seconds = time.perf_counter() - start
+    save_model(out, model, {
+        "seed": config.seed, "capture": str(Path(capture_dir).resolve()),
+        "capture_config": capture.config.__dict__, "topology_hash": capture.head.topology_hash,
+        "blendshape_names": capture.head.blendshape_names,
+        "training": {"steps": step, "seconds": round(seconds, 1),
+                     "samples_per_s": round(step * config.batch_size / max(seconds, 1e-9), 2),
+                     "final_losses": {k: float(np.mean([h[k] for h in history[-50:]]))
+                                      for k in history[-1]} if history else {},
+                     "threads": torch.get_num_threads(), "machine": platform.machine(),
+                     "device": device},
+        "reproduce": f"python -m backend train-dam CAPTURE --out MODEL --steps {config.steps} "
+                     f"--seed {config.seed} --latent {config.latent} --texture-size {config.texture_size}",
+    })
+    return out
+
+
+def _save_checkpoint(path: Path, model: DeepAppearanceModel, optimizer: torch.optim.Optimizer,
+                     step: int, elapsed: float, rng: np.random.Generator) -> None:
+    with atomic_file(path) as tmp:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "elapsed": elapsed, "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state()}, tmp)
+
+
+def _load_checkpoint(path: Path, model: DeepAppearanceModel,
+                     optimizer: torch.optim.Optimizer) -> tuple[int, float, np.random.Generator]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (OSError, RuntimeError, EOFError, KeyError) as exc:
+        raise BadInput(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {exc}); delete "
+                       "it to start over") from exc
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"]), float(state["elapsed"]), rng

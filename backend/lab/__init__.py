@@ -1,0 +1,1 @@
+"""The lab: captures of a head under controlled conditions, for learning its face model."""
