@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,8 +51,13 @@ def atomic_directory(path: Path, overwrite: bool) -> Iterator[Path]:
                 raise FileExistsError(f"{path} appeared while writing; not replaced")
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
+            # A signal between the two renames would leave neither the old nor the new output.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+            try:
+                os.replace(path, old)
+                os.replace(tmp, path)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)

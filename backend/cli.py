@@ -124,6 +124,13 @@ def _write_json(report: dict, path: str | None) -> str:
     return "-"
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m backend", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -206,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="render a clip of the default head in Blender, "
                                             "track it, print errors, write a preview")
     demo.add_argument("--out", default="out", help="folder for the clip, results and preview")
-    demo.add_argument("--frames", type=int, default=48)
+    demo.add_argument("--frames", type=_positive_int, default=48)
     _add_common(demo)
     demo.set_defaults(run=_demo)
     return parser

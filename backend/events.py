@@ -22,6 +22,7 @@ class EventSink:
         self._err = err or sys.stderr
         self._stage_start: dict[str, float] = {}
         self._last_human: float = 0.0
+        self._last_event: dict[str, float] = {}
 
     def _emit(self, event_kind: str, /, **fields: Any) -> None:
         self._out.write(protocol.event_line(event_kind, **fields) + "\n")
@@ -33,6 +34,10 @@ class EventSink:
         start = self._stage_start.setdefault(stage, now)
         eta = (now - start) / done * (total - done) if done > 0 else None
         if self.json_lines:
+            # At most ~10 events a second per stage (and always the last): cheap to parse.
+            if done != total and now - self._last_event.get(stage, 0.0) < 0.1:
+                return
+            self._last_event[stage] = now
             self._emit(protocol.EVENT_PROGRESS, stage=stage, done=done, total=total,
                        eta_s=None if eta is None else round(eta, 2))
             return

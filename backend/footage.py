@@ -10,7 +10,7 @@ import numpy as np
 
 from backend.errors import BadInput
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".exr", ".ppm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm")
 
 
 @dataclass
@@ -20,7 +20,6 @@ class FootageInfo:
     fps: float
     width: int
     height: int
-    is_sequence: bool
 
 
 class Footage:
@@ -30,6 +29,8 @@ class Footage:
         import cv2
 
         self.path = Path(path)
+        if fps is not None and not fps > 0:
+            raise BadInput(f"--fps {fps}: the frame rate must be positive")
         if not self.path.exists():
             raise BadInput(f"footage {self.path} does not exist; pass a movie file or a folder "
                            "of images")
@@ -52,17 +53,24 @@ class Footage:
                 raise BadInput(f"footage {self.path} cannot be decoded as a video (OpenCV could "
                                "not read a frame); pass an mp4/mov/avi movie or a folder of images")
             height, width = frame.shape[:2]
-            rate = fps or capture.get(cv2.CAP_PROP_FPS) or 25.0
+            # The movie's own rate wins; --fps is for image sequences (and broken headers).
+            rate = capture.get(cv2.CAP_PROP_FPS) or fps or 25.0
             count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
             capture.release()
             if count <= 0:
                 count = sum(1 for _ in self._movie_frames(0, None))
-        self.info = FootageInfo(self.path, count, float(rate), width, height, bool(self._images))
+        self.info = FootageInfo(self.path, count, float(rate), width, height)
 
     def _read_image(self, index: int) -> np.ndarray:
         image = self._cv2.imread(str(self._images[index]), self._cv2.IMREAD_COLOR)
         if image is None:
             raise BadInput(f"footage frame {index} ({self._images[index]}) cannot be read as an image")
+        expected = getattr(self, "info", None)
+        if expected is not None and image.shape[:2] != (expected.height, expected.width):
+            raise BadInput(f"footage frame {index} ({self._images[index].name}) is "
+                           f"{image.shape[1]}x{image.shape[0]}, the first frame "
+                           f"{expected.width}x{expected.height}: all frames of a sequence must "
+                           "have one size")
         return self._cv2.cvtColor(image, self._cv2.COLOR_BGR2RGB)
 
     def _movie_frames(self, start: int, stop: int | None) -> Iterator[np.ndarray]:

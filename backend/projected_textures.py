@@ -17,9 +17,10 @@ from backend.render.unwrap import make_atlas, unwrap
 
 def write_projected_textures(directory: Path, footage: Footage, tracking: dict[str, np.ndarray],
                              head: HeadAsset, size: int, device: str, sink: EventSink) -> int:
-    """Write one RGBA PNG per tracked frame into directory/textures/projected; returns the count.
+    """Write one RGBA PNG per frame into directory/textures/projected; returns the count.
+    Frames without a face (confidence 0) get alpha 0 everywhere.
 
-    tracking: the tracking.npz arrays (frames, vertices, head_pose, intrinsics).
+    tracking: the tracking.npz arrays (frames, vertices, head_pose, intrinsics, confidence).
     """
     import cv2
 
@@ -39,7 +40,9 @@ def write_projected_textures(directory: Path, footage: Footage, tracking: dict[s
         with torch.no_grad():
             texture, visible = unwrap(picture, torch.as_tensor(camera, device=dev)[None],
                                       intrinsics, faces, atlas)
-        rgba = torch.cat([texture[0], visible.float()], 0).permute(1, 2, 0).cpu().numpy()
+        # A frame without a face holds a neighbour's mesh: nothing in it was observed.
+        seen = visible.float() * float(tracking["confidence"][i] > 0)
+        rgba = torch.cat([texture[0] * seen, seen], 0).permute(1, 2, 0).cpu().numpy()
         rgba = (rgba * 255).round().astype(np.uint8)
         name = out / f"{protocol.frames_label(int(index))}.png"
         if not cv2.imwrite(str(name), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA)):

@@ -88,12 +88,15 @@ def parse_event_line(line: str) -> dict[str, Any] | None:
     return obj
 
 
-def topology_hash(num_vertices: int, triangles_int32: bytes) -> str:
-    """Identifies a mesh topology: vertex count and the triangle list as little-endian int32
-    bytes (T x 3, row-major); 16 hex digits of SHA-256. Both sides compute it the same way."""
+def topology_hash(num_vertices: int, triangles_int32: bytes, corner_uv_float32: bytes) -> str:
+    """Identifies a head's topology and UV layout: vertex count, the triangle list as
+    little-endian int32 (T x 3, row-major) and the UV of every triangle corner as little-endian
+    float32 (T x 3 x 2), as Blender stores UVs per face corner; 16 hex digits of SHA-256.
+    Results carry it, so textures are never applied to a head with another layout."""
     digest = hashlib.sha256()
     digest.update(str(int(num_vertices)).encode())
     digest.update(triangles_int32)
+    digest.update(corner_uv_float32)
     return digest.hexdigest()[:16]
 
 

@@ -12,9 +12,10 @@ from backend.atomic import atomic_directory
 from backend.errors import BadInput, NoFace
 from backend.events import EventSink
 from backend.footage import Footage, parse_frame_range
-from backend.heads.default_head import resolve_head
+from backend.heads.default_head import head_id, resolve_head
 from backend.heads.head_asset import HeadAsset
 from backend.landmarks.detector_factory import create_detector
+from backend.landmarks.nme import inter_ocular
 from backend.projected_textures import write_projected_textures
 from backend.results import TrackingArrays, refuse_existing, write_arrays, write_summary
 from backend.tracking.landmark_fitter import FitConfig, FitResult, fit_landmarks
@@ -87,7 +88,7 @@ def assemble(head: HeadAsset, frames: np.ndarray, detections: Detections, fit: F
     pose[:, :3, :3], pose[:, :3, 3] = rotation, translation
     intrinsics = np.array([[fit.focal, 0, (width - 1) / 2], [0, fit.focal, (height - 1) / 2],
                            [0, 0, 1]], np.float32)
-    residual = np.nan_to_num(fit.residual_px / np.maximum(_iod(detections), 1.0), nan=1.0)
+    residual = np.nan_to_num(fit.residual_px / np.maximum(inter_ocular(detections.points), 1.0), nan=1.0)
     confidence = np.where(tracked, np.clip(1.0 - residual / 0.1, 0.05, 1.0), 0.0)
     return TrackingArrays(
         frames=frames,
@@ -103,13 +104,11 @@ def assemble(head: HeadAsset, frames: np.ndarray, detections: Detections, fit: F
     )
 
 
-def _iod(detections: Detections) -> np.ndarray:
-    return np.linalg.norm(detections.points[:, 36] - detections.points[:, 45], axis=-1)
-
-
 def run_track(settings: TrackSettings, sink: EventSink) -> Path:
     """Track `settings.footage` and write the results directory; returns its path."""
     refuse_existing(settings.out, settings.overwrite)
+    if settings.texture_size != 0 and not 16 <= settings.texture_size <= 4096:
+        raise BadInput(f"--texture-size {settings.texture_size}: use 0 (no textures) or 16-4096")
     timings: dict[str, float] = {}
     start = time.perf_counter()
     footage = Footage(settings.footage, fps=settings.fps)
@@ -142,12 +141,13 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
     tracking = assemble(head, frames, detections, fit, info.width, info.height)
     tracked = detections.found
     residual = fit.residual_px[tracked]
+    iod = np.maximum(inter_ocular(detections.points)[tracked], 1.0)
     summary = {
         "tracker": TRACKER_NAME,
         "source": {"path": str(Path(info.path).resolve()), "fps": info.fps,
                    "width": info.width, "height": info.height,
                    "frame_range": [first, last], "frame_count": info.frame_count},
-        "model": settings.head if settings.head == "default" else str(Path(settings.head).resolve()),
+        "model": head_id(settings.head),
         "intrinsics": tracking.intrinsics.tolist(),
         "settings": {"detector": settings.detector, "device": settings.device,
                      "texture_size": settings.texture_size,
@@ -155,7 +155,7 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
         "metrics": {
             "landmark_reprojection_px": float(np.mean(residual)),
             "landmark_reprojection_px_p95": float(np.percentile(residual, 95)),
-            "landmark_reprojection_nme": float(np.mean(residual / np.maximum(_iod(detections)[tracked], 1.0))),
+            "landmark_reprojection_nme": float(np.mean(residual / iod)),
             "frames_tracked": int(tracked.sum()),
             "frames_total": len(frames),
             "focal_px": fit.focal,

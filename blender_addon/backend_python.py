@@ -11,8 +11,9 @@ from pathlib import Path
 from blender_addon.backend_client import EXTENSION_ROOT
 
 ENV_VARIABLE = "FACEADAPT_BACKEND_PYTHON"
-_CHECK = ("import json, torch; print(json.dumps({'torch': torch.__version__, "
-          "'cuda': torch.cuda.is_available()}))")
+# Everything `python -m backend track` imports, so a half-installed environment is caught here.
+_CHECK = ("import json, torch, cv2, mediapipe, warp, anny, imageio_ffmpeg; "
+          "print(json.dumps({'torch': torch.__version__, 'cuda': torch.cuda.is_available()}))")
 
 
 def venv_python(venv: Path) -> Path:
@@ -57,9 +58,13 @@ def check(python: Path | None, timeout: float = 120) -> BackendStatus:
                               timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return BackendStatus(python, False, f"{python} cannot be run: {exc}")
-    if done.returncode != 0:
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return BackendStatus(python, False, f"{python} cannot import torch: {last}")
-    info = json.loads(done.stdout.strip().splitlines()[-1])
+        return BackendStatus(python, False, f"{python} cannot import the backend's packages: {last}")
+    try:
+        info = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        return BackendStatus(python, False, f"{python} answered the check with {lines[-1]!r}")
     device = "CUDA" if info["cuda"] else "CPU"
     return BackendStatus(python, True, f"torch {info['torch']} on {device}", bool(info["cuda"]))

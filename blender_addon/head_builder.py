@@ -39,12 +39,16 @@ def read_head_file(path: Path) -> dict[str, np.ndarray]:
 
 
 def mesh_topology_hash(mesh: bpy.types.Mesh) -> str:
-    """protocol.topology_hash of a triangle mesh (quads or n-gons never match a head file)."""
-    if any(len(p.vertices) != 3 for p in mesh.polygons):
+    """protocol.topology_hash of a triangle mesh with its active UV layer ("" when it has
+    quads, n-gons or no UVs: it cannot match a head file)."""
+    if any(len(p.vertices) != 3 for p in mesh.polygons) or mesh.uv_layers.active is None:
         return ""
     corners = np.empty(len(mesh.polygons) * 3, np.int32)
     mesh.polygons.foreach_get("vertices", corners)
-    return protocol.topology_hash(len(mesh.vertices), corners.astype("<i4").tobytes())
+    corner_uv = np.empty(len(mesh.loops) * 2, np.float32)
+    mesh.uv_layers.active.data.foreach_get("uv", corner_uv)
+    return protocol.topology_hash(len(mesh.vertices), corners.astype("<i4").tobytes(),
+                                  corner_uv.astype("<f4").tobytes())
 
 
 def build_head(context: bpy.types.Context, head_path: Path, head_id: str,

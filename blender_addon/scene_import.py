@@ -17,6 +17,7 @@ from blender_addon.results_import import ImportPlan, Results, bone_basis
 
 FRAME_KEY_PREFIX = "fa_"
 CAMERA_NAME = "FaceAdapt Camera"
+ACTION_TAG = "faceadapt_import"  # custom property marking actions an import made
 
 
 def frame_key_name(source_frame: int) -> str:
@@ -24,8 +25,9 @@ def frame_key_name(source_frame: int) -> str:
 
 
 def import_into_scene(context: bpy.types.Context, head: bpy.types.Object, results: Results,
-                      plan: ImportPlan) -> bpy.types.Object:
-    """Apply `plan` to `head` (a FaceAdapt head mesh parented to its rig); returns the camera."""
+                      plan: ImportPlan, warnings: list[str]) -> bpy.types.Object:
+    """Apply `plan` to `head` (a FaceAdapt head mesh parented to its rig); returns the camera.
+    Problems that do not stop the import are appended to `warnings`."""
     rig = head.parent
     if rig is None or rig.type != "ARMATURE" or HEAD_BONE not in rig.pose.bones:
         raise ValueError(f"'{head.name}' is not parented to a FaceAdapt rig with a '{HEAD_BONE}' "
@@ -35,13 +37,15 @@ def import_into_scene(context: bpy.types.Context, head: bpy.types.Object, result
         replaced = _set_aside_previous_import(head, undo)
         _frame_shape_keys(head, results, plan, undo)
         _head_bone_keys(rig, plan, undo)
-        camera = _camera(context, results, plan, undo)
+        camera = _camera(context, results, plan, undo, warnings)
     except Exception:
         for step in reversed(undo):
             step()
         raise
     for key in replaced:
         head.shape_key_remove(key)
+    for action in [a for a in bpy.data.actions if a.get(ACTION_TAG) and a.users == 0]:
+        bpy.data.actions.remove(action)
     scene = context.scene
     scene.frame_start = int(plan.scene_frames.min())
     scene.frame_end = int(plan.scene_frames.max())
@@ -88,6 +92,7 @@ def _frame_shape_keys(head: bpy.types.Object, results: Results, plan: ImportPlan
     animation = shape_keys.animation_data_create()
     previous = animation.action
     action = bpy.data.actions.new(f"{head.name} FaceAdapt Frames")
+    action[ACTION_TAG] = True
 
     def restore_action() -> None:
         animation.action = previous
@@ -116,6 +121,7 @@ def _head_bone_keys(rig: bpy.types.Object, plan: ImportPlan, undo: list) -> None
     quaternions = _continuous(np.array(quaternions))
     previous = rig.animation_data.action if rig.animation_data else None
     action = bpy.data.actions.new(f"{rig.name} FaceAdapt Head")
+    action[ACTION_TAG] = True
 
     def restore() -> None:
         rig.animation_data.action = previous
@@ -138,8 +144,8 @@ def _head_bone_keys(rig: bpy.types.Object, plan: ImportPlan, undo: list) -> None
         curve = channelbag.fcurves.new(f"{path}.rotation_quaternion", index=index)
         curve.group = group
         _set_keys(curve, frames, quaternions[:, index].tolist(), "LINEAR")
-    if previous is not None and previous.users == 0:
-        previous.use_fake_user = True  # keep the user's earlier action reachable
+    if previous is not None and previous.users == 0 and not previous.get(ACTION_TAG):
+        previous.use_fake_user = True  # keep the user's own earlier action reachable
 
 
 def _continuous(quaternions: np.ndarray) -> np.ndarray:
@@ -161,8 +167,8 @@ def _set_keys(curve: bpy.types.FCurve, frames: list, values: list, interpolation
     curve.update()
 
 
-def _camera(context: bpy.types.Context, results: Results, plan: ImportPlan,
-            undo: list) -> bpy.types.Object:
+def _camera(context: bpy.types.Context, results: Results, plan: ImportPlan, undo: list,
+            warnings: list[str]) -> bpy.types.Object:
     scene = context.scene
     old = bpy.data.objects.get(CAMERA_NAME)
     data = bpy.data.cameras.new(CAMERA_NAME)
@@ -170,13 +176,18 @@ def _camera(context: bpy.types.Context, results: Results, plan: ImportPlan,
     cam = plan.camera
     data.lens, data.sensor_width, data.sensor_fit = cam.lens_mm, cam.sensor_width_mm, cam.sensor_fit
     data.shift_x, data.shift_y = cam.shift_x, cam.shift_y
-    clip = bpy.data.movieclips.load(results.footage, check_existing=True)
-    clip.frame_start = int(plan.scene_frames[0] - results.frames[0])
-    background = data.background_images.new()
-    background.source = "MOVIE_CLIP"
-    background.clip = clip
-    background.alpha = 1.0
-    data.show_background_images = True
+    try:
+        clip = bpy.data.movieclips.load(results.footage, check_existing=True)
+    except RuntimeError:
+        clip = None  # footage moved: the camera still matches, without its background
+        warnings.append(f"the footage {results.footage} could not be loaded: no camera background")
+    if clip is not None:
+        clip.frame_start = int(plan.scene_frames[0] - results.frames[0])
+        background = data.background_images.new()
+        background.source = "MOVIE_CLIP"
+        background.clip = clip
+        background.alpha = 1.0
+        data.show_background_images = True
     obj = bpy.data.objects.new(CAMERA_NAME, data)
     undo.append(lambda: bpy.data.objects.remove(obj))
     context.collection.objects.link(obj)
@@ -195,6 +206,10 @@ def _camera(context: bpy.types.Context, results: Results, plan: ImportPlan,
     scene.render.resolution_x, scene.render.resolution_y = cam.resolution_x, cam.resolution_y
     scene.render.resolution_percentage = 100
     if old is not None and old is not obj:
+        old_data = old.data
         bpy.data.objects.remove(old)
+        if old_data is not None and old_data.users == 0:
+            bpy.data.cameras.remove(old_data)
         obj.name = CAMERA_NAME
+        data.name = CAMERA_NAME
     return obj

@@ -22,12 +22,12 @@ class FACEADAPT_OT_add_head(BackendJob, bpy.types.Operator):
         return preferences.user_directory() / "heads" / "default.npz"
 
     def backend_args(self, context: bpy.types.Context) -> list[str]:
+        if context.mode != "OBJECT":
+            raise UserError("Add FaceAdapt Head works in Object Mode")
         self.head_file().parent.mkdir(parents=True, exist_ok=True)
         return ["export-head", "--head", "default", "--out", str(self.head_file()), "--overwrite"]
 
     def finish(self, context: bpy.types.Context, result_path: str) -> None:
-        if context.mode != "OBJECT":
-            raise UserError("Add FaceAdapt Head works in Object Mode")
         try:
             head = build_head(context, Path(result_path), "default")
         except ValueError as exc:

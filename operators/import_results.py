@@ -25,8 +25,10 @@ def strip_playing(context: bpy.types.Context, footage: str) -> bpy.types.Strip |
 
 
 def import_results_onto(context: bpy.types.Context, head: bpy.types.Object, directory: Path,
+                        warnings: list[str],
                         scene_frame_of_source_zero: int | None = None) -> bpy.types.Object:
-    """Validate, plan and import; UserError for anything the user must fix (nothing changed)."""
+    """Validate, plan and import; UserError for anything the user must fix (nothing changed).
+    Non-fatal problems are appended to `warnings`."""
     try:
         results = read_results(directory)
         check_topology(results, head.name, len(head.data.vertices), mesh_topology_hash(head.data))
@@ -38,7 +40,7 @@ def import_results_onto(context: bpy.types.Context, head: bpy.types.Object, dire
                                       else context.scene.frame_start - int(results.frames[0]))
     plan = plan_import(results, scene_frame_of_source_zero)
     try:
-        return import_into_scene(context, head, results, plan)
+        return import_into_scene(context, head, results, plan, warnings)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 
@@ -69,10 +71,14 @@ class FACEADAPT_OT_import_results(bpy.types.Operator):
         if HASH_PROPERTY not in head:
             self.report({"ERROR"}, f"'{head.name}' is not a FaceAdapt head")
             return {"CANCELLED"}
+        warnings: list[str] = []
         try:
-            camera = import_results_onto(context, head, Path(bpy.path.abspath(self.directory)))
+            camera = import_results_onto(context, head, Path(bpy.path.abspath(self.directory)),
+                                         warnings)
         except UserError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        for warning in warnings:
+            self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"imported onto '{head.name}', camera '{camera.name}'")
         return {"FINISHED"}

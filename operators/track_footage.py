@@ -63,5 +63,9 @@ class FACEADAPT_OT_track_footage(BackendJob, bpy.types.Operator):
         head = bpy.data.objects.get(self._head_name)
         if head is None or self._source is None:
             raise UserError(f"the head '{self._head_name}' is gone; results are in {result_path}")
-        import_results_onto(context, head, Path(result_path), self._source.scene_frame_of_source_zero)
+        warnings: list[str] = []
+        import_results_onto(context, head, Path(result_path), warnings,
+                            self._source.scene_frame_of_source_zero)
+        for warning in warnings:
+            self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"tracked {self._source.name} onto '{head.name}' ({result_path})")

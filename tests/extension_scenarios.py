@@ -181,7 +181,12 @@ def main() -> None:
     (other / "result.json").write_text(json.dumps(document))
     report["other_topology"] = run_operator("import_results", directory=str(other))
     report["reimport"] = run_operator("import_results", directory=str(results_dir))
+    report["reimport"] = run_operator("import_results", directory=str(results_dir))
     report["shape_keys_after_reimport"] = len(head.data.shape_keys.key_blocks)
+    report["after_reimport"] = {"cameras": sorted(c.name for c in bpy.data.cameras),
+                                "camera_objects": sorted(o.name for o in bpy.data.objects
+                                                         if o.type == "CAMERA"),
+                                "actions": sorted(a.name for a in bpy.data.actions)}
 
     blend = workdir_path / "scene.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))

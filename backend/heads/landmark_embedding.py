@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from backend.head_space import HEAD_TO_FRONT_CAMERA
 from backend.heads.head_asset import HeadAsset
 from backend.landmarks.mediapipe_detector import MediaPipeDetector
 from backend.render.rasterize import barycentrics, interpolate
@@ -27,9 +28,6 @@ VIEW_YAWS_DEG = (0.0, 20.0, -20.0)
 IMAGE_SIZE = 512
 CAMERA_DISTANCE_M = 0.6
 FOCAL_PX = 1400.0
-# Head space (+Z up, face -Y) -> camera axes (+X right, +Y down, +Z forward) when looking at
-# the face from the front.
-HEAD_TO_FRONT_CAMERA = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
 _FLAT_SKIN = np.array([200, 160, 140], np.uint8)
 
 

@@ -27,12 +27,12 @@ import torch
 from backend.atomic import atomic_directory
 from backend.errors import BadInput
 from backend.events import EventSink
+from backend.head_space import HEAD_TO_FRONT_CAMERA
 from backend.heads.head_asset import HeadAsset, load_head, save_head
 from backend.render.shading import render_textured
 from backend.render.unwrap import UVAtlas, make_atlas, unwrap
 
 CAPTURE_FORMAT = 1
-HEAD_TO_FRONT_CAMERA = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
 # Shapes that move together in real faces (names missing from a head are skipped).
 CO_ACTIVATIONS = (
     {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0, "cheekSquintLeft": 0.5, "cheekSquintRight": 0.5},

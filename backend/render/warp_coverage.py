@@ -6,11 +6,11 @@ measurement (docs/renderer.md).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from types import ModuleType
 
 import torch
+
+from backend.cache import cache_dir
 
 # Depth is stored in micrometres in the upper 32 bits of the key: 1 µm resolution up to 2 km,
 # and the lower 32 bits hold the triangle id, so the nearest triangle (then the lowest id) wins.
@@ -26,8 +26,7 @@ def _load():
         import warp as wp
 
         wp.config.log_level = wp.LOG_WARNING  # no banner on stdout (the events channel)
-        cache = os.environ.get("FACEADAPT_CACHE", str(Path.home() / ".cache" / "faceadapt"))
-        wp.config.kernel_cache_dir = str(Path(cache) / "warp")
+        wp.config.kernel_cache_dir = str(cache_dir() / "warp")
         wp.init()
         _warp = (wp, _build_kernels(wp))
     return _warp

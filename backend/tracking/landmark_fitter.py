@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from backend.head_space import HEAD_TO_FRONT_CAMERA
 from backend.heads.head_asset import HeadAsset
+from backend.landmarks.nme import inter_ocular
 from backend.render.rasterize import project
 from backend.tracking.rotation import axis_angle_to_matrix
-
-# Head space (+Z up, face -Y) -> OpenCV camera axes for a camera in front of the face.
-HEAD_TO_FRONT_CAMERA = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
 
 
 @dataclass
@@ -161,7 +160,7 @@ def _second_difference(x: torch.Tensor) -> torch.Tensor:
 
 def _inter_ocular(landmarks: np.ndarray, confidence: np.ndarray) -> np.ndarray:
     """(F,) outer-eye-corner distance in pixels; the clip median where a frame has none."""
-    iod = np.linalg.norm(landmarks[:, 36] - landmarks[:, 45], axis=-1)
+    iod = inter_ocular(landmarks)
     ok = (confidence[:, 36] > 0) & (confidence[:, 45] > 0) & (iod > 1)
     fallback = float(np.median(iod[ok])) if ok.any() else 1.0
     return np.where(ok, iod, fallback).astype(np.float32)
