@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def load_model(folder: Path, device: str = "cpu") -> tuple[DeepAppearanceModel, 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, KeyError,
+            pickle.UnpicklingError) as exc:
         raise BadInput(f"{path} cannot be loaded ({type(exc).__name__}: {exc}); the file is "
                        "truncated or from another model: retrain or restore it") from exc
     return model.to(device).eval(), info

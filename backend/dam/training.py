@@ -8,6 +8,7 @@ from the last one bit-for-bit in schedule.
 
 from __future__ import annotations
 
+import pickle
 import platform
 import time
 from pathlib import Path
@@ -90,11 +91,11 @@ def train_dam(capture_dir: Path, out: Path, config: DamConfig, resume: bool, sin
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
         optimizer.step()
         step += 1
-        history.append({k: float(v) for k, v in terms.items()})
+        history.append({k: float(v.detach()) for k, v in terms.items()})
         sink.progress("train", step, config.steps)
         if step % config.checkpoint_every == 0 or step == config.steps:
             _save_checkpoint(checkpoint_path, model, optimizer, step, time.perf_counter() - start, rng)
-            recent = {k: float(np.mean([h[k] for h in history[-50:]])) for k in history[-1]}
+            recent = _mean_losses(history[-50:])
             sink.log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
     seconds = time.perf_counter() - start
     save_model(out, model, {
@@ -103,14 +104,18 @@ def train_dam(capture_dir: Path, out: Path, config: DamConfig, resume: bool, sin
         "blendshape_names": capture.head.blendshape_names,
         "training": {"steps": step, "seconds": round(seconds, 1),
                      "samples_per_s": round(step * config.batch_size / max(seconds, 1e-9), 2),
-                     "final_losses": {k: float(np.mean([h[k] for h in history[-50:]]))
-                                      for k in history[-1]} if history else {},
+                     "first_losses": _mean_losses(history[:10]),
+                     "final_losses": _mean_losses(history[-50:]),
                      "threads": torch.get_num_threads(), "machine": platform.machine(),
                      "device": device},
         "reproduce": f"python -m backend train-dam CAPTURE --out MODEL --steps {config.steps} "
                      f"--seed {config.seed} --latent {config.latent} --texture-size {config.texture_size}",
     })
     return out
+
+
+def _mean_losses(history: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([h[k] for h in history])) for k in history[0]} if history else {}
 
 
 def _save_checkpoint(path: Path, model: DeepAppearanceModel, optimizer: torch.optim.Optimizer,
@@ -127,7 +132,7 @@ def _load_checkpoint(path: Path, model: DeepAppearanceModel,
         state = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-    except (OSError, RuntimeError, EOFError, KeyError) as exc:
+    except (OSError, RuntimeError, EOFError, KeyError, pickle.UnpicklingError) as exc:
         raise BadInput(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {exc}); delete "
                        "it to start over") from exc
     rng = np.random.default_rng()

@@ -1,0 +1,127 @@
+"""Lab capture and the Deep Appearance Model on tiny configurations."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.dam.evaluation import render_with_texture
+from backend.dam.model import DamConfig
+from backend.dam.model_folder import decode, load_model, save_model
+from backend.dam.training import train_dam
+from backend.dam.training_data import BatchMaker
+from backend.errors import BadInput
+from backend.events import EventSink
+from backend.lab.capture import CaptureConfig, LabCapture, make_capture
+
+TINY = CaptureConfig(expressions=12, cameras=3, image_size=64, texture_size=32, seed=3,
+                     held_out_fraction=0.25)
+
+
+@pytest.fixture(scope="module")
+def tiny_capture(default_head, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_capture(default_head, TINY, tmp_path_factory.mktemp("cap") / "c", False,
+                        EventSink(False))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_capture: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = DamConfig(latent=16, texture_size=32, hidden=64, base_channels=8, batch_size=8,
+                       steps=240, checkpoint_every=120, learning_rate=2e-3)
+    return train_dam(tiny_capture, tmp_path_factory.mktemp("model") / "m", config, False,
+                     EventSink(False))
+
+
+def test_capture_is_deterministic(default_head, tiny_capture: Path, tmp_path: Path):
+    again = make_capture(default_head, TINY, tmp_path / "again", False, EventSink(False))
+    a, b = LabCapture.open(tiny_capture), LabCapture.open(again)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    np.testing.assert_array_equal(a.poses, b.poses)
+    np.testing.assert_array_equal(a.average_texture, b.average_texture)
+    assert a.held_out.any() and not a.held_out.all()
+
+
+def test_unwrapped_textures_match_the_renders(default_head, tmp_path: Path):
+    """Re-rendering a view with its own unwrapped texture reproduces the lab image."""
+    config = replace(TINY, expressions=2, cameras=2, image_size=128, texture_size=256)
+    capture = LabCapture.open(make_capture(default_head, config, tmp_path / "c", False,
+                                           EventSink(False)))
+    maker = BatchMaker(capture)
+    batch = maker.make(np.array([0, 1]), np.array([0, 1]))
+    image, face = render_with_texture(maker, batch.vertices, batch.texture, batch.poses)
+    # Away from the silhouette, where texels mix with the background.
+    inner = -torch.nn.functional.max_pool2d(-face[:, None].float(), 5, 1, 2)[:, 0] > 0.5
+    error = ((image - batch.images) ** 2).mean(1)[inner]
+    assert inner.sum() > 1000
+    psnr = -10 * np.log10(error.mean().item())
+    assert psnr > 30, psnr
+
+
+def test_a_tiny_dam_overfits_a_tiny_capture(tiny_model: Path):
+    info = json.loads((tiny_model / "model.json").read_text())
+    first, final = info["training"]["first_losses"], info["training"]["final_losses"]
+    assert final["vertex"] < 0.2 * first["vertex"], (first, final)
+    assert final["texture"] < 0.8 * first["texture"], (first, final)
+    assert info["training"]["samples_per_s"] > 0
+
+
+def test_save_load_round_trip_and_decode(tiny_model: Path, tmp_path: Path):
+    model, info = load_model(tiny_model)
+    z = torch.randn(3, model.config.latent)
+    view = torch.nn.functional.normalize(torch.randn(3, 3), dim=1)
+    vertices, texture = decode(model, z, view)
+    assert vertices.shape == (3, model.num_vertices, 3) and texture.shape == (3, 3, 32, 32)
+    assert texture.min() >= 0 and texture.max() <= 1
+    save_model(tmp_path / "copy", model, {k: v for k, v in info.items()
+                                           if k not in ("schema", "config", "num_vertices")})
+    again, _ = load_model(tmp_path / "copy")
+    torch.testing.assert_close(decode(again, z, view)[0], vertices, atol=1e-3, rtol=1e-3)
+
+
+def test_resume_continues_from_the_checkpoint(tiny_capture: Path, tmp_path: Path):
+    config = DamConfig(latent=8, texture_size=32, hidden=32, base_channels=8, batch_size=4,
+                       steps=6, checkpoint_every=3)
+    out = train_dam(tiny_capture, tmp_path / "m", replace(config, steps=3), False, EventSink(False))
+    train_dam(tiny_capture, out, config, True, EventSink(False))
+    assert json.loads((out / "model.json").read_text())["training"]["steps"] == 6
+    with pytest.raises(BadInput, match="not empty"):
+        train_dam(tiny_capture, out, config, False, EventSink(False))
+
+
+def test_bad_models_and_checkpoints(tiny_model: Path, tiny_capture: Path, tmp_path: Path):
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    (truncated / "model.json").write_text((tiny_model / "model.json").read_text())
+    (truncated / "weights.pt").write_bytes((tiny_model / "weights.pt").read_bytes()[:1000])
+    with pytest.raises(BadInput, match="cannot be loaded"):
+        load_model(truncated)
+    other = tmp_path / "other"
+    other.mkdir()
+    document = json.loads((tiny_model / "model.json").read_text())
+    (other / "model.json").write_text(json.dumps({**document, "schema": 99}))
+    with pytest.raises(BadInput, match="schema 99"):
+        load_model(other)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(BadInput, match="checkpoint"):
+        train_dam(tiny_capture, broken, DamConfig(texture_size=32, steps=1), True, EventSink(False))
+
+
+def test_heads_a_capture_cannot_use(default_head, tmp_path: Path):
+    with pytest.raises(BadInput, match="albedo"):
+        make_capture(replace(default_head, albedo=None), TINY, tmp_path / "a", False, EventSink(False))
+    with pytest.raises(BadInput, match="blendshapes"):
+        make_capture(replace(default_head, blendshapes=default_head.blendshapes[:0],
+                             blendshape_names=[]), TINY, tmp_path / "b", False, EventSink(False))
+    with pytest.raises(BadInput, match="blendshapes"):
+        replace(default_head, blendshapes=default_head.blendshapes[:, :7]).validate("wrong count")
+    with pytest.raises(BadInput, match="'uv'"):
+        replace(default_head, uv=np.zeros((0, 2), np.float32)).validate("no UVs")
+    with pytest.raises(BadInput, match="not a lab capture"):
+        train_dam(Path(tmp_path / "missing"), tmp_path / "m", DamConfig(), False, EventSink(False))
