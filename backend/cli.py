@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate_model)
 
     bench = commands.add_parser("bench", help="benchmarks (print figures, --json to save)")
-    bench.add_argument("name", choices=("track", "import", "render"))
+    bench.add_argument("name", choices=("track", "import", "render", "dam"))
     bench.add_argument("--json", help="also write the report here")
     bench.add_argument("--footage", help="clip to benchmark (default: lp_driving_d3.mp4 in data)")
     _add_common(bench)

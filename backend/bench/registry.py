@@ -17,6 +17,10 @@ def run_bench(name: str, args: argparse.Namespace, sink: EventSink) -> dict:
         from backend.bench.render_bench import bench_render
 
         return bench_render(args, sink)
+    if name == "dam":
+        from backend.bench.dam_bench import bench_dam
+
+        return bench_dam(args, sink)
     if name == "import":
         from backend.bench.import_bench import bench_import
 
