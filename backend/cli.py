@@ -36,7 +36,7 @@ def _track(args: argparse.Namespace, sink: EventSink) -> str:
     settings = TrackSettings(footage=Path(args.footage), out=Path(args.out), frames=args.frames,
                              head=args.head, detector=args.detector,
                              device=resolve_device(args.device), overwrite=args.overwrite,
-                             fps=args.fps, texture_size=args.texture_size)
+                             fps=args.fps, texture_size=args.texture_size, tracker=args.tracker)
     return str(run_track(settings, sink))
 
 
@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--frames", help="A-B, 0-based inclusive source frames (default: all)")
     track.add_argument("--head", default="default", help="'default' or a head.npz path")
     track.add_argument("--detector", default="mediapipe", choices=("mediapipe", "fan"))
+    track.add_argument("--tracker", default="landmark-fit",
+                       choices=("landmark-fit", "mediapipe-blendshapes"),
+                       help="landmark-fit (FaceAdapt's baseline tracker) or mediapipe-blendshapes "
+                            "(MediaPipe Face Landmarker's blendshapes and pose: a benchmark "
+                            "baseline needing FACEADAPT_DATA)")
     track.add_argument("--fps", type=float, help="frame rate of an image sequence (default 25)")
     track.add_argument("--texture-size", type=int, default=512,
                        help="size of textures/projected/*.png (UV texels; 0 writes none)")

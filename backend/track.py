@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from backend.atomic import atomic_directory
 from backend.errors import BadInput, NoFace
@@ -21,6 +22,8 @@ from backend.results import TrackingArrays, refuse_existing, write_arrays, write
 from backend.tracking.landmark_fitter import FitConfig, FitResult, fit_landmarks
 
 TRACKER_NAME = "landmark-fit"
+BASELINE_NAME = "mediapipe-blendshapes"  # benchmark baseline, needs FACEADAPT_DATA
+TRACKERS = (TRACKER_NAME, BASELINE_NAME)
 
 
 @dataclass
@@ -34,6 +37,7 @@ class TrackSettings:
     overwrite: bool = False
     fps: float | None = None  # for image sequences
     texture_size: int = 512  # projected footage textures (0: none)
+    tracker: str = TRACKER_NAME
     fit: FitConfig = field(default_factory=FitConfig)
 
 
@@ -67,6 +71,39 @@ def detect_landmarks(footage: Footage, first: int, last: int, detector_name: str
         detector.close()
     timings["decode"], timings["detect"] = decode_s, detect_s
     return Detections(points, confidence, found)
+
+
+def face_landmarker_baseline(footage: Footage, first: int, last: int, head: HeadAsset,
+                             sink: EventSink, timings: dict[str, float]) -> tuple[Detections, FitResult]:
+    """The MediaPipe Face Landmarker baseline as detections and a fit (its blendshape scores
+    and transformation matrix; backend/tracking/mediapipe_blendshapes.py)."""
+    from backend.data_location import data_file
+    from backend.render.rasterize import project
+    from backend.tracking.mediapipe_blendshapes import FaceLandmarkerTracker
+
+    tracker = FaceLandmarkerTracker(data_file("models/face_landmarker.task"),
+                                    data_file("heads/mediapipe-canonical/face_model_with_iris.obj"))
+    start = time.perf_counter()
+    frames = [image for _, image in footage.frames(first, last)]
+    timings["decode"] = time.perf_counter() - start
+    start = time.perf_counter()
+    try:
+        track = tracker.track(frames, footage.info.fps, head)
+    finally:
+        tracker.close()
+    timings["detect"] = time.perf_counter() - start
+    sink.progress("detect", len(frames), len(frames))
+    confidence = np.repeat(track.found[:, None], 68, axis=1).astype(np.float32)
+    detections = Detections(track.landmarks, confidence, track.found)
+    points = head.posed_vertices(track.weights)[:, head.landmark_vertex]
+    camera = np.einsum("fij,fvj->fvi", track.head_pose[:, :3, :3], points) + track.head_pose[:, None, :3, 3]
+    projected = project(torch.as_tensor(camera, dtype=torch.float32),
+                        torch.as_tensor(track.intrinsics))[..., :2].numpy()
+    error = np.linalg.norm(projected - track.landmarks, axis=-1)[:, head.landmark_mask].mean(1)
+    return detections, FitResult(rotation=track.head_pose[:, :3, :3], translation=track.head_pose[:, :3, 3],
+                                 weights=track.weights, focal=float(track.intrinsics[0, 0]),
+                                 projected=projected.astype(np.float32),
+                                 residual_px=np.where(track.found, error, np.nan).astype(np.float32))
 
 
 def hold_untracked(values: np.ndarray, tracked: np.ndarray) -> np.ndarray:
@@ -120,8 +157,11 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
     sink.log(f"tracking {info.path} frames {first}-{last} ({info.width}x{info.height}, "
              f"{info.fps:g} fps) with head {settings.head} on {settings.device}")
 
-    detections = detect_landmarks(footage, first, last, settings.detector, settings.device,
-                                  sink, timings)
+    if settings.tracker == TRACKER_NAME:
+        detections = detect_landmarks(footage, first, last, settings.detector, settings.device,
+                                      sink, timings)
+    else:
+        detections, baseline = face_landmarker_baseline(footage, first, last, head, sink, timings)
     if not detections.found.any():
         raise NoFace(f"no face found in any frame of {info.path} (frames {first}-{last}); "
                      "the tracker needs a visible face")
@@ -131,9 +171,12 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
                      f"tracked frame: {_ranges(untracked)}")
 
     start = time.perf_counter()
-    fit = fit_landmarks(head, detections.points, detections.confidence, info.width, info.height,
-                        settings.fit, settings.device,
-                        on_step=lambda done, total: sink.progress("fit", done, total))
+    if settings.tracker == TRACKER_NAME:
+        fit = fit_landmarks(head, detections.points, detections.confidence, info.width,
+                            info.height, settings.fit, settings.device,
+                            on_step=lambda done, total: sink.progress("fit", done, total))
+    else:
+        fit = baseline
     timings["fit"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -143,7 +186,7 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
     residual = fit.residual_px[tracked]
     iod = np.maximum(inter_ocular(detections.points)[tracked], 1.0)
     summary = {
-        "tracker": TRACKER_NAME,
+        "tracker": settings.tracker,
         "source": {"path": str(Path(info.path).resolve()), "fps": info.fps,
                    "width": info.width, "height": info.height,
                    "frame_range": [first, last], "frame_count": info.frame_count},

@@ -206,3 +206,20 @@ def test_bad_options_are_refused_before_any_work(tmp_path, argument):
     assert done.returncode == protocol.EXIT_CODES["bad_input"]
     assert _events(done.stdout)[-1]["kind"] == "bad_input"
     assert not out.exists()
+
+
+@pytest.mark.data
+def test_mediapipe_blendshape_baseline(data_dir, tmp_path):
+    """The baseline a user would pick instead, through the same results contract."""
+    out = tmp_path / "mp"
+    done = run_backend("track", str(data_dir / "videos/lp_driving_d0.mp4"), "--out", str(out),
+                       "--frames", "0-19", "--tracker", "mediapipe-blendshapes", "--texture-size", "0")
+    assert done.returncode == 0, done.stderr[-2000:]
+    document = json.loads((out / "result.json").read_text())
+    assert document["tracker"] == "mediapipe-blendshapes"
+    assert document["metrics"]["frames_tracked"] == 20
+    assert document["metrics"]["landmark_reprojection_px"] < 15
+    with np.load(out / "tracking.npz") as t:
+        assert t["weights"].shape == (20, 52) and 0 <= t["weights"].min() <= t["weights"].max() <= 1
+        rotation = t["head_pose"][:, :3, :3]
+        np.testing.assert_allclose(np.linalg.det(rotation), 1, atol=1e-4)

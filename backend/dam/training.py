@@ -109,7 +109,8 @@ def train_dam(capture_dir: Path, out: Path, config: DamConfig, resume: bool, sin
                      "threads": torch.get_num_threads(), "machine": platform.machine(),
                      "device": device},
         "reproduce": f"python -m backend train-dam CAPTURE --out MODEL --steps {config.steps} "
-                     f"--seed {config.seed} --latent {config.latent} --texture-size {config.texture_size}",
+                     f"--batch-size {config.batch_size} --seed {config.seed} --latent {config.latent} "
+                     f"--texture-size {config.texture_size}",
     })
     return out
 
