@@ -125,3 +125,20 @@ def test_heads_a_capture_cannot_use(default_head, tmp_path: Path):
         replace(default_head, uv=np.zeros((0, 2), np.float32)).validate("no UVs")
     with pytest.raises(BadInput, match="not a lab capture"):
         train_dam(Path(tmp_path / "missing"), tmp_path / "m", DamConfig(), False, EventSink(False))
+
+
+def test_the_shipped_default_model_decodes():
+    from backend.data_location import REPO_ROOT
+    from backend.heads.default_head import default_head
+
+    folder = REPO_ROOT / "backend" / "models" / "default"
+    assert (folder / "weights.pt").stat().st_size < 30 * 2**20
+    model, info = load_model(folder)
+    assert info["topology_hash"] == default_head().topology_hash
+    views = torch.tensor([[0.0, -1.0, 0.0], [0.6, -0.8, 0.0]])
+    vertices, texture = decode(model, torch.zeros(2, model.config.latent), views)
+    assert vertices.shape == (2, model.num_vertices, 3) and texture.shape == (2, 3, 256, 256)
+    # z = 0 is the mean face: close to the head's neutral (mm), and the view changes the texture.
+    neutral = torch.as_tensor(default_head().vertices)
+    assert (vertices[0] - neutral).norm(dim=-1).mean() < 0.005
+    assert (texture[0] - texture[1]).abs().mean() > 1e-3
