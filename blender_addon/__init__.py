@@ -1,7 +1,8 @@
-"""FaceAdapt's Blender side (bpy, stdlib, numpy only).
+"""FaceAdapt's Blender side (bpy, stdlib, numpy, and `backend.protocol` only).
 
-Programs run as their own process with bpy importable: `python -m blender_addon.render_clip`
-renders a performance clip of a head with Cycles and its ground truth (used by `make demo`).
-The add-on registration, preferences, panels and the backend client come with the extension
-(issue 3).
+The add-on: registration, preferences, the sidebar panel, the backend-process client, the
+head builder and the results importer (plain-Python planning in `results_import.py`, bpy
+writing in `scene_import.py`). Programs run as their own process with bpy importable:
+`render_clip` (a Cycles performance clip with ground truth), `render_silhouette`,
+`demo_scene` and `import_benchmark`.
 """

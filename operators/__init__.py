@@ -1,1 +1,2 @@
-"""One bpy Operator per user action (issue 3: Add Head, Track Footage, Import Results)."""
+"""One bpy Operator per user action: Add Head, Track Footage, Import Results, Check and Install
+Backend. Each is thin: it gathers input and calls plain-Python logic in `blender_addon`."""
