@@ -20,7 +20,7 @@ class EventSink:
         self.json_lines = json_lines
         self._out = out or sys.stdout
         self._err = err or sys.stderr
-        self._stage_start: dict[str, float] = {}
+        self._stage_start: dict[str, tuple[float, int]] = {}
         self._last_human: float = 0.0
         self._last_event: dict[str, float] = {}
 
@@ -31,8 +31,10 @@ class EventSink:
     def progress(self, stage: str, done: int, total: int) -> None:
         """Report `done` of `total` units of `stage`; the ETA is extrapolated from the stage's rate."""
         now = time.monotonic()
-        start = self._stage_start.setdefault(stage, now)
-        eta = (now - start) / done * (total - done) if done > 0 else None
+        # Rate since the stage's first report, so a resumed stage (done starting high) is right.
+        start, first_done = self._stage_start.setdefault(stage, (now, done))
+        progressed = done - first_done
+        eta = (now - start) / progressed * (total - done) if progressed > 0 else None
         if self.json_lines:
             # At most ~10 events a second per stage (and always the last): cheap to parse.
             if done != total and now - self._last_event.get(stage, 0.0) < 0.1:
