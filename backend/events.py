@@ -37,7 +37,7 @@ class EventSink:
         eta = (now - start) / progressed * (total - done) if progressed > 0 else None
         if self.json_lines:
             # At most ~10 events a second per stage (and always the last): cheap to parse.
-            if done != total and now - self._last_event.get(stage, 0.0) < 0.1:
+            if done != total and now - self._last_event.get(stage, float("-inf")) < 0.1:
                 return
             self._last_event[stage] = now
             self._emit(protocol.EVENT_PROGRESS, stage=stage, done=done, total=total,
