@@ -75,7 +75,8 @@ def _capture(args: argparse.Namespace, sink: EventSink) -> str:
     from backend.lab.capture import CaptureConfig, make_capture
 
     config = CaptureConfig(expressions=args.expressions, cameras=args.cameras,
-                           image_size=args.image_size, texture_size=args.texture_size, seed=args.seed)
+                           image_size=args.image_size, texture_size=args.texture_size, seed=args.seed,
+                           held_out_fraction=args.held_out)
     return str(make_capture(resolve_head(args.head), config, Path(args.out), args.overwrite, sink,
                             resolve_device(args.device)))
 
@@ -182,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("--cameras", type=int, default=8, help="cameras per expression")
     capture.add_argument("--image-size", type=int, default=256)
     capture.add_argument("--texture-size", type=int, default=256)
+    capture.add_argument("--held-out", type=float, default=0.05,
+                         help="fraction of expressions kept for evaluate-model (drawn by seed)")
     capture.add_argument("--overwrite", action="store_true")
     _add_common(capture)
     capture.set_defaults(run=_capture)

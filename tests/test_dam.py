@@ -18,6 +18,7 @@ from backend.dam.training_data import BatchMaker
 from backend.errors import BadInput
 from backend.events import EventSink
 from backend.lab.capture import CaptureConfig, LabCapture, make_capture
+from conftest import run_backend
 
 TINY = CaptureConfig(expressions=12, cameras=3, image_size=64, texture_size=32, seed=3,
                      held_out_fraction=0.25)
@@ -142,3 +143,25 @@ def test_the_shipped_default_model_decodes():
     neutral = torch.as_tensor(default_head().vertices)
     assert (vertices[0] - neutral).norm(dim=-1).mean() < 0.005
     assert (texture[0] - texture[1]).abs().mean() > 1e-3
+
+
+def test_the_cli_captures_trains_and_evaluates_a_tiny_model(tmp_path: Path):
+    """The three commands a user runs to make a model, on a configuration CI can afford."""
+    capture, model, report = tmp_path / "capture", tmp_path / "model", tmp_path / "report.json"
+    done = run_backend("capture", "--out", str(capture), "--expressions", "8", "--cameras", "2",
+                       "--image-size", "64", "--texture-size", "32", "--seed", "5", "--held-out", "0.5")
+    assert done.returncode == 0, done.stderr
+    done = run_backend("train-dam", str(capture), "--out", str(model), "--steps", "20",
+                       "--batch-size", "4", "--latent", "8", "--texture-size", "32",
+                       "--checkpoint-every", "10", "--events")
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["stage"] for e in events if e["event"] == "progress"][-1] == "train"
+    assert events[-1] == {"event": "result", "path": str(model)}
+    info = json.loads((model / "model.json").read_text())
+    assert info["training"]["steps"] == 20 and "reproduce" in info
+    done = run_backend("evaluate-model", str(model), "--views", "1", "--json", str(report))
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(report.read_text())
+    assert figures["held_out_expressions"] >= 1
+    assert np.isfinite(figures["rendered_psnr_db"]) and figures["vertex_error_mm"]["mean"] > 0

@@ -186,6 +186,8 @@ def make_capture(head: HeadAsset, config: CaptureConfig, out: Path, overwrite: b
         raise BadInput("the head has no blendshapes: nothing to capture")
     if Path(out).exists() and not overwrite:
         raise BadInput(f"--out {out} already exists; pass --overwrite to replace it")
+    if not 0 <= config.held_out_fraction < 1:
+        raise BadInput(f"--held-out {config.held_out_fraction} must be in [0, 1): the rest trains the model")
     rng = np.random.default_rng(config.seed)
     weights = expression_weights(head.blendshape_names, config.expressions, rng)
     poses = np.stack([dome_poses(head, config, config.cameras, rng) for _ in range(config.expressions)])
