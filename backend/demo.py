@@ -4,50 +4,37 @@ Cycles, track it, score it against the ground truth, and write a preview movie."
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from backend.benchmark.performance import procedural_performance
+from backend.blender_program import run_blender_program
 from backend.data_location import REPO_ROOT
 from backend.errors import BackendError
 from backend.evaluation.truth_metrics import truth_errors
 from backend.events import EventSink
 from backend.footage import Footage
 from backend.heads.default_head import default_head
-from backend.heads.head_asset import save_head
+from backend.heads.head_asset import HeadAsset, save_head
 from backend.movie_writer import write_movie
 from backend.preview import write_preview
 from backend.results import read_results
 from backend.track import TrackSettings, run_track
 
+DEMO_FPS = 24.0
 
-def render_clip(head_path: Path, clip_dir: Path, frames: int, sink: EventSink) -> None:
-    """Run the Blender-side program (bpy in this interpreter) that renders the clip."""
-    command = [sys.executable, "-m", "blender_addon.render_clip", "--head", str(head_path),
-               "--out", str(clip_dir), "--frames", str(frames), "--overwrite"]
-    sink.log("rendering the demo clip with Cycles: " + " ".join(command[1:]))
-    # Blender prints a line per saved file on stdout; progress ("frame i/F") comes on stderr.
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    tail: list[str] = []
-    try:
-        for line in process.stderr:
-            match = re.fullmatch(r"frame (\d+)/(\d+)", line.strip())
-            if match:
-                sink.progress("render", int(match[1]), int(match[2]))
-            else:
-                tail = [*tail[-30:], line.rstrip()]
-        code = process.wait()
-    finally:
-        if process.poll() is None:  # cancelled while rendering: stop Blender too
-            process.terminate()
-            process.wait()
-    if code != 0:
-        raise BackendError(f"the Blender render failed (exit {code}): " + "\n".join(tail))
+
+def render_clip(head: HeadAsset, head_path: Path, clip_dir: Path, frames: int,
+                sink: EventSink) -> None:
+    """Render a procedural performance of `head` in the cluttered room (Blender, Cycles)."""
+    performance = procedural_performance(tuple(head.blendshape_names), frames, DEMO_FPS, seed=0)
+    performance_path = performance.save(clip_dir.parent / "demo_performance.npz")
+    run_blender_program("render_clip", ["--head", str(head_path), "--performance",
+                                        str(performance_path), "--out", str(clip_dir), "--overwrite"],
+                        "render", sink)
 
 
 def build_demo_blend(clip_dir: Path, fps: float, out: Path, sink: EventSink) -> Path:
@@ -76,7 +63,7 @@ def run_demo(out: Path, frames: int, device: str, sink: EventSink) -> Path:
     head_path = out / "demo_head.npz"
     save_head(head, head_path)
     clip_dir = out / "demo_clip"
-    render_clip(head_path, clip_dir, frames, sink)
+    render_clip(head, head_path, clip_dir, frames, sink)
     clip = json.loads((clip_dir / "clip.json").read_text())
     results_dir = out / "demo_results"
     run_track(TrackSettings(footage=clip_dir / "frames", out=results_dir, device=device,

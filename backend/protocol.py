@@ -66,6 +66,24 @@ HEAD_OPTIONAL_KEYS = ("albedo", "neck_pivot")  # (H, W, 3) uint8; (3,) float32
 
 NUM_LANDMARKS = 68
 
+# --- rendered clips: what the head does (performance.npz) and what the tracker should recover
+PERFORMANCE_KEYS = (
+    "weights",  # (F, K) float32 in [0, 1]
+    "weight_names",  # (K,) str, channels of the head rendered
+    "head_motion",  # (F, 4, 4) float64, rigid, head space -> world (the rest head's space)
+    "fps",  # () float64
+)
+TRUTH_KEYS = (
+    "frames",  # (F,) int64, 0-based frame indices
+    "vertices",  # (F, V, 3) float32, head space
+    "head_pose",  # (F, 4, 4) float32, head space -> OpenCV camera
+    "intrinsics",  # (3, 3) float32
+    "weights",  # (F, K) float32, with weight_names (K,)
+    "weight_names",
+    "landmarks_2d",  # (F, 68, 2) float32, projected landmark vertices (all 68, masked or not)
+    "fps", "width", "height",
+)
+
 
 def event_line(event_kind: str, /, **fields: Any) -> str:
     """One event as the JSON line the backend prints with --events."""

@@ -1,16 +1,19 @@
-"""Render a demo performance clip of a head with Cycles and write its ground truth.
+"""Render a performance clip of a head with Cycles and write its ground truth.
 
 A Blender-side program run as its own process (stdlib, bpy and numpy only):
 
-    python -m blender_addon.render_clip --head HEAD.npz --out DIR [--frames 48]
-        [--width 320 --height 320] [--fps 24] [--samples 16] [--seed 0]
-        [--background room|plain] [--overwrite]
+    python -m blender_addon.render_clip --head HEAD.npz --performance PERFORMANCE.npz --out DIR
+        [--width 320 --height 320] [--samples 16] [--seed 0]
+        [--light coloured|studio|hard|environment] [--background room|plain|world]
+        [--lens-mm MM] [--motion-blur SHUTTER] [--overwrite]
 
-The head performs a smooth, seeded expression trajectory (ARKit blendshape weights) while it
-turns about the neck pivot in front of a static camera, lit by a warm key and a cool fill in a
-cluttered procedural room. DIR receives `frames/NNNNNN.png` (RGB, 8 bit), `truth.npz` (what the
-tracker should recover: per-frame vertices, head pose in OpenCV camera axes, intrinsics,
-weights, projected landmarks) and `clip.json`. Everything is rendered into a temporary sibling
+The head performs the given performance (per-frame blendshape weights and rigid head motion,
+see backend.protocol PERFORMANCE_KEYS) in front of a static camera. Weights drive shape keys and
+the motion drives the object, both as linear keyframes, so Cycles' motion blur sees the motion
+between frames. The domain is chosen by options: the light rig, the surroundings, the lens
+(35 mm-equivalent focal length; the camera distance keeps the face's size in the frame) and
+the shutter. DIR receives `frames/NNNNNN.png` (RGB, 8 bit), `truth.npz` (TRUTH_KEYS: what the
+tracker should recover) and `clip.json`. Everything is rendered into a temporary sibling
 directory that is renamed to DIR only when complete.
 """
 
@@ -18,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import shutil
 import signal
 import sys
@@ -32,7 +33,7 @@ from types import FrameType
 
 import bpy
 import numpy as np
-from mathutils import Matrix, Vector
+from mathutils import Matrix
 
 from backend.protocol import (
     ERROR_BAD_INPUT,
@@ -40,27 +41,27 @@ from backend.protocol import (
     EXIT_CODES,
     HEAD_REQUIRED_KEYS,
     NUM_LANDMARKS,
+    PERFORMANCE_KEYS,
     frames_label,
 )
-from blender_addon.camera_conversion import (
-    fitted_size,
-    intrinsics_from_blender_camera,
-    opencv_pose_from_blender,
+from blender_addon.camera_conversion import intrinsics_from_blender_camera, opencv_pose_from_blender
+from blender_addon.clip_scene import (
+    BACKGROUNDS,
+    LIGHTS,
+    add_camera,
+    add_head,
+    add_lights,
+    add_surroundings,
+    configure_render,
+    face_frame,
 )
+from blender_addon.keyframes import continuous_quaternions, new_channelbag, set_keys
 
-CAMERA_DISTANCE_M = 0.62  # camera to face centre
-SENSOR_WIDTH_MM = 36.0
-WALL_DEPTH_M = 1.6  # face centre to the back wall
-FACE_FILL = 0.5  # fraction of the image height taken by the face, chin to hairline
-# iBUG landmarks span chin to brows, about two thirds of the face length (chin to hairline).
-FACE_LENGTH_PER_LANDMARK_SPAN = 1.5
-DEFAULT_SKIN_RGB = (0.78, 0.58, 0.47)  # linear-ish albedo when the head file has none
-
-MAX_YAW_DEG, MAX_PITCH_DEG, MAX_ROLL_DEG = 20.0, 10.0, 5.0
-MAX_TRANSLATION_M = 0.01
+# The evaluated mesh must reproduce truth.npz's vertices: shape keys store basis + delta in
+# float32, so their sum differs from the numpy one by rounding only.
+TRUTH_TOLERANCE_M = 1e-5
 
 CANCEL = threading.Event()  # set by SIGTERM, polled between frames
-
 
 
 class Cancelled(Exception):
@@ -143,119 +144,86 @@ def _check_head(head: Head) -> None:
             raise BadInput(f"bad head file: {name} indexes outside [0, {size})")
 
 
-# --- performance -------------------------------------------------------------------------
+def load_performance(path: Path, head: Head) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """Read performance.npz for `head`: weights (F, K) on the head's K channels (channels the
+    performance leaves out stay 0), head motion (F, 4, 4) head -> world, fps, and its source.
+    Raises BadInput naming the file and the problem."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in PERFORMANCE_KEYS if k not in data.files]
+            if missing:
+                raise BadInput(f"performance file {path} lacks {', '.join(missing)}")
+            given = np.asarray(data["weights"], np.float32)
+            names = [str(n) for n in data["weight_names"]]
+            motion = np.asarray(data["head_motion"], np.float64)
+            fps = float(data["fps"])
+            source = str(data["source"]) if "source" in data.files else ""
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot read performance file {path}: {exc}") from exc
+    frames = len(given)
+    if frames < 1 or given.shape != (frames, len(names)):
+        raise BadInput(f"performance file {path}: weights must be (F, K) with F >= 1 and K = "
+                       f"{len(names)} names, got {given.shape}")
+    if motion.shape != (frames, 4, 4):
+        raise BadInput(f"performance file {path}: head_motion must be ({frames}, 4, 4), got "
+                       f"{motion.shape}")
+    if not (np.isfinite(given).all() and given.min() >= 0 and given.max() <= 1):
+        raise BadInput(f"performance file {path}: weights must be finite and in [0, 1]")
+    if not fps > 0:
+        raise BadInput(f"performance file {path}: fps must be positive, got {fps}")
+    unknown = sorted(set(names) - set(head.names))
+    if unknown:
+        raise BadInput(f"performance file {path} drives channels the head lacks: "
+                       f"{', '.join(unknown[:5])}")
+    weights = np.zeros((frames, len(head.names)), np.float32)
+    for column, name in enumerate(names):
+        weights[:, head.names.index(name)] = given[:, column]
+    return weights, motion, fps, source
 
 
-def _wave(rng: np.random.Generator, t: np.ndarray, lo_hz: float, hi_hz: float) -> np.ndarray:
-    """Smooth signal in [-1, 1]: a normalised sum of three random sinusoids. t (F,) seconds."""
-    freq = rng.uniform(lo_hz, hi_hz, 3)[:, None]
-    phase = rng.uniform(0.0, 2.0 * math.pi, 3)[:, None]
-    amp = rng.uniform(0.5, 1.0, 3)[:, None]
-    return (amp * np.sin(2.0 * math.pi * freq * t + phase)).sum(0) / amp.sum()
+def animate_head(head_obj: bpy.types.Object, head: Head, weights: np.ndarray,
+                 motion: np.ndarray) -> None:
+    """Linear keyframes at frames 0..F-1: a shape key per channel that moves, valued by
+    weights (F, K), and the object's location and rotation from motion (F, 4, 4)."""
+    moving = np.flatnonzero(weights.max(0) > 0)
+    head_obj.shape_key_add(name="Basis", from_mix=False)
+    frames = np.arange(len(weights))
+    keys = head_obj.data.shape_keys
+    _, channelbag = new_channelbag(keys, "KEY", "Performance weights")
+    for k in moving:
+        block = head_obj.shape_key_add(name=head.names[k], from_mix=False)
+        block.data.foreach_set("co", (head.vertices + head.blendshapes[k]).ravel())
+        block.value = 0.0  # a new key starts at 1 in this build
+        curve = channelbag.fcurves.new(f'key_blocks["{head.names[k]}"].value')
+        set_keys(curve, frames, weights[:, k], "LINEAR")
+    head_obj.rotation_mode = "QUATERNION"
+    locations, rotations = [], []
+    for matrix in motion:
+        location, rotation, _ = Matrix(matrix.tolist()).decompose()
+        locations.append(tuple(location))
+        rotations.append(tuple(rotation))
+    rotations = continuous_quaternions(np.array(rotations))
+    _, channelbag = new_channelbag(head_obj, "OBJECT", "Performance motion")
+    for index in range(3):
+        curve = channelbag.fcurves.new("location", index=index)
+        set_keys(curve, frames, np.array(locations)[:, index], "LINEAR")
+    for index in range(4):
+        curve = channelbag.fcurves.new("rotation_quaternion", index=index)
+        set_keys(curve, frames, rotations[:, index], "LINEAR")
 
 
-def _activation(
-    rng: np.random.Generator, t: np.ndarray, peak: float, lo_hz: float, hi_hz: float
-) -> np.ndarray:
-    """Smooth activation in [0, peak] (F,): a wave through a smoothstep, so it rests at 0 for a
-    while and rises in bumps instead of oscillating about a mid value."""
-    x = np.clip((_wave(rng, t, lo_hz, hi_hz) + 0.3) / 1.1, 0.0, 1.0)
-    return peak * x * x * (3.0 - 2.0 * x)
-
-
-def _blinks(rng: np.random.Generator, t: np.ndarray, fps: float) -> np.ndarray:
-    """Eyelid closure in [0, 1] (F,): short blinks every 1.5-4 s, the first within 1.2 s.
-
-    A blink closes fast and opens more slowly (asymmetric Gaussian, 50 ms / 90 ms); its centre is
-    snapped to a frame so the lids close fully on at least one frame.
-    """
-    closure = np.zeros_like(t)
-    centre = rng.uniform(0.3, 1.2)
-    while centre < t[-1] + 0.5:
-        c = round(centre * fps) / fps
-        sigma = np.where(t < c, 0.05, 0.09)
-        closure = np.maximum(closure, np.exp(-0.5 * ((t - c) / sigma) ** 2))
-        centre += rng.uniform(1.5, 4.0)
-    return closure
-
-
-def expression_weights(
-    names: tuple[str, ...], n_frames: int, fps: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Per-frame blendshape weights (F, K) float32 in [0, 1] for the channels in `names`.
-
-    A handful of channels move (jaw, smile, blinks, brows, pucker/funnel) with small
-    co-activations as in real faces (cheeks and lids squint with a smile, the lower lip follows
-    the jaw); channels the head lacks are skipped and every other weight stays 0.
-    """
-    t = np.arange(n_frames) / fps
-    jaw = _activation(rng, t, 0.6, 0.4, 1.6)
-    smile = _activation(rng, t, 0.8, 0.15, 0.6)
-    smile_tilt = 1.0 + 0.15 * _wave(rng, t, 0.1, 0.3)  # smiles are slightly one-sided
-    blink = _blinks(rng, t, fps)
-    brow_up = _activation(rng, t, 0.6, 0.2, 0.8)
-    brow_down = _activation(rng, t, 0.5, 0.2, 0.8) * (1.0 - brow_up / 0.6)
-    # Pursed lips and a smile exclude each other.
-    pucker = _activation(rng, t, 0.5, 0.2, 0.7) * (1.0 - smile / 0.8) ** 2
-    funnel = _activation(rng, t, 0.4, 0.2, 0.7) * (1.0 - smile / 0.8) ** 2
-    channels = {
-        "jawOpen": jaw,
-        "mouthSmileLeft": smile * smile_tilt,
-        "mouthSmileRight": smile / smile_tilt,
-        "eyeBlinkLeft": blink,
-        "eyeBlinkRight": blink,
-        "browInnerUp": brow_up,
-        "browOuterUpLeft": 0.4 * brow_up,
-        "browOuterUpRight": 0.4 * brow_up,
-        "browDownLeft": brow_down,
-        "browDownRight": 0.9 * brow_down,
-        "mouthPucker": pucker,
-        "mouthFunnel": funnel,
-        "cheekSquintLeft": 0.35 * smile * smile_tilt,
-        "cheekSquintRight": 0.35 * smile / smile_tilt,
-        "eyeSquintLeft": 0.2 * smile + 0.2 * brow_down,
-        "eyeSquintRight": 0.2 * smile + 0.2 * brow_down,
-        "mouthLowerDownLeft": 0.25 * jaw,
-        "mouthLowerDownRight": 0.25 * jaw,
-    }
-    weights = np.zeros((n_frames, len(names)), np.float32)
-    for k, name in enumerate(names):
-        if name in channels:
-            weights[:, k] = np.clip(channels[name], 0.0, 1.0)
-    return weights
-
-
-def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Head rotation (3, 3) in head axes: yaw about +Z (up), pitch about +X, roll about +Y (the
-    viewing axis), radians, applied roll first."""
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    cp, sp = math.cos(pitch), math.sin(pitch)
-    cr, sr = math.cos(roll), math.sin(roll)
-    rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
-    rx = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
-    ry = np.array([[cr, 0.0, sr], [0.0, 1.0, 0.0], [-sr, 0.0, cr]])
-    return rz @ rx @ ry
-
-
-def head_motion(n_frames: int, fps: float, rng: np.random.Generator) -> np.ndarray:
-    """Rigid head motion (F, 4, 4) float64, head space -> world (the rest head's space).
-
-    Smooth rotation about the neck pivot (the head-space origin) within yaw +-20, pitch +-10,
-    roll +-5 degrees, and a translation within +-1 cm per axis.
-    """
-    t = np.arange(n_frames) / fps
-    yaw = math.radians(MAX_YAW_DEG) * _wave(rng, t, 0.2, 0.6)
-    pitch = math.radians(MAX_PITCH_DEG) * _wave(rng, t, 0.2, 0.7)
-    roll = math.radians(MAX_ROLL_DEG) * _wave(rng, t, 0.1, 0.4)
-    shift = MAX_TRANSLATION_M * np.stack([_wave(rng, t, 0.1, 0.5) for _ in range(3)], 1)
-    motion = np.tile(np.eye(4), (n_frames, 1, 1))
-    for i in range(n_frames):
-        motion[i, :3, :3] = _rotation(yaw[i], pitch[i], roll[i])
-        motion[i, :3, 3] = shift[i]
-    return motion
-
-
-# --- camera ------------------------------------------------------------------------------
+def build_scene(head: Head, args: argparse.Namespace) -> tuple[bpy.types.Object, bool, float]:
+    """A fresh scene with the head, camera, lights and surroundings. Returns the head object,
+    whether frames are denoised and the camera's distance to the face centre (m)."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    denoised = configure_render(args.width, args.height, args.samples, args.seed, args.motion_blur)
+    scene_rng = np.random.default_rng([args.seed, 1])
+    centre, length = face_frame(head.vertices, head.vertices[head.landmark_vertex[head.landmark_mask]])
+    half_view, distance = add_camera(centre, length, args.width, args.height, args.lens_mm)
+    add_lights(args.light, centre)
+    add_surroundings(args.background, args.light, centre, half_view, distance, scene_rng)
+    head_obj = add_head(head.vertices, head.faces, head.uv, head.uv_faces, head.albedo)
+    return head_obj, denoised, distance
 
 
 def project(points: np.ndarray, pose: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
@@ -263,302 +231,6 @@ def project(points: np.ndarray, pose: np.ndarray, intrinsics: np.ndarray) -> np.
     cam = points @ pose[:3, :3].T + pose[:3, 3]
     pix = cam @ intrinsics.T
     return pix[:, :2] / pix[:, 2:3]
-
-
-def face_frame(head: Head) -> tuple[np.ndarray, float]:
-    """Face centre (3,) in head space, metres, and face length (chin to hairline), metres."""
-    points = head.vertices[head.landmark_vertex[head.landmark_mask]].astype(np.float64)
-    z_min, z_max = points[:, 2].min(), points[:, 2].max()
-    length = FACE_LENGTH_PER_LANDMARK_SPAN * (z_max - z_min)
-    centre = np.array([points[:, 0].mean(), points[:, 1].mean(), z_min + 0.5 * length])
-    return centre, length
-
-
-def add_camera(face_centre: np.ndarray, face_length: float, width: int, height: int) -> np.ndarray:
-    """A static camera in front of the face (at -Y, looking along +Y, +Z up) whose focal length
-    makes the face fill FACE_FILL of the image height. Returns the tangents (2,) of its
-    horizontal and vertical half angles of view."""
-    cam = bpy.data.cameras.new("Camera")
-    cam.sensor_width = SENSOR_WIDTH_MM
-    cam.sensor_fit = "AUTO"
-    cam.clip_start, cam.clip_end = 0.05, 50.0
-    sensor_mm, fit_px = fitted_size(cam.sensor_fit, cam.sensor_width, cam.sensor_height, width, height)
-    focal_px = FACE_FILL * height * CAMERA_DISTANCE_M / face_length
-    cam.lens = focal_px * sensor_mm / fit_px
-    obj = bpy.data.objects.new("Camera", cam)
-    obj.location = Vector(face_centre) + Vector((0.0, -CAMERA_DISTANCE_M, 0.0))
-    obj.rotation_euler = (math.pi / 2.0, 0.0, 0.0)  # camera -Z -> world +Y, camera +Y -> +Z
-    bpy.context.scene.collection.objects.link(obj)
-    bpy.context.scene.camera = obj
-    return np.array([width, height]) / (2.0 * focal_px)
-
-
-# --- scene -------------------------------------------------------------------------------
-
-
-def _new_material(name: str) -> tuple[bpy.types.Material, bpy.types.NodeTree]:
-    """An empty node material and its tree with only a Material Output node."""
-    mat = bpy.data.materials.new(name)
-    tree = mat.node_tree
-    tree.nodes.clear()
-    tree.nodes.new("ShaderNodeOutputMaterial")
-    return mat, tree
-
-
-def skin_material(albedo: np.ndarray | None) -> bpy.types.Material:
-    """Principled BSDF skin (roughness 0.5, a little specular) whose base colour is the head's
-    albedo (H, W, 3) uint8 sampled through the UV map. No subsurface scattering: at 320 pixels
-    it barely shows and costs a sixth of the render time."""
-    mat, tree = _new_material("Skin")
-    bsdf = tree.nodes.new("ShaderNodeBsdfPrincipled")
-    bsdf.inputs["Roughness"].default_value = 0.5
-    bsdf.inputs["Specular IOR Level"].default_value = 0.3
-    tree.links.new(bsdf.outputs["BSDF"], tree.nodes["Material Output"].inputs["Surface"])
-    if albedo is None:
-        bsdf.inputs["Base Color"].default_value = (*DEFAULT_SKIN_RGB, 1.0)
-        return mat
-    rows, cols = albedo.shape[:2]
-    image = bpy.data.images.new("albedo", cols, rows, alpha=False)
-    rgba = np.ones((rows, cols, 4), np.float32)
-    rgba[..., :3] = albedo[::-1] / 255.0  # Blender image rows start at the bottom
-    image.pixels.foreach_set(rgba.ravel())
-    image.pack()  # keep the pixels with the datablock: a generated image would regenerate
-    tex = tree.nodes.new("ShaderNodeTexImage")
-    tex.image = image
-    tex.interpolation = "Linear"
-    tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-    return mat
-
-
-def add_head(head: Head) -> bpy.types.Object:
-    """The head as a smooth-shaded, UV-mapped mesh object at the world origin."""
-    mesh = bpy.data.meshes.new("Head")
-    mesh.from_pydata(head.vertices.tolist(), [], head.faces.tolist())
-    uv_layer = mesh.uv_layers.new(name="UVMap")
-    uv_layer.data.foreach_set("uv", head.uv[head.uv_faces].ravel())  # loops follow face corners
-    mesh.shade_smooth()
-    mesh.materials.append(skin_material(head.albedo))
-    obj = bpy.data.objects.new("Head", mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
-
-
-def _aim(obj: bpy.types.Object, target: np.ndarray) -> None:
-    """Point an object's -Z axis (where lights shine) at `target` (3,), keeping +Y up."""
-    direction = Vector(target) - obj.location
-    obj.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
-
-
-def add_lights(face_centre: np.ndarray) -> None:
-    """A warm key area light from the camera's left, a dim cool fill from its right and a rim
-    light from behind: a lit room, not an even studio."""
-    rigs = (  # name, offset from the face centre (m), RGB, watts, size (m)
-        ("Key", (-0.55, -0.45, 0.35), (1.0, 0.78, 0.55), 25.0, 0.35),
-        ("Fill", (0.65, -0.45, -0.05), (0.6, 0.74, 1.0), 3.0, 0.6),
-        ("Rim", (0.35, 0.55, 0.45), (1.0, 0.93, 0.85), 20.0, 0.3),
-    )
-    for name, offset, rgb, watts, size in rigs:
-        light = bpy.data.lights.new(name, "AREA")
-        light.color, light.energy, light.size = rgb, watts, size
-        obj = bpy.data.objects.new(name, light)
-        obj.location = Vector(face_centre) + Vector(offset)
-        _aim(obj, face_centre)
-        bpy.context.scene.collection.objects.link(obj)
-
-
-def _box(name: str, size: np.ndarray, location: np.ndarray, yaw: float) -> bpy.types.Object:
-    """An axis-aligned box object (size (3,), metres) at `location`, turned `yaw` rad about Z."""
-    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * size / 2.0
-    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata(corners.tolist(), [], quads)
-    obj = bpy.data.objects.new(name, mesh)
-    obj.location = Vector(location)
-    obj.rotation_euler = (0.0, 0.0, yaw)
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
-
-
-def wallpaper(rng: np.random.Generator, rows: int = 256, cols: int = 512) -> np.ndarray:
-    """A busy, colourful wall image (rows, cols, 3) float32 linear RGB in [0, 1]: blotches of a
-    random palette under scattered rectangles (posters, frames) and rows of books.
-
-    Drawn once in numpy and shown as an image texture: a procedural fBM node costs several
-    times more per shading sample than an image lookup.
-    """
-    y, x = np.mgrid[0:rows, 0:cols] / rows
-    palette = np.array([_random_colour(rng) for _ in range(4)])  # (4, 3)
-    fields = np.stack(
-        [
-            sum(
-                np.cos(rng.uniform(1, 9) * (x * math.cos(a) + y * math.sin(a)) + rng.uniform(0, 7))
-                for a in rng.uniform(0, math.pi, 3)
-            )
-            for _ in palette
-        ]
-    )  # (4, rows, cols) smooth random fields
-    blend = np.exp(2.0 * fields)
-    image = np.einsum("prc,pk->rck", blend / blend.sum(0), palette)
-    for _ in range(10):  # posters and frames
-        h, w = rng.integers(rows // 10, rows // 3), rng.integers(cols // 20, cols // 6)
-        top, left = rng.integers(0, rows - h), rng.integers(0, cols - w)
-        image[top : top + h, left : left + w] = _random_colour(rng)
-    for _ in range(3):  # shelves of books: narrow vertical strips of random colour
-        top, left = rng.integers(0, rows - rows // 8), rng.integers(0, cols - cols // 4)
-        while left < cols and rng.uniform() > 0.04:
-            w = rng.integers(3, 9)
-            h = rng.integers(rows // 14, rows // 8)
-            image[top + rows // 8 - h : top + rows // 8, left : left + w] = _random_colour(rng)
-            left += w + 1
-    return image.astype(np.float32)
-
-
-def _image_material(name: str, rgb: np.ndarray) -> bpy.types.Material:
-    """A diffuse material showing `rgb` (rows, cols, 3) float32 linear, row 0 at the top,
-    through the object's generated coordinates (x, z of a wall)."""
-    rows, cols = rgb.shape[:2]
-    image = bpy.data.images.new(name, cols, rows, alpha=False, float_buffer=True)
-    rgba = np.ones((rows, cols, 4), np.float32)
-    rgba[..., :3] = rgb[::-1]  # Blender image rows start at the bottom
-    image.pixels.foreach_set(rgba.ravel())
-    image.pack()
-    mat, tree = _new_material(name)
-    coords = tree.nodes.new("ShaderNodeTexCoord")
-    split = tree.nodes.new("ShaderNodeSeparateXYZ")
-    to_uv = tree.nodes.new("ShaderNodeCombineXYZ")  # generated (x, y, z) -> image (u, v) = (x, z)
-    tex = tree.nodes.new("ShaderNodeTexImage")
-    tex.image = image
-    tex.extension = "EXTEND"
-    bsdf = tree.nodes.new("ShaderNodeBsdfDiffuse")  # matte, and cheaper than Principled
-    tree.links.new(coords.outputs["Generated"], split.inputs["Vector"])
-    tree.links.new(split.outputs["X"], to_uv.inputs["X"])
-    tree.links.new(split.outputs["Z"], to_uv.inputs["Y"])
-    tree.links.new(to_uv.outputs["Vector"], tex.inputs["Vector"])
-    tree.links.new(tex.outputs["Color"], bsdf.inputs["Color"])
-    tree.links.new(bsdf.outputs["BSDF"], tree.nodes["Material Output"].inputs["Surface"])
-    return mat
-
-
-def _random_colour(rng: np.random.Generator) -> tuple[float, float, float]:
-    """A saturated-ish random linear RGB colour of moderate brightness."""
-    hue, sat, val = rng.uniform(0, 1), rng.uniform(0.35, 0.85), rng.uniform(0.25, 0.8)
-    rgb = np.clip(np.abs((hue * 6.0 + np.array([0.0, 4.0, 2.0])) % 6.0 - 3.0) - 1.0, 0, 1)
-    return tuple(float(c) for c in (val * (1.0 - sat + sat * rgb)) ** 2.2)  # sRGB -> linear
-
-
-def add_room(face_centre: np.ndarray, half_view: np.ndarray, rng: np.random.Generator) -> None:
-    """A back wall WALL_DEPTH_M behind the face, filling the view (half_view (2,): tangents of
-    the horizontal and vertical half angles) with a busy wallpaper, a few coloured boxes between
-    it and the head (never in front of the head), and a dim sky-like world."""
-    wall_distance = CAMERA_DISTANCE_M + WALL_DEPTH_M
-    wall_size = 2.4 * half_view * wall_distance  # with a margin for the camera's field of view
-    wall = _box(
-        "Wall",
-        np.array([wall_size[0], 0.02, wall_size[1]]),
-        face_centre + np.array([0.0, WALL_DEPTH_M, 0.0]),
-        0.0,
-    )
-    wall.data.materials.append(_image_material("Wall", wallpaper(rng)))
-    for i in range(6):
-        depth = rng.uniform(0.7, WALL_DEPTH_M - 0.2)  # behind the face, before the wall
-        x, z = rng.uniform(-0.9, 0.9, 2) * half_view * (CAMERA_DISTANCE_M + depth)
-        box = _box(
-            f"Clutter{i}",
-            rng.uniform(0.06, 0.22, 3),
-            face_centre + np.array([x, depth, z]),
-            float(rng.uniform(-0.6, 0.6)),
-        )
-        mat, tree = _new_material(f"Clutter{i}")
-        bsdf = tree.nodes.new("ShaderNodeBsdfDiffuse")
-        bsdf.inputs["Color"].default_value = (*_random_colour(rng), 1.0)
-        tree.links.new(bsdf.outputs["BSDF"], tree.nodes["Material Output"].inputs["Surface"])
-        box.data.materials.append(mat)
-    _set_world(top=(0.35, 0.42, 0.55), bottom=(0.25, 0.2, 0.16), strength=0.5)
-
-
-def _set_world(top: tuple[float, ...], bottom: tuple[float, ...], strength: float) -> None:
-    """A world whose colour blends from `bottom` (looking down) to `top` (looking up)."""
-    world = bpy.data.worlds.new("World")
-    bpy.context.scene.world = world
-    nodes, links = world.node_tree.nodes, world.node_tree.links
-    nodes.clear()
-    coords = nodes.new("ShaderNodeTexCoord")
-    split = nodes.new("ShaderNodeSeparateXYZ")
-    ramp = nodes.new("ShaderNodeValToRGB")
-    ramp.color_ramp.elements[0].position, ramp.color_ramp.elements[0].color = 0.3, (*bottom, 1)
-    ramp.color_ramp.elements[1].position, ramp.color_ramp.elements[1].color = 0.7, (*top, 1)
-    to_unit = nodes.new("ShaderNodeMapRange")  # direction z in [-1, 1] -> [0, 1]
-    to_unit.inputs["From Min"].default_value = -1.0
-    world.cycles.sampling_method = "NONE"  # dim and smooth: an importance map costs ~40%
-    background = nodes.new("ShaderNodeBackground")
-    background.inputs["Strength"].default_value = strength
-    output = nodes.new("ShaderNodeOutputWorld")
-    links.new(coords.outputs["Generated"], split.inputs["Vector"])
-    links.new(split.outputs["Z"], to_unit.inputs["Value"])
-    links.new(to_unit.outputs["Result"], ramp.inputs["Fac"])
-    links.new(ramp.outputs["Color"], background.inputs["Color"])
-    links.new(background.outputs["Background"], output.inputs["Surface"])
-
-
-def configure_render(args: argparse.Namespace) -> bool:
-    """Cycles on all CPU cores, the output format, and denoising when this build has it.
-    Returns whether the frames are denoised."""
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = args.samples
-    scene.cycles.seed = args.seed
-    scene.cycles.use_animated_seed = True  # fresh noise per frame, like a sensor
-    scene.cycles.max_bounces = 3
-    scene.cycles.use_light_tree = False  # three lights: the tree costs more than it saves
-    scene.render.threads_mode = "FIXED"
-    scene.render.threads = _core_count()
-    scene.render.resolution_x, scene.render.resolution_y = args.width, args.height
-    scene.render.resolution_percentage = 100
-    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
-    scene.render.film_transparent = False
-    scene.render.use_persistent_data = True  # keep the scene between frames: saves ~1 s each
-    scene.render.image_settings.file_format = "PNG"
-    scene.render.image_settings.color_mode = "RGB"
-    scene.render.image_settings.color_depth = "8"
-    scene.view_settings.view_transform = "AgX"  # a camera-like highlight roll-off
-    scene.view_settings.look = "AgX - Punchy"
-    scene.cycles.use_denoising = False
-    try:
-        import _cycles  # exists only once the Cycles add-on is loaded
-
-        if _cycles.with_openimagedenoise:
-            scene.cycles.denoiser = "OPENIMAGEDENOISE"
-            scene.cycles.denoising_prefilter = "FAST"
-            scene.cycles.denoising_quality = "BALANCED"
-            scene.cycles.use_denoising = True
-    except (ImportError, AttributeError, TypeError):
-        pass  # a build without OpenImageDenoise renders noisier frames, nothing else changes
-    return bool(scene.cycles.use_denoising)
-
-
-def _core_count() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def build_scene(head: Head, args: argparse.Namespace) -> tuple[bpy.types.Object, bool]:
-    """A fresh scene with the head, camera, lights and surroundings. Returns the head object
-    and whether frames are denoised."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    denoised = configure_render(args)
-    scene_rng = np.random.default_rng([args.seed, 1])
-    centre, length = face_frame(head)
-    half_view = add_camera(centre, length, args.width, args.height)
-    add_lights(centre)
-    if args.background == "room":
-        add_room(centre, half_view, scene_rng)
-    else:
-        _set_world(top=(0.5, 0.5, 0.5), bottom=(0.5, 0.5, 0.5), strength=1.0)
-    return add_head(head), denoised
 
 
 # --- rendering and output ----------------------------------------------------------------
@@ -570,42 +242,54 @@ def _matrix(obj: bpy.types.Object) -> np.ndarray:
     return np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)
 
 
-def render_frames(
-    head_obj: bpy.types.Object, vertices: np.ndarray, motion: np.ndarray, frames_dir: Path
-) -> np.ndarray:
-    """Render each frame to frames_dir/NNNNNN.png with the posed vertices (F, V, 3) and head
-    motion (F, 4, 4); returns the head->world matrices (F, 4, 4) Blender actually used."""
+def _evaluated_vertices(obj: bpy.types.Object) -> np.ndarray:
+    """(V, 3) float32 object-space vertices of `obj` after shape keys, as the renderer sees them."""
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    try:
+        coords = np.empty(len(mesh.vertices) * 3, np.float32)
+        mesh.vertices.foreach_get("co", coords)
+    finally:
+        evaluated.to_mesh_clear()
+    return coords.reshape(-1, 3)
+
+
+def render_frames(head_obj: bpy.types.Object, vertices: np.ndarray, frames_dir: Path,
+                  ) -> tuple[np.ndarray, float]:
+    """Render frames 0..F-1 of the animated scene to frames_dir/NNNNNN.png, checking at each that
+    the evaluated mesh matches the truth vertices (F, V, 3). Returns the head->world matrices
+    (F, 4, 4) Blender used and the largest vertex deviation from the truth, metres."""
     scene = bpy.context.scene
-    used = np.empty_like(motion)
     n_frames = len(vertices)
+    used = np.empty((n_frames, 4, 4))
+    deviation = 0.0
     for i in range(n_frames):
         if CANCEL.is_set():
             raise Cancelled
-        head_obj.data.vertices.foreach_set("co", vertices[i].ravel())
-        head_obj.data.update()
-        head_obj.matrix_world = Matrix(motion[i].tolist())
-        scene.frame_current = i  # drives the animated noise seed
-        bpy.context.view_layer.update()
+        scene.frame_set(i)  # also drives the animated noise seed
         used[i] = _matrix(head_obj)
+        deviation = max(deviation, float(np.abs(_evaluated_vertices(head_obj) - vertices[i]).max()))
+        if deviation > TRUTH_TOLERANCE_M:
+            raise RuntimeError(f"frame {i}: the rendered mesh is {deviation:.2e} m off the truth")
         scene.render.filepath = str(frames_dir / f"{frames_label(i)}.png")
         bpy.ops.render.render(write_still=True)
         print(f"frame {i + 1}/{n_frames}", file=sys.stderr, flush=True)
-    return used
+    return used, deviation
 
 
 def render_clip(head: Head, args: argparse.Namespace, work: Path) -> None:
     """Render the clip and write frames/, truth.npz and clip.json into the directory `work`."""
-    rng = np.random.default_rng([args.seed, 0])
-    weights = expression_weights(head.names, args.frames, args.fps, rng)
+    weights, motion, fps, source = load_performance(args.performance, head)
+    n_frames = len(weights)
     vertices = head.vertices + np.einsum("fk,kvc->fvc", weights, head.blendshapes)
-    vertices = vertices.astype(np.float32)  # exactly the coordinates written to the mesh
-    motion = head_motion(args.frames, args.fps, rng)
+    vertices = vertices.astype(np.float32)
 
-    head_obj, denoised = build_scene(head, args)
+    head_obj, denoised, distance = build_scene(head, args)
+    animate_head(head_obj, head, weights, motion)
     frames_dir = work / "frames"
     frames_dir.mkdir()
     start = time.perf_counter()
-    head_to_world = render_frames(head_obj, vertices, motion, frames_dir)
+    head_to_world, deviation = render_frames(head_obj, vertices, frames_dir)
     seconds = time.perf_counter() - start
 
     camera = bpy.context.scene.camera
@@ -614,34 +298,37 @@ def render_clip(head: Head, args: argparse.Namespace, work: Path) -> None:
                                                 data.sensor_fit, data.shift_x, data.shift_y,
                                                 args.width, args.height)
     head_pose = opencv_pose_from_blender(_matrix(camera)) @ head_to_world
-    landmarks = np.stack(
-        [
-            project(v[head.landmark_vertex], p, intrinsics)
-            for v, p in zip(vertices, head_pose, strict=True)
-        ]
-    )
+    landmarks = np.stack([project(v[head.landmark_vertex], p, intrinsics)
+                          for v, p in zip(vertices, head_pose, strict=True)])
     np.savez(
         work / "truth.npz",
-        frames=np.arange(args.frames, dtype=np.int64),
+        frames=np.arange(n_frames, dtype=np.int64),
         vertices=vertices,
         head_pose=head_pose.astype(np.float32),
         intrinsics=intrinsics.astype(np.float32),
         weights=weights,
         weight_names=np.array(head.names, dtype=str),
         landmarks_2d=landmarks.astype(np.float32),
-        fps=np.float64(args.fps),
+        fps=np.float64(fps),
         width=np.int64(args.width),
         height=np.int64(args.height),
     )
     clip = {
-        "fps": args.fps,
+        "fps": fps,
         "width": args.width,
         "height": args.height,
-        "frames": args.frames,
+        "frames": n_frames,
+        "performance": source,
         "seed": args.seed,
         "samples": args.samples,
         "denoised": denoised,
+        "light": args.light,
         "background": args.background,
+        "lens_mm": args.lens_mm,
+        "focal_px": float(intrinsics[0, 0]),
+        "camera_distance_m": round(distance, 4),
+        "motion_blur": args.motion_blur,
+        "truth_vertex_deviation_m": deviation,
         "render_seconds": round(seconds, 3),
     }
     (work / "clip.json").write_text(json.dumps(clip, indent=2) + "\n")
@@ -664,31 +351,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line arguments; argparse exits with status 2 on malformed ones."""
     parser = argparse.ArgumentParser(
         prog="python -m blender_addon.render_clip",
-        description="Render a demo performance clip of a head (Cycles, CPU) with ground truth.",
+        description="Render a performance clip of a head (Cycles, CPU) with its ground truth.",
     )
     parser.add_argument("--head", type=Path, required=True, help="head.npz to render")
+    parser.add_argument("--performance", type=Path, required=True,
+                        help="performance.npz: per-frame weights and head motion")
     parser.add_argument("--out", type=Path, required=True, help="output directory (created)")
-    parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=320)
-    parser.add_argument("--fps", type=float, default=24.0)
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
-    parser.add_argument("--seed", type=int, default=0, help="performance and scene seed")
-    parser.add_argument(
-        "--background",
-        choices=("room", "plain"),
-        default="room",
-        help="cluttered procedural room, or a flat grey world (for geometry checks)",
-    )
+    parser.add_argument("--seed", type=int, default=0, help="scene and noise seed")
+    parser.add_argument("--light", choices=LIGHTS, default="coloured",
+                        help="light rig: coloured key/fill/rim, even studio, a hard sun, or the "
+                        "environment only")
+    parser.add_argument("--background", choices=BACKGROUNDS, default="room",
+                        help="cluttered procedural room, a flat grey world (for geometry checks), "
+                        "or the environment")
+    parser.add_argument("--lens-mm", type=float, default=None,
+                        help="35 mm-equivalent focal length; the camera distance keeps the face "
+                        "size (default: 0.62 m away)")
+    parser.add_argument("--motion-blur", type=float, default=0.0,
+                        help="shutter as a fraction of the frame interval (0: none)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
-    for name in ("frames", "width", "height", "samples"):
+    for name in ("width", "height", "samples"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be positive")
-    if not args.fps > 0:
-        parser.error("--fps must be positive")
     if args.seed < 0:
         parser.error("--seed must be non-negative")
+    if args.lens_mm is not None and not 8 <= args.lens_mm <= 400:
+        parser.error("--lens-mm must be between 8 and 400")
+    if not 0 <= args.motion_blur <= 1:
+        parser.error("--motion-blur must be in [0, 1]")
     return args
 
 

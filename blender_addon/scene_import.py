@@ -13,6 +13,7 @@ from bpy_extras import anim_utils
 from mathutils import Matrix
 
 from blender_addon.head_builder import HEAD_BONE
+from blender_addon.keyframes import continuous_quaternions, set_keys
 from blender_addon.results_import import ImportPlan, Results, bone_basis
 
 FRAME_KEY_PREFIX = "fa_"
@@ -106,7 +107,7 @@ def _frame_shape_keys(head: bpy.types.Object, results: Results, plan: ImportPlan
     for name, frame in zip(names, plan.scene_frames, strict=True):
         # On exactly at its scene frame, off one frame before and after (constant steps).
         curve = channelbag.fcurves.new(f'key_blocks["{name}"].value')
-        _set_keys(curve, [frame - 1, frame, frame + 1], [0.0, 1.0, 0.0], "CONSTANT")
+        set_keys(curve, [frame - 1, frame, frame + 1], [0.0, 1.0, 0.0], "CONSTANT")
 
 
 def _head_bone_keys(rig: bpy.types.Object, plan: ImportPlan, undo: list) -> None:
@@ -118,7 +119,7 @@ def _head_bone_keys(rig: bpy.types.Object, plan: ImportPlan, undo: list) -> None
         location, rotation, _ = Matrix(matrix.tolist()).decompose()
         locations.append(tuple(location))
         quaternions.append(tuple(rotation))
-    quaternions = _continuous(np.array(quaternions))
+    quaternions = continuous_quaternions(np.array(quaternions))
     previous = rig.animation_data.action if rig.animation_data else None
     action = bpy.data.actions.new(f"{rig.name} FaceAdapt Head")
     action[ACTION_TAG] = True
@@ -139,32 +140,13 @@ def _head_bone_keys(rig: bpy.types.Object, plan: ImportPlan, undo: list) -> None
     for index in range(3):
         curve = channelbag.fcurves.new(f"{path}.location", index=index)
         curve.group = group
-        _set_keys(curve, frames, [v[index] for v in locations], "LINEAR")
+        set_keys(curve, frames, [v[index] for v in locations], "LINEAR")
     for index in range(4):
         curve = channelbag.fcurves.new(f"{path}.rotation_quaternion", index=index)
         curve.group = group
-        _set_keys(curve, frames, quaternions[:, index].tolist(), "LINEAR")
+        set_keys(curve, frames, quaternions[:, index].tolist(), "LINEAR")
     if previous is not None and previous.users == 0 and not previous.get(ACTION_TAG):
         previous.use_fake_user = True  # keep the user's own earlier action reachable
-
-
-def _continuous(quaternions: np.ndarray) -> np.ndarray:
-    """Flip signs so consecutive quaternions stay on one hemisphere (no spins between keys)."""
-    out = quaternions.copy()
-    for i in range(1, len(out)):
-        if np.dot(out[i], out[i - 1]) < 0:
-            out[i] = -out[i]
-    return out
-
-
-def _set_keys(curve: bpy.types.FCurve, frames: list, values: list, interpolation: str) -> None:
-    curve.keyframe_points.add(len(frames))
-    coords = np.column_stack([frames, values]).astype(np.float32).ravel()
-    curve.keyframe_points.foreach_set("co", coords)
-    curve.keyframe_points.foreach_set("interpolation", [
-        bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[interpolation].value
-    ] * len(frames))
-    curve.update()
 
 
 def _camera(context: bpy.types.Context, results: Results, plan: ImportPlan, undo: list,

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.benchmark.performance import procedural_performance
+
 pytestmark = pytest.mark.blender
 pytest.importorskip("bpy")
 Image = pytest.importorskip("PIL.Image")
@@ -93,15 +95,25 @@ def _write_head(path: Path) -> dict[str, np.ndarray]:
     return head
 
 
-def _run(tmp_path: Path, head: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+def _write_performance(path: Path, frames: int, seed: int = 3) -> Path:
+    """A procedural performance of the sphere head's two channels at 24 fps."""
+    return procedural_performance(("jawOpen", "eyeBlinkLeft"), frames, 24.0, seed).save(path)
+
+
+def _run(tmp_path: Path, head: Path, out: Path, *extra: str, frames: int = 3,
+         performance: Path | None = None) -> subprocess.CompletedProcess:
     """Run the program in its own process, with Blender's user resources in tmp_path."""
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender_user")}
+    if performance is None:
+        performance = _write_performance(tmp_path / f"performance{frames}.npz", frames)
     cmd = [
         sys.executable,
         "-m",
         "blender_addon.render_clip",
         "--head",
         str(head),
+        "--performance",
+        str(performance),
         "--out",
         str(out),
         *extra,
@@ -144,8 +156,6 @@ def test_clip_ground_truth_matches_pixels(tmp_path: Path) -> None:
         tmp_path,
         head_path,
         out,
-        "--frames",
-        "3",
         "--width",
         "112",
         "--height",
@@ -200,18 +210,18 @@ def test_room_clip_and_output_directory_rules(tmp_path: Path) -> None:
     head_path = tmp_path / "head.npz"
     _write_head(head_path)
     out = tmp_path / "clip"
-    args = ("--frames", "2", "--width", "64", "--height", "64", "--samples", "2")
-    assert _run(tmp_path, head_path, out, *args).returncode == 0
+    args = ("--width", "64", "--height", "64", "--samples", "2")
+    assert _run(tmp_path, head_path, out, *args, frames=2).returncode == 0
     assert sorted(p.name for p in (out / "frames").iterdir()) == ["000000.png", "000001.png"]
     frame = np.asarray(Image.open(out / "frames" / "000000.png"))
     assert frame.std(axis=(0, 1)).min() > 5  # a cluttered background, not a flat one
 
     first = dict(np.load(out / "truth.npz", allow_pickle=False))
     (out / "marker").touch()
-    refused = _run(tmp_path, head_path, out, *args)
+    refused = _run(tmp_path, head_path, out, *args, frames=2)
     assert refused.returncode == 2 and "exists" in refused.stderr
     assert (out / "marker").exists()
-    assert _run(tmp_path, head_path, out, *args, "--overwrite").returncode == 0
+    assert _run(tmp_path, head_path, out, *args, "--overwrite", frames=2).returncode == 0
     assert not (out / "marker").exists()
     second = np.load(out / "truth.npz", allow_pickle=False)
     for key in ("vertices", "head_pose", "weights", "landmarks_2d"):  # the seed decides all
@@ -223,5 +233,38 @@ def test_bad_head_file_is_refused(tmp_path: Path) -> None:
     head_path = tmp_path / "head.npz"
     np.savez(head_path, vertices=np.zeros((4, 3), np.float32))
     run = _run(tmp_path, head_path, tmp_path / "clip")
+    assert run.returncode == 2 and "lacks" in run.stderr
+    assert not (tmp_path / "clip").exists()
+
+
+@pytest.mark.parametrize("light,background", [("environment", "world"), ("hard", "room"),
+                                              ("studio", "plain")])
+def test_domain_options_render_and_are_recorded(tmp_path: Path, light: str, background: str) -> None:
+    head_path = tmp_path / "head.npz"
+    _write_head(head_path)
+    out = tmp_path / "clip"
+    run = _run(tmp_path, head_path, out, "--width", "64", "--height", "64", "--samples", "2",
+               "--light", light, "--background", background, "--lens-mm", "24",
+               "--motion-blur", "0.5", frames=2)
+    assert run.returncode == 0, run.stderr
+    clip = json.loads((out / "clip.json").read_text())
+    assert (clip["light"], clip["background"], clip["motion_blur"]) == (light, background, 0.5)
+    # 24 mm on a 36 mm sensor across 64 px; the camera comes closer than the default 0.62 m.
+    assert clip["focal_px"] == pytest.approx(24 / 36 * 64, rel=1e-4)
+    assert clip["camera_distance_m"] < 0.62
+    assert clip["truth_vertex_deviation_m"] < 1e-5
+    frame = np.asarray(Image.open(out / "frames" / "000001.png")).astype(float)
+    assert frame.mean() > 10 and frame.std() > 5  # lit, not black or flat
+
+
+def test_bad_performance_file_is_refused(tmp_path: Path) -> None:
+    head_path = tmp_path / "head.npz"
+    _write_head(head_path)
+    stranger = procedural_performance(("jawOpen", "mouthPucker"), 2, 24.0, 0)
+    run = _run(tmp_path, head_path, tmp_path / "clip",
+               performance=stranger.save(tmp_path / "stranger.npz"))
+    assert run.returncode == 2 and "mouthPucker" in run.stderr
+    np.savez(tmp_path / "empty.npz", weights=np.zeros((2, 1), np.float32))
+    run = _run(tmp_path, head_path, tmp_path / "clip", performance=tmp_path / "empty.npz")
     assert run.returncode == 2 and "lacks" in run.stderr
     assert not (tmp_path / "clip").exists()

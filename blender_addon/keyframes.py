@@ -1,0 +1,41 @@
+"""Writing F-curves in bulk (Blender 5 actions: slots and channelbags)."""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+from bpy_extras import anim_utils
+
+
+def new_channelbag(owner: bpy.types.ID, id_type: str, action_name: str,
+                   ) -> tuple[bpy.types.Action, bpy.types.ActionChannelbag]:
+    """A new action assigned to `owner` (whose ID type is `id_type`, e.g. "OBJECT", "KEY") through
+    a slot of its own; returns the action and the channelbag its F-curves go into."""
+    action = bpy.data.actions.new(action_name)
+    slot = action.slots.new(id_type=id_type, name=owner.name)
+    animation = owner.animation_data_create()
+    animation.action = action
+    animation.action_slot = slot
+    return action, anim_utils.action_ensure_channelbag_for_slot(action, slot)
+
+
+def continuous_quaternions(quaternions: np.ndarray) -> np.ndarray:
+    """(N, 4) with signs flipped so consecutive quaternions stay on one hemisphere (no spins
+    between keys)."""
+    out = quaternions.copy()
+    for i in range(1, len(out)):
+        if np.dot(out[i], out[i - 1]) < 0:
+            out[i] = -out[i]
+    return out
+
+
+def set_keys(curve: bpy.types.FCurve, frames: list | np.ndarray, values: list | np.ndarray,
+             interpolation: str) -> None:
+    """Add keyframes (frame, value) to `curve` in one call, all with `interpolation`."""
+    curve.keyframe_points.add(len(frames))
+    coords = np.column_stack([frames, values]).astype(np.float32).ravel()
+    curve.keyframe_points.foreach_set("co", coords)
+    curve.keyframe_points.foreach_set("interpolation", [
+        bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[interpolation].value
+    ] * len(frames))
+    curve.update()
