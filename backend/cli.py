@@ -100,6 +100,33 @@ def _evaluate_model(args: argparse.Namespace, sink: EventSink) -> str:
     return _write_json(report, args.json)
 
 
+def _make_benchmark(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.benchmark.clips import QUICK_CLIPS, STANDARD_CLIPS, load_specs
+    from backend.benchmark.make_benchmark import make_benchmark
+
+    specs = load_specs(Path(args.specs)) if args.specs else QUICK_CLIPS if args.quick else STANDARD_CLIPS
+    if args.clips:
+        wanted = args.clips.split(",")
+        unknown = sorted(set(wanted) - {s.name for s in specs})
+        if unknown:
+            raise BadInput(f"--clips: no clip named {', '.join(unknown)}; the set has "
+                           + ", ".join(s.name for s in specs))
+        specs = tuple(s for s in specs if s.name in wanted)
+    make_benchmark(specs, Path(args.out), args.seed, sink)
+    return args.out
+
+
+def _evaluate(args: argparse.Namespace, sink: EventSink) -> str:
+    from backend.evaluation.evaluate import evaluate_against_truth, evaluate_real
+
+    if args.truth:
+        report, _ = evaluate_against_truth(Path(args.results), Path(args.truth), args.head)
+    else:
+        report = evaluate_real(Path(args.results), Path(args.footage) if args.footage else None,
+                               args.head, resolve_device(args.device), args.frame_step, sink)
+    return _write_json(report, args.json)
+
+
 def _bench(args: argparse.Namespace, sink: EventSink) -> str:
     from backend.bench.registry import run_bench
 
@@ -211,8 +238,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(evaluate)
     evaluate.set_defaults(run=_evaluate_model)
 
+    make = commands.add_parser("make-benchmark",
+                               help="render ground-truth clips with Blender (Cycles) and degrade "
+                                    "them like a camera")
+    make.add_argument("--out", required=True, help="folder of clip folders (made clips are kept)")
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--quick", action="store_true", help="the small smoke-test set")
+    make.add_argument("--specs", help="JSON list of clip specs instead of the standard set")
+    make.add_argument("--clips", help="comma-separated names: only these clips of the set")
+    _add_common(make)
+    make.set_defaults(run=_make_benchmark)
+
+    score = commands.add_parser("evaluate", help="score a results directory against ground truth "
+                                                 "(--truth) or as real footage")
+    score.add_argument("results")
+    score.add_argument("--truth", help="clip folder with truth.npz (make-benchmark, render_clip)")
+    score.add_argument("--head", help="head tracked with (default: the clip's head.npz or the "
+                                      "results' model)")
+    score.add_argument("--footage", help="real footage (default: the results' source)")
+    score.add_argument("--frame-step", type=_positive_int, default=1,
+                       help="score every n-th frame in the photometric error (real footage)")
+    score.add_argument("--json", help="also write the report here")
+    _add_common(score)
+    score.set_defaults(run=_evaluate)
+
     bench = commands.add_parser("bench", help="benchmarks (print figures, --json to save)")
-    bench.add_argument("name", choices=("track", "import", "render", "dam"))
+    bench.add_argument("name", choices=("track", "import", "render", "dam", "suite"))
+    bench.add_argument("--quick", action="store_true", help="suite: the few-minute version")
+    bench.add_argument("--work", default="out/bench-suite",
+                       help="suite: folder of clips and results, kept so a run resumes")
     bench.add_argument("--json", help="also write the report here")
     bench.add_argument("--footage", help="clip to benchmark (default: lp_driving_d3.mp4 in data)")
     _add_common(bench)

@@ -71,8 +71,7 @@ def run_demo(out: Path, frames: int, device: str, sink: EventSink) -> Path:
     document, tracking, mesh = read_results(results_dir)
     with np.load(clip_dir / "truth.npz") as t:
         truth = {k: t[k] for k in t.files}
-    errors = truth_errors(tracking, truth, head.face_region, head.landmark_vertex,
-                          head.landmark_mask)
+    errors = truth_errors(tracking, truth, head)
     preview = write_preview(clip_dir / "frames", tracking, mesh["faces"], out / "demo_preview.mp4",
                             float(clip["fps"]))
     blend = build_demo_blend(clip_dir, float(clip["fps"]), out, sink)

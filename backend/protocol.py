@@ -66,7 +66,10 @@ HEAD_OPTIONAL_KEYS = ("albedo", "neck_pivot")  # (H, W, 3) uint8; (3,) float32
 
 NUM_LANDMARKS = 68
 
-# --- rendered clips: what the head does (performance.npz) and what the tracker should recover
+# --- rendered clips: domain choices of blender_addon.render_clip (--light, --background)
+RENDER_LIGHTS = ("coloured", "studio", "hard", "environment")
+RENDER_BACKGROUNDS = ("room", "plain", "world")
+# what the head does (performance.npz) and what the tracker should recover
 PERFORMANCE_KEYS = (
     "weights",  # (F, K) float32 in [0, 1]
     "weight_names",  # (K,) str, channels of the head rendered

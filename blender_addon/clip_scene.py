@@ -14,6 +14,7 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
+from backend.protocol import RENDER_BACKGROUNDS, RENDER_LIGHTS
 from blender_addon.camera_conversion import fitted_size
 
 CAMERA_DISTANCE_M = 0.62  # camera to face centre without --lens-mm
@@ -23,8 +24,8 @@ FACE_FILL = 0.5  # fraction of the image height taken by the face, chin to hairl
 # iBUG landmarks span chin to brows, about two thirds of the face length (chin to hairline).
 FACE_LENGTH_PER_LANDMARK_SPAN = 1.5
 DEFAULT_SKIN_RGB = (0.78, 0.58, 0.47)  # linear-ish albedo when the head file has none
-LIGHTS = ("coloured", "studio", "hard", "environment")
-BACKGROUNDS = ("room", "plain", "world")
+LIGHTS = RENDER_LIGHTS
+BACKGROUNDS = RENDER_BACKGROUNDS
 
 
 def face_frame(vertices: np.ndarray, landmark_points: np.ndarray) -> tuple[np.ndarray, float]:

@@ -25,4 +25,8 @@ def run_bench(name: str, args: argparse.Namespace, sink: EventSink) -> dict:
         from backend.bench.import_bench import bench_import
 
         return bench_import(args, sink)
+    if name == "suite":
+        from backend.bench.suite import run_suite
+
+        return run_suite(args, sink)
     raise BadInput(f"unknown benchmark {name!r}")

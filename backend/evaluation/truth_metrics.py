@@ -1,53 +1,125 @@
-"""Errors of a tracked clip against a rendered clip's ground truth (same head topology)."""
+"""Errors of a tracked clip against a rendered clip's ground truth (same head topology).
+
+Alignment: none. The tracker is given the very head asset the clip was rendered with, so the
+head's size is known and vertex errors are compared in head space as they are (expression
+only, independent of pose); rotations are compared in the clip's one camera. Untracked frames
+(confidence 0 holds a neighbour's values) are excluded from every error and counted; truth
+frames the results do not cover are counted too. Nothing is averaged away silently.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from backend.errors import BadInput
-from backend.evaluation.metrics import landmark_errors_px, matched_frames, vertex_errors_mm
-from backend.render.rasterize import project
+from backend.evaluation.metrics import (
+    landmark_errors_px,
+    matched_frames,
+    rotation_errors_deg,
+    vertex_errors_mm,
+)
+from backend.heads.head_asset import HeadAsset
+from backend.landmarks.nme import inter_ocular
 
 
 @dataclass
 class TruthErrors:
-    vertex_mm_mean: float  # face region, head space (expression, independent of pose)
+    """Summary figures (as_dict) and the per-frame / per-vertex arrays plots need."""
+
+    vertex_mm_mean: float  # face region, head space
     vertex_mm_p95: float
+    rotation_deg_mean: float  # head rotation in the camera
+    rotation_deg_p95: float
     landmark_px_mean: float  # fitted landmarks vs the truth's projected landmarks
     landmark_px_p95: float
-    frames: int
+    landmark_nme: float  # landmark error over the truth's inter-ocular distance
+    jitter_px: float  # mean second difference of the fitted landmarks
+    truth_jitter_px: float  # the same for the true landmarks (the real motion's share)
+    frames: int  # frames scored (tracked and in the truth)
+    frames_untracked: int  # tracked frames with confidence 0, excluded
+    frames_missing: int  # truth frames absent from the results
+    fraction_tracked: float  # frames scored / truth frames
+    frame_indices: np.ndarray = field(repr=False)  # (frames,) scored source frames
+    vertex_mm_per_frame: np.ndarray = field(repr=False)  # (frames,) mean over the face region
+    vertex_mm_per_vertex: np.ndarray = field(repr=False)  # (V,) mean over frames, NaN off-region
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, float | int | str]:
+        arrays = ("frame_indices", "vertex_mm_per_frame", "vertex_mm_per_vertex")
+        summary = {k: v for k, v in self.__dict__.items() if k not in arrays}
+        return {**summary, "scale_alignment": "none (the tracker knows the head's size)"}
+
+
+def _runs(mask: np.ndarray) -> list[slice]:
+    """Maximal runs of consecutive True values of a (F,) mask, as slices."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [slice(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def run_jitter_px(landmarks: np.ndarray, usable: np.ndarray, mask: np.ndarray) -> float:
+    """Mean second-difference length (px) of landmarks (F, 68, 2) over the masked points,
+    within runs of consecutive usable frames only (a gap never joins two runs); NaN when no run
+    has 3 frames."""
+    norms = []
+    for run in _runs(usable):
+        points = landmarks[run][:, mask]
+        if len(points) >= 3:
+            norms.append(np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1).ravel())
+    return float(np.concatenate(norms).mean()) if norms else float("nan")
+
+
+def _projected_landmarks(tracking: dict[str, np.ndarray], landmark_vertex: np.ndarray) -> np.ndarray:
+    """(F, 68, 2) pixels of the tracked mesh's landmark vertices."""
+    pose = tracking["head_pose"].astype(np.float64)
+    points = tracking["vertices"][:, landmark_vertex].astype(np.float64)
+    cam = np.einsum("fij,fvj->fvi", pose[:, :3, :3], points) + pose[:, None, :3, 3]
+    pix = cam @ tracking["intrinsics"].astype(np.float64).T
+    return pix[..., :2] / pix[..., 2:3]
 
 
 def truth_errors(tracking: dict[str, np.ndarray], truth: dict[str, np.ndarray],
-                 face_region: np.ndarray, landmark_vertex: np.ndarray,
-                 landmark_mask: np.ndarray) -> TruthErrors:
-    """Vertex error (mm, face region) and landmark reprojection error (px), over all frames.
+                 head: HeadAsset) -> TruthErrors:
+    """Score tracking.npz arrays against truth.npz arrays of the clip rendered with `head`.
 
-    tracking: tracking.npz arrays; truth: truth.npz arrays of the rendered clip (frames,
-    vertices (F, V, 3), landmarks_2d (F, 68, 2)). Frames are matched by source index; a
-    tracked frame missing from the truth, or another topology, is an error.
+    Raises BadInput when the two cannot be compared: another topology, or tracked frames the
+    truth lacks; and when no frame is tracked.
     """
-    import torch
-
+    if tracking["vertices"].shape[1:] != truth["vertices"].shape[1:]:
+        raise BadInput(f"results have {tracking['vertices'].shape[1]} vertices per frame, the "
+                       f"ground truth {truth['vertices'].shape[1]}: another head topology")
     try:
         rows = matched_frames(tracking["frames"], truth["frames"])
-        vertex = vertex_errors_mm(tracking["vertices"], truth["vertices"][rows], face_region)
     except ValueError as exc:
         raise BadInput(f"results and ground truth do not match: {exc}") from exc
-    pose = tracking["head_pose"]
-    points = tracking["vertices"][:, landmark_vertex]
-    cam = np.einsum("fij,fvj->fvi", pose[:, :3, :3], points) + pose[:, None, :3, 3]
-    proj = project(torch.as_tensor(cam), torch.as_tensor(tracking["intrinsics"]))[..., :2].numpy()
-    landmark = landmark_errors_px(proj, truth["landmarks_2d"][rows], landmark_mask)
+    tracked = tracking["confidence"] > 0
+    if not tracked.any():
+        raise BadInput("no frame of the results is tracked (all confidences 0): nothing to score")
+    truth_rows = rows[tracked]
+    vertex = vertex_errors_mm(tracking["vertices"][tracked], truth["vertices"][truth_rows],
+                              head.face_region)
+    rotation = rotation_errors_deg(tracking["head_pose"][tracked, :3, :3].astype(np.float64),
+                                   truth["head_pose"][truth_rows, :3, :3].astype(np.float64))
+    fitted = _projected_landmarks(tracking, head.landmark_vertex)
+    true_points = truth["landmarks_2d"][rows].astype(np.float64)
+    landmark = landmark_errors_px(fitted[tracked], true_points[tracked], head.landmark_mask)
+    per_vertex = np.full(len(head.face_region), np.nan)
+    per_vertex[head.face_region] = vertex.mean(0)
     return TruthErrors(
         vertex_mm_mean=float(vertex.mean()),
         vertex_mm_p95=float(np.percentile(vertex, 95)),
+        rotation_deg_mean=float(rotation.mean()),
+        rotation_deg_p95=float(np.percentile(rotation, 95)),
         landmark_px_mean=float(landmark.mean()),
         landmark_px_p95=float(np.percentile(landmark, 95)),
-        frames=len(rows),
+        landmark_nme=float((landmark.mean(1) / inter_ocular(true_points[tracked])).mean()),
+        jitter_px=run_jitter_px(fitted, tracked, head.landmark_mask),
+        truth_jitter_px=run_jitter_px(true_points, tracked, head.landmark_mask),
+        frames=int(tracked.sum()),
+        frames_untracked=int((~tracked).sum()),
+        frames_missing=len(truth["frames"]) - len(rows),
+        fraction_tracked=float(tracked.sum() / len(truth["frames"])),
+        frame_indices=tracking["frames"][tracked],
+        vertex_mm_per_frame=vertex.mean(1),
+        vertex_mm_per_vertex=per_vertex,
     )

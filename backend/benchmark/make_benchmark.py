@@ -1,0 +1,129 @@
+"""`make-benchmark`: render ground-truth clips with Blender (Cycles) and degrade them like a
+camera would.
+
+Each clip folder holds `footage.mp4` (what trackers see), `truth.npz` (backend.protocol
+TRUTH_KEYS), `head.npz` (the head rendered, for tracking and scoring), `performance.npz` and
+`clip.json` (the spec, the seed, the render's settings and timings). Clips are made in a
+temporary folder and renamed when complete; a folder already holding the same spec and seed
+is kept, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from backend.atomic import atomic_directory
+from backend.benchmark.clips import MEASURED_PREFIX, PROCEDURAL, ClipSpec
+from backend.benchmark.performance import measured_performance, procedural_performance
+from backend.blender_program import run_blender_program
+from backend.data_location import data_file
+from backend.errors import BadInput
+from backend.events import EventSink
+from backend.heads.default_head import resolve_head
+from backend.heads.head_asset import save_head
+from backend.movie_writer import write_movie
+
+FOOTAGE = "footage.mp4"
+TRUTH = "truth.npz"
+HEAD = "head.npz"
+CLIP_JSON = "clip.json"
+
+
+def clip_seed(seed: int, name: str) -> int:
+    """A per-clip seed from the benchmark seed and the clip's name (stable across runs)."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0] >> 1)
+
+
+def is_complete(folder: Path, spec: ClipSpec, seed: int) -> bool:
+    """Whether `folder` already holds this spec rendered with this seed."""
+    try:
+        clip = json.loads((folder / CLIP_JSON).read_text())
+    except (OSError, ValueError):
+        return False
+    return (clip.get("spec") == json.loads(json.dumps(spec.as_dict())) and clip.get("seed") == seed
+            and all((folder / name).is_file() for name in (FOOTAGE, TRUTH, HEAD)))
+
+
+def sensor_noise(image: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) uint8 with signal-dependent Gaussian noise: standard deviation `level` (8-bit
+    levels) at mid grey, rising with brightness like shot noise over a read-noise floor."""
+    if level <= 0:
+        return image
+    signal = image.astype(np.float32)
+    sigma = level * np.sqrt((0.3 + 0.7 * signal / 255.0) / 0.65)
+    return np.clip(signal + sigma * rng.standard_normal(image.shape, np.float32), 0, 255).round(
+    ).astype(np.uint8)
+
+
+def degraded_frames(frames_dir: Path, noise: float, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """The rendered PNG frames (RGB uint8) in order, with sensor noise added."""
+    import cv2
+
+    for path in sorted(frames_dir.glob("*.png")):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise OSError(f"cannot read rendered frame {path}")
+        yield sensor_noise(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), noise, rng)
+
+
+def make_clip(spec: ClipSpec, out_dir: Path, seed: int, sink: EventSink) -> Path:
+    """Render, degrade and write one clip into out_dir/<spec.name>; returns the folder."""
+    spec.check()
+    folder = out_dir / spec.name
+    if is_complete(folder, spec, seed):
+        sink.log(f"{spec.name}: already made with seed {seed}, kept")
+        return folder
+    head = resolve_head(spec.head)
+    own_seed = clip_seed(seed, spec.name)
+    start = time.perf_counter()
+    with atomic_directory(folder, overwrite=True) as tmp:
+        save_head(head, tmp / HEAD)
+        if spec.performance == PROCEDURAL:
+            performance = procedural_performance(tuple(head.blendshape_names), spec.frames,
+                                                 spec.fps, own_seed)
+        else:
+            video = data_file("videos/" + spec.performance.removeprefix(MEASURED_PREFIX))
+            if not video.is_file():
+                raise BadInput(f"clip {spec.name}: performance source {video} does not exist")
+            sink.log(f"{spec.name}: measuring the performance on {video.name} with MediaPipe")
+            performance = measured_performance(video, head, spec.frames)
+        performance.save(tmp / "performance.npz")
+        d = spec.domain
+        arguments = ["--head", str(tmp / HEAD), "--performance", str(tmp / "performance.npz"),
+                     "--out", str(tmp / "render"), "--width", str(d.width), "--height",
+                     str(d.height), "--samples", str(d.samples), "--seed", str(own_seed % 2**31),
+                     "--light", d.light, "--background", d.background,
+                     "--motion-blur", str(d.motion_blur)]
+        if d.lens_mm is not None:
+            arguments += ["--lens-mm", str(d.lens_mm)]
+        run_blender_program("render_clip", arguments, f"render {spec.name}", sink)
+        render = json.loads((tmp / "render" / CLIP_JSON).read_text())
+        rng = np.random.default_rng([seed, own_seed, 1])
+        write_movie(degraded_frames(tmp / "render" / "frames", d.noise, rng), tmp / FOOTAGE,
+                    float(render["fps"]), crf=d.crf)
+        (tmp / "render" / TRUTH).rename(tmp / TRUTH)
+        clip = {"spec": spec.as_dict(), "seed": seed, "clip_seed": own_seed, "render": render,
+                "performance_source": performance.source,
+                "seconds": round(time.perf_counter() - start, 1)}
+        (tmp / CLIP_JSON).write_text(json.dumps(clip, indent=1) + "\n")
+        shutil.rmtree(tmp / "render")  # the clean frames: footage.mp4 is what is scored
+    return folder
+
+
+def make_benchmark(specs: tuple[ClipSpec, ...], out_dir: Path, seed: int, sink: EventSink) -> list[Path]:
+    """Make every clip of `specs` under out_dir (kept when already made); returns the folders."""
+    for spec in specs:
+        spec.check()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folders = []
+    for i, spec in enumerate(specs):
+        folders.append(make_clip(spec, out_dir, seed, sink))
+        sink.progress("clips", i + 1, len(specs))
+    return folders

@@ -1,0 +1,171 @@
+"""Ground-truth clips: specs, performances, camera degradation, truth metrics, and the
+make-benchmark -> track -> evaluate chain end to end on a tiny clip."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend.benchmark.clips import QUICK_CLIPS, STANDARD_CLIPS, ClipSpec, Domain, load_specs
+from backend.benchmark.make_benchmark import sensor_noise
+from backend.benchmark.performance import (
+    CAMERA_TO_WORLD_AXES,
+    motion_from_camera_poses,
+    procedural_performance,
+    rotation_zxy,
+)
+from backend.errors import BadInput
+from backend.evaluation.truth_metrics import run_jitter_px, truth_errors
+from conftest import run_backend
+
+
+def test_the_standard_set_covers_what_the_issue_asks():
+    for spec in STANDARD_CLIPS + QUICK_CLIPS:
+        spec.check()
+    assert len(STANDARD_CLIPS) >= 6 and all(s.frames >= 150 for s in STANDARD_CLIPS)
+    assert {s.head for s in STANDARD_CLIPS} == {"default", "ict"}
+    assert {s.performance.split(":")[0] for s in STANDARD_CLIPS} == {"procedural", "mediapipe"}
+    assert len({(s.domain.light, s.domain.background) for s in STANDARD_CLIPS}) >= 4
+
+
+def test_bad_specs_name_the_field(tmp_path: Path):
+    with pytest.raises(BadInput, match="light"):
+        replace(QUICK_CLIPS[0], domain=Domain(light="candle")).check()
+    with pytest.raises(BadInput, match="performance"):
+        replace(QUICK_CLIPS[0], performance="mocap").check()
+    path = tmp_path / "specs.json"
+    path.write_text(json.dumps([{**QUICK_CLIPS[0].as_dict(), "colour": "red"}]))
+    with pytest.raises(BadInput, match="colour"):
+        load_specs(path)
+    path.write_text(json.dumps([QUICK_CLIPS[0].as_dict()]))
+    assert load_specs(path) == (QUICK_CLIPS[0],)
+
+
+def test_procedural_performances_are_seeded_and_drive_split_channels():
+    names = ("jawOpen", "browInnerUp_L", "browInnerUp_R", "cheekRaiser_L")
+    a = procedural_performance(names, 60, 25.0, seed=4)
+    b = procedural_performance(names, 60, 25.0, seed=4)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    np.testing.assert_array_equal(a.head_motion, b.head_motion)
+    assert not np.array_equal(a.weights, procedural_performance(names, 60, 25.0, seed=5).weights)
+    assert a.weights[:, 0].max() > 0.1  # the jaw moves
+    np.testing.assert_array_equal(a.weights[:, 1], a.weights[:, 2])  # split brows follow one
+    assert a.weights[:, 3].max() == 0  # no ARKit channel: left alone
+    rotations = a.head_motion[:, :3, :3]
+    np.testing.assert_allclose(rotations @ rotations.transpose(0, 2, 1),
+                               np.broadcast_to(np.eye(3), rotations.shape), atol=1e-12)
+
+
+def test_measured_poses_become_motion_about_the_mean():
+    yaw = np.radians(np.linspace(-10, 10, 5))
+    # The head turns about the camera's vertical axis (OpenCV -Y is up).
+    poses = np.tile(np.eye(4), (5, 1, 1))
+    for i, angle in enumerate(yaw):
+        c, s = np.cos(angle), np.sin(angle)
+        poses[i, :3, :3] = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    motion = motion_from_camera_poses(poses)
+    # In the renderer's world the same turn is about +Z (up), with the mean pose frontal.
+    for pose, matrix in zip(poses, motion, strict=True):
+        expected = CAMERA_TO_WORLD_AXES @ pose[:3, :3] @ CAMERA_TO_WORLD_AXES.T
+        np.testing.assert_allclose(matrix[:3, :3], expected, atol=1e-9)
+    np.testing.assert_allclose(motion[2, :3, :3], np.eye(3), atol=1e-9)
+    turn = rotation_zxy(0.3, 0, 0)
+    assert turn[2, 2] == pytest.approx(1.0)  # yaw keeps the up axis
+
+
+def test_sensor_noise_has_the_stated_level():
+    grey = np.full((200, 200, 3), 128, np.uint8)
+    noisy = sensor_noise(grey, 4.0, np.random.default_rng(0)).astype(float)
+    assert noisy.std() == pytest.approx(4.0, rel=0.1)
+    assert abs(noisy.mean() - 128) < 0.2
+    assert sensor_noise(grey, 0.0, np.random.default_rng(0)) is grey
+
+
+def _fake_clip(head, frames: int = 6):
+    """A truth dict and a tracking dict that equals it."""
+    rng = np.random.default_rng(1)
+    weights = rng.uniform(0, 0.5, (frames, len(head.blendshape_names))).astype(np.float32)
+    vertices = (head.vertices + np.einsum("fk,kvc->fvc", weights, head.blendshapes)).astype(np.float32)
+    pose = np.tile(np.eye(4, dtype=np.float32), (frames, 1, 1))
+    pose[:, :3, :3] = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]])  # head -Y faces the camera
+    pose[:, :3, 3] = [0.0, 0.0, 0.6]
+    intrinsics = np.array([[500, 0, 159.5], [0, 500, 159.5], [0, 0, 1]], np.float32)
+    points = vertices[:, head.landmark_vertex] @ pose[0, :3, :3].T + pose[0, :3, 3]
+    pix = points @ intrinsics.T
+    landmarks = (pix[..., :2] / pix[..., 2:3]).astype(np.float32)
+    truth = {"frames": np.arange(frames), "vertices": vertices, "head_pose": pose,
+             "intrinsics": intrinsics, "landmarks_2d": landmarks}
+    tracking = {"frames": np.arange(frames), "vertices": vertices.copy(), "head_pose": pose.copy(),
+                "intrinsics": intrinsics, "confidence": np.ones(frames, np.float32)}
+    return truth, tracking
+
+
+def test_truth_metrics_known_answers(default_head):
+    truth, tracking = _fake_clip(default_head)
+    perfect = truth_errors(tracking, truth, default_head)
+    assert perfect.vertex_mm_mean == 0 and perfect.rotation_deg_mean == pytest.approx(0, abs=1e-4)
+    assert perfect.landmark_px_mean == pytest.approx(0, abs=1e-3) and perfect.fraction_tracked == 1
+    shifted = {**tracking, "vertices": tracking["vertices"] + np.float32(0.002)}  # 2 mm per axis
+    assert truth_errors(shifted, truth, default_head).vertex_mm_mean == pytest.approx(
+        2 * np.sqrt(3), rel=1e-3)
+    untracked = {**tracking, "confidence": np.array([1, 1, 0, 1, 1, 1], np.float32)}
+    scored = truth_errors(untracked, truth, default_head)
+    assert (scored.frames, scored.frames_untracked, scored.fraction_tracked) == (5, 1, 5 / 6)
+    partial = {k: (v[:4] if k != "intrinsics" else v) for k, v in tracking.items()}
+    assert truth_errors(partial, truth, default_head).frames_missing == 2
+
+
+def test_truth_metrics_refuse_what_cannot_be_compared(default_head):
+    truth, tracking = _fake_clip(default_head)
+    with pytest.raises(BadInput, match="topology"):
+        truth_errors({**tracking, "vertices": tracking["vertices"][:, :-1]}, truth, default_head)
+    with pytest.raises(BadInput, match="no ground truth"):
+        truth_errors({**tracking, "frames": tracking["frames"] + 10}, truth, default_head)
+    with pytest.raises(BadInput, match="no frame"):
+        truth_errors({**tracking, "confidence": np.zeros(6, np.float32)}, truth, default_head)
+
+
+def test_jitter_never_spans_a_gap():
+    track = np.zeros((8, 68, 2))
+    track[4:] = 50.0  # a jump across the untracked frame 3 only
+    usable = np.array([1, 1, 1, 0, 1, 1, 1, 1], bool)
+    assert run_jitter_px(track, usable, np.ones(68, bool)) == 0
+    assert np.isnan(run_jitter_px(track, np.array([1, 1, 0, 1, 1, 0, 1, 1], bool), np.ones(68, bool)))
+
+
+@pytest.mark.blender
+def test_make_benchmark_track_and_evaluate_a_tiny_clip(tmp_path: Path):
+    spec = ClipSpec("tiny", "default", "procedural", 4,
+                    Domain(light="hard", noise=2.0, crf=23, width=96, height=96, samples=1,
+                           motion_blur=0.3, lens_mm=50.0))
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps([spec.as_dict()]))
+    done = run_backend("make-benchmark", "--out", str(tmp_path / "clips"), "--specs", str(specs),
+                       "--seed", "2")
+    assert done.returncode == 0, done.stderr
+    clip = tmp_path / "clips" / "tiny"
+    assert {p.name for p in clip.iterdir()} == {"footage.mp4", "truth.npz", "head.npz",
+                                                "performance.npz", "clip.json"}
+    info = json.loads((clip / "clip.json").read_text())
+    assert info["spec"] == json.loads(json.dumps(spec.as_dict())) and info["render"]["frames"] == 4
+    stamp = (clip / "truth.npz").stat().st_mtime_ns
+    again = run_backend("make-benchmark", "--out", str(tmp_path / "clips"), "--specs", str(specs),
+                        "--seed", "2")
+    assert again.returncode == 0 and (clip / "truth.npz").stat().st_mtime_ns == stamp  # kept
+
+    results = tmp_path / "results"
+    done = run_backend("track", str(clip / "footage.mp4"), "--out", str(results), "--head",
+                       str(clip / "head.npz"), "--texture-size", "0")
+    assert done.returncode == 0, done.stderr
+    report = tmp_path / "report.json"
+    done = run_backend("evaluate", str(results), "--truth", str(clip), "--json", str(report))
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(report.read_text())
+    assert scores["kind"] == "truth" and scores["frames"] == 4 and scores["fraction_tracked"] == 1
+    assert 0 < scores["vertex_mm_mean"] < 10 and scores["landmark_px_mean"] < 10
+    wrong = run_backend("evaluate", str(results), "--truth", str(clip), "--head", "ict")
+    assert wrong.returncode == 2 and "topology" in wrong.stderr
