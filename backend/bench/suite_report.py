@@ -1,0 +1,583 @@
+"""The evaluation suite's report: JSON, markdown tables, plots and contact sheets.
+
+`write_report(document, json_path, sink)` writes, each atomically and next to `json_path`
+(stem S):
+- `S.json`: the document, NaN and inf written as null (JSON has neither);
+- `S_vertex_error_over_frames.png`: vertex error per frame of every method, one panel per
+  ground-truth clip (from the per-frame scores suite.py keeps under work/scores);
+- `S_vertex_error_heatmap.png`: each method's per-vertex error, averaged over a head's
+  ground-truth clips, coloured on that neutral head seen from the front (rows heads, columns
+  methods, one colour range for all);
+- `S_sheet_<clip>.png` per ground-truth clip: 4 evenly spaced frames, the footage beside each
+  method's tracked mesh drawn over it;
+- `S.md`: header, clip and method lists, one table per clip kind (per clip and mean rows),
+  links to the images.
+Only our own renders (the ground-truth clips) are ever drawn: no image of a real clip or of
+the annotated photos is written, since that footage may never be committed or shown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backend.atomic import atomic_file
+from backend.benchmark.make_benchmark import FOOTAGE, HEAD
+from backend.events import EventSink
+
+# A table column: (metrics key, header, str.format spec for its value).
+Column = tuple[str, str, str]
+
+TRUTH_COLUMNS: tuple[Column, ...] = (
+    ("vertex_mm_mean", "vertex mm", "{:.2f}"),
+    ("vertex_mm_p95", "vertex p95 mm", "{:.2f}"),
+    ("rotation_deg_mean", "rotation °", "{:.2f}"),
+    ("landmark_px_mean", "landmark px", "{:.2f}"),
+    ("landmark_nme", "landmark NME", "{:.4f}"),
+    ("jitter_px", "jitter px", "{:.3f}"),
+    ("truth_jitter_px", "truth jitter px", "{:.3f}"),
+    ("fraction_tracked", "tracked", "{:.1%}"),
+    ("frames", "frames scored", "{:.0f}"),
+    ("frames_untracked", "untracked", "{:.0f}"),
+    ("frames_missing", "missing", "{:.0f}"),
+    ("track_seconds", "track s", "{:.1f}"),
+)
+# Keys of backend.evaluation.real_metrics.evaluate_real_clip (plus suite.py's track_seconds).
+REAL_COLUMNS: tuple[Column, ...] = (
+    ("agreement_nme_mean", "NME vs ref.", "{:.4f}"),
+    ("agreement_px_mean", "px vs ref.", "{:.2f}"),
+    ("detections_nme_mean", "detections NME vs ref.", "{:.4f}"),
+    ("jitter_tracked_px", "jitter px", "{:.3f}"),
+    ("jitter_reference_px", "ref. jitter px", "{:.3f}"),
+    ("jitter_ratio", "jitter / ref.", "{:.2f}"),
+    ("photometric_rms_255", "photometric RMS", "{:.2f}"),
+    ("fraction_tracked", "tracked", "{:.1%}"),
+    ("frames", "frames", "{:.0f}"),
+    ("agreement_frames_used", "frames vs ref.", "{:.0f}"),
+    ("track_seconds", "track s", "{:.1f}"),
+)
+KIND_COLUMNS = {"truth": TRUTH_COLUMNS, "real": REAL_COLUMNS}
+KIND_TITLES = {"truth": "Ground-truth clips: metrics", "real": "Real clips: metrics (no ground truth)"}
+KIND_NOTES = {
+    "truth": "Vertex error over the face region in head space (mm), head rotation error, fitted "
+             "landmarks against the true projected ones (px, and NME over the inter-ocular "
+             "distance), jitter = mean second difference of the fitted landmarks (the truth's "
+             "own jitter is the real motion's share). Means are over scored frames; untracked "
+             "and missing frames are counted, never scored.",
+    "real": "Fitted landmarks against an independent reference detector no tracker uses "
+            "(NME over its inter-ocular distance, and px), the tracker's input detections "
+            "against the same reference, jitter of the fitted and of the reference landmarks "
+            "over the same frames and their ratio, RMS colour error (0-255) of the re-rendered "
+            "track after one colour fit per clip (compares methods, not an absolute quality).",
+}
+MISSING = "–"
+SHEET_ROWS = 4
+SHEET_TILE_WIDTH = 320  # px: clips are 160-320 px wide; one size keeps sheets comparable
+SHEET_LABEL_HEIGHT = 28  # px band above the tiles for the column names
+HEATMAP_SIZE = 512  # px, square render per head and method
+HEATMAP_FILL = 0.85  # fraction of the render the face region's bounding box spans
+HEATMAP_FOCAL = 4.0  # focal length in image widths: a long lens, so the shape is barely distorted
+HEATMAP_CMAP = "viridis"  # its low end stays lighter than magma's black, so shading reads
+NO_DATA_GREY = 0.6  # colour of vertices without a score (off the face region)
+BACKGROUND = 1.0  # white behind the heads
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float (NaN, inf) replaced by None, recursively; numpy
+    scalars and arrays become Python numbers and lists (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, or None for None, NaN, inf and non-numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def format_value(value: Any, spec: str) -> str:
+    """A table cell: `value` formatted with `spec`; None and NaN show as MISSING, values the
+    spec cannot format (a string where a number was expected) as their text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    try:
+        return spec.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], labels: int) -> list[str]:
+    """Markdown table lines; the columns after the first `labels` (the figures) right-aligned."""
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |",
+             "|" + "|".join("---" if i < labels else "---:" for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def clips_of_kind(document: dict, kind: str) -> list[dict]:
+    return [clip for clip in document.get("clips", []) if clip.get("kind") == kind]
+
+
+def metrics_table(document: dict, kind: str, columns: Sequence[Column]) -> list[str]:
+    """Markdown lines of a (clip, method) x metrics table for the clips of `kind`, then one
+    mean row per method.
+
+    Every method gets a row for every clip, all MISSING when it has no metrics for that clip.
+    Mean rows skip missing values (None, NaN, absent keys); a mean over fewer than all the
+    kind's clips says over how many ("0.12 (3/4)")."""
+    clips = clips_of_kind(document, kind)
+    methods = document.get("methods", [])
+    rows = []
+    for clip in clips:
+        for method in methods:
+            metrics = method.get("clips", {}).get(clip.get("name"), {})
+            rows.append([str(clip.get("name")), str(method.get("name")),
+                         *(format_value(metrics.get(key), spec) for key, _, spec in columns)])
+    for method in methods:
+        per_clip = [method.get("clips", {}).get(clip.get("name"), {}) for clip in clips]
+        cells = []
+        for key, _, spec in columns:
+            values = [v for v in (_number(m.get(key)) for m in per_clip) if v is not None]
+            text = format_value(float(np.mean(values)) if values else None, spec)
+            if values and len(values) < len(clips):
+                text += f" ({len(values)}/{len(clips)})"
+            cells.append(text)
+        plural = "clip" if len(clips) == 1 else "clips"
+        rows.append([f"**mean ({len(clips)} {plural})**", str(method.get("name")), *cells])
+    return _table(["clip", "method", *(header for _, header, _ in columns)], rows, 2)
+
+
+def photos_table(document: dict, photos_clip: dict) -> list[str]:
+    """Markdown lines of one row per method: NME mean over the tracked photos, photos tracked,
+    and each photo's NME ("untracked" where the method found no face)."""
+    methods = document.get("methods", [])
+    name = photos_clip.get("name")
+    names = list(photos_clip.get("photos", []))
+    for method in methods:
+        per_photo = method.get("clips", {}).get(name, {}).get("per_photo_nme") or {}
+        names += [photo for photo in per_photo if photo not in names]
+    rows = []
+    for method in methods:
+        metrics = method.get("clips", {}).get(name, {})
+        per_photo = metrics.get("per_photo_nme") or {}
+        tracked, total = metrics.get("photos_tracked"), metrics.get("photos")
+        count = MISSING if tracked is None or total is None else f"{tracked} / {total}"
+        cells = []
+        for photo in names:
+            if photo not in per_photo:
+                cells.append(MISSING)
+            else:
+                cells.append("untracked" if per_photo[photo] is None
+                             else format_value(per_photo[photo], "{:.4f}"))
+        rows.append([str(method.get("name")), format_value(metrics.get("nme_mean"), "{:.4f}"), count,
+                     *cells])
+    return _table(["method", "NME mean", "photos tracked", *names], rows, 1)
+
+
+def _domain_row(clip: dict) -> list[str]:
+    domain = clip.get("domain") or {}
+    lens = domain.get("lens_mm")
+    size = (f"{domain['width']}x{domain['height']}" if "width" in domain and "height" in domain
+            else MISSING)
+    return [str(clip.get("name")), str(clip.get("head", MISSING)), str(clip.get("performance", MISSING)),
+            format_value(clip.get("frames"), "{}"), format_value(domain.get("light"), "{}"),
+            format_value(domain.get("background"), "{}"),
+            "default (0.62 m)" if "lens_mm" in domain and lens is None else format_value(lens, "{:g}"),
+            format_value(domain.get("motion_blur"), "{:g}"), format_value(domain.get("noise"), "{:g}"),
+            format_value(domain.get("crf"), "{}"), size, format_value(domain.get("samples"), "{}")]
+
+
+def markdown_report(document: dict, images: Sequence[Path]) -> str:
+    """The markdown report of a suite document; `images` (written next to it) are linked by
+    name. Date-free, so that reruns diff only where results changed."""
+    machine = document.get("machine", {})
+    memory = document.get("peak_memory_mib", {})
+    lines = [
+        "# FaceAdapt evaluation suite",
+        "",
+        f"Command: `{document.get('command', MISSING)}`",
+        "",
+        f"- machine: {machine.get('platform', MISSING)}, {machine.get('threads', MISSING)} threads, "
+        f"device {machine.get('device', MISSING)}",
+        f"- total {format_value(document.get('seconds'), '{:.1f}')} s (making clips "
+        f"{format_value(document.get('clip_making_seconds'), '{:.1f}')} s)",
+        "- peak memory: " + (", ".join(f"{k} {format_value(v, '{:.0f}')} MiB" for k, v in memory.items())
+                             or MISSING),
+        "",
+        "## Methods",
+        "",
+        *(f"- **{m.get('name')}**: {m.get('description', '')}" for m in document.get("methods", [])),
+        "",
+    ]
+    truth = clips_of_kind(document, "truth")
+    if truth:
+        lines += ["## Ground-truth clips: domains (rendered with Cycles)", "",
+                  *_table(["clip", "head", "performance", "frames", "light", "background", "lens mm",
+                           "motion blur", "noise", "crf", "size", "samples"],
+                          [_domain_row(clip) for clip in truth], 12), ""]
+    for kind, columns in KIND_COLUMNS.items():
+        if clips_of_kind(document, kind):
+            lines += [f"## {KIND_TITLES[kind]}", "", KIND_NOTES[kind], "",
+                      *metrics_table(document, kind, columns), ""]
+    for clip in clips_of_kind(document, "photos"):
+        lines += [f"## Annotated photos ({clip.get('name')})", "",
+                  "NME of the fitted landmarks against the human annotation (68 points, "
+                  "inter-ocular), mean over the photos the method tracked.", "",
+                  *photos_table(document, clip), ""]
+    tabulated = {*KIND_COLUMNS, "photos"}
+    for kind in sorted({str(c.get("kind")) for c in document.get("clips", [])} - tabulated):
+        names = ", ".join(str(c.get("name")) for c in clips_of_kind(document, kind))
+        lines += [f"Clips of kind '{kind}' have no table layout: {names}", ""]
+    if images:
+        lines += ["## Images (ground-truth clips only)", "",
+                  *(f"![{image.stem}]({image.name})" for image in images), ""]
+    return "\n".join(lines)
+
+
+def _scores(work: Path, method: str, clip: str) -> dict[str, np.ndarray] | None:
+    """The per-frame / per-vertex arrays suite.py saved for (method, clip), or None."""
+    path = work / "scores" / method / f"{clip}.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _save_figure(figure: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+
+
+def plot_error_over_frames(document: dict, path: Path, sink: EventSink) -> bool:
+    """Vertex error (mm) per frame of every method, one panel per ground-truth clip, to `path`.
+    Returns False (nothing written) without a single saved score."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    work = Path(document.get("work", "."))
+    clips = clips_of_kind(document, "truth")
+    methods = [str(m.get("name")) for m in document.get("methods", [])]
+    if not clips or not methods:
+        return False
+    columns = min(3, len(clips))
+    rows = math.ceil(len(clips) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows), squeeze=False)
+    plotted: set[str] = set()
+    for axis, clip in zip(axes.flat, clips, strict=False):
+        for index, method in enumerate(methods):
+            scores = _scores(work, method, str(clip.get("name")))
+            if scores is None:
+                sink.warning(f"report: no per-frame scores of {method} on {clip.get('name')} "
+                             f"(work/scores/{method}/{clip.get('name')}.npz); left out of the plot")
+                continue
+            # One colour per method in every panel, whichever methods a panel lacks.
+            axis.plot(scores["frames"], scores["vertex_mm_per_frame"], color=f"C{index % 10}", linewidth=1.2)
+            plotted.add(method)
+        axis.set_title(str(clip.get("name")), fontsize=10)
+        axis.set_xlabel("frame")
+        axis.set_ylabel("vertex error (mm)")
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+    for axis in axes.flat[len(clips):]:
+        axis.set_visible(False)
+    if not plotted:
+        plt.close(figure)
+        return False
+    labels = [method for method in methods if method in plotted]
+    handles = [Line2D([], [], color=f"C{methods.index(method) % 10}") for method in labels]
+    figure.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
+    _save_figure(figure, path)
+    return True
+
+
+def front_camera(points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A square camera in front of a face (head space: metres, +Z up, face toward -Y) whose
+    image `size` px wide the points' bounding box fills to HEATMAP_FILL.
+
+    points: (N, 3) head space. Returns rotation (3, 3) and translation (3,) head -> OpenCV
+    camera (x right, y down, z forward = +Y world), and intrinsics (3, 3) pixels.
+    """
+    rotation = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    low, high = points.min(0), points.max(0)
+    centre = (low + high) / 2
+    extent = max(high[0] - low[0], high[2] - low[2], 1e-6)
+    focal = HEATMAP_FOCAL * size
+    # Distance from the camera to the box's front plane, so the box spans HEATMAP_FILL there
+    # (the face recedes behind it, so the rest only gets smaller).
+    distance = focal * extent / (HEATMAP_FILL * size)
+    eye = np.array([centre[0], low[1] - distance, centre[2]])
+    translation = -rotation @ eye
+    intrinsics = np.array([[focal, 0.0, (size - 1) / 2], [0.0, focal, (size - 1) / 2], [0.0, 0.0, 1.0]])
+    return rotation, translation, intrinsics
+
+
+def render_vertex_colours(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray,
+                          rotation: np.ndarray, translation: np.ndarray, intrinsics: np.ndarray,
+                          size: int) -> np.ndarray:
+    """(size, size, 3) float image in [0, 1]: the mesh with per-vertex colours, Lambert-shaded
+    by a light from the camera's upper left (so the shape reads), BACKGROUND off the mesh.
+
+    vertices: (V, 3) head space metres; faces: (T, 3); colours: (V, 3) in [0, 1]; rotation,
+    translation: head -> OpenCV camera; intrinsics: (3, 3) pixels.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from backend.render.rasterize import barycentrics, interpolate, project, rasterize
+    from backend.render.shading import vertex_normals
+
+    camera = torch.as_tensor(vertices @ rotation.T + translation, dtype=torch.float32)[None]
+    faces_t = torch.as_tensor(faces, dtype=torch.int64)
+    with torch.no_grad():
+        screen = project(camera, torch.as_tensor(intrinsics, dtype=torch.float32))
+        fragments = rasterize(screen, faces_t, size, size)
+        weights = barycentrics(screen, faces_t, fragments)
+        colour = interpolate(torch.as_tensor(colours, dtype=torch.float32), faces_t, fragments, weights)
+        normal = F.normalize(interpolate(vertex_normals(camera, faces_t), faces_t, fragments, weights),
+                             dim=-1, eps=1e-12)
+        to_light = F.normalize(torch.tensor([-0.4, -0.5, -1.0]), dim=0)
+        # abs: the heads' winding is not guaranteed outward everywhere (eyes, mouth bag).
+        diffuse = (normal * to_light).sum(-1, keepdim=True).abs()
+        ambient = 0.45
+        shaded = colour * (ambient + (1 - ambient) * diffuse)
+        image = torch.where(fragments.mask[..., None], shaded, torch.full_like(shaded, BACKGROUND))
+    return image[0].clamp(0, 1).numpy()
+
+
+def _mean_per_vertex(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """(V,) mean over clips of per-vertex errors, skipping NaN; NaN where no clip scored the
+    vertex. arrays: (V,) each."""
+    stacked = np.stack(arrays)
+    scored = np.isfinite(stacked)
+    count = scored.sum(0)
+    total = np.where(scored, stacked, 0.0).sum(0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def plot_error_heatmap(document: dict, path: Path, sink: EventSink) -> bool:
+    """Per-vertex error on the neutral head, rows heads, columns methods, to `path`: each
+    method's mean over the head's ground-truth clips, one colour range 0..max for all panels.
+    Returns False (nothing written) without a head and a score to draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from backend.errors import BadInput
+    from backend.heads.head_asset import load_head
+
+    work = Path(document.get("work", "."))
+    methods = [str(m.get("name")) for m in document.get("methods", [])]
+    by_head: dict[str, list[dict]] = {}
+    for clip in clips_of_kind(document, "truth"):
+        by_head.setdefault(str(clip.get("head")), []).append(clip)
+    panels: dict[str, tuple[Any, dict[str, np.ndarray | None]]] = {}
+    for head_name, clips in by_head.items():
+        head = None
+        for clip in clips:
+            try:
+                head = load_head(Path(clip.get("folder", "")) / HEAD)
+                break
+            except BadInput as exc:
+                sink.warning(f"report: head of {clip.get('name')} unreadable ({exc})")
+        if head is None:
+            continue
+        per_method: dict[str, np.ndarray | None] = {}
+        for method in methods:
+            arrays = []
+            for clip in clips:
+                scores = _scores(work, method, str(clip.get("name")))
+                if scores is None:
+                    continue  # reported by the per-frame plot
+                if scores["vertex_mm_per_vertex"].shape != (head.num_vertices,):
+                    sink.warning(f"report: per-vertex scores of {method} on {clip.get('name')} have "
+                                 f"{scores['vertex_mm_per_vertex'].shape} values, the head "
+                                 f"{head.num_vertices} vertices; left out of the heat map")
+                    continue
+                arrays.append(scores["vertex_mm_per_vertex"])
+            per_method[method] = _mean_per_vertex(arrays) if arrays else None
+        panels[head_name] = (head, per_method)
+    finite = [a[np.isfinite(a)] for _, per in panels.values() for a in per.values() if a is not None]
+    finite = [a for a in finite if a.size]
+    if not finite or not methods:
+        return False
+    vmax = max(float(a.max()) for a in finite) or 1.0
+    norm, cmap = Normalize(0.0, vmax), matplotlib.colormaps[HEATMAP_CMAP]
+    figure, axes = plt.subplots(len(panels), len(methods), squeeze=False,
+                                figsize=(3.6 * len(methods) + 1.2, 3.6 * len(panels)))
+    for row, (head_name, (head, per_method)) in enumerate(panels.items()):
+        rotation, translation, intrinsics = front_camera(head.vertices[head.face_region], HEATMAP_SIZE)
+        for col, method in enumerate(methods):
+            axis = axes[row, col]
+            errors = per_method[method]
+            if errors is None:
+                errors = np.full(head.num_vertices, np.nan)
+                axis.text(0.5, 0.04, "no scores", transform=axis.transAxes, ha="center")
+            colours = np.where(np.isfinite(errors)[:, None], cmap(norm(np.nan_to_num(errors)))[:, :3],
+                               NO_DATA_GREY)
+            axis.imshow(render_vertex_colours(head.vertices, head.faces, colours, rotation, translation,
+                                              intrinsics, HEATMAP_SIZE))
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(method, fontsize=10)
+            if col == 0:
+                axis.set_ylabel(f"head: {head_name}")
+    figure.colorbar(ScalarMappable(norm, cmap), ax=axes, label="mean vertex error (mm); grey: not scored",
+                    shrink=0.8)
+    _save_figure(figure, path)
+    return True
+
+
+def _label(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.5) -> None:
+    """Text drawn in place, white with a dark outline so it reads on any frame."""
+    import cv2
+
+    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+
+
+def _tile(image: np.ndarray) -> np.ndarray:
+    """(h, SHEET_TILE_WIDTH, 3) uint8: `image` (H, W, 3) scaled to the sheet's tile width."""
+    import cv2
+
+    height = round(image.shape[0] * SHEET_TILE_WIDTH / image.shape[1])
+    return cv2.resize(image, (SHEET_TILE_WIDTH, height), interpolation=cv2.INTER_AREA
+                      if image.shape[1] > SHEET_TILE_WIDTH else cv2.INTER_LINEAR)
+
+
+def sheet_frames(frame_count: int, rows: int = SHEET_ROWS) -> list[int]:
+    """`rows` evenly spaced frame indices from first to last (fewer for shorter clips)."""
+    return sorted({round(i) for i in np.linspace(0, frame_count - 1, rows)})
+
+
+def contact_sheet(clip: dict, methods: Sequence[str], work: Path, sink: EventSink) -> np.ndarray | None:
+    """(H, W, 3) uint8 RGB sheet of a ground-truth clip: SHEET_ROWS frames (rows) x footage and
+    each method's tracked mesh over the frame (columns), labelled; None without footage.
+
+    A method without results, or that did not track a frame, gets the darkened frame and a
+    note instead of an overlay."""
+    from backend.errors import BadInput
+    from backend.footage import Footage
+    from backend.preview import overlay_frame
+    from backend.results import read_results
+
+    name = str(clip.get("name"))
+    try:
+        footage = Footage(Path(clip.get("folder", "")) / FOOTAGE)
+    except BadInput as exc:
+        sink.warning(f"report: no contact sheet of {name}: {exc}")
+        return None
+    wanted = sheet_frames(footage.info.frame_count)
+    results: dict[str, tuple[dict[str, np.ndarray], np.ndarray] | None] = {}
+    for method in methods:
+        try:
+            _, tracking, mesh = read_results(work / "results" / method / name)
+            results[method] = (tracking, mesh["faces"])
+        except (BadInput, OSError) as exc:
+            sink.warning(f"report: {method} results of {name} unreadable ({exc}); sheet column left empty")
+            results[method] = None
+    rows = []
+    try:
+        decoded = [(i, image) for i, image in footage.frames(wanted[0], wanted[-1]) if i in wanted]
+    except BadInput as exc:
+        sink.warning(f"report: no contact sheet of {name}: {exc}")
+        return None
+    for index, image in decoded:
+        footage_tile = _tile(image)
+        _label(footage_tile, f"frame {index}", (6, 18))
+        tiles = [footage_tile]
+        for method in methods:
+            entry = results[method]
+            found = np.array([], int) if entry is None else np.flatnonzero(entry[0]["frames"] == index)
+            if entry is None or len(found) == 0 or entry[0]["confidence"][found[0]] <= 0:
+                tile = _tile((image // 3).astype(np.uint8))
+                _label(tile, "no results" if entry is None else "untracked", (6, 18))
+            else:
+                tracking, faces, row = entry[0], entry[1], int(found[0])
+                pose = tracking["head_pose"][row]
+                camera = tracking["vertices"][row] @ pose[:3, :3].T + pose[:3, 3]
+                tile = _tile(overlay_frame(image, camera, faces, tracking["intrinsics"],
+                                           tracking["landmarks_2d"][row], tracking["landmarks_fit"][row]))
+            tiles.append(tile)
+        rows.append(np.concatenate(tiles, axis=1))
+    sheet = np.concatenate(rows, axis=0)
+    band = np.full((SHEET_LABEL_HEIGHT, sheet.shape[1], 3), 32, np.uint8)
+    for col, title in enumerate(["footage", *methods]):
+        _label(band, title, (col * SHEET_TILE_WIDTH + 6, 19), 0.55)
+    return np.concatenate([band, sheet], axis=0)
+
+
+def _write_png(image: np.ndarray, path: Path) -> None:
+    """(H, W, 3) uint8 RGB to `path`, atomically."""
+    import cv2
+
+    with atomic_file(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"cannot write {path}")
+
+
+def write_report(document: dict, json_path: Path, sink: EventSink) -> None:
+    """Write the suite report next to `json_path` (layout: module docstring), logging each
+    file written. document: run_suite's (`clips`, `methods`, `work`, header fields)."""
+    json_path = Path(json_path)
+    stem = json_path.stem
+    folder = json_path.parent
+    with atomic_file(json_path) as tmp:
+        tmp.write_text(json.dumps(json_safe(document), indent=1, allow_nan=False) + "\n")
+    sink.log(f"wrote {json_path}")
+
+    images: list[Path] = []
+    over_frames = folder / f"{stem}_vertex_error_over_frames.png"
+    if plot_error_over_frames(document, over_frames, sink):
+        images.append(over_frames)
+    heatmap = folder / f"{stem}_vertex_error_heatmap.png"
+    if plot_error_heatmap(document, heatmap, sink):
+        images.append(heatmap)
+    for path in images:
+        sink.log(f"wrote {path}")
+    methods = [str(m.get("name")) for m in document.get("methods", [])]
+    work = Path(document.get("work", "."))
+    # Truth clips only: the real clips and photos may never be shown.
+    for clip in clips_of_kind(document, "truth"):
+        sheet = contact_sheet(clip, methods, work, sink)
+        if sheet is None:
+            continue
+        path = folder / f"{stem}_sheet_{clip.get('name')}.png"
+        _write_png(sheet, path)
+        sink.log(f"wrote {path}")
+        images.append(path)
+
+    markdown = json_path.with_suffix(".md")
+    with atomic_file(markdown) as tmp:
+        tmp.write_text(markdown_report(document, images) + "\n")
+    sink.log(f"wrote {markdown}")
