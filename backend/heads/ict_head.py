@@ -17,6 +17,7 @@ from backend.heads.arkit import to_arkit_spelling
 from backend.heads.head_asset import HeadAsset
 
 FACE_VERTICES = 9409  # ids 0-9408: the face (vertex_indices.json upstream)
+SKIN_VERTICES = 11248  # ids 0-11247: face, head and neck; mouth, eyes, teeth... follow
 EYEBALL_VERTICES = slice(21451, 24591)
 NECK_BASE_BAND_M = 0.02  # vertices this close above the lowest neck vertex define the pivot
 
@@ -38,7 +39,7 @@ def load_ict_head(npz_path: Path) -> tuple[HeadAsset, np.ndarray]:
     tri = quads[:, 3] < 0
     faces = np.concatenate([quads[:, [0, 1, 2]], quads[~tri][:, [0, 2, 3]]])
     uv_faces = np.concatenate([quads_uv[:, [0, 1, 2]], quads_uv[~tri][:, [0, 2, 3]]])
-    neck = vertices[FACE_VERTICES:11248]
+    neck = vertices[FACE_VERTICES:SKIN_VERTICES]
     lowest = neck[:, 2].min()
     base = neck[neck[:, 2] < lowest + NECK_BASE_BAND_M]
     pivot = np.array([0.0, base[:, 1].mean(), base[:, 2].mean()])
@@ -72,6 +73,9 @@ def ict_head_with_albedo() -> HeadAsset:
     from backend.heads.procedural_albedo import paint_skin_albedo
 
     head, _ = load_ict_head(data_file("heads/ict-facekit/ict_facekit.npz"))
-    head.albedo = paint_skin_albedo(head.vertices, head.faces, head.uv, head.uv_faces,
+    # The inner meshes (eyes, teeth, gums, lashes) reuse the skin's UV square: painted along,
+    # they would stamp their own positions over the skin's texels.
+    skin = (head.faces < SKIN_VERTICES).all(1)
+    head.albedo = paint_skin_albedo(head.vertices, head.faces[skin], head.uv, head.uv_faces[skin],
                                     ict_eye_centres(head))
     return head
