@@ -30,15 +30,19 @@ from backend.heads.head_asset import HeadAsset
 from backend.landmarks.detection import LandmarkDetector
 from backend.render.rasterize import barycentrics, interpolate_corners, project, rasterize
 from backend.render.texture import sample
-from backend.render.unwrap import make_atlas, unwrap
+from backend.render.unwrap import UVAtlas, make_atlas, unwrap
 from backend.results import read_results
 
-# Pixels of face region kept per clip for the colour fit: bounds memory (two float32 (N, 3)
-# arrays, then float64 inside the least-squares fit) whatever the clip's length and resolution.
-MAX_PHOTOMETRIC_PIXELS = 2_000_000
+# Face-region pixels kept per clip for the colour fit and the RMS: bounds memory (two float32
+# (N, 3) arrays, then float64 inside the least-squares fit: ~100 MB) whatever the clip's length
+# and resolution, and is far more than 12 colour-transform parameters need.
+MAX_PHOTOMETRIC_PIXELS = 500_000
 # A rendered pixel is scored only when every texel its bilinear lookup touches was seen in some
 # frame: unseen texels (and the empty texels across UV seams) have no colour to compare.
 SEEN_COVERAGE = 1 - 1e-3
+# Below this reference jitter (pixels) the reference is still or moves uniformly: a ratio to it
+# would divide rounding noise by rounding noise.
+JITTER_RATIO_FLOOR_PX = 1e-6
 TRACKING_REQUIRED = ("frames", "vertices", "head_pose", "intrinsics", "confidence", "landmarks_fit",
                      "landmarks_2d")
 
@@ -114,7 +118,8 @@ def landmark_jitter(tracked: np.ndarray, reference: np.ndarray, usable: np.ndarr
     tracked, reference: (F, 68, 2) pixels; usable: (F,) bool (tracked and reference found);
     frames: (F,) source indices; mask (68,) bool. Only runs of consecutive usable frames count: a
     gap (an unusable or missing frame) breaks the second difference instead of spanning it. The
-    mean is pooled over every second difference of every run. Figures are None without a run.
+    mean is pooled over every second difference of every run. Figures are None without a run; the
+    ratio is None when the reference does not jitter (below JITTER_RATIO_FLOOR_PX).
     """
     count = len(tracked)
     _check_landmarks("tracked landmarks", tracked, count)
@@ -135,7 +140,7 @@ def landmark_jitter(tracked: np.ndarray, reference: np.ndarray, usable: np.ndarr
         reference_px = float(sum(w * jitter_px(reference[run], mask)
                                  for w, run in zip(weights, runs, strict=True)))
         result["tracked_px"], result["reference_px"] = tracked_px, reference_px
-        result["ratio"] = tracked_px / reference_px if reference_px > 0 else None
+        result["ratio"] = tracked_px / reference_px if reference_px > JITTER_RATIO_FLOOR_PX else None
     return result
 
 
@@ -185,8 +190,10 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
     space through its tracked mesh; each scored frame is re-rendered with that texture through
     its tracked mesh (no shading: the texture holds the clip's light). A misaligned track smears
     the clip texture and misplaces it, so the error rises with tracking error; computed
-    identically for every method, so it compares methods (it is not an absolute quality). A
-    track that is wrong the same way in every frame of a static head is invisible to it.
+    identically for every method, so it compares methods on one clip at one frame_step (not an
+    absolute quality: each scored frame is part of the texture it is compared with, which lowers
+    the error of short or sparsely scored clips). A track that is wrong the same way in every
+    frame of a static head is invisible to it.
 
     tracking: tracking.npz arrays (frames (F,), vertices (F, V, 3) head space metres, head_pose
     (F, 4, 4) head -> OpenCV camera, intrinsics (3, 3) pixels, confidence (F,)); head: the
@@ -208,9 +215,11 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
     dev = torch.device(device)
     faces = torch.as_tensor(head.faces, device=dev)
     uv, uv_faces = torch.as_tensor(head.uv), torch.as_tensor(head.uv_faces)
-    atlas = make_atlas(uv, uv_faces, torch.as_tensor(head.faces), texture_size).to(dev)
-    corner_uv = uv.to(dev)[uv_faces.to(dev, torch.int64)]  # (T, 3, 2)
     face_triangle = torch.as_tensor(head.face_region[head.faces].all(1), device=dev)
+    atlas = _face_atlas(make_atlas(uv, uv_faces, torch.as_tensor(head.faces), texture_size).to(dev),
+                        face_triangle)
+    corner_uv = uv.to(dev)[uv_faces.to(dev, torch.int64)]  # (T, 3, 2)
+    face_vertex = torch.as_tensor(head.face_region, device=dev)
     intrinsics = torch.as_tensor(tracking["intrinsics"], dtype=torch.float32, device=dev)
     total = 2 * len(rows)
 
@@ -238,26 +247,54 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
         rendered_parts, observed_parts = [], []
         for done, (row, image) in enumerate(_frames_of(footage, tracking["frames"], rows),
                                             start=len(rows) + 1):
-            height, width = image.shape[:2]
             screen = project(camera_vertices(row), intrinsics)
-            fragments = rasterize(screen, faces, height, width)
-            pixel_uv = interpolate_corners(corner_uv, fragments, barycentrics(screen, faces, fragments))
-            in_face = fragments.mask[0] & face_triangle[fragments.triangle[0].clamp(min=0)]
-            scored = in_face & (sample(seen, pixel_uv)[0, ..., 0] >= SEEN_COVERAGE)
-            result["pixels_face"] += int(in_face.sum())
-            rendered = (sample(clip_texture, pixel_uv)[0][scored] * 255).cpu().numpy()
-            observed = image[scored.cpu().numpy()].astype(np.float32)
-            if len(rendered) > share:
-                keep = np.sort(rng.choice(len(rendered), share, replace=False))
-                rendered, observed = rendered[keep], observed[keep]
-            rendered_parts.append(rendered)
-            observed_parts.append(observed)
+            window = _face_window(screen[0], face_vertex, *image.shape[:2])
+            if window is not None:
+                x0, y0, x1, y1 = window
+                # Rasterizing only the face's bounding box (the whole mesh, so occlusion holds)
+                # costs in proportion to the box, a fraction of the frame.
+                local = screen - torch.tensor([x0, y0, 0.0], device=dev)
+                fragments = rasterize(local, faces, y1 - y0, x1 - x0)
+                pixel_uv = interpolate_corners(corner_uv, fragments, barycentrics(local, faces, fragments))
+                in_face = fragments.mask[0] & face_triangle[fragments.triangle[0].clamp(min=0)]
+                scored = in_face & (sample(seen, pixel_uv)[0, ..., 0] >= SEEN_COVERAGE)
+                result["pixels_face"] += int(in_face.sum())
+                rendered = (sample(clip_texture, pixel_uv)[0][scored] * 255).cpu().numpy()
+                observed = image[y0:y1, x0:x1][scored.cpu().numpy()].astype(np.float32)
+                if len(rendered) > share:
+                    keep = np.sort(rng.choice(len(rendered), share, replace=False))
+                    rendered, observed = rendered[keep], observed[keep]
+                rendered_parts.append(rendered)
+                observed_parts.append(observed)
             sink.progress("photometric", done, total)
-    rendered_all, observed_all = np.concatenate(rendered_parts), np.concatenate(observed_parts)
-    result["pixels"] = len(rendered_all)
-    if len(rendered_all):
+    result["pixels"] = sum(len(part) for part in rendered_parts)
+    if result["pixels"]:
+        rendered_all, observed_all = np.concatenate(rendered_parts), np.concatenate(observed_parts)
         result["rms_255"] = photometric_error(rendered_all.astype(np.float64), observed_all.astype(np.float64))
     return result
+
+
+def _face_atlas(atlas: UVAtlas, face_triangle: torch.Tensor) -> UVAtlas:
+    """The atlas's texels on face-region triangles only (face_triangle (T,) bool): the rest of
+    the head is never scored, so unwrapping it would only cost time."""
+    keep = face_triangle[atlas.triangle]
+    return UVAtlas(atlas.size, atlas.texel_index[keep], atlas.triangle[keep], atlas.corners[keep],
+                   atlas.weights[keep])
+
+
+def _face_window(screen: torch.Tensor, face_vertex: torch.Tensor, height: int,
+                 width: int) -> tuple[int, int, int, int] | None:
+    """Pixel box (x0, y0, x1, y1), end exclusive, holding every pixel centre the face region's
+    projection can cover, clipped to the image; None when it is off the image or behind the camera.
+    screen: (V, 3) pixel x, y, depth; face_vertex: (V,) bool."""
+    face = screen[face_vertex]
+    face = face[face[:, 2] > 0]
+    if len(face) == 0:
+        return None
+    low, high = face[:, :2].amin(0), face[:, :2].amax(0)
+    x0, y0 = max(int(np.floor(low[0].item())), 0), max(int(np.floor(low[1].item())), 0)
+    x1, y1 = min(int(np.ceil(high[0].item())) + 1, width), min(int(np.ceil(high[1].item())) + 1, height)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
 def _load_results(results_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -272,6 +309,8 @@ def _load_results(results_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     missing = [key for key in TRACKING_REQUIRED if key not in tracking]
     if missing:
         raise BadInput(f"{results_dir / protocol.TRACKING_NPZ} lacks {', '.join(missing)}; re-track the clip")
+    if len(tracking["frames"]) == 0:
+        raise BadInput(f"{results_dir / protocol.TRACKING_NPZ} holds no frames; re-track the clip")
     return document, tracking, mesh
 
 
