@@ -1,0 +1,49 @@
+"""`bench suite --quick` end to end: clips made in Blender, every method on every clip, the
+report written; a second run resumes from what the first one kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_backend
+
+pytestmark = pytest.mark.blender
+
+
+def test_quick_suite_scores_every_method_on_every_clip(tmp_path: Path, data_dir: Path):
+    report = tmp_path / "report" / "suite.json"
+    work = tmp_path / "work"
+    done = run_backend("bench", "suite", "--quick", "--work", str(work), "--json", str(report),
+                       timeout=1500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads(report.read_text())
+    kinds = {clip["kind"] for clip in document["clips"]}
+    assert kinds == {"truth", "real", "photos"}
+    names = {clip["name"] for clip in document["clips"]}
+    assert {m["name"] for m in document["methods"]} == {"landmark-fit", "mediapipe-blendshapes"}
+    for method in document["methods"]:
+        assert set(method["clips"]) == names
+        for clip in document["clips"]:
+            scores = method["clips"][clip["name"]]
+            if clip["kind"] == "truth":
+                assert scores["frames"] + scores["frames_untracked"] + scores["frames_missing"] == 24
+                assert 0 < scores["vertex_mm_mean"] < 10
+            elif clip["kind"] == "real":
+                assert scores["agreement_nme_mean"] < 0.2 and scores["fraction_tracked"] > 0.9
+            else:
+                assert scores["photos_tracked"] == scores["photos"] == 5
+    markdown = report.with_suffix(".md").read_text()
+    assert "quick-ict-d0-environment" in markdown and "mean (2 clips)" in markdown
+    pictures = sorted(p.name for p in report.parent.glob("*.png"))
+    assert "suite_vertex_error_heatmap.png" in pictures
+    assert not any("lp_driving" in name or "photo" in name for name in pictures)
+
+    kept = {p: p.stat().st_mtime_ns for p in (work / "quick").rglob("result.json")}
+    again = run_backend("bench", "suite", "--quick", "--work", str(work), "--json", str(report),
+                        timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert kept and all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert json.loads(report.read_text())["methods"] == document["methods"]
