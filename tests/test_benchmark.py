@@ -19,7 +19,7 @@ from backend.benchmark.performance import (
     rotation_zxy,
 )
 from backend.errors import BadInput
-from backend.evaluation.truth_metrics import run_jitter_px, truth_errors
+from backend.evaluation.truth_metrics import truth_errors
 from conftest import run_backend
 
 
@@ -115,6 +115,7 @@ def test_truth_metrics_known_answers(default_head):
     untracked = {**tracking, "confidence": np.array([1, 1, 0, 1, 1, 1], np.float32)}
     scored = truth_errors(untracked, truth, default_head)
     assert (scored.frames, scored.frames_untracked, scored.fraction_tracked) == (5, 1, 5 / 6)
+    assert scored.jitter_px == pytest.approx(scored.truth_jitter_px, abs=1e-3)  # runs 0-1, 3-5
     partial = {k: (v[:4] if k != "intrinsics" else v) for k, v in tracking.items()}
     assert truth_errors(partial, truth, default_head).frames_missing == 2
 
@@ -127,14 +128,6 @@ def test_truth_metrics_refuse_what_cannot_be_compared(default_head):
         truth_errors({**tracking, "frames": tracking["frames"] + 10}, truth, default_head)
     with pytest.raises(BadInput, match="no frame"):
         truth_errors({**tracking, "confidence": np.zeros(6, np.float32)}, truth, default_head)
-
-
-def test_jitter_never_spans_a_gap():
-    track = np.zeros((8, 68, 2))
-    track[4:] = 50.0  # a jump across the untracked frame 3 only
-    usable = np.array([1, 1, 1, 0, 1, 1, 1, 1], bool)
-    assert run_jitter_px(track, usable, np.ones(68, bool)) == 0
-    assert np.isnan(run_jitter_px(track, np.array([1, 1, 0, 1, 1, 0, 1, 1], bool), np.ones(68, bool)))
 
 
 @pytest.mark.blender

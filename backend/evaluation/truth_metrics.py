@@ -20,6 +20,7 @@ from backend.evaluation.metrics import (
     rotation_errors_deg,
     vertex_errors_mm,
 )
+from backend.evaluation.real_metrics import landmark_jitter
 from backend.heads.head_asset import HeadAsset
 from backend.landmarks.nme import inter_ocular
 
@@ -35,7 +36,7 @@ class TruthErrors:
     landmark_px_mean: float  # fitted landmarks vs the truth's projected landmarks
     landmark_px_p95: float
     landmark_nme: float  # landmark error over the truth's inter-ocular distance
-    jitter_px: float  # mean second difference of the fitted landmarks
+    jitter_px: float  # mean second difference of the fitted landmarks (runs of tracked frames)
     truth_jitter_px: float  # the same for the true landmarks (the real motion's share)
     frames: int  # frames scored (tracked and in the truth)
     frames_untracked: int  # tracked frames with confidence 0, excluded
@@ -51,22 +52,8 @@ class TruthErrors:
         return {**summary, "scale_alignment": "none (the tracker knows the head's size)"}
 
 
-def _runs(mask: np.ndarray) -> list[slice]:
-    """Maximal runs of consecutive True values of a (F,) mask, as slices."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return [slice(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
-
-def run_jitter_px(landmarks: np.ndarray, usable: np.ndarray, mask: np.ndarray) -> float:
-    """Mean second-difference length (px) of landmarks (F, 68, 2) over the masked points,
-    within runs of consecutive usable frames only (a gap never joins two runs); NaN when no run
-    has 3 frames."""
-    norms = []
-    for run in _runs(usable):
-        points = landmarks[run][:, mask]
-        if len(points) >= 3:
-            norms.append(np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1).ravel())
-    return float(np.concatenate(norms).mean()) if norms else float("nan")
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _projected_landmarks(tracking: dict[str, np.ndarray], landmark_vertex: np.ndarray) -> np.ndarray:
@@ -103,6 +90,7 @@ def truth_errors(tracking: dict[str, np.ndarray], truth: dict[str, np.ndarray],
     fitted = _projected_landmarks(tracking, head.landmark_vertex)
     true_points = truth["landmarks_2d"][rows].astype(np.float64)
     landmark = landmark_errors_px(fitted[tracked], true_points[tracked], head.landmark_mask)
+    jitter = landmark_jitter(fitted, true_points, tracked, tracking["frames"], head.landmark_mask)
     per_vertex = np.full(len(head.face_region), np.nan)
     per_vertex[head.face_region] = vertex.mean(0)
     return TruthErrors(
@@ -113,8 +101,8 @@ def truth_errors(tracking: dict[str, np.ndarray], truth: dict[str, np.ndarray],
         landmark_px_mean=float(landmark.mean()),
         landmark_px_p95=float(np.percentile(landmark, 95)),
         landmark_nme=float((landmark.mean(1) / inter_ocular(true_points[tracked])).mean()),
-        jitter_px=run_jitter_px(fitted, tracked, head.landmark_mask),
-        truth_jitter_px=run_jitter_px(true_points, tracked, head.landmark_mask),
+        jitter_px=_or_nan(jitter["tracked_px"]),
+        truth_jitter_px=_or_nan(jitter["reference_px"]),
         frames=int(tracked.sum()),
         frames_untracked=int((~tracked).sum()),
         frames_missing=len(truth["frames"]) - len(rows),
