@@ -204,22 +204,22 @@ def test_json_has_no_nan(report):
 def test_images_of_the_truth_clips_only(report):
     json_path, log = report
     folder = json_path.parent
-    pngs = {p.name for p in folder.glob("*.png")}
+    pngs = {p.name for p in folder.iterdir() if p.suffix in (".png", ".jpg")}
     assert pngs == {"suite_vertex_error_over_frames.png", "suite_vertex_error_heatmap.png",
-                    "suite_sheet_truth-a.png", "suite_sheet_truth-b.png"}
+                    "suite_sheet_truth-a.jpg", "suite_sheet_truth-b.jpg"}
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp file left
     for name in pngs:
         image = cv2.imread(str(folder / name))
         assert image is not None and image.shape[0] > 200 and image.std() > 10, name
         assert f"wrote {folder / name}" in log
-    sheet = cv2.imread(str(folder / "suite_sheet_truth-a.png"))
+    sheet = cv2.imread(str(folder / "suite_sheet_truth-a.jpg"))
     assert sheet.shape == (SHEET_LABEL_HEIGHT + SHEET_ROWS * SHEET_TILE_WIDTH, 3 * SHEET_TILE_WIDTH, 3)
     # The heat map is coloured (magma), not only the grey of unscored vertices.
     hsv = cv2.cvtColor(cv2.imread(str(folder / "suite_vertex_error_heatmap.png")), cv2.COLOR_BGR2HSV)
     assert (hsv[..., 1] > 100).mean() > 0.02
     assert "beta on truth-b" in log  # the missing per-frame scores are warned about
     markdown = json_path.with_suffix(".md").read_text()
-    assert "![suite_sheet_truth-a](suite_sheet_truth-a.png)" in markdown
+    assert "![suite_sheet_truth-a](suite_sheet_truth-a.jpg)" in markdown
 
 
 def test_front_camera_frames_the_face():

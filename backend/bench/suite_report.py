@@ -8,7 +8,7 @@
 - `S_vertex_error_heatmap.png`: each method's per-vertex error, averaged over a head's
   ground-truth clips, coloured on that neutral head seen from the front (rows heads, columns
   methods, one colour range for all);
-- `S_sheet_<clip>.png` per ground-truth clip: 4 evenly spaced frames, the footage beside each
+- `S_sheet_<clip>.jpg` per ground-truth clip: 4 evenly spaced frames, the footage beside each
   method's tracked mesh drawn over it;
 - `S.md`: header, clip and method lists, one table per clip kind (per clip and mean rows),
   links to the images.
@@ -537,12 +537,13 @@ def contact_sheet(clip: dict, methods: Sequence[str], work: Path, sink: EventSin
     return np.concatenate([band, sheet], axis=0)
 
 
-def _write_png(image: np.ndarray, path: Path) -> None:
-    """(H, W, 3) uint8 RGB to `path`, atomically."""
+def _write_image(image: np.ndarray, path: Path) -> None:
+    """(H, W, 3) uint8 RGB to `path` (format from its suffix; JPEG at quality 88), atomically."""
     import cv2
 
     with atomic_file(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, 88]):
             raise OSError(f"cannot write {path}")
 
 
@@ -572,8 +573,9 @@ def write_report(document: dict, json_path: Path, sink: EventSink) -> None:
         sheet = contact_sheet(clip, methods, work, sink)
         if sheet is None:
             continue
-        path = folder / f"{stem}_sheet_{clip.get('name')}.png"
-        _write_png(sheet, path)
+        # JPEG: photographic sheets are committed with the report, a PNG is 5-8x larger.
+        path = folder / f"{stem}_sheet_{clip.get('name')}.jpg"
+        _write_image(sheet, path)
         sink.log(f"wrote {path}")
         images.append(path)
 
