@@ -70,10 +70,11 @@ KIND_NOTES = {
              "own jitter is the real motion's share). Means are over scored frames; untracked "
              "and missing frames are counted, never scored.",
     "real": "Fitted landmarks against an independent reference detector no tracker uses "
-            "(NME over its inter-ocular distance, and px), the tracker's input detections "
-            "against the same reference, jitter of the fitted and of the reference landmarks "
-            "over the same frames and their ratio, RMS colour error (0-255) of the re-rendered "
-            "track after one colour fit per clip (compares methods, not an absolute quality).",
+            "(dlib's 68-point predictor; NME over its inter-ocular distance, and px), the "
+            "tracker's input detections against the same reference, jitter of the fitted and "
+            "of the reference landmarks over the same frames and their ratio, RMS colour error "
+            "(0-255) of the re-rendered track after one colour fit per clip (compares methods, "
+            "not an absolute quality).",
 }
 MISSING = "–"
 SHEET_ROWS = 4
