@@ -84,3 +84,20 @@ def test_ict_head_and_landmark_embedding_against_its_own_ids(data_dir):
     # brows sit about 1 cm lower than ICT's convention, the jaw contour is masked).
     assert dist_mm[27:].mean() < 5.0
     assert np.median(dist_mm[27:]) < 4.0
+
+
+@pytest.mark.data
+def test_ict_skin_owns_its_whole_texture(data_dir):
+    """The inner meshes share the skin's UV square upstream; every texel must stay the skin's,
+    or unwrapped footage and lab textures lose half the face."""
+    import torch
+
+    from backend.heads.ict_head import SKIN_VERTICES, ict_head_with_albedo
+    from backend.render.texture import rasterize_uv
+
+    head = ict_head_with_albedo()
+    skin = (head.faces < SKIN_VERTICES).all(1)
+    fragments, _ = rasterize_uv(torch.as_tensor(head.uv), torch.as_tensor(head.uv_faces), 256)
+    owner = fragments.triangle[0].numpy()
+    assert (owner >= 0).mean() > 0.5
+    assert skin[owner[owner >= 0]].all()

@@ -39,6 +39,13 @@ def load_ict_head(npz_path: Path) -> tuple[HeadAsset, np.ndarray]:
     tri = quads[:, 3] < 0
     faces = np.concatenate([quads[:, [0, 1, 2]], quads[~tri][:, [0, 2, 3]]])
     uv_faces = np.concatenate([quads_uv[:, [0, 1, 2]], quads_uv[~tri][:, [0, 2, 3]]])
+    # The inner meshes (eyes, teeth, gums, lashes) reuse the skin's UV square (upstream they have
+    # textures of their own) and would own half of the skin's texels in any UV raster: unwrapped
+    # footage and lab textures would lose them. One corner texel, off the skin's layout, takes
+    # all their corners instead: the skin keeps its whole texture, the inner meshes one colour.
+    uv = np.concatenate([data["uv"], [[0.5 / 1024, 0.5 / 1024]]])
+    inner = ~(faces < SKIN_VERTICES).all(1)
+    uv_faces[inner] = len(uv) - 1
     neck = vertices[FACE_VERTICES:SKIN_VERTICES]
     lowest = neck[:, 2].min()
     base = neck[neck[:, 2] < lowest + NECK_BASE_BAND_M]
@@ -50,7 +57,7 @@ def load_ict_head(npz_path: Path) -> tuple[HeadAsset, np.ndarray]:
     head = HeadAsset(
         vertices=(vertices - pivot).astype(np.float32),
         faces=faces.astype(np.int64),
-        uv=data["uv"].astype(np.float32),
+        uv=uv.astype(np.float32),
         uv_faces=uv_faces.astype(np.int64),
         blendshapes=deltas.astype(np.float32),
         blendshape_names=[to_arkit_spelling(str(n)) for n in data["names"]],
@@ -73,9 +80,6 @@ def ict_head_with_albedo() -> HeadAsset:
     from backend.heads.procedural_albedo import paint_skin_albedo
 
     head, _ = load_ict_head(data_file("heads/ict-facekit/ict_facekit.npz"))
-    # The inner meshes (eyes, teeth, gums, lashes) reuse the skin's UV square: painted along,
-    # they would stamp their own positions over the skin's texels.
-    skin = (head.faces < SKIN_VERTICES).all(1)
-    head.albedo = paint_skin_albedo(head.vertices, head.faces[skin], head.uv, head.uv_faces[skin],
+    head.albedo = paint_skin_albedo(head.vertices, head.faces, head.uv, head.uv_faces,
                                     ict_eye_centres(head))
     return head
