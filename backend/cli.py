@@ -104,6 +104,8 @@ def _make_benchmark(args: argparse.Namespace, sink: EventSink) -> str:
     from backend.benchmark.clips import QUICK_CLIPS, STANDARD_CLIPS, load_specs
     from backend.benchmark.make_benchmark import make_benchmark
 
+    if args.specs and args.quick:
+        raise BadInput("--quick picks the built-in quick set and --specs your own: pass one")
     specs = load_specs(Path(args.specs)) if args.specs else QUICK_CLIPS if args.quick else STANDARD_CLIPS
     if args.clips:
         wanted = args.clips.split(",")

@@ -43,6 +43,10 @@ def test_bad_specs_name_the_field(tmp_path: Path):
         load_specs(path)
     path.write_text(json.dumps([QUICK_CLIPS[0].as_dict()]))
     assert load_specs(path) == (QUICK_CLIPS[0],)
+    both = run_backend("make-benchmark", "--out", str(tmp_path / "clips"), "--quick", "--specs", str(path))
+    assert both.returncode == 2 and "one" in both.stderr and not (tmp_path / "clips").exists()
+    unknown = run_backend("make-benchmark", "--out", str(tmp_path / "clips"), "--clips", "nope")
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
 
 
 def test_procedural_performances_are_seeded_and_drive_split_channels():
