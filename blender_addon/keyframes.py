@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 from bpy_extras import anim_utils
+from mathutils import Matrix
 
 
 def new_channelbag(owner: bpy.types.ID, id_type: str, action_name: str,
@@ -39,3 +40,24 @@ def set_keys(curve: bpy.types.FCurve, frames: list | np.ndarray, values: list | 
         bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[interpolation].value
     ] * len(frames))
     curve.update()
+
+
+def set_transform_keys(channelbag: bpy.types.ActionChannelbag, path: str,
+                       frames: list | np.ndarray, matrices: np.ndarray,
+                       group: bpy.types.ActionGroup | None = None) -> None:
+    """Linear location and quaternion keys of rigid matrices (F, 4, 4) at `frames` on the
+    transform at `path` ("" for an object's own, or e.g. 'pose.bones["head"]')."""
+    locations, rotations = [], []
+    for matrix in matrices:
+        location, rotation, _ = Matrix(np.asarray(matrix).tolist()).decompose()
+        locations.append(tuple(location))
+        rotations.append(tuple(rotation))
+    columns = {"location": np.array(locations), "rotation_quaternion":
+               continuous_quaternions(np.array(rotations))}
+    prefix = f"{path}." if path else ""
+    for name, values in columns.items():
+        for index in range(values.shape[1]):
+            curve = channelbag.fcurves.new(prefix + name, index=index)
+            if group is not None:
+                curve.group = group
+            set_keys(curve, frames, values[:, index], "LINEAR")

@@ -33,7 +33,6 @@ from types import FrameType
 
 import bpy
 import numpy as np
-from mathutils import Matrix
 
 from backend.protocol import (
     ERROR_BAD_INPUT,
@@ -55,7 +54,7 @@ from blender_addon.clip_scene import (
     configure_render,
     face_frame,
 )
-from blender_addon.keyframes import continuous_quaternions, new_channelbag, set_keys
+from blender_addon.keyframes import new_channelbag, set_keys, set_transform_keys
 
 # The evaluated mesh must reproduce truth.npz's vertices: shape keys store basis + delta in
 # float32, so their sum differs from the numpy one by rounding only.
@@ -197,19 +196,8 @@ def animate_head(head_obj: bpy.types.Object, head: Head, weights: np.ndarray,
         curve = channelbag.fcurves.new(f'key_blocks["{head.names[k]}"].value')
         set_keys(curve, frames, weights[:, k], "LINEAR")
     head_obj.rotation_mode = "QUATERNION"
-    locations, rotations = [], []
-    for matrix in motion:
-        location, rotation, _ = Matrix(matrix.tolist()).decompose()
-        locations.append(tuple(location))
-        rotations.append(tuple(rotation))
-    rotations = continuous_quaternions(np.array(rotations))
     _, channelbag = new_channelbag(head_obj, "OBJECT", "Performance motion")
-    for index in range(3):
-        curve = channelbag.fcurves.new("location", index=index)
-        set_keys(curve, frames, np.array(locations)[:, index], "LINEAR")
-    for index in range(4):
-        curve = channelbag.fcurves.new("rotation_quaternion", index=index)
-        set_keys(curve, frames, rotations[:, index], "LINEAR")
+    set_transform_keys(channelbag, "", frames, motion)
 
 
 def build_scene(head: Head, args: argparse.Namespace) -> tuple[bpy.types.Object, bool, float]:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import bpy
 import numpy as np
-from bpy_extras import anim_utils
 from mathutils import Matrix
 
 from blender_addon.head_builder import HEAD_BONE
-from blender_addon.keyframes import continuous_quaternions, set_keys
+from blender_addon.keyframes import new_channelbag, set_keys, set_transform_keys
 from blender_addon.results_import import ImportPlan, Results, bone_basis
 
 FRAME_KEY_PREFIX = "fa_"
@@ -92,7 +91,7 @@ def _frame_shape_keys(head: bpy.types.Object, results: Results, plan: ImportPlan
     shape_keys = head.data.shape_keys
     animation = shape_keys.animation_data_create()
     previous = animation.action
-    action = bpy.data.actions.new(f"{head.name} FaceAdapt Frames")
+    action, channelbag = new_channelbag(shape_keys, "KEY", f"{head.name} FaceAdapt Frames")
     action[ACTION_TAG] = True
 
     def restore_action() -> None:
@@ -100,10 +99,6 @@ def _frame_shape_keys(head: bpy.types.Object, results: Results, plan: ImportPlan
         bpy.data.actions.remove(action)
 
     undo.append(restore_action)
-    slot = action.slots.new(id_type="KEY", name=shape_keys.name)
-    animation.action = action
-    animation.action_slot = slot
-    channelbag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
     for name, frame in zip(names, plan.scene_frames, strict=True):
         # On exactly at its scene frame, off one frame before and after (constant steps).
         curve = channelbag.fcurves.new(f'key_blocks["{name}"].value')
@@ -114,14 +109,8 @@ def _head_bone_keys(rig: bpy.types.Object, plan: ImportPlan, undo: list) -> None
     bone = rig.data.bones[HEAD_BONE]
     rest = np.array(bone.matrix_local)
     basis = bone_basis(plan.head_world, np.array(rig.matrix_world), rest)
-    locations, quaternions = [], []
-    for matrix in basis:
-        location, rotation, _ = Matrix(matrix.tolist()).decompose()
-        locations.append(tuple(location))
-        quaternions.append(tuple(rotation))
-    quaternions = continuous_quaternions(np.array(quaternions))
     previous = rig.animation_data.action if rig.animation_data else None
-    action = bpy.data.actions.new(f"{rig.name} FaceAdapt Head")
+    action, channelbag = new_channelbag(rig, "OBJECT", f"{rig.name} FaceAdapt Head")
     action[ACTION_TAG] = True
 
     def restore() -> None:
@@ -129,22 +118,8 @@ def _head_bone_keys(rig: bpy.types.Object, plan: ImportPlan, undo: list) -> None
         bpy.data.actions.remove(action)
 
     undo.append(restore)
-    slot = action.slots.new(id_type="OBJECT", name=rig.name)
-    animation = rig.animation_data_create()
-    animation.action = action
-    animation.action_slot = slot
-    channelbag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
-    group = channelbag.groups.new(HEAD_BONE)
-    path = f'pose.bones["{HEAD_BONE}"]'
-    frames = plan.scene_frames.tolist()
-    for index in range(3):
-        curve = channelbag.fcurves.new(f"{path}.location", index=index)
-        curve.group = group
-        set_keys(curve, frames, [v[index] for v in locations], "LINEAR")
-    for index in range(4):
-        curve = channelbag.fcurves.new(f"{path}.rotation_quaternion", index=index)
-        curve.group = group
-        set_keys(curve, frames, quaternions[:, index].tolist(), "LINEAR")
+    set_transform_keys(channelbag, f'pose.bones["{HEAD_BONE}"]', plan.scene_frames, basis,
+                       channelbag.groups.new(HEAD_BONE))
     if previous is not None and previous.users == 0 and not previous.get(ACTION_TAG):
         previous.use_fake_user = True  # keep the user's own earlier action reachable
 
