@@ -21,6 +21,7 @@ import platform
 import resource
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ def annotated_photos() -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _cached_json(path: Path, make: callable) -> dict:
+def _cached_json(path: Path, make: Callable[[], dict]) -> dict:
     """The JSON at `path`, made (and written atomically) by make() when absent."""
     if path.is_file():
         return json.loads(path.read_text())
