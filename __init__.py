@@ -1,38 +1,33 @@
 """FaceAdapt Blender extension entry point (the extension folder is the repository root).
 
-The add-on, the operators and the backend import each other as the top-level packages
-`blender_addon`, `operators` and `backend` (the backend also runs as `python -m backend`
-with this folder on PYTHONPATH), so registration puts this folder on `sys.path`.
+Inside Blender this folder is the package `bl_ext.<repository>.faceadapt`: the add-on, the
+operators and the backend's file-format core are its subpackages, imported relatively (as
+Blender's glTF add-on does), so no top-level `backend` or `operators` name enters Blender's
+process and another add-on's modules of those names cannot shadow ours. The backend runs
+in its own process (`python -m backend`, its own interpreter).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-_ROOT = Path(__file__).resolve().parent
-_PACKAGES = ("backend", "blender_addon", "operators")
-
-
-def _import_path() -> None:
-    for name in _PACKAGES:
-        module = sys.modules.get(name)
-        location = getattr(module, "__file__", None) if module else None
-        if location and Path(location).resolve().parent.parent != _ROOT:
-            raise RuntimeError(f"FaceAdapt cannot load: another add-on already provides a Python "
-                               f"package named '{name}' ({location})")
-    if str(_ROOT) not in sys.path:
-        sys.path.append(str(_ROOT))
 
 
 def register() -> None:
-    _import_path()
-    from blender_addon.registration import register as register_addon
+    from .blender_addon import registration
 
-    register_addon(__package__ or __name__)
+    registration.register()
 
 
 def unregister() -> None:
-    from blender_addon.registration import unregister as unregister_addon
+    from .blender_addon import registration
 
-    unregister_addon()
+    registration.unregister()
+    _forget_submodules()
+
+
+def _forget_submodules() -> None:
+    """Drop this package's submodules from the import cache, so enabling the extension again,
+    or enabling a newer version installed over this one, imports the code now on disk."""
+    prefix = __name__ + "."
+    for name in [n for n in sys.modules if n.startswith(prefix)]:
+        del sys.modules[name]

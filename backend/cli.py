@@ -10,10 +10,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from backend import protocol
-from backend.device import DEVICE_CHOICES, resolve_device
-from backend.errors import BackendError, BadInput
-from backend.events import EventSink, cancellable
+from .device import DEVICE_CHOICES, resolve_device
+from .events import EventSink, cancellable
+from .formats import protocol
+from .formats.errors import BackendError, BadInput
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +31,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _track(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.track import TrackSettings, run_track
+    from .track import TrackSettings, run_track
 
     settings = TrackSettings(footage=Path(args.footage), out=Path(args.out), frames=args.frames,
                              head=args.head, detector=args.detector,
@@ -41,9 +41,9 @@ def _track(args: argparse.Namespace, sink: EventSink) -> str:
 
 
 def _export_head(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.heads.default_head import resolve_head
-    from backend.heads.head_asset import save_head
-    from backend.results import refuse_existing
+    from .formats.head_file import save_head
+    from .formats.results_dir import refuse_existing
+    from .heads.default_head import resolve_head
 
     refuse_existing(Path(args.out), args.overwrite)
     sink.progress("export-head", 0, 1)
@@ -53,15 +53,15 @@ def _export_head(args: argparse.Namespace, sink: EventSink) -> str:
 
 
 def _landmarks_report(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.landmarks.report import landmarks_report
+    from .landmarks.report import landmarks_report
 
     report = landmarks_report(sink)
     return _write_json(report, args.json)
 
 
 def _derive_mapping(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.data_location import data_dir
-    from backend.landmarks.mediapipe_mapping import MAPPING_PATH, derive_mapping, write_mapping
+    from .data_location import data_dir
+    from .landmarks.mediapipe_mapping import MAPPING_PATH, derive_mapping, write_mapping
 
     table = derive_mapping(data_dir() / "landmarks")
     out = Path(args.out) if args.out else MAPPING_PATH
@@ -71,8 +71,8 @@ def _derive_mapping(args: argparse.Namespace, sink: EventSink) -> str:
 
 
 def _capture(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.heads.default_head import resolve_head
-    from backend.lab.capture import CaptureConfig, make_capture
+    from .heads.default_head import resolve_head
+    from .lab.capture import CaptureConfig, make_capture
 
     config = CaptureConfig(expressions=args.expressions, cameras=args.cameras,
                            image_size=args.image_size, texture_size=args.texture_size, seed=args.seed,
@@ -82,8 +82,8 @@ def _capture(args: argparse.Namespace, sink: EventSink) -> str:
 
 
 def _train_dam(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.dam.model import DamConfig
-    from backend.dam.training import train_dam
+    from .dam.model import DamConfig
+    from .dam.training import train_dam
 
     config = DamConfig(latent=args.latent, texture_size=args.texture_size, steps=args.steps,
                        batch_size=args.batch_size, seed=args.seed,
@@ -93,7 +93,7 @@ def _train_dam(args: argparse.Namespace, sink: EventSink) -> str:
 
 
 def _evaluate_model(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.dam.evaluation import evaluate_model
+    from .dam.evaluation import evaluate_model
 
     report = evaluate_model(Path(args.model), Path(args.capture) if args.capture else None,
                             args.views, sink, resolve_device(args.device))
@@ -101,8 +101,8 @@ def _evaluate_model(args: argparse.Namespace, sink: EventSink) -> str:
 
 
 def _make_benchmark(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.benchmark.clips import QUICK_CLIPS, STANDARD_CLIPS, load_specs
-    from backend.benchmark.make_benchmark import make_benchmark
+    from .benchmark.clips import QUICK_CLIPS, STANDARD_CLIPS, load_specs
+    from .benchmark.make_benchmark import make_benchmark
 
     if args.specs and args.quick:
         raise BadInput("--quick picks the built-in quick set and --specs your own: pass one")
@@ -119,7 +119,7 @@ def _make_benchmark(args: argparse.Namespace, sink: EventSink) -> str:
 
 
 def _evaluate(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.evaluation.evaluate import evaluate_against_truth, evaluate_real
+    from .evaluation.evaluate import evaluate_against_truth, evaluate_real
 
     if args.truth:
         report, _ = evaluate_against_truth(Path(args.results), Path(args.truth), args.head)
@@ -130,14 +130,14 @@ def _evaluate(args: argparse.Namespace, sink: EventSink) -> str:
 
 
 def _bench(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.bench.registry import run_bench
+    from .bench.registry import run_bench
 
     report = run_bench(args.name, args, sink)
     return _write_json(report, args.json)
 
 
 def _demo(args: argparse.Namespace, sink: EventSink) -> str:
-    from backend.demo import run_demo
+    from .demo import run_demo
 
     return str(run_demo(Path(args.out), args.frames, resolve_device(args.device), sink))
 
@@ -146,7 +146,7 @@ def _write_json(report: dict, path: str | None) -> str:
     text = json.dumps(report, indent=1)
     print(text, file=sys.stderr)
     if path:
-        from backend.atomic import atomic_file
+        from .formats.atomic import atomic_file
 
         with atomic_file(Path(path)) as tmp:
             tmp.write_text(text + "\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from backend.errors import BadInput
+from .formats.errors import BadInput
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

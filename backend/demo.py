@@ -8,21 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from backend.benchmark.performance import procedural_performance
-from backend.blender_program import run_blender_program
-from backend.data_location import REPO_ROOT
-from backend.errors import BackendError
-from backend.evaluation.truth_metrics import truth_errors
-from backend.events import EventSink
-from backend.footage import Footage
-from backend.heads.default_head import default_head
-from backend.heads.head_asset import HeadAsset, save_head
-from backend.movie_writer import write_movie
-from backend.preview import write_preview
-from backend.results import read_results
-from backend.track import TrackSettings, run_track
+from .benchmark.performance import procedural_performance
+from .blender_program import blender_program_command, build_extension, run_blender_program
+from .data_location import REPO_ROOT
+from .evaluation.truth_metrics import truth_errors
+from .events import EventSink
+from .footage import Footage
+from .formats.clip_files import load_truth
+from .formats.errors import BackendError
+from .formats.head_file import HeadAsset, save_head
+from .formats.results_dir import read_results
+from .heads.default_head import default_head
+from .movie_writer import write_movie
+from .preview import write_preview
+from .track import TrackSettings, run_track
 
 DEMO_FPS = 24.0
 
@@ -43,15 +42,12 @@ def build_demo_blend(clip_dir: Path, fps: float, out: Path, sink: EventSink) -> 
     frames = (image for _, image in footage.frames(0, footage.info.frame_count - 1))
     movie = write_movie(frames, out / "demo_clip.mp4", fps)
     sink.log("building the Blender scene through the extension (Add Head, Track Footage)")
-    built = subprocess.run([sys.executable, "build.py", "--out", str(out / "dist")], cwd=REPO_ROOT,
-                           capture_output=True, text=True)
-    if built.returncode != 0:
-        raise BackendError(f"building the extension failed: {built.stderr.strip()[-2000:]}")
-    zip_path = next((out / "dist").glob("faceadapt-*.zip"))
+    zip_path = build_extension(out / "dist")
     blend = out / "demo.blend"
-    done = subprocess.run([sys.executable, "-m", "blender_addon.demo_scene", "--zip", str(zip_path),
-                           "--clip", str(movie), "--out", str(blend)], cwd=REPO_ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run(blender_program_command("demo_scene", [
+        "--zip", str(zip_path), "--clip", str(movie), "--out", str(blend),
+        "--backend-python", sys.executable]), cwd=REPO_ROOT, capture_output=True, text=True,
+        errors="replace")
     if done.returncode != 0:
         raise BackendError(f"building {blend} failed: {done.stderr.strip()[-2000:]}")
     return blend
@@ -68,11 +64,10 @@ def run_demo(out: Path, frames: int, device: str, sink: EventSink) -> Path:
     results_dir = out / "demo_results"
     run_track(TrackSettings(footage=clip_dir / "frames", out=results_dir, device=device,
                             overwrite=True, fps=float(clip["fps"]), head=str(head_path)), sink)
-    document, tracking, mesh = read_results(results_dir)
-    with np.load(clip_dir / "truth.npz") as t:
-        truth = {k: t[k] for k in t.files}
-    errors = truth_errors(tracking, truth, head)
-    preview = write_preview(clip_dir / "frames", tracking, mesh["faces"], out / "demo_preview.mp4",
+    results = read_results(results_dir)
+    document, tracking = results.document, results.tracking
+    errors = truth_errors(tracking, load_truth(clip_dir).as_arrays(), head)
+    preview = write_preview(clip_dir / "frames", tracking, results.mesh["faces"], out / "demo_preview.mp4",
                             float(clip["fps"]))
     blend = build_demo_blend(clip_dir, float(clip["fps"]), out, sink)
     report = {"clip": str(clip_dir), "results": str(results_dir), "preview": str(preview),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.errors import BadInput
+from .formats.errors import BadInput
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 

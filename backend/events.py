@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from backend import protocol
-from backend.errors import Cancelled
+from .formats import protocol
+from .formats.errors import Cancelled
 
 
 class EventSink:

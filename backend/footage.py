@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import BadInput
+from .formats.errors import BadInput
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.atomic import atomic_file
+from .formats.atomic import atomic_file
 
 
 def write_movie(frames: Iterable[np.ndarray], path: Path, fps: float, crf: int | None = None) -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.footage import Footage
-from backend.movie_writer import write_movie
-from backend.render.shading import render_textured
+from .footage import Footage
+from .movie_writer import write_movie
+from .render.shading import render_textured
 
 OVERLAY_OPACITY = 0.6
 DETECTED_COLOUR = (0, 255, 0)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend import protocol
-from backend.events import EventSink
-from backend.footage import Footage
-from backend.heads.head_asset import HeadAsset
-from backend.render.unwrap import make_atlas, unwrap
+from .events import EventSink
+from .footage import Footage
+from .formats import results_dir
+from .formats.head_file import HeadAsset
+from .render.unwrap import make_atlas, unwrap
 
 
 def write_projected_textures(directory: Path, footage: Footage, tracking: dict[str, np.ndarray],
@@ -24,7 +24,7 @@ def write_projected_textures(directory: Path, footage: Footage, tracking: dict[s
     """
     import cv2
 
-    out = directory / protocol.TEXTURES_DIR / protocol.PROJECTED_TEXTURES
+    out = directory / results_dir.TEXTURES_DIR / results_dir.PROJECTED_TEXTURES
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
     faces = torch.as_tensor(head.faces, device=dev)
@@ -44,7 +44,7 @@ def write_projected_textures(directory: Path, footage: Footage, tracking: dict[s
         seen = visible.float() * float(tracking["confidence"][i] > 0)
         rgba = torch.cat([texture[0] * seen, seen], 0).permute(1, 2, 0).cpu().numpy()
         rgba = (rgba * 255).round().astype(np.uint8)
-        name = out / f"{protocol.frames_label(int(index))}.png"
+        name = out / f"{results_dir.frame_label(int(index))}.png"
         if not cv2.imwrite(str(name), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA)):
             raise OSError(f"cannot write {name}")
         sink.progress("textures", i + 1, total)

@@ -9,17 +9,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.atomic import atomic_directory
-from backend.errors import BadInput, NoFace
-from backend.events import EventSink
-from backend.footage import Footage, parse_frame_range
-from backend.heads.default_head import head_id, resolve_head
-from backend.heads.head_asset import HeadAsset
-from backend.landmarks.detector_factory import create_detector
-from backend.landmarks.nme import inter_ocular
-from backend.projected_textures import write_projected_textures
-from backend.results import TrackingArrays, refuse_existing, write_arrays, write_summary
-from backend.tracking.landmark_fitter import FitConfig, FitResult, fit_landmarks
+from .events import EventSink
+from .footage import Footage, parse_frame_range
+from .formats.atomic import atomic_directory
+from .formats.errors import BadInput, NoFace
+from .formats.head_file import HeadAsset
+from .formats.results_dir import TrackingArrays, refuse_existing, write_arrays, write_summary
+from .heads.default_head import head_id, resolve_head
+from .landmarks.detector_factory import create_detector
+from .landmarks.nme import inter_ocular
+from .projected_textures import write_projected_textures
+from .tracking.landmark_fitter import FitConfig, FitResult, fit_landmarks
 
 TRACKER_NAME = "landmark-fit"
 BASELINE_NAME = "mediapipe-blendshapes"  # benchmark baseline, needs FACEADAPT_DATA
@@ -77,9 +77,9 @@ def face_landmarker_baseline(footage: Footage, first: int, last: int, head: Head
                              sink: EventSink, timings: dict[str, float]) -> tuple[Detections, FitResult]:
     """The MediaPipe Face Landmarker baseline as detections and a fit (its blendshape scores
     and transformation matrix; backend/tracking/mediapipe_blendshapes.py)."""
-    from backend.data_location import data_file
-    from backend.render.rasterize import project
-    from backend.tracking.mediapipe_blendshapes import FaceLandmarkerTracker
+    from .data_location import data_file
+    from .render.rasterize import project
+    from .tracking.mediapipe_blendshapes import FaceLandmarkerTracker
 
     tracker = FaceLandmarkerTracker(data_file("models/face_landmarker.task"),
                                     data_file("heads/mediapipe-canonical/face_model_with_iris.obj"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from backend import protocol
+from ..backend.formats import protocol
 
 # The folder holding `backend/` (the extension folder, or the repository in development).
 EXTENSION_ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import bpy
 
-from blender_addon import preferences
-from blender_addon.backend_client import BackendFailure, BackendRun, Progress, start_backend
+from . import preferences
+from .backend_client import BackendFailure, BackendRun, Progress, start_backend
 
 
 class UserError(Exception):

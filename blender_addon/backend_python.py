@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from blender_addon.backend_client import EXTENSION_ROOT
+from .backend_client import EXTENSION_ROOT
 
 ENV_VARIABLE = "FACEADAPT_BACKEND_PYTHON"
 # Everything `python -m backend track` imports, so a half-installed environment is caught here.

@@ -14,8 +14,10 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
-from backend.protocol import RENDER_BACKGROUNDS, RENDER_LIGHTS
-from blender_addon.camera_conversion import fitted_size
+from ..backend.formats.clip_files import RENDER_BACKGROUNDS, RENDER_LIGHTS
+from ..backend.formats.head_file import HeadAsset
+from .camera_conversion import fitted_size
+from .head_mesh import head_mesh, skin_material
 
 CAMERA_DISTANCE_M = 0.62  # camera to face centre without --lens-mm
 SENSOR_WIDTH_MM = 36.0  # full-frame width: --lens-mm is a 35 mm-equivalent focal length
@@ -23,7 +25,6 @@ WALL_DEPTH_M = 1.6  # face centre to the back wall
 FACE_FILL = 0.5  # fraction of the image height taken by the face, chin to hairline
 # iBUG landmarks span chin to brows, about two thirds of the face length (chin to hairline).
 FACE_LENGTH_PER_LANDMARK_SPAN = 1.5
-DEFAULT_SKIN_RGB = (0.78, 0.58, 0.47)  # linear-ish albedo when the head file has none
 LIGHTS = RENDER_LIGHTS
 BACKGROUNDS = RENDER_BACKGROUNDS
 
@@ -75,41 +76,10 @@ def _new_material(name: str) -> tuple[bpy.types.Material, bpy.types.NodeTree]:
     return mat, tree
 
 
-def skin_material(albedo: np.ndarray | None) -> bpy.types.Material:
-    """Principled BSDF skin (roughness 0.5, a little specular) whose base colour is the head's
-    albedo (H, W, 3) uint8 sampled through the UV map. No subsurface scattering: at 320 pixels
-    it barely shows and costs a sixth of the render time."""
-    mat, tree = _new_material("Skin")
-    bsdf = tree.nodes.new("ShaderNodeBsdfPrincipled")
-    bsdf.inputs["Roughness"].default_value = 0.5
-    bsdf.inputs["Specular IOR Level"].default_value = 0.3
-    tree.links.new(bsdf.outputs["BSDF"], tree.nodes["Material Output"].inputs["Surface"])
-    if albedo is None:
-        bsdf.inputs["Base Color"].default_value = (*DEFAULT_SKIN_RGB, 1.0)
-        return mat
-    rows, cols = albedo.shape[:2]
-    image = bpy.data.images.new("albedo", cols, rows, alpha=False)
-    rgba = np.ones((rows, cols, 4), np.float32)
-    rgba[..., :3] = albedo[::-1] / 255.0  # Blender image rows start at the bottom
-    image.pixels.foreach_set(rgba.ravel())
-    image.pack()  # keep the pixels with the datablock: a generated image would regenerate
-    tex = tree.nodes.new("ShaderNodeTexImage")
-    tex.image = image
-    tex.interpolation = "Linear"
-    tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-    return mat
-
-
-def add_head(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, uv_faces: np.ndarray,
-             albedo: np.ndarray | None) -> bpy.types.Object:
-    """The head as a smooth-shaded, UV-mapped mesh object at the world origin. vertices (V, 3)
-    metres; faces (T, 3); uv (U, 2); uv_faces (T, 3); albedo (H, W, 3) uint8 or None."""
-    mesh = bpy.data.meshes.new("Head")
-    mesh.from_pydata(vertices.tolist(), [], faces.tolist())
-    uv_layer = mesh.uv_layers.new(name="UVMap")
-    uv_layer.data.foreach_set("uv", uv[uv_faces].ravel())  # loops follow face corners
-    mesh.shade_smooth()
-    mesh.materials.append(skin_material(albedo))
+def add_head(head: HeadAsset) -> bpy.types.Object:
+    """The head as a smooth-shaded, UV-mapped mesh object with its skin at the world origin."""
+    mesh = head_mesh("Head", head.vertices, head.faces, head.uv, head.uv_faces)
+    mesh.materials.append(skin_material("Head", head.albedo))
     obj = bpy.data.objects.new("Head", mesh)
     bpy.context.scene.collection.objects.link(obj)
     return obj

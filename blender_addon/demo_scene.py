@@ -17,20 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 STRIP_START = 1
-PACKAGE = "bl_ext.user_default.faceadapt"
-CHECKOUT = Path(__file__).resolve().parent.parent
-OWN_PACKAGES = ("backend", "blender_addon", "operators")
+PACKAGE = "bl_ext.user_default.faceadapt"  # the installed extension (this checkout is `faceadapt`)
 
 
-def forget_checkout() -> None:
-    """Run as `python -m blender_addon.demo_scene`, this process imported the checkout's
-    packages; the installed extension must load its own copy, so forget the checkout's."""
-    for name in [m for m in sys.modules if m.split(".")[0] in OWN_PACKAGES]:
-        del sys.modules[name]
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != CHECKOUT]
-
-
-def build_scene(zip_path: Path, clip: Path, out: Path) -> None:
+def build_scene(zip_path: Path, clip: Path, out: Path, backend_python: str) -> None:
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -38,7 +28,7 @@ def build_scene(zip_path: Path, clip: Path, out: Path) -> None:
                                              enable_on_install=True)
     if PACKAGE not in bpy.context.preferences.addons:
         raise RuntimeError(f"the extension {zip_path} did not enable")
-    bpy.context.preferences.addons[PACKAGE].preferences.backend_python = sys.executable
+    bpy.context.preferences.addons[PACKAGE].preferences.backend_python = backend_python
     bpy.context.preferences.filepaths.save_version = 0  # no demo.blend1 backups
     scene = bpy.context.scene
     # Saved first, so Track Footage writes its results beside the .blend (//faceadapt/).
@@ -65,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zip", required=True, type=Path, help="the built extension zip")
     parser.add_argument("--clip", required=True, type=Path, help="movie file of the performance")
     parser.add_argument("--out", required=True, type=Path, help=".blend to write")
+    parser.add_argument("--backend-python", default=sys.executable,
+                        help="the backend's interpreter (default: this one)")
     args = parser.parse_args(argv)
-    forget_checkout()
     with tempfile.TemporaryDirectory() as user_resources:
         os.environ["BLENDER_USER_RESOURCES"] = user_resources
         try:
-            build_scene(args.zip.resolve(), args.clip.resolve(), args.out.resolve())
+            build_scene(args.zip.resolve(), args.clip.resolve(), args.out.resolve(), args.backend_python)
         except (RuntimeError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -13,7 +13,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from backend import protocol
+from ..backend.formats.head_file import HeadAsset, load_head, topology_hash
+from .head_mesh import head_mesh, skin_material
 
 HASH_PROPERTY = "faceadapt_topology_hash"
 HEAD_PROPERTY = "faceadapt_head"
@@ -25,21 +26,8 @@ BONES = (("root", (0.0, 0.0, 0.0), (0.0, 0.1, 0.0), None),
          (HEAD_BONE, (0.0, 0.0, 0.08), (0.0, 0.0, 0.25), "neck"))
 
 
-def read_head_file(path: Path) -> dict[str, np.ndarray]:
-    """The head file's arrays; ValueError naming the file and field when it is unusable."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"head file {path} cannot be read ({exc})") from exc
-    missing = [k for k in protocol.HEAD_REQUIRED_KEYS if k not in arrays]
-    if missing:
-        raise ValueError(f"head file {path} lacks {', '.join(missing)}")
-    return arrays
-
-
 def mesh_topology_hash(mesh: bpy.types.Mesh) -> str:
-    """protocol.topology_hash of a triangle mesh with its active UV layer ("" when it has
+    """The head file's topology_hash of a triangle mesh with its active UV layer ("" when it has
     quads, n-gons or no UVs: it cannot match a head file)."""
     if any(len(p.vertices) != 3 for p in mesh.polygons) or mesh.uv_layers.active is None:
         return ""
@@ -47,17 +35,16 @@ def mesh_topology_hash(mesh: bpy.types.Mesh) -> str:
     mesh.polygons.foreach_get("vertices", corners)
     corner_uv = np.empty(len(mesh.loops) * 2, np.float32)
     mesh.uv_layers.active.data.foreach_get("uv", corner_uv)
-    return protocol.topology_hash(len(mesh.vertices), corners.astype("<i4").tobytes(),
-                                  corner_uv.astype("<f4").tobytes())
+    return topology_hash(len(mesh.vertices), corners.reshape(-1, 3), corner_uv.reshape(-1, 3, 2))
 
 
 def build_head(context: bpy.types.Context, head_path: Path, head_id: str,
                name: str = "FaceAdapt Head") -> bpy.types.Object:
     """Create the rigged head in the active collection; returns the mesh object."""
-    arrays = read_head_file(head_path)
+    head = load_head(head_path)
     created: list[tuple[object, object]] = []  # (collection of datablocks, datablock)
     try:
-        mesh_obj = _build_mesh(arrays, name, created)
+        mesh_obj = _build_mesh(head, name, created)
         rig = _build_armature(context, name, created)
         context.collection.objects.link(rig)
         context.collection.objects.link(mesh_obj)
@@ -75,60 +62,20 @@ def build_head(context: bpy.types.Context, head_path: Path, head_id: str,
         raise
 
 
-def _build_mesh(arrays: dict[str, np.ndarray], name: str, created: list) -> bpy.types.Object:
-    vertices = arrays["vertices"].astype(np.float32)
-    faces = arrays["faces"].astype(np.int32)
-    mesh = bpy.data.meshes.new(name)
-    created.append((bpy.data.meshes, mesh))
-    mesh.vertices.add(len(vertices))
-    mesh.vertices.foreach_set("co", vertices.ravel())
-    mesh.loops.add(faces.size)
-    mesh.loops.foreach_set("vertex_index", faces.ravel())
-    mesh.polygons.add(len(faces))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    mesh.polygons.foreach_set("loop_total", np.full(len(faces), 3, np.int32))
-    mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), bool))
-    uv_layer = mesh.uv_layers.new(name="UVMap")
-    corner_uv = arrays["uv"][arrays["uv_faces"].astype(np.int64)].astype(np.float32)
-    uv_layer.data.foreach_set("uv", corner_uv.ravel())
-    mesh.update()
-    mesh.validate()
-    if len(mesh.polygons) != len(faces):
-        raise ValueError("the head file's triangles do not form a valid mesh")
-
+def _build_mesh(head: HeadAsset, name: str, created: list) -> bpy.types.Object:
+    mesh = head_mesh(name, head.vertices, head.faces, head.uv, head.uv_faces, created)
     obj = bpy.data.objects.new(name, mesh)
     created.append((bpy.data.objects, obj))
     obj.shape_key_add(name="Basis", from_mix=False)
-    for shape_name, delta in zip(arrays["blendshape_names"], arrays["blendshapes"], strict=True):
-        key = obj.shape_key_add(name=str(shape_name), from_mix=False)
-        key.data.foreach_set("co", (vertices + delta).astype(np.float32).ravel())
+    for shape_name, delta in zip(head.blendshape_names, head.blendshapes, strict=True):
+        key = obj.shape_key_add(name=shape_name, from_mix=False)
+        key.data.foreach_set("co", (head.vertices + delta).astype(np.float32).ravel())
         key.slider_min, key.slider_max = 0.0, 1.0
         key.value = 0.0
     obj.data.shape_keys.name = f"{name} Keys"
-    if "albedo" in arrays:
-        obj.data.materials.append(_skin_material(arrays["albedo"], name, created))
+    if head.albedo is not None:
+        obj.data.materials.append(skin_material(name, head.albedo, created))
     return obj
-
-
-def _skin_material(albedo: np.ndarray, name: str, created: list) -> bpy.types.Material:
-    height, width = albedo.shape[:2]
-    image = bpy.data.images.new(f"{name} Albedo", width, height, alpha=False)
-    created.append((bpy.data.images, image))
-    # Blender images start at the bottom row; the head file's row 0 is the top (v = 1).
-    rgba = np.concatenate([albedo[::-1].astype(np.float32) / 255.0,
-                           np.ones((height, width, 1), np.float32)], axis=2)
-    image.pixels.foreach_set(rgba.ravel())
-    image.pack()
-    material = bpy.data.materials.new(f"{name} Skin")
-    created.append((bpy.data.materials, material))
-    material.use_nodes = True
-    nodes = material.node_tree.nodes
-    bsdf = nodes.get("Principled BSDF")
-    texture = nodes.new("ShaderNodeTexImage")
-    texture.image = image
-    material.node_tree.links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])
-    bsdf.inputs["Roughness"].default_value = 0.5
-    return material
 
 
 def _build_armature(context: bpy.types.Context, name: str, created: list) -> bpy.types.Object:

@@ -17,16 +17,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from blender_addon.demo_scene import PACKAGE, forget_checkout
+from .demo_scene import PACKAGE
 
 
-def measure(zip_path: Path, results: Path, work: Path) -> dict:
+def measure(zip_path: Path, results: Path, work: Path, backend_python: str) -> dict:
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
                                              enable_on_install=True)
-    bpy.context.preferences.addons[PACKAGE].preferences.backend_python = sys.executable
+    bpy.context.preferences.addons[PACKAGE].preferences.backend_python = backend_python
     start = time.perf_counter()
     bpy.ops.faceadapt.add_head()
     add_head = time.perf_counter() - start
@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zip", required=True, type=Path)
     parser.add_argument("--results", required=True, type=Path)
     parser.add_argument("--json", required=True, type=Path)
+    parser.add_argument("--backend-python", default=sys.executable)
     args = parser.parse_args(argv)
-    forget_checkout()
     with tempfile.TemporaryDirectory() as work:
         os.environ["BLENDER_USER_RESOURCES"] = str(Path(work) / "blender")
-        report = measure(args.zip.resolve(), args.results.resolve(), Path(work))
+        report = measure(args.zip.resolve(), args.results.resolve(), Path(work), args.backend_python)
     args.json.write_text(json.dumps(report))
     return 0 if report["result"] == ["FINISHED"] else 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from blender_addon.head_builder import selected_head
+from .head_builder import selected_head
 
 
 class FACEADAPT_PT_main(bpy.types.Panel):

@@ -6,29 +6,23 @@ from pathlib import Path
 
 import bpy
 
-from blender_addon import backend_python
+from . import backend_python
 
 DEVICE_ITEMS = (("auto", "Auto", "CUDA when available, else CPU"),
                 ("cpu", "CPU", "Always the CPU"),
                 ("cuda", "CUDA", "An NVIDIA GPU (fails when none is visible)"))
 
-_package = ""
-
-
-def set_package(package: str) -> None:
-    """The extension's package name (bl_ext.<repo>.faceadapt): preferences are keyed by it."""
-    global _package
-    _package = package
-    FaceAdaptPreferences.bl_idname = package
+# The extension's package (bl_ext.<repository>.faceadapt): preferences are keyed by it.
+EXTENSION_PACKAGE = __package__.rpartition(".")[0]
 
 
 def get(context: bpy.types.Context) -> FaceAdaptPreferences:
-    return context.preferences.addons[_package].preferences
+    return context.preferences.addons[EXTENSION_PACKAGE].preferences
 
 
 def user_directory(create: bool = True) -> Path:
     """The extension's own writable folder (backend venv, exported heads)."""
-    return Path(bpy.utils.extension_path_user(_package, path="", create=create))
+    return Path(bpy.utils.extension_path_user(EXTENSION_PACKAGE, path="", create=create))
 
 
 def backend_interpreter(context: bpy.types.Context) -> Path | None:
@@ -38,7 +32,7 @@ def backend_interpreter(context: bpy.types.Context) -> Path | None:
 
 
 class FaceAdaptPreferences(bpy.types.AddonPreferences):
-    bl_idname = ""  # set by set_package before registration
+    bl_idname = EXTENSION_PACKAGE
 
     backend_python: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Backend Python",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import bpy
 
-from blender_addon import preferences
-from blender_addon.panel import FACEADAPT_PT_main
-from operators.add_head import FACEADAPT_OT_add_head
-from operators.backend_setup import FACEADAPT_OT_check_backend, FACEADAPT_OT_install_backend
-from operators.import_results import FACEADAPT_OT_import_results
-from operators.track_footage import FACEADAPT_OT_track_footage
+from ..operators.add_head import FACEADAPT_OT_add_head
+from ..operators.backend_setup import FACEADAPT_OT_check_backend, FACEADAPT_OT_install_backend
+from ..operators.import_results import FACEADAPT_OT_import_results
+from ..operators.track_footage import FACEADAPT_OT_track_footage
+from . import preferences
+from .panel import FACEADAPT_PT_main
 
 CLASSES = (
     preferences.FaceAdaptPreferences,
@@ -22,8 +22,7 @@ CLASSES = (
 )
 
 
-def register(package: str) -> None:
-    preferences.set_package(package)
+def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
 

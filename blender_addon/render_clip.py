@@ -2,18 +2,19 @@
 
 A Blender-side program run as its own process (stdlib, bpy and numpy only):
 
-    python -m blender_addon.render_clip --head HEAD.npz --performance PERFORMANCE.npz --out DIR
+    <blender python> blender_addon/run_program.py render_clip --head HEAD.npz \
+        --performance PERFORMANCE.npz --out DIR
         [--width 320 --height 320] [--samples 16] [--seed 0]
         [--light coloured|studio|hard|environment] [--background room|plain|world]
         [--lens-mm MM] [--motion-blur SHUTTER] [--overwrite]
 
 The head performs the given performance (per-frame blendshape weights and rigid head motion,
-see backend.protocol PERFORMANCE_KEYS) in front of a static camera. Weights drive shape keys and
+see backend/formats/clip_files.py) in front of a static camera. Weights drive shape keys and
 the motion drives the object, both as linear keyframes, so Cycles' motion blur sees the motion
 between frames. The domain is chosen by options: the light rig, the surroundings, the lens
 (35 mm-equivalent focal length; the camera distance keeps the face's size in the frame) and
-the shutter. DIR receives `frames/NNNNNN.png` (RGB, 8 bit), `truth.npz` (TRUTH_KEYS: what the
-tracker should recover) and `clip.json`. Everything is rendered into a temporary sibling
+the shutter. DIR receives `frames/NNNNNN.png` (RGB, 8 bit), `truth.npz` (what the tracker should
+recover) and `clip.json`. Everything is rendered into a temporary sibling
 directory that is renamed to DIR only when complete.
 """
 
@@ -21,30 +22,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 import bpy
 import numpy as np
 
-from backend.protocol import (
-    ERROR_BAD_INPUT,
-    ERROR_CANCELLED,
-    EXIT_CODES,
-    HEAD_REQUIRED_KEYS,
-    NUM_LANDMARKS,
-    PERFORMANCE_KEYS,
-    frames_label,
-)
-from blender_addon.camera_conversion import intrinsics_from_blender_camera, opencv_pose_from_blender
-from blender_addon.clip_scene import (
+from ..backend.formats import protocol
+from ..backend.formats.atomic import atomic_directory
+from ..backend.formats.camera import project_points
+from ..backend.formats.clip_files import TRUTH_FILE, Truth, load_performance
+from ..backend.formats.errors import BadInput
+from ..backend.formats.head_file import HeadAsset, load_head
+from ..backend.formats.results_dir import frame_label
+from .camera_conversion import intrinsics_from_blender_camera, opencv_pose_from_blender
+from .clip_scene import (
     BACKGROUNDS,
     LIGHTS,
     add_camera,
@@ -54,7 +50,7 @@ from blender_addon.clip_scene import (
     configure_render,
     face_frame,
 )
-from blender_addon.keyframes import new_channelbag, set_keys, set_transform_keys
+from .keyframes import new_channelbag, set_keys, set_transform_keys
 
 # The evaluated mesh must reproduce truth.npz's vertices: shape keys store basis + delta in
 # float32, so their sum differs from the numpy one by rounding only.
@@ -67,120 +63,21 @@ class Cancelled(Exception):
     """SIGTERM arrived: stop after the current frame and remove the partial output."""
 
 
-class BadInput(Exception):
-    """The command line or the head file cannot be rendered."""
+def performance_weights(path: Path, head: HeadAsset) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """The performance in `path` on `head`'s channels: weights (F, K), head motion (F, 4, 4)
+    head -> world, fps and its source. BadInput naming the file and the problem."""
+    performance = load_performance(path)
+    return (performance.on_channels(head.blendshape_names), performance.head_motion,
+            performance.fps, performance.source)
 
 
-@dataclass(frozen=True)
-class Head:
-    """The parts of a head file the renderer needs (see backend.protocol HEAD_REQUIRED_KEYS)."""
-
-    vertices: np.ndarray  # (V, 3) float32, head space, metres
-    faces: np.ndarray  # (T, 3) int32
-    uv: np.ndarray  # (U, 2) float32, origin bottom-left
-    uv_faces: np.ndarray  # (T, 3) int32
-    blendshapes: np.ndarray  # (K, V, 3) float32 deltas, metres
-    names: tuple[str, ...]  # (K,) ARKit names
-    landmark_vertex: np.ndarray  # (68,) int32
-    landmark_mask: np.ndarray  # (68,) bool
-    albedo: np.ndarray | None  # (H, W, 3) uint8, row 0 = top (v = 1)
+def check_renderable(head: HeadAsset, path: Path) -> None:
+    """A clip's truth needs landmarks: refuse a head that can place none."""
+    if not head.landmark_mask.any():
+        raise BadInput(f"head file {path}: field 'landmark_mask' masks every landmark")
 
 
-# --- input -------------------------------------------------------------------------------
-
-
-def load_head(path: Path) -> Head:
-    """Read and check a head file; raises BadInput naming the first problem found."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"cannot read head file {path}: {exc}") from exc
-    with data:
-        missing = [k for k in HEAD_REQUIRED_KEYS if k not in data.files]
-        if missing:
-            raise BadInput(f"head file {path} lacks {', '.join(missing)}")
-        head = Head(
-            vertices=np.asarray(data["vertices"], np.float32),
-            faces=np.asarray(data["faces"], np.int32),
-            uv=np.asarray(data["uv"], np.float32),
-            uv_faces=np.asarray(data["uv_faces"], np.int32),
-            blendshapes=np.asarray(data["blendshapes"], np.float32),
-            names=tuple(str(n) for n in data["blendshape_names"]),
-            landmark_vertex=np.asarray(data["landmark_vertex"], np.int32),
-            landmark_mask=np.asarray(data["landmark_mask"], bool),
-            albedo=np.asarray(data["albedo"], np.uint8) if "albedo" in data.files else None,
-        )
-    _check_head(head)
-    return head
-
-
-def _check_head(head: Head) -> None:
-    """Raise BadInput unless the arrays of `head` have consistent shapes and indices."""
-    n_verts, n_uv = len(head.vertices), len(head.uv)
-    checks = [
-        (head.vertices.ndim == 2 and head.vertices.shape[1] == 3, "vertices must be (V, 3)"),
-        (head.faces.ndim == 2 and head.faces.shape[1] == 3, "faces must be (T, 3) triangles"),
-        (head.uv_faces.shape == head.faces.shape, "uv_faces must match faces"),
-        (head.uv.ndim == 2 and head.uv.shape[1] == 2, "uv must be (U, 2)"),
-        (head.blendshapes.shape == (len(head.names), n_verts, 3), "blendshapes must be (K, V, 3)"),
-        (head.landmark_vertex.shape == (NUM_LANDMARKS,), "landmark_vertex must be (68,)"),
-        (head.landmark_mask.shape == (NUM_LANDMARKS,), "landmark_mask must be (68,)"),
-        (head.landmark_mask.any(), "landmark_mask masks every landmark"),
-        (
-            head.albedo is None or (head.albedo.ndim == 3 and head.albedo.shape[2] == 3),
-            "albedo must be (H, W, 3)",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise BadInput(f"bad head file: {message}")
-    for name, index, size in (
-        ("faces", head.faces, n_verts),
-        ("uv_faces", head.uv_faces, n_uv),
-        ("landmark_vertex", head.landmark_vertex, n_verts),
-    ):
-        if index.size and (index.min() < 0 or index.max() >= size):
-            raise BadInput(f"bad head file: {name} indexes outside [0, {size})")
-
-
-def load_performance(path: Path, head: Head) -> tuple[np.ndarray, np.ndarray, float, str]:
-    """Read performance.npz for `head`: weights (F, K) on the head's K channels (channels the
-    performance leaves out stay 0), head motion (F, 4, 4) head -> world, fps, and its source.
-    Raises BadInput naming the file and the problem."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in PERFORMANCE_KEYS if k not in data.files]
-            if missing:
-                raise BadInput(f"performance file {path} lacks {', '.join(missing)}")
-            given = np.asarray(data["weights"], np.float32)
-            names = [str(n) for n in data["weight_names"]]
-            motion = np.asarray(data["head_motion"], np.float64)
-            fps = float(data["fps"])
-            source = str(data["source"]) if "source" in data.files else ""
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"cannot read performance file {path}: {exc}") from exc
-    frames = len(given)
-    if frames < 1 or given.shape != (frames, len(names)):
-        raise BadInput(f"performance file {path}: weights must be (F, K) with F >= 1 and K = "
-                       f"{len(names)} names, got {given.shape}")
-    if motion.shape != (frames, 4, 4):
-        raise BadInput(f"performance file {path}: head_motion must be ({frames}, 4, 4), got "
-                       f"{motion.shape}")
-    if not (np.isfinite(given).all() and given.min() >= 0 and given.max() <= 1):
-        raise BadInput(f"performance file {path}: weights must be finite and in [0, 1]")
-    if not fps > 0:
-        raise BadInput(f"performance file {path}: fps must be positive, got {fps}")
-    unknown = sorted(set(names) - set(head.names))
-    if unknown:
-        raise BadInput(f"performance file {path} drives channels the head lacks: "
-                       f"{', '.join(unknown[:5])}")
-    weights = np.zeros((frames, len(head.names)), np.float32)
-    for column, name in enumerate(names):
-        weights[:, head.names.index(name)] = given[:, column]
-    return weights, motion, fps, source
-
-
-def animate_head(head_obj: bpy.types.Object, head: Head, weights: np.ndarray,
+def animate_head(head_obj: bpy.types.Object, head: HeadAsset, weights: np.ndarray,
                  motion: np.ndarray) -> None:
     """Linear keyframes at frames 0..F-1: a shape key per channel that moves, valued by
     weights (F, K), and the object's location and rotation from motion (F, 4, 4)."""
@@ -190,17 +87,17 @@ def animate_head(head_obj: bpy.types.Object, head: Head, weights: np.ndarray,
     keys = head_obj.data.shape_keys
     _, channelbag = new_channelbag(keys, "KEY", "Performance weights")
     for k in moving:
-        block = head_obj.shape_key_add(name=head.names[k], from_mix=False)
+        block = head_obj.shape_key_add(name=head.blendshape_names[k], from_mix=False)
         block.data.foreach_set("co", (head.vertices + head.blendshapes[k]).ravel())
         block.value = 0.0  # a new key starts at 1 in this build
-        curve = channelbag.fcurves.new(f'key_blocks["{head.names[k]}"].value')
+        curve = channelbag.fcurves.new(f'key_blocks["{head.blendshape_names[k]}"].value')
         set_keys(curve, frames, weights[:, k], "LINEAR")
     head_obj.rotation_mode = "QUATERNION"
     _, channelbag = new_channelbag(head_obj, "OBJECT", "Performance motion")
     set_transform_keys(channelbag, "", frames, motion)
 
 
-def build_scene(head: Head, args: argparse.Namespace) -> tuple[bpy.types.Object, bool, float]:
+def build_scene(head: HeadAsset, args: argparse.Namespace) -> tuple[bpy.types.Object, bool, float]:
     """A fresh scene with the head, camera, lights and surroundings. Returns the head object,
     whether frames are denoised and the camera's distance to the face centre (m)."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -210,15 +107,8 @@ def build_scene(head: Head, args: argparse.Namespace) -> tuple[bpy.types.Object,
     half_view, distance = add_camera(centre, length, args.width, args.height, args.lens_mm)
     add_lights(args.light, centre)
     add_surroundings(args.background, args.light, centre, half_view, distance, scene_rng)
-    head_obj = add_head(head.vertices, head.faces, head.uv, head.uv_faces, head.albedo)
+    head_obj = add_head(head)
     return head_obj, denoised, distance
-
-
-def project(points: np.ndarray, pose: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    """Pixel coordinates (N, 2) of head-space points (N, 3) under pose (4, 4), intrinsics (3, 3)."""
-    cam = points @ pose[:3, :3].T + pose[:3, 3]
-    pix = cam @ intrinsics.T
-    return pix[:, :2] / pix[:, 2:3]
 
 
 # --- rendering and output ----------------------------------------------------------------
@@ -259,15 +149,16 @@ def render_frames(head_obj: bpy.types.Object, vertices: np.ndarray, frames_dir: 
         deviation = max(deviation, float(np.abs(_evaluated_vertices(head_obj) - vertices[i]).max()))
         if deviation > TRUTH_TOLERANCE_M:
             raise RuntimeError(f"frame {i}: the rendered mesh is {deviation:.2e} m off the truth")
-        scene.render.filepath = str(frames_dir / f"{frames_label(i)}.png")
+        scene.render.filepath = str(frames_dir / f"{frame_label(i)}.png")
         bpy.ops.render.render(write_still=True)
-        print(f"frame {i + 1}/{n_frames}", file=sys.stderr, flush=True)
+        print(protocol.event_line(protocol.EVENT_PROGRESS, stage="render", done=i + 1,
+                                  total=n_frames, eta_s=None), file=sys.stderr, flush=True)
     return used, deviation
 
 
-def render_clip(head: Head, args: argparse.Namespace, work: Path) -> None:
+def render_clip(head: HeadAsset, args: argparse.Namespace, work: Path) -> None:
     """Render the clip and write frames/, truth.npz and clip.json into the directory `work`."""
-    weights, motion, fps, source = load_performance(args.performance, head)
+    weights, motion, fps, source = performance_weights(args.performance, head)
     n_frames = len(weights)
     vertices = head.vertices + np.einsum("fk,kvc->fvc", weights, head.blendshapes)
     vertices = vertices.astype(np.float32)
@@ -286,21 +177,11 @@ def render_clip(head: Head, args: argparse.Namespace, work: Path) -> None:
                                                 data.sensor_fit, data.shift_x, data.shift_y,
                                                 args.width, args.height)
     head_pose = opencv_pose_from_blender(_matrix(camera)) @ head_to_world
-    landmarks = np.stack([project(v[head.landmark_vertex], p, intrinsics)
-                          for v, p in zip(vertices, head_pose, strict=True)])
-    np.savez(
-        work / "truth.npz",
-        frames=np.arange(n_frames, dtype=np.int64),
-        vertices=vertices,
-        head_pose=head_pose.astype(np.float32),
-        intrinsics=intrinsics.astype(np.float32),
-        weights=weights,
-        weight_names=np.array(head.names, dtype=str),
-        landmarks_2d=landmarks.astype(np.float32),
-        fps=np.float64(fps),
-        width=np.int64(args.width),
-        height=np.int64(args.height),
-    )
+    landmarks = project_points(vertices[:, head.landmark_vertex], head_pose, intrinsics)
+    Truth(frames=np.arange(n_frames, dtype=np.int64), vertices=vertices, head_pose=head_pose,
+          intrinsics=intrinsics, weights=weights, weight_names=tuple(head.blendshape_names),
+          landmarks_2d=landmarks, fps=fps, width=args.width, height=args.height,
+          ).save(work / TRUTH_FILE)
     clip = {
         "fps": fps,
         "width": args.width,
@@ -322,23 +203,10 @@ def render_clip(head: Head, args: argparse.Namespace, work: Path) -> None:
     (work / "clip.json").write_text(json.dumps(clip, indent=2) + "\n")
 
 
-def publish(work: Path, out: Path, overwrite: bool) -> None:
-    """Move the finished `work` directory to `out`, replacing an old `out` if allowed."""
-    if not out.exists():
-        work.rename(out)
-        return
-    if not overwrite:
-        raise BadInput(f"{out} exists (use --overwrite to replace it)")
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    out.rename(old / out.name)
-    work.rename(out)
-    shutil.rmtree(old)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line arguments; argparse exits with status 2 on malformed ones."""
     parser = argparse.ArgumentParser(
-        prog="python -m blender_addon.render_clip",
+        prog="render_clip",
         description="Render a performance clip of a head (Cycles, CPU) with its ground truth.",
     )
     parser.add_argument("--head", type=Path, required=True, help="head.npz to render")
@@ -384,27 +252,26 @@ def main(argv: list[str] | None = None) -> int:
     """Run the program; returns the process exit status (0 on success)."""
     args = parse_args(argv)
     out = args.out.resolve()
+    bad_input = protocol.EXIT_CODES[protocol.ERROR_BAD_INPUT]
     try:
         if out.exists() and not args.overwrite:
             raise BadInput(f"{out} exists (use --overwrite to replace it)")
         head = load_head(args.head)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        check_renderable(head, args.head)
+        performance_weights(args.performance, head)  # refused before any rendering
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CODES[ERROR_BAD_INPUT]
+        return bad_input
     signal.signal(signal.SIGTERM, _request_cancel)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        render_clip(head, args, work)
-        publish(work, out, args.overwrite)
+        with atomic_directory(out, args.overwrite) as work:
+            render_clip(head, args, work)
     except (Cancelled, KeyboardInterrupt):
         print("error: cancelled", file=sys.stderr)
-        return EXIT_CODES[ERROR_CANCELLED]
+        return protocol.EXIT_CODES[protocol.ERROR_CANCELLED]
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CODES[ERROR_BAD_INPUT]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)  # gone already when published
+        return bad_input
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

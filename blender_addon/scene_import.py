@@ -11,9 +11,10 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from blender_addon.head_builder import HEAD_BONE
-from blender_addon.keyframes import new_channelbag, set_keys, set_transform_keys
-from blender_addon.results_import import ImportPlan, Results, bone_basis
+from ..backend.formats.results_dir import Results
+from .head_builder import HEAD_BONE
+from .keyframes import new_channelbag, set_keys, set_transform_keys
+from .results_import import ImportPlan, bone_basis
 
 FRAME_KEY_PREFIX = "fa_"
 CAMERA_NAME = "FaceAdapt Camera"

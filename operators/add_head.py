@@ -6,9 +6,10 @@ from pathlib import Path
 
 import bpy
 
-from blender_addon import preferences
-from blender_addon.backend_job import BackendJob, UserError
-from blender_addon.head_builder import build_head
+from ..backend.formats.errors import BadInput
+from ..blender_addon import preferences
+from ..blender_addon.backend_job import BackendJob, UserError
+from ..blender_addon.head_builder import build_head
 
 
 class FACEADAPT_OT_add_head(BackendJob, bpy.types.Operator):
@@ -30,7 +31,7 @@ class FACEADAPT_OT_add_head(BackendJob, bpy.types.Operator):
     def finish(self, context: bpy.types.Context, result_path: str) -> None:
         try:
             head = build_head(context, Path(result_path), "default")
-        except ValueError as exc:
+        except (BadInput, ValueError) as exc:
             raise UserError(str(exc)) from exc
         for obj in context.selected_objects:
             obj.select_set(False)

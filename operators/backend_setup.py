@@ -8,8 +8,8 @@ from pathlib import Path
 
 import bpy
 
-from blender_addon import backend_python, preferences
-from blender_addon.backend_client import EXTENSION_ROOT
+from ..blender_addon import backend_python, preferences
+from ..blender_addon.backend_client import EXTENSION_ROOT
 
 LOCK_FILE = EXTENSION_ROOT / "requirements.lock"
 

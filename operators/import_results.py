@@ -6,10 +6,12 @@ from pathlib import Path
 
 import bpy
 
-from blender_addon.backend_job import UserError
-from blender_addon.head_builder import HASH_PROPERTY, mesh_topology_hash, selected_head
-from blender_addon.results_import import ImportRefused, check_topology, plan_import, read_results
-from blender_addon.scene_import import import_into_scene
+from ..backend.formats.errors import BadInput
+from ..backend.formats.results_dir import check_topology, read_results
+from ..blender_addon.backend_job import UserError
+from ..blender_addon.head_builder import HASH_PROPERTY, mesh_topology_hash, selected_head
+from ..blender_addon.results_import import plan_import
+from ..blender_addon.scene_import import import_into_scene
 
 
 def strip_playing(context: bpy.types.Context, footage: str) -> bpy.types.Strip | None:
@@ -31,8 +33,9 @@ def import_results_onto(context: bpy.types.Context, head: bpy.types.Object, dire
     Non-fatal problems are appended to `warnings`."""
     try:
         results = read_results(directory)
-        check_topology(results, head.name, len(head.data.vertices), mesh_topology_hash(head.data))
-    except ImportRefused as exc:
+        check_topology(results, f"'{head.name}'", len(head.data.vertices),
+                       mesh_topology_hash(head.data))
+    except BadInput as exc:
         raise UserError(str(exc)) from exc
     if scene_frame_of_source_zero is None:
         strip = strip_playing(context, results.footage)

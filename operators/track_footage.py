@@ -6,16 +6,16 @@ from pathlib import Path
 
 import bpy
 
-from blender_addon.backend_job import BackendJob, UserError, output_dir
-from blender_addon.footage_source import (
+from ..blender_addon.backend_job import BackendJob, UserError, output_dir
+from ..blender_addon.footage_source import (
     FootageSource,
     NoFootage,
     from_movie_clip,
     from_movie_strip,
     require_file,
 )
-from blender_addon.head_builder import HEAD_PROPERTY, selected_head
-from operators.import_results import import_results_onto
+from ..blender_addon.head_builder import HEAD_PROPERTY, selected_head
+from .import_results import import_results_onto
 
 
 def active_footage(context: bpy.types.Context) -> FootageSource:

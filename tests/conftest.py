@@ -1,7 +1,10 @@
-"""Shared fixtures: the shared data (skip without it, fail under CI=true), temp caches."""
+"""Shared fixtures: the shared data (skip without it, fail under CI=true), temp caches, and
+the extension folder importable as the package `faceadapt` (the add-on's modules import the
+file-format core relatively, as they do inside Blender)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -10,6 +13,18 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+LAUNCHER = REPO_ROOT / "blender_addon" / "run_program.py"
+
+
+def _load_extension_package() -> None:
+    spec = importlib.util.spec_from_file_location("run_program", LAUNCHER)
+    assert spec is not None and spec.loader is not None
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    launcher.load_extension_package()
+
+
+_load_extension_package()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,11 +58,17 @@ def default_head():
 
 @pytest.fixture(scope="session")
 def default_head_file(default_head, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from backend.heads.head_asset import save_head
+    from backend.formats.head_file import save_head
 
     path = tmp_path_factory.mktemp("head") / "head.npz"
     save_head(default_head, path)
     return path
+
+
+def blender_program(program: str, *args: str) -> list[str]:
+    """The command running the Blender-side program blender_addon/<program>.py (with this
+    interpreter, which has bpy)."""
+    return [sys.executable, str(LAUNCHER), program, *args]
 
 
 def run_backend(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from backend.dam.model import DamConfig
-from backend.dam.training import train_dam
-from backend.device import resolve_device
-from backend.events import EventSink
-from backend.heads.default_head import default_head
-from backend.lab.capture import CaptureConfig, make_capture
+from ..dam.model import DamConfig
+from ..dam.training import train_dam
+from ..device import resolve_device
+from ..events import EventSink
+from ..heads.default_head import default_head
+from ..lab.capture import CaptureConfig, make_capture
 
 STEPS = 30
 

@@ -9,11 +9,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from backend.data_location import REPO_ROOT, data_file
-from backend.device import resolve_device
-from backend.errors import BackendError
-from backend.events import EventSink
-from backend.track import TrackSettings, run_track
+from ..blender_program import blender_program_command, build_extension
+from ..data_location import REPO_ROOT, data_file
+from ..device import resolve_device
+from ..events import EventSink
+from ..formats.errors import BackendError
+from ..track import TrackSettings, run_track
 
 DEFAULT_CLIP = "videos/lp_driving_d3.mp4"
 
@@ -25,14 +26,12 @@ def bench_import(args: argparse.Namespace, sink: EventSink) -> dict:
         results = run_track(TrackSettings(footage=footage, out=work / "results",
                                           device=resolve_device(args.device)), sink)
         frames = json.loads((results / "result.json").read_text())["metrics"]["frames_total"]
-        subprocess.run([sys.executable, "build.py", "--out", str(work / "dist")], cwd=REPO_ROOT,
-                       check=True, capture_output=True)
-        zip_path = next((work / "dist").glob("faceadapt-*.zip"))
+        zip_path = build_extension(work / "dist")
         sink.log("importing into Blender")
-        done = subprocess.run([sys.executable, "-m", "blender_addon.import_benchmark", "--zip",
-                               str(zip_path), "--results", str(results), "--json",
-                               str(work / "import.json")], cwd=REPO_ROOT, capture_output=True,
-                              text=True)
+        done = subprocess.run(blender_program_command("import_benchmark", [
+            "--zip", str(zip_path), "--results", str(results), "--json", str(work / "import.json"),
+            "--backend-python", sys.executable]), cwd=REPO_ROOT, capture_output=True, text=True,
+            errors="replace")
         if done.returncode != 0:
             raise BackendError(f"the Blender import benchmark failed: {done.stderr[-2000:]}")
         blender = json.loads((work / "import.json").read_text())

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-import backend.render.rasterize as rasterize_module
-from backend.render.warp_coverage import cover as warp_cover
+from ..render import rasterize as rasterize_module
+from ..render.warp_coverage import cover as warp_cover
 
 Coverage = Callable[[torch.Tensor, torch.Tensor, int, int, float, bool],
                     tuple[torch.Tensor, torch.Tensor]]

@@ -17,19 +17,19 @@ from functools import partial
 import numpy as np
 import torch
 
-from backend.bench.raster_candidates import candidates, using_coverage
-from backend.events import EventSink
-from backend.heads.head_asset import HeadAsset
-from backend.render.rasterize import (
+from ..events import EventSink
+from ..formats.head_file import HeadAsset
+from ..render.rasterize import (
     barycentrics,
     interpolate,
     interpolate_corners,
     project,
     rasterize,
 )
-from backend.render.shading import render_textured
-from backend.render.texture import sample
-from backend.render.unwrap import make_atlas, unwrap
+from ..render.shading import render_textured
+from ..render.texture import sample
+from ..render.unwrap import make_atlas, unwrap
+from .raster_candidates import candidates, using_coverage
 
 SIZES = (256, 512)
 BATCHES = (1, 8)
@@ -47,12 +47,12 @@ def _time_ms(fn: Callable[[], object], repeat: int) -> float:
 
 
 def _heads(sink: EventSink) -> dict[str, HeadAsset]:
-    from backend.data_location import data_dir
-    from backend.heads.default_head import default_head
+    from ..data_location import data_dir
+    from ..heads.default_head import default_head
 
     heads = {"default": default_head()}
     if (data_dir() / "heads" / "ict-facekit" / "ict_facekit.npz").is_file():
-        from backend.heads.ict_head import ict_head_with_albedo
+        from ..heads.ict_head import ict_head_with_albedo
 
         heads["ict"] = ict_head_with_albedo()
     else:
@@ -62,7 +62,7 @@ def _heads(sink: EventSink) -> dict[str, HeadAsset]:
 
 def _scene(head: HeadAsset, size: int, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(vertices (B, V, 3) camera space, intrinsics (3, 3), rendered image (B, 3, S, S))."""
-    from backend.heads.landmark_embedding import IMAGE_SIZE, view_camera
+    from ..heads.landmark_embedding import IMAGE_SIZE, view_camera
 
     poses = []
     for b in range(batch):

@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.atomic import atomic_file
-from backend.benchmark.clips import QUICK_CLIPS, STANDARD_CLIPS, ClipSpec
-from backend.benchmark.make_benchmark import FOOTAGE, HEAD, make_benchmark
-from backend.data_location import data_dir
-from backend.device import resolve_device
-from backend.errors import BadInput
-from backend.evaluation.evaluate import evaluate_against_truth, evaluate_real
-from backend.events import EventSink
-from backend.track import TrackSettings, run_track
+from ..benchmark.clips import QUICK_CLIPS, STANDARD_CLIPS, ClipSpec
+from ..benchmark.make_benchmark import FOOTAGE, HEAD, make_benchmark
+from ..data_location import data_dir
+from ..device import resolve_device
+from ..evaluation.evaluate import evaluate_against_truth, evaluate_real
+from ..events import EventSink
+from ..formats.atomic import atomic_file
+from ..formats.errors import BadInput
+from ..track import TrackSettings, run_track
 
 METHODS = {
     "landmark-fit": "FaceAdapt's landmark-fitting tracker (MediaPipe landmarks, joint fit of "
@@ -121,7 +121,7 @@ def score_real_clip(video: Path, frames: int, method: str, work: Path, device: s
     scores_path = work / "scores" / method / f"{video.stem}.json"
 
     def make() -> dict:
-        from backend.footage import Footage
+        from ..footage import Footage
 
         last = min(frames, Footage(video).info.frame_count) - 1
         _track(video, results, "default", method, device, f"0-{last}", None, sink)
@@ -134,9 +134,9 @@ def score_real_clip(video: Path, frames: int, method: str, work: Path, device: s
 def score_photos(method: str, work: Path, device: str, sink: EventSink) -> dict:
     """NME of `method`'s fitted landmarks on each annotated photo (tracked as a one-frame clip),
     against the human annotation over the 68 points (inter-ocular normalised)."""
-    from backend.landmarks.annotations import read_pts
-    from backend.landmarks.nme import nme
-    from backend.results import read_results
+    from ..formats.results_dir import read_results
+    from ..landmarks.annotations import read_pts
+    from ..landmarks.nme import nme
 
     def make() -> dict:
         per_photo: dict[str, float | None] = {}
@@ -152,7 +152,7 @@ def score_photos(method: str, work: Path, device: str, sink: EventSink) -> dict:
                 sink.warning(f"{method} on {image.name}: {exc}")
                 per_photo[image.name] = None
                 continue
-            _, tracking, _ = read_results(results)
+            tracking = read_results(results).tracking
             if tracking["confidence"][0] <= 0:
                 per_photo[image.name] = None
                 continue
@@ -175,7 +175,7 @@ def clip_entry(spec: ClipSpec, clip: Path) -> dict:
 
 def run_suite(args: argparse.Namespace, sink: EventSink) -> dict:
     """Run (or resume) the suite and write its report; returns the JSON document."""
-    from backend.bench.suite_report import write_report
+    from .suite_report import write_report
 
     start = time.perf_counter()
     device = resolve_device(args.device)

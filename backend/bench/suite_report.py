@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from backend.atomic import atomic_file
-from backend.benchmark.make_benchmark import FOOTAGE, HEAD
-from backend.events import EventSink
+from ..benchmark.make_benchmark import FOOTAGE, HEAD
+from ..events import EventSink
+from ..formats.atomic import atomic_file
 
 # A table column: (metrics key, header, str.format spec for its value).
 Column = tuple[str, str, str]
@@ -351,8 +351,8 @@ def render_vertex_colours(vertices: np.ndarray, faces: np.ndarray, colours: np.n
     import torch
     import torch.nn.functional as F
 
-    from backend.render.rasterize import barycentrics, interpolate, project, rasterize
-    from backend.render.shading import vertex_normals
+    from ..render.rasterize import barycentrics, interpolate, project, rasterize
+    from ..render.shading import vertex_normals
 
     camera = torch.as_tensor(vertices @ rotation.T + translation, dtype=torch.float32)[None]
     faces_t = torch.as_tensor(faces, dtype=torch.int64)
@@ -393,8 +393,8 @@ def plot_error_heatmap(document: dict, path: Path, sink: EventSink) -> bool:
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    from backend.errors import BadInput
-    from backend.heads.head_asset import load_head
+    from ..formats.errors import BadInput
+    from ..formats.head_file import load_head
 
     work = Path(document.get("work", "."))
     methods = [str(m.get("name")) for m in document.get("methods", [])]
@@ -487,10 +487,10 @@ def contact_sheet(clip: dict, methods: Sequence[str], work: Path, sink: EventSin
 
     A method without results, or that did not track a frame, gets the darkened frame and a
     note instead of an overlay."""
-    from backend.errors import BadInput
-    from backend.footage import Footage
-    from backend.preview import overlay_frame
-    from backend.results import read_results
+    from ..footage import Footage
+    from ..formats.errors import BadInput
+    from ..formats.results_dir import read_results
+    from ..preview import overlay_frame
 
     name = str(clip.get("name"))
     try:
@@ -502,7 +502,8 @@ def contact_sheet(clip: dict, methods: Sequence[str], work: Path, sink: EventSin
     results: dict[str, tuple[dict[str, np.ndarray], np.ndarray] | None] = {}
     for method in methods:
         try:
-            _, tracking, mesh = read_results(work / "results" / method / name)
+            read = read_results(work / "results" / method / name)
+            tracking, mesh = read.tracking, read.mesh
             results[method] = (tracking, mesh["faces"])
         except (BadInput, OSError) as exc:
             sink.warning(f"report: {method} results of {name} unreadable ({exc}); sheet column left empty")

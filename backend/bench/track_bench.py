@@ -10,10 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.data_location import data_file
-from backend.device import resolve_device
-from backend.events import EventSink
-from backend.track import TrackSettings, run_track
+from ..data_location import data_file
+from ..device import resolve_device
+from ..events import EventSink
+from ..track import TrackSettings, run_track
 
 DEFAULT_CLIP = "videos/lp_driving_d3.mp4"
 

@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from backend.errors import BadInput
-from backend.protocol import RENDER_BACKGROUNDS, RENDER_LIGHTS
+from ..formats.clip_files import RENDER_BACKGROUNDS, RENDER_LIGHTS
+from ..formats.errors import BadInput
 
 LIGHTS, BACKGROUNDS = RENDER_LIGHTS, RENDER_BACKGROUNDS
 HEADS = ("default", "ict")

@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.atomic import atomic_directory
-from backend.benchmark.clips import MEASURED_PREFIX, PROCEDURAL, ClipSpec
-from backend.benchmark.performance import measured_performance, procedural_performance
-from backend.blender_program import run_blender_program
-from backend.data_location import data_file
-from backend.errors import BadInput
-from backend.events import EventSink
-from backend.heads.default_head import resolve_head
-from backend.heads.head_asset import save_head
-from backend.movie_writer import write_movie
+from ..blender_program import run_blender_program
+from ..data_location import data_file
+from ..events import EventSink
+from ..formats.atomic import atomic_directory
+from ..formats.errors import BadInput
+from ..formats.head_file import save_head
+from ..heads.default_head import resolve_head
+from ..movie_writer import write_movie
+from .clips import MEASURED_PREFIX, PROCEDURAL, ClipSpec
+from .performance import measured_performance, procedural_performance
 
 FOOTAGE = "footage.mp4"
 TRUTH = "truth.npz"

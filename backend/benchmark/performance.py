@@ -11,21 +11,20 @@ framed or degraded. Two sources:
   measured frame by frame on a real clip, so timing, amplitudes and co-activations are a real
   person's.
 
-Either is written to `performance.npz` (keys in backend.protocol.PERFORMANCE_KEYS), which the
-Blender-side program `blender_addon.render_clip` renders.
+Either is a `formats.clip_files.Performance`, saved as `performance.npz` for the Blender-side
+program `blender_addon/render_clip.py` to render.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from backend.atomic import atomic_file
-from backend.errors import BadInput
-from backend.heads.head_asset import HeadAsset
+from ..formats.clip_files import Performance
+from ..formats.errors import BadInput
+from ..formats.head_file import HeadAsset
 
 MAX_YAW_DEG, MAX_PITCH_DEG, MAX_ROLL_DEG = 20.0, 10.0, 5.0
 MAX_TRANSLATION_M = 0.01  # procedural head shift per axis
@@ -33,31 +32,6 @@ MAX_MEASURED_SHIFT_M = 0.03  # a measured head shift is clipped to this per axis
 # OpenCV camera axes (+X right, +Y down, +Z forward) -> the renderer's world, whose camera looks
 # along +Y with +Z up: columns are the camera axes in world coordinates.
 CAMERA_TO_WORLD_AXES = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
-
-
-@dataclass(frozen=True)
-class Performance:
-    """weights (F, K) float32 in [0, 1] on `weight_names` (K,); head_motion (F, 4, 4) float64,
-    rigid, head space -> world (the rest head's space, metres); fps; source says where it came
-    from (for clip.json)."""
-
-    weight_names: tuple[str, ...]
-    weights: np.ndarray
-    head_motion: np.ndarray
-    fps: float
-    source: str
-
-    @property
-    def frames(self) -> int:
-        return len(self.weights)
-
-    def save(self, path: Path) -> Path:
-        with atomic_file(Path(path)) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, weights=self.weights.astype(np.float32),
-                     weight_names=np.array(self.weight_names, dtype=str),
-                     head_motion=self.head_motion.astype(np.float64), fps=np.float64(self.fps),
-                     source=np.array(self.source))
-        return Path(path)
 
 
 # --- procedural --------------------------------------------------------------------------
@@ -99,7 +73,7 @@ def procedural_weights(names: tuple[str, ...], n_frames: int, fps: float,
                        rng: np.random.Generator) -> np.ndarray:
     """Per-frame weights (F, K) float32 in [0, 1] for the channels `names` (ARKit spelling; a
     split channel such as ICT's `browInnerUp_L` follows its ARKit channel)."""
-    from backend.heads.arkit import arkit_channel
+    from ..heads.arkit import arkit_channel
 
     t = np.arange(n_frames) / fps
     jaw = _activation(rng, t, 0.6, 0.4, 1.6)
@@ -211,9 +185,9 @@ def measured_performance(video: Path, head: HeadAsset, n_frames: int | None) -> 
     """The performance MediaPipe Face Landmarker measures on the first `n_frames` frames of a
     real clip (all when None): its blendshape scores on the head's channels and its head
     rotation and shift. Frames where it finds no face hold the nearest measured frame."""
-    from backend.data_location import data_file
-    from backend.footage import Footage
-    from backend.tracking.mediapipe_blendshapes import FaceLandmarkerTracker
+    from ..data_location import data_file
+    from ..footage import Footage
+    from ..tracking.mediapipe_blendshapes import FaceLandmarkerTracker
 
     footage = Footage(Path(video))
     count = footage.info.frame_count if n_frames is None else min(n_frames, footage.info.frame_count)

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.dam.model_folder import load_model
-from backend.dam.training_data import BatchMaker
-from backend.errors import BadInput
-from backend.events import EventSink
-from backend.lab.capture import LabCapture, dome_poses
-from backend.render.rasterize import barycentrics, interpolate_corners, project, rasterize
-from backend.render.texture import sample
+from ..events import EventSink
+from ..formats.errors import BadInput
+from ..lab.capture import LabCapture, dome_poses
+from ..render.rasterize import barycentrics, interpolate_corners, project, rasterize
+from ..render.texture import sample
+from .model_folder import load_model
+from .training_data import BatchMaker
 
 FRONTAL = (0.0, -1.0, 0.0)  # head space: the face looks toward -Y
 EVALUATION_SEED_OFFSET = 1_000_003  # unseen views: another stream than the capture's cameras

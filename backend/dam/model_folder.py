@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from backend.atomic import atomic_file
-from backend.dam.model import DamConfig, DeepAppearanceModel
-from backend.errors import BadInput
+from ..formats.atomic import atomic_file
+from ..formats.errors import BadInput
+from .model import DamConfig, DeepAppearanceModel
 
 MODEL_SCHEMA = 1
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.atomic import atomic_file
-from backend.dam.model import DamConfig, DeepAppearanceModel
-from backend.dam.model_folder import save_model
-from backend.dam.training_data import Batch, BatchMaker
-from backend.errors import BadInput
-from backend.events import EventSink
-from backend.lab.capture import LabCapture
+from ..events import EventSink
+from ..formats.atomic import atomic_file
+from ..formats.errors import BadInput
+from ..lab.capture import LabCapture
+from .model import DamConfig, DeepAppearanceModel
+from .model_folder import save_model
+from .training_data import Batch, BatchMaker
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.lab.capture import LabCapture, LabRenderer, face_centre_and_height, view_directions
+from ..lab.capture import LabCapture, LabRenderer, face_centre_and_height, view_directions
 
 
 @dataclass

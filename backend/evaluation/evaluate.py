@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from backend.errors import BadInput
-from backend.evaluation.truth_metrics import TruthErrors, truth_errors
-from backend.events import EventSink
-from backend.heads.head_asset import HeadAsset, load_head
-from backend.results import read_results
+from ..events import EventSink
+from ..formats.clip_files import load_truth
+from ..formats.errors import BadInput
+from ..formats.head_file import HeadAsset, load_head
+from ..formats.results_dir import check_topology, read_results
+from .truth_metrics import TruthErrors, truth_errors
 
 
 def head_for_results(document: dict, head_spec: str | None) -> HeadAsset:
     """The head a results directory was tracked with: `head_spec` ('default', 'ict', a path) or
     the model id its result.json records."""
-    from backend.heads.default_head import resolve_head
+    from ..heads.default_head import resolve_head
 
     if head_spec is None:
         model = str(document.get("model", ""))
@@ -31,43 +30,21 @@ def head_for_results(document: dict, head_spec: str | None) -> HeadAsset:
     return resolve_head(head_spec)
 
 
-def check_same_topology(head: HeadAsset, mesh: dict[str, np.ndarray], results_dir: Path,
-                        head_name: str) -> None:
-    found = str(mesh["topology_hash"])
-    if found != head.topology_hash:
-        raise BadInput(f"{results_dir} was tracked on another head topology ({found}) than "
-                       f"{head_name} ({head.topology_hash}); pass the head it was tracked with")
-
-
-def read_truth(clip: Path) -> dict[str, np.ndarray]:
-    from backend.protocol import TRUTH_KEYS
-
-    path = clip / "truth.npz" if clip.is_dir() else clip
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            truth = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"cannot read the ground truth {path}: {exc}") from exc
-    missing = [k for k in TRUTH_KEYS if k not in truth]
-    if missing:
-        raise BadInput(f"ground truth {path} lacks {', '.join(missing)}")
-    return truth
-
-
 def evaluate_against_truth(results_dir: Path, clip: Path, head_spec: str | None,
                            ) -> tuple[dict, TruthErrors]:
     """Truth metrics of results_dir against the clip; the head is the clip's head.npz when it
     has one, else `head_spec` / the results' model. Returns the JSON-ready report and the
     errors with their per-frame and per-vertex arrays."""
-    document, tracking, mesh = read_results(results_dir)
-    truth = read_truth(clip)
+    results = read_results(results_dir)
+    document, tracking = results.document, results.tracking
+    truth = load_truth(clip).as_arrays()
     clip_head = clip / "head.npz" if clip.is_dir() else None
     if head_spec is None and clip_head is not None and clip_head.is_file():
         head, head_name = load_head(clip_head), str(clip_head)
     else:
         head = head_for_results(document, head_spec)
         head_name = head_spec or str(document.get("model"))
-    check_same_topology(head, mesh, results_dir, head_name)
+    check_topology(results, head_name, head.num_vertices, head.topology_hash)
     errors = truth_errors(tracking, truth, head)
     report = {"kind": "truth", "results": str(results_dir), "truth": str(clip),
               "tracker": document.get("tracker"), **errors.as_dict()}
@@ -77,9 +54,9 @@ def evaluate_against_truth(results_dir: Path, clip: Path, head_spec: str | None,
 def evaluate_real(results_dir: Path, footage: Path | None, head_spec: str | None, device: str,
                   frame_step: int, sink: EventSink) -> dict:
     """Real-footage metrics of results_dir (footage: the results' source unless given)."""
-    from backend.evaluation.real_metrics import evaluate_real_clip
+    from .real_metrics import evaluate_real_clip
 
-    document, _, _ = read_results(results_dir)
+    document = read_results(results_dir).document
     head = head_for_results(document, head_spec)  # evaluate_real_clip checks its topology
     metrics = evaluate_real_clip(results_dir, footage, head, device, frame_step, sink)
     return {"kind": "real", "results": str(results_dir), "tracker": document.get("tracker"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.landmarks.nme import inter_ocular
+from ..landmarks.nme import inter_ocular
 
 
 def _same_shape(name: str, a: np.ndarray, b: np.ndarray) -> None:

@@ -21,17 +21,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from backend import protocol
-from backend.errors import BadInput
-from backend.evaluation.metrics import jitter_px, landmark_errors_px, landmark_nme, photometric_error
-from backend.events import EventSink
-from backend.footage import Footage
-from backend.heads.head_asset import HeadAsset
-from backend.landmarks.detection import LandmarkDetector
-from backend.render.rasterize import barycentrics, interpolate_corners, project, rasterize
-from backend.render.texture import sample
-from backend.render.unwrap import UVAtlas, make_atlas, unwrap
-from backend.results import read_results
+from ..events import EventSink
+from ..footage import Footage
+from ..formats import protocol
+from ..formats.errors import BadInput
+from ..formats.head_file import HeadAsset
+from ..formats.results_dir import RESULT_JSON, check_topology, read_results
+from ..landmarks.detection import LandmarkDetector
+from ..render.rasterize import barycentrics, interpolate_corners, project, rasterize
+from ..render.texture import sample
+from ..render.unwrap import UVAtlas, make_atlas, unwrap
+from .metrics import jitter_px, landmark_errors_px, landmark_nme, photometric_error
 
 # Face-region pixels kept per clip for the colour fit and the RMS: bounds memory (two float32
 # (N, 3) arrays, then float64 inside the least-squares fit: ~100 MB) whatever the clip's length
@@ -43,8 +43,6 @@ SEEN_COVERAGE = 1 - 1e-3
 # Below this reference jitter (pixels) the reference is still or moves uniformly: a ratio to it
 # would divide rounding noise by rounding noise.
 JITTER_RATIO_FLOOR_PX = 1e-6
-TRACKING_REQUIRED = ("frames", "vertices", "head_pose", "intrinsics", "confidence", "landmarks_fit",
-                     "landmarks_2d")
 
 
 def fraction_tracked(confidence: np.ndarray) -> float:
@@ -297,40 +295,12 @@ def _face_window(screen: torch.Tensor, face_vertex: torch.Tensor, height: int,
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-def _load_results(results_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        raise BadInput(f"results {results_dir} do not exist; pass a directory written by "
-                       "`python -m backend track`")
-    for name in (protocol.TRACKING_NPZ, protocol.MESH_NPZ):
-        if not (results_dir / name).is_file():
-            raise BadInput(f"results {results_dir} lack {name}; re-track the clip")
-    document, tracking, mesh = read_results(results_dir)
-    missing = [key for key in TRACKING_REQUIRED if key not in tracking]
-    if missing:
-        raise BadInput(f"{results_dir / protocol.TRACKING_NPZ} lacks {', '.join(missing)}; re-track the clip")
-    if len(tracking["frames"]) == 0:
-        raise BadInput(f"{results_dir / protocol.TRACKING_NPZ} holds no frames; re-track the clip")
-    return document, tracking, mesh
-
-
-def _check_topology(head: HeadAsset, results_dir: Path, document: dict[str, Any], mesh: dict[str, np.ndarray],
-                    tracking: dict[str, np.ndarray]) -> None:
-    recorded = {str(document.get("topology_hash", head.topology_hash)),
-                str(mesh.get("topology_hash", head.topology_hash))}
-    if recorded != {head.topology_hash} or tracking["vertices"].shape[1] != head.num_vertices:
-        raise BadInput(f"results {results_dir} were tracked on head topology {', '.join(sorted(recorded))} "
-                       f"({tracking['vertices'].shape[1]} vertices), the head given is "
-                       f"{head.topology_hash} ({head.num_vertices} vertices): pass the head used for "
-                       f"tracking (result.json model: {document.get('model')})")
-
-
 def _open_footage(results_dir: Path, footage_path: Path | None, document: dict[str, Any],
                   frames: np.ndarray) -> Footage:
     if footage_path is None:
         recorded = document.get("source", {}).get("path")
         if not recorded:
-            raise BadInput(f"{results_dir / protocol.RESULT_JSON} records no source path; pass the "
+            raise BadInput(f"{results_dir / RESULT_JSON} records no source path; pass the "
                            "footage that was tracked")
         footage_path = Path(recorded)
     footage = Footage(footage_path)
@@ -356,12 +326,13 @@ def evaluate_real_clip(results_dir: Path, footage_path: Path | None, head: HeadA
     (landmarks_2d) are scored against the same reference for context. Raises BadInput on
     missing results, footage not covering the results' frames, or another topology.
     """
-    from backend.landmarks.dlib_detector import DlibDetector
+    from ..landmarks.dlib_detector import DlibDetector
 
     if frame_step < 1:
         raise BadInput(f"frame step {frame_step}: must be 1 or more")
-    document, tracking, mesh = _load_results(results_dir)
-    _check_topology(head, results_dir, document, mesh, tracking)
+    results = read_results(results_dir)
+    check_topology(results, "the head given", head.num_vertices, head.topology_hash)
+    document, tracking, mesh = results.document, results.tracking, results.mesh
     frames = tracking["frames"]
     footage = _open_footage(results_dir, footage_path, document, frames)
     mask = mesh["landmark_mask"].astype(bool) if "landmark_mask" in mesh else head.landmark_mask

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backend.errors import BadInput
-from backend.evaluation.metrics import (
+from ..formats.errors import BadInput
+from ..formats.head_file import HeadAsset
+from ..landmarks.nme import inter_ocular
+from .metrics import (
     landmark_errors_px,
     matched_frames,
     rotation_errors_deg,
     vertex_errors_mm,
 )
-from backend.evaluation.real_metrics import landmark_jitter
-from backend.heads.head_asset import HeadAsset
-from backend.landmarks.nme import inter_ocular
+from .real_metrics import landmark_jitter
 
 
 @dataclass

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.heads.head_asset import HeadAsset
-from backend.heads.uv_packing import repack_uv
+from ..formats.head_file import HeadAsset
+from .uv_packing import repack_uv
 
 _NECK_CUT_HEIGHT_DM = 5.85
 _KEPT_HELPERS = ("helper-l-eye", "helper-r-eye", "helper-upper-teeth", "helper-lower-teeth",

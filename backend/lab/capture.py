@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.atomic import atomic_directory
-from backend.errors import BadInput
-from backend.events import EventSink
-from backend.head_space import HEAD_TO_FRONT_CAMERA
-from backend.heads.head_asset import HeadAsset, load_head, save_head
-from backend.render.shading import render_textured
-from backend.render.unwrap import UVAtlas, make_atlas, unwrap
+from ..events import EventSink
+from ..formats.atomic import atomic_directory
+from ..formats.errors import BadInput
+from ..formats.head_file import HeadAsset, load_head, save_head
+from ..head_space import HEAD_TO_FRONT_CAMERA
+from ..render.shading import render_textured
+from ..render.unwrap import UVAtlas, make_atlas, unwrap
 
 CAPTURE_FORMAT = 1
 # Shapes that move together in real faces (names missing from a head are skipped).

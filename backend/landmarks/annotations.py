@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import BadInput
+from ..formats.errors import BadInput
 
 
 def read_pts(path: Path) -> np.ndarray:

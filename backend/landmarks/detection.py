@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from backend.protocol import NUM_LANDMARKS
+from ..formats.protocol import NUM_LANDMARKS
 
 
 @dataclass

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from backend.errors import BadInput
-from backend.landmarks.detection import LandmarkDetector
+from ..formats.errors import BadInput
+from .detection import LandmarkDetector
 
 DETECTORS = ("mediapipe", "fan")
 
 
 def create_detector(name: str, video: bool, device: str = "cpu") -> LandmarkDetector:
     if name == "mediapipe":
-        from backend.landmarks.mediapipe_detector import MediaPipeDetector
+        from .mediapipe_detector import MediaPipeDetector
 
         return MediaPipeDetector(video=video)
     if name == "fan":
-        from backend.landmarks.fan_detector import FanDetector
+        from .fan_detector import FanDetector
 
         return FanDetector(device=device, video=video)
     raise BadInput(f"--detector {name!r}: choose one of {', '.join(DETECTORS)}")

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import BadInput
-from backend.landmarks.detection import LandmarkDetection
-from backend.protocol import NUM_LANDMARKS
+from ..formats.errors import BadInput
+from ..formats.protocol import NUM_LANDMARKS
+from .detection import LandmarkDetection
 
 PREDICTOR_ENV = "FACEADAPT_DLIB_PREDICTOR"
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import BadInput
-from backend.landmarks.detection import LandmarkDetection
-from backend.landmarks.mediapipe_detector import MediaPipeMesh
+from ..formats.errors import BadInput
+from .detection import LandmarkDetection
+from .mediapipe_detector import MediaPipeMesh
 
 FAN_URL = "https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar"
 FAN_FILE = "2DFAN4-11f355bf06.pth.tar"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.landmarks.detection import LandmarkDetection
+from .detection import LandmarkDetection
 
 MAPPING_PATH = Path(__file__).with_name("mediapipe_to_ibug68.json")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.landmarks.annotations import read_pts
-from backend.landmarks.nme import inter_ocular, nme
+from .annotations import read_pts
+from .nme import inter_ocular, nme
 
 
 def annotated_photos(directory: Path) -> list[tuple[Path, Path]]:
@@ -40,7 +40,7 @@ def derive_mapping(directory: Path) -> dict:
     """The mapping table (as written to JSON) and its leave-one-out NME."""
     from PIL import Image
 
-    from backend.landmarks.mediapipe_detector import MediaPipeMesh
+    from .mediapipe_detector import MediaPipeMesh
 
     mesh = MediaPipeMesh(video=False)
     names, points, truths = [], [], []

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.data_location import data_file
-from backend.errors import BadInput
-from backend.events import EventSink
-from backend.landmarks.annotations import read_pts
-from backend.landmarks.detector_factory import DETECTORS, create_detector
-from backend.landmarks.mediapipe_mapping import annotated_photos
-from backend.landmarks.nme import nme
+from ..data_location import data_file
+from ..events import EventSink
+from ..formats.errors import BadInput
+from .annotations import read_pts
+from .detector_factory import DETECTORS, create_detector
+from .mediapipe_mapping import annotated_photos
+from .nme import nme
 
 REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36),
            "eyes": range(36, 48), "mouth": range(48, 68)}
@@ -45,8 +45,8 @@ def detector_nme(name: str, sink: EventSink) -> dict:
 
 def ict_embedding_errors(sink: EventSink) -> dict:
     """Distances (mm) between the embedded landmark vertices and ICT's own, per region."""
-    from backend.heads.ict_head import ict_head_with_albedo, load_ict_head
-    from backend.heads.landmark_embedding import embed_landmarks
+    from ..heads.ict_head import ict_head_with_albedo, load_ict_head
+    from ..heads.landmark_embedding import embed_landmarks
 
     head = ict_head_with_albedo()
     _, truth_ids = load_ict_head(data_file("heads/ict-facekit/ict_facekit.npz"))

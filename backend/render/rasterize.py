@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from backend.render.warp_coverage import cover
+from .warp_coverage import cover
 
 
 @dataclass

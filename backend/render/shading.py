@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from backend.render.rasterize import (
+from .rasterize import (
     Fragments,
     barycentrics,
     interpolate,
@@ -13,7 +13,7 @@ from backend.render.rasterize import (
     project,
     rasterize,
 )
-from backend.render.texture import sample
+from .texture import sample
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

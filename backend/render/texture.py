@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from backend.render.rasterize import Fragments, barycentrics, interpolate, rasterize
+from .rasterize import Fragments, barycentrics, interpolate, rasterize
 
 
 def uv_to_texel(uv: torch.Tensor, size: int) -> torch.Tensor:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from backend.render.rasterize import project, rasterize
-from backend.render.texture import rasterize_uv
+from .rasterize import project, rasterize
+from .texture import rasterize_uv
 
 # A texel is occluded when the z-buffer at its pixel is nearer than its own depth by more than
 # this fraction of the depth (0.5%: 3 mm at 0.6 m), which absorbs z-buffer sampling error

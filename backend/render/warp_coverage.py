@@ -10,7 +10,7 @@ from types import ModuleType
 
 import torch
 
-from backend.cache import cache_dir
+from ..cache import cache_dir
 
 # Depth is stored in micrometres in the upper 32 bits of the key: 1 µm resolution up to 2 km,
 # and the lower 32 bits hold the triangle id, so the nearest triangle (then the lowest id) wins.

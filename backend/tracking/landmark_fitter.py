@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.head_space import HEAD_TO_FRONT_CAMERA
-from backend.heads.head_asset import HeadAsset
-from backend.landmarks.nme import inter_ocular
-from backend.render.rasterize import project
-from backend.tracking.rotation import axis_angle_to_matrix
+from ..formats.head_file import HeadAsset
+from ..head_space import HEAD_TO_FRONT_CAMERA
+from ..landmarks.nme import inter_ocular
+from ..render.rasterize import project
+from .rotation import axis_angle_to_matrix
 
 
 @dataclass

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import BadInput
-from backend.heads.arkit import arkit_channel
-from backend.heads.head_asset import HeadAsset
-from backend.landmarks.mediapipe_detector import load_mapping
+from ..formats.errors import BadInput
+from ..formats.head_file import HeadAsset
+from ..heads.arkit import arkit_channel
+from ..landmarks.mediapipe_detector import load_mapping
 
 VERTICAL_FOV_DEG = 63.0  # MediaPipe face geometry's default perspective camera
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])

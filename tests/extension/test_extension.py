@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blender_addon.camera_conversion import intrinsics_from_blender_camera
 from conftest import REPO_ROOT
+from faceadapt.blender_addon.camera_conversion import intrinsics_from_blender_camera
 
 pytestmark = [pytest.mark.blender, pytest.mark.data]
 
@@ -34,7 +34,7 @@ def report(extension_zip: Path, data_dir: Path, tmp_path_factory: pytest.TempPat
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(work / "blender"))
     env.pop("PYTHONPATH", None)
     done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tests" / "extension_scenarios.py"), str(extension_zip),
+        [sys.executable, str(Path(__file__).with_name("extension_scenarios.py")), str(extension_zip),
          str(data_dir / "videos" / "lp_driving_d0.mp4"), str(work / "report.json"), str(work)],
         cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -45,7 +45,7 @@ def test_zip_carries_the_extension(extension_zip: Path):
     names = zipfile.ZipFile(extension_zip).namelist()
     for required in ("blender_manifest.toml", "__init__.py", "requirements.lock",
                      "blender_addon/registration.py", "operators/track_footage.py",
-                     "backend/protocol.py", "backend/landmarks/mediapipe_to_ibug68.json"):
+                     "backend/formats/protocol.py", "backend/landmarks/mediapipe_to_ibug68.json"):
         assert required in names
     assert not any(n.startswith(("tests/", ".venv/", "docs/")) or "__pycache__" in n for n in names)
 

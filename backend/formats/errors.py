@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend import protocol
+from . import protocol
 
 
 class BackendError(Exception):

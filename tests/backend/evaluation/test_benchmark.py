@@ -18,8 +18,8 @@ from backend.benchmark.performance import (
     procedural_performance,
     rotation_zxy,
 )
-from backend.errors import BadInput
 from backend.evaluation.truth_metrics import truth_errors
+from backend.formats.errors import BadInput
 from conftest import run_backend
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import torch
 
 from backend.render.rasterize import project, rasterize
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, blender_program
 
 
 @pytest.mark.blender
@@ -32,9 +31,10 @@ def test_silhouette_matches_cycles(default_head, default_head_file, tmp_path):
     cameras = {"width": width, "height": height, "intrinsics": k.tolist(),
                "frames": {str(i): p.tolist() for i, p in poses.items()}}
     (tmp_path / "cameras.json").write_text(json.dumps(cameras))
-    done = subprocess.run([sys.executable, "-m", "blender_addon.render_silhouette", "--head",
-                           str(default_head_file), "--cameras", str(tmp_path / "cameras.json"),
-                           "--out", str(tmp_path / "masks")], cwd=REPO_ROOT, capture_output=True,
+    done = subprocess.run(blender_program("render_silhouette", "--head",
+                                          str(default_head_file), "--cameras",
+                                          str(tmp_path / "cameras.json"), "--out",
+                                          str(tmp_path / "masks")), cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     for index, pose in poses.items():

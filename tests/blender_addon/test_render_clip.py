@@ -12,19 +12,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from backend.benchmark.performance import procedural_performance
+from conftest import blender_program
 
 pytestmark = pytest.mark.blender
 pytest.importorskip("bpy")
 Image = pytest.importorskip("PIL.Image")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CENTRE = np.array([0.0, -0.02, 0.12])  # sphere centre in head space (m): above the neck pivot
 RADIUS = 0.09
 
@@ -106,10 +106,8 @@ def _run(tmp_path: Path, head: Path, out: Path, *extra: str, frames: int = 3,
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender_user")}
     if performance is None:
         performance = _write_performance(tmp_path / f"performance{frames}.npz", frames)
-    cmd = [
-        sys.executable,
-        "-m",
-        "blender_addon.render_clip",
+    cmd = blender_program(
+        "render_clip",
         "--head",
         str(head),
         "--performance",
@@ -117,7 +115,7 @@ def _run(tmp_path: Path, head: Path, out: Path, *extra: str, frames: int = 3,
         "--out",
         str(out),
         *extra,
-    ]
+    )
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -168,7 +166,7 @@ def test_clip_ground_truth_matches_pixels(tmp_path: Path) -> None:
         "3",
     )
     assert run.returncode == 0, run.stderr
-    assert "frame 3/3" in run.stderr
+    assert '"stage":"render","done":3,"total":3' in run.stderr  # progress events
     assert not list(tmp_path.glob(".clip*"))  # the temporary directory was renamed
 
     clip = json.loads((out / "clip.json").read_text())

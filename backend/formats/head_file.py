@@ -1,16 +1,32 @@
-"""The head asset (DESIGN.md head-file schema): load, validate, save, topology hash."""
+"""The head file (DESIGN.md head-file schema, `head.npz`): the head asset, its validation,
+loading (never unpickling) and saving, and the topology hash that ties results and textures
+to one mesh layout. The backend, the add-on and the Blender-side programs all read heads here."""
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from backend import protocol
-from backend.atomic import atomic_file
-from backend.errors import BadInput
+from .atomic import atomic_file
+from .errors import BadInput
+from .protocol import NUM_LANDMARKS
+
+HEAD_REQUIRED_KEYS = (
+    "vertices",  # (V, 3) float32, head space, metres
+    "faces",  # (T, 3) int32
+    "uv",  # (U, 2) float32, [0, 1], origin bottom-left (Blender)
+    "uv_faces",  # (T, 3) int32
+    "blendshapes",  # (K, V, 3) float32 deltas, metres
+    "blendshape_names",  # (K,) str, ARKit spelling
+    "landmark_vertex",  # (68,) int32, iBUG-68 order
+    "landmark_mask",  # (68,) bool, False where the head cannot place the point
+    "face_region",  # (V,) bool
+)
+HEAD_OPTIONAL_KEYS = ("albedo", "neck_pivot")  # (H, W, 3) uint8; (3,) float32
 
 
 @dataclass
@@ -77,11 +93,11 @@ class HeadAsset:
         if len(self.blendshape_names) != len(self.blendshapes):
             fail("blendshape_names", f"has {len(self.blendshape_names)} names for "
                  f"{len(self.blendshapes)} blendshapes")
-        if self.landmark_vertex.shape != (protocol.NUM_LANDMARKS,):
+        if self.landmark_vertex.shape != (NUM_LANDMARKS,):
             fail("landmark_vertex", f"must be (68,), got {self.landmark_vertex.shape}")
         if self.landmark_vertex.min() < 0 or self.landmark_vertex.max() >= v:
             fail("landmark_vertex", f"indexes vertices outside 0..{v - 1}")
-        if self.landmark_mask.shape != (protocol.NUM_LANDMARKS,):
+        if self.landmark_mask.shape != (NUM_LANDMARKS,):
             fail("landmark_mask", f"must be (68,), got {self.landmark_mask.shape}")
         if self.face_region.shape != (v,):
             fail("face_region", f"must be ({v},), got {self.face_region.shape}")
@@ -90,9 +106,15 @@ class HeadAsset:
 
 
 def topology_hash(num_vertices: int, faces: np.ndarray, corner_uv: np.ndarray) -> str:
-    """protocol.topology_hash of (T, 3) triangles and their (T, 3, 2) corner UVs."""
-    return protocol.topology_hash(num_vertices, np.ascontiguousarray(faces, dtype="<i4").tobytes(),
-                                  np.ascontiguousarray(corner_uv, dtype="<f4").tobytes())
+    """Identifies a head's topology and UV layout: the vertex count, the (T, 3) triangles as
+    little-endian int32 and the UV of every triangle corner (T, 3, 2) as little-endian float32,
+    as Blender stores UVs per face corner; 16 hex digits of SHA-256. Results carry it, so they
+    and their textures are never applied to a head with another layout."""
+    digest = hashlib.sha256()
+    digest.update(str(int(num_vertices)).encode())
+    digest.update(np.ascontiguousarray(faces, dtype="<i4").tobytes())
+    digest.update(np.ascontiguousarray(corner_uv, dtype="<f4").tobytes())
+    return digest.hexdigest()[:16]
 
 
 def save_head(head: HeadAsset, path: Path) -> None:
@@ -129,7 +151,7 @@ def load_head(path: Path) -> HeadAsset:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise BadInput(f"head file {path} cannot be read as .npz ({exc}); it is corrupt or "
                        "not a head file: re-export it with `python -m backend export-head`") from exc
-    missing = [k for k in protocol.HEAD_REQUIRED_KEYS if k not in arrays]
+    missing = [k for k in HEAD_REQUIRED_KEYS if k not in arrays]
     if missing:
         raise BadInput(f"head file {path} lacks field(s) {', '.join(missing)}; "
                        "re-export it with `python -m backend export-head`")

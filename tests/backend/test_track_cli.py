@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from backend import protocol
+from backend.formats import protocol
 from conftest import REPO_ROOT, run_backend
 
 

@@ -7,7 +7,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 
@@ -51,15 +51,29 @@ def atomic_directory(path: Path, overwrite: bool) -> Iterator[Path]:
                 raise FileExistsError(f"{path} appeared while writing; not replaced")
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
-            # A signal between the two renames would leave neither the old nor the new output.
-            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-            try:
+            with _signals_held():
                 os.replace(path, old)
                 os.replace(tmp, path)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _signals_held() -> AbstractContextManager[object]:
+    """Hold SIGTERM/SIGINT while both renames happen: a signal between them would leave
+    neither the old nor the new output. Windows has no signal masks (and no SIGTERM from
+    Blender's Cancel, which terminates the process there): nothing to hold."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return nullcontext()
+    return _masked()
+
+
+@contextmanager
+def _masked() -> Iterator[None]:
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from blender_addon.camera_conversion import (
+from faceadapt.blender_addon.camera_conversion import (
     blender_camera_from_intrinsics,
     blender_matrix_from_opencv_pose,
     intrinsics_from_blender_camera,

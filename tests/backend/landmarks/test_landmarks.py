@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from backend.errors import BadInput
+from backend.formats.errors import BadInput
 from backend.landmarks.annotations import read_pts
 from backend.landmarks.nme import nme
 

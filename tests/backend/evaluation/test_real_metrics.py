@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from backend.errors import BadInput
 from backend.evaluation.metrics import landmark_nme
 from backend.evaluation.real_metrics import (
     consecutive_runs,
@@ -24,8 +23,9 @@ from backend.evaluation.real_metrics import (
 )
 from backend.events import EventSink
 from backend.footage import Footage
+from backend.formats.errors import BadInput
+from backend.formats.results_dir import TrackingArrays, write_arrays, write_summary
 from backend.landmarks.annotations import read_pts
-from backend.results import TrackingArrays, write_arrays, write_summary
 
 RNG = np.random.default_rng(0)
 CLIP_SIZE = 128

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from backend.errors import BadInput
+from backend.formats.errors import BadInput
+from backend.formats.head_file import load_head, save_head
 from backend.heads.arkit import ARKIT_NAMES, arkit_channel, to_arkit_spelling
-from backend.heads.head_asset import load_head, save_head
 
 
 def test_default_head_follows_the_conventions(default_head):

@@ -23,9 +23,9 @@ from backend.bench.suite_report import (
     write_report,
 )
 from backend.events import EventSink
-from backend.heads.head_asset import HeadAsset, save_head
+from backend.formats.head_file import HeadAsset, save_head
+from backend.formats.results_dir import TrackingArrays, write_arrays, write_summary
 from backend.movie_writer import write_movie
-from backend.results import TrackingArrays, write_arrays, write_summary
 
 FRAMES = 8
 SIZE = 96  # footage pixels

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from backend import protocol
+from backend.formats import protocol
 
 
 def test_event_line_round_trip():

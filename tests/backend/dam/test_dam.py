@@ -15,8 +15,8 @@ from backend.dam.model import DamConfig
 from backend.dam.model_folder import decode, load_model, save_model
 from backend.dam.training import train_dam
 from backend.dam.training_data import BatchMaker
-from backend.errors import BadInput
 from backend.events import EventSink
+from backend.formats.errors import BadInput
 from backend.lab.capture import CaptureConfig, LabCapture, make_capture
 from conftest import run_backend
 

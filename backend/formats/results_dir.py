@@ -1,0 +1,231 @@
+"""The results directory (DESIGN.md "Results directory", schema version 1): write, read, and
+check against a target head. The only implementation of the format: the backend writes and
+scores with it, the add-on imports with it.
+
+result.json   schema, source, model, topology_hash, intrinsics, settings, timings, metrics,
+              warnings; written last: its presence marks a complete directory
+tracking.npz  TRACKING_KEYS (+ optional weights/weight_names, latent)
+mesh.npz      MESH_KEYS
+textures/<view>/NNNNNN.png, cache.pc2
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import protocol
+from .errors import BadInput
+from .head_file import HeadAsset
+from .protocol import NUM_LANDMARKS
+
+RESULT_JSON = "result.json"
+TRACKING_NPZ = "tracking.npz"
+MESH_NPZ = "mesh.npz"
+TEXTURES_DIR = "textures"
+PROJECTED_TEXTURES = "projected"
+POINT_CACHE = "cache.pc2"
+
+TRACKING_KEYS = (
+    "frames",  # (F,) int64, 0-based source frame indices
+    "vertices",  # (F, V, 3) float32, head space, metres
+    "head_pose",  # (F, 4, 4) float32, head space -> camera space (OpenCV axes)
+    "intrinsics",  # (3, 3) float32, pixels of the source footage
+    "confidence",  # (F,) float32, 0 = untracked (values held from the nearest tracked frame)
+    "landmarks_2d",  # (F, 68, 2) float32, detected, pixels
+    "landmarks_conf",  # (F, 68) float32, detector confidence in [0, 1]
+    "landmarks_fit",  # (F, 68, 2) float32, the fitted head's landmarks projected, pixels
+)
+MESH_KEYS = ("faces", "uv", "uv_faces", "landmark_vertex", "landmark_mask", "topology_hash")
+
+
+def frame_label(frame_index: int) -> str:
+    """File stem of a per-frame file (textures/<view>/NNNNNN.png): the source frame index."""
+    return f"{frame_index:06d}"
+
+
+class TopologyMismatch(BadInput):
+    """Results tracked on another head than the one they are applied to."""
+
+
+@dataclass
+class TrackingArrays:
+    """The arrays of tracking.npz; shapes in TRACKING_KEYS."""
+
+    frames: np.ndarray
+    vertices: np.ndarray
+    head_pose: np.ndarray
+    intrinsics: np.ndarray
+    confidence: np.ndarray
+    landmarks_2d: np.ndarray
+    landmarks_conf: np.ndarray
+    landmarks_fit: np.ndarray
+    optional: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        arrays = {
+            "frames": self.frames.astype(np.int64),
+            "vertices": self.vertices.astype(np.float32),
+            "head_pose": self.head_pose.astype(np.float32),
+            "intrinsics": self.intrinsics.astype(np.float32),
+            "confidence": self.confidence.astype(np.float32),
+            "landmarks_2d": self.landmarks_2d.astype(np.float32),
+            "landmarks_conf": self.landmarks_conf.astype(np.float32),
+            "landmarks_fit": self.landmarks_fit.astype(np.float32),
+        }
+        arrays.update(self.optional)
+        for key, value in arrays.items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ValueError(f"tracking array {key!r} contains NaN or inf")
+        return arrays
+
+
+def refuse_existing(out: Path, overwrite: bool) -> None:
+    if Path(out).exists() and not overwrite:
+        raise BadInput(f"--out {out} already exists; pass --overwrite to replace it or choose "
+                       "another directory")
+
+
+def write_arrays(directory: Path, tracking: TrackingArrays, head: HeadAsset) -> None:
+    """tracking.npz and mesh.npz into `directory` (a results directory being written)."""
+    np.savez(directory / TRACKING_NPZ, **tracking.as_dict())
+    np.savez(directory / MESH_NPZ, faces=head.faces.astype(np.int32),
+             uv=head.uv.astype(np.float32), uv_faces=head.uv_faces.astype(np.int32),
+             landmark_vertex=head.landmark_vertex.astype(np.int32),
+             landmark_mask=head.landmark_mask.astype(bool),
+             topology_hash=np.array(head.topology_hash))
+
+
+def write_summary(directory: Path, summary: dict[str, Any], head: HeadAsset) -> None:
+    """result.json, written last: its presence marks a complete results directory."""
+    document = {"schema": protocol.SCHEMA_VERSION, "topology_hash": head.topology_hash, **summary}
+    (directory / RESULT_JSON).write_text(json.dumps(document, indent=1) + "\n")
+
+
+@dataclass
+class Results:
+    """A results directory as read: result.json, and the arrays of tracking.npz and mesh.npz
+    (shapes in TRACKING_KEYS and MESH_KEYS, checked)."""
+
+    directory: Path
+    document: dict[str, Any]
+    tracking: dict[str, np.ndarray]
+    mesh: dict[str, np.ndarray]
+
+    @property
+    def frames(self) -> np.ndarray:
+        return self.tracking["frames"]
+
+    @property
+    def vertices(self) -> np.ndarray:
+        return self.tracking["vertices"]
+
+    @property
+    def head_pose(self) -> np.ndarray:
+        return self.tracking["head_pose"]
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        return self.tracking["intrinsics"]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.tracking["confidence"]
+
+    @property
+    def landmarks_fit(self) -> np.ndarray:
+        return self.tracking["landmarks_fit"]
+
+    @property
+    def topology_hash(self) -> str:
+        return str(self.document.get("topology_hash", ""))
+
+    @property
+    def width(self) -> int:
+        return int(self.document["source"]["width"])
+
+    @property
+    def height(self) -> int:
+        return int(self.document["source"]["height"])
+
+    @property
+    def footage(self) -> str:
+        return str(self.document["source"]["path"])
+
+
+def _load_npz(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise BadInput(f"results {path.parent} lack {path.name}; re-track the clip")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise BadInput(f"{path} is unreadable ({exc}); re-track the clip") from exc
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise BadInput(f"{path} lacks {', '.join(missing)}; re-track the clip")
+    return arrays
+
+
+def _check_tracking(path: Path, t: dict[str, np.ndarray]) -> None:
+    """Shapes, lengths and finiteness of tracking.npz; BadInput naming the field."""
+    frames = len(t["frames"])
+    if t["frames"].ndim != 1 or frames == 0:
+        raise BadInput(f"{path} holds no frames; re-track the clip")
+    expected = {"vertices": (frames, None, 3), "head_pose": (frames, 4, 4), "intrinsics": (3, 3),
+                "confidence": (frames,), "landmarks_2d": (frames, NUM_LANDMARKS, 2),
+                "landmarks_conf": (frames, NUM_LANDMARKS),
+                "landmarks_fit": (frames, NUM_LANDMARKS, 2)}
+    for key, shape in expected.items():
+        got = t[key].shape
+        if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got, strict=True)):
+            raise BadInput(f"{path}: field '{key}' must be {shape} for {frames} frames, got {got}; "
+                           "re-track the clip")
+        if not np.isfinite(t[key]).all():
+            raise BadInput(f"{path}: field '{key}' contains NaN or inf; re-track the clip")
+
+
+def read_results(directory: Path) -> Results:
+    """Read a results directory, checking the schema version, the arrays' shapes and
+    finiteness, and that result.json and mesh.npz name the same topology; BadInput naming
+    the file and field it refuses."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BadInput(f"results {directory} do not exist; pass a directory written by "
+                       "`python -m backend track`")
+    path = directory / RESULT_JSON
+    if not path.is_file():
+        raise BadInput(f"{directory} is not a FaceAdapt results directory ({RESULT_JSON} missing)")
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{path} cannot be read as JSON ({exc}); re-track the clip") from exc
+    if not isinstance(document, dict) or document.get("schema") != protocol.SCHEMA_VERSION:
+        schema = document.get("schema") if isinstance(document, dict) else None
+        raise BadInput(f"{path}: schema {schema}, this FaceAdapt reads schema "
+                       f"{protocol.SCHEMA_VERSION}; re-track with this version")
+    tracking = _load_npz(directory / TRACKING_NPZ, TRACKING_KEYS)
+    _check_tracking(directory / TRACKING_NPZ, tracking)
+    mesh = _load_npz(directory / MESH_NPZ, MESH_KEYS)
+    if str(mesh["topology_hash"]) != str(document.get("topology_hash", mesh["topology_hash"])):
+        raise BadInput(f"{directory}: {MESH_NPZ} (topology {mesh['topology_hash']}) and "
+                       f"{RESULT_JSON} (topology {document.get('topology_hash')}) disagree; re-track")
+    document.setdefault("topology_hash", str(mesh["topology_hash"]))
+    return Results(directory, document, tracking, mesh)
+
+
+def check_topology(results: Results, target: str, num_vertices: int, topology_hash: str) -> None:
+    """Refuse results tracked on another head than `target` (a head file or a Blender mesh,
+    with its vertex count and topology hash): TopologyMismatch saying what to do."""
+    if results.vertices.shape[1] != num_vertices or results.topology_hash != topology_hash:
+        raise TopologyMismatch(
+            f"the results in {results.directory} were tracked on a head with "
+            f"{results.vertices.shape[1]} vertices (topology {results.topology_hash}); "
+            f"{target} has {num_vertices} vertices (topology {topology_hash or 'unknown'}). "
+            f"Use the head the clip was tracked with (result.json model: "
+            f"{results.document.get('model')}), or re-track with this head.")
