@@ -82,6 +82,8 @@ class HeadAsset:
             fail("faces", f"indexes vertices outside 0..{v - 1}")
         if self.uv.ndim != 2 or self.uv.shape[1] != 2 or len(self.uv) == 0:
             fail("uv", f"must be (U, 2), got {self.uv.shape}")
+        if not np.isfinite(self.uv).all():
+            fail("uv", "contains NaN or inf")
         if self.uv_faces.shape != self.faces.shape:
             fail("uv_faces", f"must match faces {self.faces.shape}, got {self.uv_faces.shape}")
         if self.uv_faces.min() < 0 or self.uv_faces.max() >= len(self.uv):
@@ -90,6 +92,8 @@ class HeadAsset:
             fail("blendshapes", f"must be (K, {v}, 3), got {self.blendshapes.shape}")
         if len(self.blendshapes) == 0:
             fail("blendshapes", "is empty: a head needs blendshapes to track expressions")
+        if not np.isfinite(self.blendshapes).all():
+            fail("blendshapes", "contains NaN or inf")
         if len(self.blendshape_names) != len(self.blendshapes):
             fail("blendshape_names", f"has {len(self.blendshape_names)} names for "
                  f"{len(self.blendshapes)} blendshapes")
@@ -101,8 +105,13 @@ class HeadAsset:
             fail("landmark_mask", f"must be (68,), got {self.landmark_mask.shape}")
         if self.face_region.shape != (v,):
             fail("face_region", f"must be ({v},), got {self.face_region.shape}")
-        if self.albedo is not None and (self.albedo.ndim != 3 or self.albedo.shape[2] != 3):
-            fail("albedo", f"must be (H, W, 3) uint8, got {self.albedo.shape}")
+        if self.albedo is not None and (self.albedo.ndim != 3 or self.albedo.shape[2] != 3
+                                        or self.albedo.dtype != np.uint8):
+            fail("albedo", f"must be (H, W, 3) uint8, got {self.albedo.shape} {self.albedo.dtype}")
+        if np.shape(self.neck_pivot) != (3,):
+            fail("neck_pivot", f"must be (3,), got {np.shape(self.neck_pivot)}")
+        if not np.isfinite(self.neck_pivot).all():
+            fail("neck_pivot", "contains NaN or inf")
 
 
 def topology_hash(num_vertices: int, faces: np.ndarray, corner_uv: np.ndarray) -> str:
