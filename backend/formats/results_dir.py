@@ -147,15 +147,24 @@ class Results:
 
     @property
     def width(self) -> int:
-        return int(self.document["source"]["width"])
+        return int(self._source_field("width"))
 
     @property
     def height(self) -> int:
-        return int(self.document["source"]["height"])
+        return int(self._source_field("height"))
 
     @property
     def footage(self) -> str:
-        return str(self.document["source"]["path"])
+        return str(self._source_field("path"))
+
+    def _source_field(self, name: str) -> Any:
+        """result.json's source.<name>, BadInput naming it when absent; checked on use rather
+        than on read, as scoring tracking arrays needs no footage."""
+        source = self.document.get("source")
+        if not isinstance(source, dict) or name not in source:
+            raise BadInput(f"{self.directory / RESULT_JSON}: field 'source.{name}' is missing; "
+                           "re-track the clip")
+        return source[name]
 
 
 def _load_npz(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -173,14 +182,35 @@ def _load_npz(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 
 def _check_tracking(path: Path, t: dict[str, np.ndarray]) -> None:
-    """Shapes, lengths and finiteness of tracking.npz; BadInput naming the field."""
-    frames = len(t["frames"])
-    if t["frames"].ndim != 1 or frames == 0:
+    """Shapes, lengths and finiteness of tracking.npz (optional weights, weight_names and
+    latent included when present), frames distinct and increasing; BadInput naming the field."""
+    if t["frames"].ndim != 1 or len(t["frames"]) == 0:
         raise BadInput(f"{path} holds no frames; re-track the clip")
+    frames = len(t["frames"])
+    # Importers key shape keys and scene frames by these: they must be distinct and ordered.
+    if (t["frames"].dtype.kind not in "iu" or t["frames"].min() < 0
+            or (np.diff(t["frames"]) <= 0).any()):
+        raise BadInput(f"{path}: field 'frames' must be integer source frame indices >= 0 in "
+                       "increasing order; re-track the clip")
     expected = {"vertices": (frames, None, 3), "head_pose": (frames, 4, 4), "intrinsics": (3, 3),
                 "confidence": (frames,), "landmarks_2d": (frames, NUM_LANDMARKS, 2),
                 "landmarks_conf": (frames, NUM_LANDMARKS),
                 "landmarks_fit": (frames, NUM_LANDMARKS, 2)}
+    if "weights" in t or "weight_names" in t:
+        for present, absent in (("weights", "weight_names"), ("weight_names", "weights")):
+            if absent not in t:
+                raise BadInput(f"{path}: field '{present}' comes without '{absent}'; "
+                               "re-track the clip")
+        names = t["weight_names"]
+        if names.ndim != 1:
+            raise BadInput(f"{path}: field 'weight_names' must be (K,), got {names.shape}; "
+                           "re-track the clip")
+        if t["weights"].ndim == 2 and t["weights"].shape[1] != len(names):
+            raise BadInput(f"{path}: field 'weight_names' names {len(names)} channels for "
+                           f"{t['weights'].shape[1]} weights; re-track the clip")
+        expected["weights"] = (frames, len(names))
+    if "latent" in t:
+        expected["latent"] = (frames, None)
     for key, shape in expected.items():
         got = t[key].shape
         if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got, strict=True)):
