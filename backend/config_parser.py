@@ -1,0 +1,108 @@
+"""Command-line options built from typed config dataclasses (nerfstudio-style).
+
+Each backend command has one config dataclass; its fields, with their types, defaults and
+help written once, are the command's options:
+
+    @dataclass(frozen=True)
+    class ExportHeadConfig:
+        out: Path = required("head.npz to write")
+        head: str = option("default", "'default', 'ict' or a head.npz path")
+        overwrite: bool = option(False, "replace an existing --out")
+
+`add_config_arguments` adds them to an argparse parser (`--snake-case` options, positional
+fields in order, `bool` as a flag, `Literal[...]` as choices, `X | None` as an optional X);
+`config_from_namespace` turns the parsed namespace back into the config, so library code
+only ever sees typed configs. A config's `__post_init__` validates what can be checked
+before the long work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+_POSITIONAL = "positional"
+_HELP = "help"
+_CHOICES = "choices"
+_REQUIRED = "required"
+
+Config = TypeVar("Config")
+
+
+def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None) -> Any:
+    """A field shown as `--name` with `default`."""
+    return dataclasses.field(default=default, metadata={_HELP: help, _CHOICES: choices})
+
+
+def required(help: str) -> Any:
+    """A field shown as a required `--name`."""
+    return dataclasses.field(metadata={_HELP: help, _REQUIRED: True})
+
+
+def positional(help: str) -> Any:
+    """A field shown as a positional argument (required, in field order)."""
+    return dataclasses.field(metadata={_HELP: help, _POSITIONAL: True})
+
+
+def _value_type(annotation: Any) -> tuple[Any, tuple[str, ...] | None]:
+    """(the type argparse converts to, its choices) of a field annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"unsupported option type {annotation}")
+        return _value_type(inner[0])
+    if origin is Literal:
+        values = tuple(str(v) for v in typing.get_args(annotation))
+        return str, values
+    if annotation in (str, int, float, Path):
+        return annotation, None
+    raise TypeError(f"unsupported option type {annotation}")
+
+
+def option_fields(config_type: type) -> list[dataclasses.Field]:
+    """The fields of `config_type` shown on the command line (init fields without
+    `metadata={"cli": False}`, e.g. nested settings kept at their defaults)."""
+    return [f for f in dataclasses.fields(config_type)
+            if f.init and f.metadata.get("cli", True)]
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_type: type) -> None:
+    """Add the options of `config_type` to `parser`."""
+    hints = typing.get_type_hints(config_type)
+    for field in option_fields(config_type):
+        help_text = field.metadata.get(_HELP, "")
+        annotation = hints[field.name]
+        if annotation is bool:
+            if field.default is not False:
+                raise TypeError(f"{config_type.__name__}.{field.name}: a flag must default to False")
+            parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
+                                action="store_true", help=help_text)
+            continue
+        value_type, choices = _value_type(annotation)
+        choices = field.metadata.get(_CHOICES) or choices
+        if field.metadata.get(_POSITIONAL):
+            parser.add_argument(field.name, type=value_type, choices=choices, help=help_text)
+            continue
+        kwargs: dict[str, Any] = {"dest": field.name, "type": value_type, "choices": choices}
+        if field.metadata.get(_REQUIRED):
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = field.default
+            default = field.default
+            if default is not None and default is not dataclasses.MISSING:
+                help_text = f"{help_text} (default: {default})" if help_text else f"default: {default}"
+        parser.add_argument("--" + field.name.replace("_", "-"), help=help_text, **kwargs)
+
+
+def config_from_namespace(config_type: type[Config], namespace: argparse.Namespace,
+                          **overrides: Any) -> Config:
+    """The config of the parsed options; `overrides` set fields not on the command line (a
+    resolved device, say)."""
+    values = {f.name: getattr(namespace, f.name) for f in option_fields(config_type)}
+    values.update(overrides)
+    return config_type(**values)

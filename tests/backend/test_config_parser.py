@@ -1,0 +1,81 @@
+"""Options built from typed configs: types, defaults, choices, flags, positionals, refusals."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from backend.config_parser import (
+    add_config_arguments,
+    config_from_namespace,
+    option,
+    positional,
+    required,
+)
+
+
+@dataclass(frozen=True)
+class Nested:
+    steps: int = 10
+
+
+@dataclass(frozen=True)
+class Example:
+    footage: Path = positional("the clip")
+    out: Path = required("where to write")
+    frames: str | None = option(None, "A-B")
+    size: int = option(512, "texels")
+    scale: float = option(1.5, "a factor")
+    detector: Literal["mediapipe", "fan"] = option("mediapipe", "which detector")
+    overwrite: bool = option(False, "replace --out")
+    nested: Nested = field(default_factory=Nested, metadata={"cli": False})
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            raise ValueError("--size must be >= 0")
+
+
+def _parse(*argv: str) -> Example:
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, Example)
+    return config_from_namespace(Example, parser.parse_args(argv))
+
+
+def test_defaults_types_and_flags():
+    config = _parse("clip.mp4", "--out", "res")
+    assert config == Example(Path("clip.mp4"), Path("res"))
+    assert config.size == 512 and config.frames is None and not config.overwrite
+    config = _parse("clip.mp4", "--out", "res", "--frames", "3-9", "--size", "64",
+                    "--scale", "0.5", "--detector", "fan", "--overwrite")
+    assert (config.frames, config.size, config.scale, config.detector, config.overwrite) == \
+        ("3-9", 64, 0.5, "fan", True)
+    assert config.nested == Nested()
+
+
+@pytest.mark.parametrize("argv", [
+    ("clip.mp4",),  # --out required
+    ("--out", "res"),  # positional required
+    ("clip.mp4", "--out", "res", "--detector", "dlib"),  # not a choice
+    ("clip.mp4", "--out", "res", "--size", "big"),  # not an int
+    ("clip.mp4", "--out", "res", "--nested", "3"),  # not an option
+])
+def test_refused(argv):
+    with pytest.raises(SystemExit):
+        _parse(*argv)
+
+
+def test_the_config_validates_itself():
+    with pytest.raises(ValueError, match="--size"):
+        _parse("clip.mp4", "--out", "res", "--size", "-1")
+
+
+def test_overrides_and_help_shows_defaults():
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, Example)
+    assert "(default: 512)" in parser.format_help()
+    config = config_from_namespace(Example, parser.parse_args(["c", "--out", "o"]), size=7)
+    assert config.size == 7
