@@ -46,6 +46,14 @@ def _read_npz(path: Path, what: str, required: tuple[str, ...]) -> dict[str, np.
     return arrays
 
 
+def _positive_scalar(value: np.ndarray, integer: bool = False) -> float | None:
+    """A 0-d array as a positive finite number (an integer where `integer`), else None."""
+    if value.shape != () or value.dtype.kind not in ("iu" if integer else "iuf"):
+        return None
+    number = value.item()
+    return number if np.isfinite(number) and number > 0 else None
+
+
 @dataclass(frozen=True)
 class Performance:
     """What a head does in a rendered clip: weights (F, K) float32 in [0, 1] on `weight_names`
@@ -89,7 +97,7 @@ def load_performance(path: Path) -> Performance:
     weights = np.asarray(arrays["weights"], np.float32)
     names = tuple(str(n) for n in arrays["weight_names"])
     motion = np.asarray(arrays["head_motion"], np.float64)
-    fps = float(arrays["fps"])
+    fps = _positive_scalar(arrays["fps"])
     frames = len(weights)
     if weights.ndim != 2 or frames < 1 or weights.shape != (frames, len(names)):
         raise BadInput(f"performance file {path}: weights must be (F, K) with F >= 1 and K = "
@@ -99,10 +107,10 @@ def load_performance(path: Path) -> Performance:
                        f"got {motion.shape}")
     if not (np.isfinite(weights).all() and weights.min() >= 0 and weights.max() <= 1):
         raise BadInput(f"performance file {path}: weights must be finite and in [0, 1]")
-    if not fps > 0:
-        raise BadInput(f"performance file {path}: fps must be positive, got {fps}")
+    if fps is None:
+        raise BadInput(f"performance file {path}: fps must be a positive number, got {arrays['fps']}")
     source = str(arrays["source"]) if "source" in arrays else ""
-    return Performance(names, weights, motion, fps, source)
+    return Performance(names, weights, motion, float(fps), source)
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,15 @@ def load_truth(path: Path) -> Truth:
     if path.is_dir():
         path = path / TRUTH_FILE
     a = _read_npz(path, "ground truth", TRUTH_KEYS)
+    if a["frames"].ndim != 1 or a["frames"].dtype.kind not in "iu":
+        raise BadInput(f"ground truth {path}: field 'frames' must be (F,) integer frame indices, "
+                       f"got {a['frames'].shape} {a['frames'].dtype}")
+    scalars = {"fps": _positive_scalar(a["fps"]), "width": _positive_scalar(a["width"], True),
+               "height": _positive_scalar(a["height"], True)}
+    for key, number in scalars.items():
+        if number is None:
+            raise BadInput(f"ground truth {path}: field '{key}' must be a positive number, "
+                           f"got {a[key]}")
     frames = len(a["frames"])
     expected = {"vertices": (frames, None, 3), "head_pose": (frames, 4, 4), "intrinsics": (3, 3),
                 "weights": (frames, len(a["weight_names"])),
@@ -163,5 +180,5 @@ def load_truth(path: Path) -> Truth:
                  intrinsics=a["intrinsics"].astype(np.float32),
                  weights=a["weights"].astype(np.float32),
                  weight_names=tuple(str(n) for n in a["weight_names"]),
-                 landmarks_2d=a["landmarks_2d"].astype(np.float32), fps=float(a["fps"]),
-                 width=int(a["width"]), height=int(a["height"]))
+                 landmarks_2d=a["landmarks_2d"].astype(np.float32), fps=float(scalars["fps"]),
+                 width=int(scalars["width"]), height=int(scalars["height"]))
