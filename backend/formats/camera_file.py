@@ -46,7 +46,9 @@ def load_camera_file(path: Path) -> CameraFile:
     if not isinstance(document, dict):
         raise fail("(top level)", "must be an object")
     for field in ("width", "height"):
-        if not isinstance(document.get(field), int) or document[field] < 1:
+        value = document.get(field)
+        # JSON true/false load as bool, which Python counts as int.
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise fail(field, "must be a positive integer")
     try:
         intrinsics = np.array(document.get("intrinsics"), float)
