@@ -17,7 +17,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-BUILDER = Path("5.0") / "scripts" / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+# Inside the bpy package, under its version folder (5.0/, 5.3/, ...).
+BUILDER = Path("scripts") / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
 
 
 def builder_command(blender: str | None) -> list[str]:
@@ -28,10 +29,12 @@ def builder_command(blender: str | None) -> list[str]:
     if spec is None or not spec.submodule_search_locations:
         sys.exit("build.py: bpy is not installed here; run it with the project's .venv "
                  "(make venv) or pass --blender PATH")
-    script = Path(next(iter(spec.submodule_search_locations))) / BUILDER
-    if not script.is_file():
-        sys.exit(f"build.py: Blender's extension builder not found at {script}")
-    return [sys.executable, str(script)]
+    package = Path(next(iter(spec.submodule_search_locations)))
+    scripts = sorted(package.glob(f"*/{BUILDER.as_posix()}"))
+    if len(scripts) != 1:
+        sys.exit(f"build.py: expected one Blender extension builder at {package}/<version>/{BUILDER}, "
+                 f"found {len(scripts)}; pass --blender PATH")
+    return [sys.executable, str(scripts[0])]
 
 
 def build(out_dir: Path, blender: str | None = None) -> Path:
