@@ -50,15 +50,23 @@ def atomic_directory(path: Path, overwrite: bool) -> Iterator[Path]:
             if not overwrite:
                 raise FileExistsError(f"{path} appeared while writing; not replaced")
             old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
             with _signals_held():
                 os.replace(path, old)
                 os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
         else:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    """Remove what an overwrite set aside: a directory, or a file or link that stood there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _signals_held() -> AbstractContextManager[object]:
