@@ -1,0 +1,163 @@
+"""Import planning without Blender: scene frames, the static camera, the head's world motion,
+and the head-bone basis that reproduces it, checked with plain numpy the way Blender poses and
+projects (a skinned vertex: armature_world @ bone_rest @ basis @ inv(bone_rest) @ v; a camera
+looking down its local -Z with +Y up)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceadapt.backend.formats.camera import pose_matrix, project_points
+from faceadapt.backend.formats.results_dir import Results
+from faceadapt.blender_addon.camera_conversion import intrinsics_from_blender_camera
+from faceadapt.blender_addon.results_import import bone_basis, plan_import
+
+WIDTH, HEIGHT = 640, 360
+K = np.array([[700.0, 0, 330.0], [0, 700.0, 170.0], [0, 0, 1]])
+# Facing the camera: head +X -> camera +X, head +Z (up) -> camera -Y (down), head -Y (the face's
+# direction) -> camera -Z (toward the camera).
+FACING_CAMERA = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
+
+
+def rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues: a rotation by `angle` radians about `axis`."""
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+
+
+def rigid(rotation_matrix: np.ndarray, translation, scale: float = 1.0) -> np.ndarray:
+    matrix = np.eye(4)
+    matrix[:3, :3], matrix[:3, 3] = scale * rotation_matrix, translation
+    return matrix
+
+
+def transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(..., N, 3) points under a (..., 4, 4) matrix."""
+    return points @ np.swapaxes(matrix[..., :3, :3], -1, -2) + matrix[..., None, :3, 3]
+
+
+def tracked_results(first_frame: int = 10, frames: int = 5) -> Results:
+    """A head turning and moving in front of a static camera (poses head space -> OpenCV camera)."""
+    rng = np.random.default_rng(4)
+    poses = np.stack([pose_matrix(rotation([0, 0, 1], 0.1 * t) @ FACING_CAMERA
+                                  @ rotation([1, 0, 0], 0.05 * t),
+                                  np.array([0.02 * t, 0.1 - 0.01 * t, 0.6 + 0.02 * t]))
+                      for t in range(frames)]).astype(np.float64)
+    vertices = rng.normal(0, 0.05, (frames, 6, 3)) + np.array([0, -0.05, 0.12])
+    document = {"schema": 1, "topology_hash": "0" * 16,
+                "source": {"path": "/clips/actor.mp4", "width": WIDTH, "height": HEIGHT}}
+    tracking = {"frames": np.arange(first_frame, first_frame + frames, dtype=np.int64),
+                "vertices": vertices.astype(np.float32), "head_pose": poses.astype(np.float32),
+                "intrinsics": K.astype(np.float32)}
+    return Results(Path("/results"), document, tracking, mesh={})
+
+
+def blender_pixels(camera_world: np.ndarray, camera_k: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """Pixels (N, 2) where a Blender camera (matrix_world, looking down local -Z, +Y up) with
+    intrinsics `camera_k` (0-based pixel centres) sees world points (N, 3)."""
+    local = transform(np.linalg.inv(camera_world), world)
+    depth = -local[:, 2]
+    assert (depth > 0).all(), "points behind the camera"
+    u = camera_k[0, 2] + camera_k[0, 0] * local[:, 0] / depth
+    v = camera_k[1, 2] - camera_k[1, 1] * local[:, 1] / depth  # image rows go down, +Y goes up
+    return np.column_stack([u, v])
+
+
+def test_scene_frames_follow_the_strip_offset():
+    plan = plan_import(tracked_results(first_frame=10), first_scene_frame_of_source_zero=101)
+    assert plan.scene_frames.tolist() == [111, 112, 113, 114, 115]
+    plan = plan_import(tracked_results(first_frame=0), first_scene_frame_of_source_zero=-3)
+    assert plan.scene_frames.tolist() == [-3, -2, -1, 0, 1]
+
+
+def test_the_head_is_at_the_origin_upright_at_the_first_tracked_frame():
+    plan = plan_import(tracked_results(), 1)
+    np.testing.assert_allclose(plan.head_world[0], np.eye(4), atol=1e-6)
+    camera = plan.camera_world
+    np.testing.assert_allclose(camera[:3, :3] @ camera[:3, :3].T, np.eye(3), atol=1e-6)
+    assert np.linalg.det(camera[:3, :3]) == pytest.approx(1.0)
+    # The camera stands in front of the face (the face looks toward -Y), at the head's height,
+    # looking at it: its -Z axis points toward the origin.
+    position = camera[:3, 3]
+    assert position[1] < -0.5 and abs(position[2] - 0.1) < 1e-6
+    assert np.dot(-camera[:3, 2], -position / np.linalg.norm(position)) > 0.9
+
+
+def test_the_plan_reproduces_the_footage_view_in_every_frame():
+    results = tracked_results()
+    plan = plan_import(results, 1)
+    cam = plan.camera
+    assert (cam.resolution_x, cam.resolution_y) == (WIDTH, HEIGHT)
+    camera_k = intrinsics_from_blender_camera(cam.lens_mm, cam.sensor_width_mm, 24.0, cam.sensor_fit,
+                                              cam.shift_x, cam.shift_y, WIDTH, HEIGHT)
+    np.testing.assert_allclose(camera_k, K, atol=1e-9)
+    for t in range(len(results.frames)):
+        vertices = results.vertices[t].astype(np.float64)
+        world = transform(plan.head_world[t], vertices)
+        expected = project_points(vertices, results.head_pose[t].astype(np.float64), K)
+        np.testing.assert_allclose(blender_pixels(plan.camera_world, camera_k, world), expected,
+                                   atol=1e-3, err_msg=f"frame {t}")
+    # Rigid motion: the head keeps its size.
+    for head in plan.head_world:
+        np.testing.assert_allclose(head[:3, :3] @ head[:3, :3].T, np.eye(3), atol=1e-5)
+
+
+BONE_REST = rigid(rotation([1, 0, 0], np.pi / 2), [0.0, 0.02, 0.05])  # a neck bone pointing up (+Z)
+ARMATURES = {
+    "at the origin": np.eye(4),
+    "moved and turned": rigid(rotation([0.3, -1, 0.5], 1.1), [1.5, -2.0, 0.3]),
+    "scaled": rigid(rotation([0, 0, 1], -0.4), [0.0, 0.5, 0.0], scale=2.5),
+}
+
+
+def blender_skinned(armature_world: np.ndarray, basis: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """World positions of vertices (N, 3) fully weighted to a parentless bone posed with `basis`
+    (Blender: pose matrix = bone_rest @ basis; deform = pose @ inv(bone_rest))."""
+    return transform(armature_world @ BONE_REST @ basis @ np.linalg.inv(BONE_REST), vertices)
+
+
+@pytest.mark.parametrize("placement", sorted(ARMATURES))
+def test_bone_basis_moves_a_skinned_vertex_where_head_world_puts_it(placement):
+    armature = ARMATURES[placement]
+    rng = np.random.default_rng(5)
+    head_world = np.stack([armature @ rigid(rotation(rng.normal(size=3), rng.uniform(0, 1)),
+                                            rng.normal(0, 0.2, 3)) for _ in range(4)])
+    vertices = rng.normal(0, 0.1, (8, 3))
+    basis = bone_basis(head_world, armature, BONE_REST)
+    assert basis.shape == (4, 4, 4)
+    for t in range(4):
+        np.testing.assert_allclose(blender_skinned(armature, basis[t], vertices),
+                                   transform(head_world[t], vertices), atol=1e-9, err_msg=f"frame {t}")
+    # The basis is a rotation and translation (what loc/rot keys can hold).
+    np.testing.assert_allclose(basis[:, :3, :3] @ np.swapaxes(basis[:, :3, :3], 1, 2),
+                               np.broadcast_to(np.eye(3), (4, 3, 3)), atol=1e-9)
+
+
+def test_bone_basis_is_the_rest_pose_when_the_head_sits_with_its_rig():
+    armature = ARMATURES["moved and turned"]
+    basis = bone_basis(armature[None], armature, BONE_REST)
+    np.testing.assert_allclose(basis[0], np.eye(4), atol=1e-12)
+
+
+@pytest.mark.parametrize("placement", sorted(ARMATURES))
+def test_planned_head_motion_through_the_bone_lands_on_the_tracked_pixels(placement):
+    """The whole import in numpy, as scene_import writes it (frame shape key, head-bone keys
+    from bone_basis with the rig where the user put it, camera at plan.camera_world): every
+    vertex lands on the pixel the tracker reported."""
+    results = tracked_results()
+    plan = plan_import(results, 1)
+    cam = plan.camera
+    camera_k = intrinsics_from_blender_camera(cam.lens_mm, cam.sensor_width_mm, 24.0, cam.sensor_fit,
+                                              cam.shift_x, cam.shift_y, WIDTH, HEIGHT)
+    armature = ARMATURES[placement]
+    basis = bone_basis(plan.head_world, armature, BONE_REST)
+    for t in range(len(results.frames)):
+        vertices = results.vertices[t].astype(np.float64)
+        world = blender_skinned(armature, basis[t], vertices)
+        expected = project_points(vertices, results.head_pose[t].astype(np.float64), K)
+        np.testing.assert_allclose(blender_pixels(plan.camera_world, camera_k, world), expected,
+                                   atol=1e-3, err_msg=f"frame {t}")
