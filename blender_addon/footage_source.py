@@ -45,6 +45,8 @@ def from_movie_clip(clip: object, absolute_path: str) -> FootageSource:
     if getattr(clip, "source", "MOVIE") != "MOVIE":
         raise NoFootage(f"the clip '{clip.name}' is an image sequence; FaceAdapt tracks movie files "
                         "from the editor (use `python -m backend track FOLDER` for sequences)")
+    if int(clip.frame_duration) < 1:
+        raise NoFootage(f"the clip '{clip.name}' plays no frames")
     zero = int(clip.frame_start) - int(clip.frame_offset)
     return FootageSource(Path(absolute_path), 0, int(clip.frame_duration) - 1, zero,
                          float(clip.fps), clip.name)
