@@ -14,6 +14,7 @@ from .device import DEVICE_CHOICES, resolve_device
 from .events import EventSink, cancellable
 from .formats import protocol
 from .formats.errors import BackendError, BadInput
+from .trackers.registry import DEFAULT_TRACKER, TRACKERS, tracker_names
 
 
 class _Parser(argparse.ArgumentParser):
@@ -171,11 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--frames", help="A-B, 0-based inclusive source frames (default: all)")
     track.add_argument("--head", default="default", help="'default' or a head.npz path")
     track.add_argument("--detector", default="mediapipe", choices=("mediapipe", "fan"))
-    track.add_argument("--tracker", default="landmark-fit",
-                       choices=("landmark-fit", "mediapipe-blendshapes"),
-                       help="landmark-fit (FaceAdapt's baseline tracker) or mediapipe-blendshapes "
-                            "(MediaPipe Face Landmarker's blendshapes and pose: a benchmark "
-                            "baseline needing FACEADAPT_DATA)")
+    track.add_argument("--tracker", default=DEFAULT_TRACKER, choices=tracker_names(),
+                       help="; ".join(f"{e.name}: {e.description} (needs {e.needs()})"
+                                      for e in TRACKERS.values()))
     track.add_argument("--fps", type=float, help="frame rate of an image sequence (default 25)")
     track.add_argument("--texture-size", type=int, default=512,
                        help="size of textures/projected/*.png (UV texels; 0 writes none)")

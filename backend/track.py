@@ -1,13 +1,19 @@
-"""`track`: footage -> landmarks -> landmark-fitting tracker -> results directory."""
+"""`track`: the pipeline that runs any registered tracker on footage.
+
+decode -> detect (when the tracker needs detections) -> tracker -> assemble -> write. What a
+tracker is given and returns: backend/trackers/interface.py; which trackers exist and what
+each needs: backend/trackers/registry.py.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
-import torch
 
 from .events import EventSink
 from .footage import Footage, parse_frame_range
@@ -17,13 +23,13 @@ from .formats.head_file import HeadAsset
 from .formats.results_dir import TrackingArrays, refuse_existing, write_arrays, write_summary
 from .heads.default_head import head_id, resolve_head
 from .landmarks.detector_factory import create_detector
-from .landmarks.nme import inter_ocular
+from .landmarks.nme import clip_inter_ocular
 from .projected_textures import write_projected_textures
-from .tracking.landmark_fitter import FitConfig, FitResult, fit_landmarks
+from .trackers.interface import ClipFrames, Detections, TrackerInput, TrackerOutput
+from .trackers.registry import DEFAULT_TRACKER, tracker_entry
+from .trackers.untracked_frames import frame_ranges, hold_untracked
 
-TRACKER_NAME = "landmark-fit"
-BASELINE_NAME = "mediapipe-blendshapes"  # benchmark baseline, needs FACEADAPT_DATA
-TRACKERS = (TRACKER_NAME, BASELINE_NAME)
+T = TypeVar("T")
 
 
 @dataclass
@@ -32,112 +38,57 @@ class TrackSettings:
     out: Path
     frames: str | None = None
     head: str = "default"
-    detector: str = "mediapipe"
+    detector: str = "mediapipe"  # for trackers that need detections
     device: str = "cpu"
     overwrite: bool = False
     fps: float | None = None  # for image sequences
     texture_size: int = 512  # projected footage textures (0: none)
-    tracker: str = TRACKER_NAME
-    fit: FitConfig = field(default_factory=FitConfig)
+    tracker: str = DEFAULT_TRACKER  # a name in backend/trackers/registry.py
+    tracker_config: Any = None  # the tracker's own settings (its config_type); None: its defaults
 
 
-@dataclass
-class Detections:
-    points: np.ndarray  # (F, 68, 2)
-    confidence: np.ndarray  # (F, 68)
-    found: np.ndarray  # (F,) bool
-
-
-def detect_landmarks(footage: Footage, first: int, last: int, detector_name: str, device: str,
-                     sink: EventSink, timings: dict[str, float]) -> Detections:
-    """Decode frames and detect landmarks, timing both stages separately."""
+def detect_landmarks(frames: ClipFrames, detector_name: str, device: str, sink: EventSink) -> Detections:
+    """Landmarks of every frame of the clip by the named detector."""
     detector = create_detector(detector_name, video=True, device=device)
-    total = last - first + 1
+    total = len(frames)
     points = np.zeros((total, 68, 2), np.float32)
     confidence = np.zeros((total, 68), np.float32)
     found = np.zeros(total, bool)
-    decode_s = detect_s = 0.0
     try:
-        start = time.perf_counter()
-        for i, (_, image) in enumerate(footage.frames(first, last)):
-            decoded = time.perf_counter()
-            decode_s += decoded - start
+        for i, image in enumerate(frames):
             detection = detector.detect(image)
             points[i], confidence[i], found[i] = detection.points, detection.confidence, detection.found
-            start = time.perf_counter()
-            detect_s += start - decoded
             sink.progress("detect", i + 1, total)
     finally:
         detector.close()
-    timings["decode"], timings["detect"] = decode_s, detect_s
     return Detections(points, confidence, found)
 
 
-def face_landmarker_baseline(footage: Footage, first: int, last: int, head: HeadAsset,
-                             sink: EventSink, timings: dict[str, float]) -> tuple[Detections, FitResult]:
-    """The MediaPipe Face Landmarker baseline as detections and a fit (its blendshape scores
-    and transformation matrix; backend/tracking/mediapipe_blendshapes.py)."""
-    from .data_location import data_file
-    from .render.rasterize import project
-    from .tracking.mediapipe_blendshapes import FaceLandmarkerTracker
-
-    tracker = FaceLandmarkerTracker(data_file("models/face_landmarker.task"),
-                                    data_file("heads/mediapipe-canonical/face_model_with_iris.obj"))
-    start = time.perf_counter()
-    frames = [image for _, image in footage.frames(first, last)]
-    timings["decode"] = time.perf_counter() - start
-    start = time.perf_counter()
-    try:
-        track = tracker.track(frames, footage.info.fps, head)
-    finally:
-        tracker.close()
-    timings["detect"] = time.perf_counter() - start
-    sink.progress("detect", len(frames), len(frames))
-    confidence = np.repeat(track.found[:, None], 68, axis=1).astype(np.float32)
-    detections = Detections(track.landmarks, confidence, track.found)
-    points = head.posed_vertices(track.weights)[:, head.landmark_vertex]
-    camera = np.einsum("fij,fvj->fvi", track.head_pose[:, :3, :3], points) + track.head_pose[:, None, :3, 3]
-    projected = project(torch.as_tensor(camera, dtype=torch.float32),
-                        torch.as_tensor(track.intrinsics))[..., :2].numpy()
-    error = np.linalg.norm(projected - track.landmarks, axis=-1)[:, head.landmark_mask].mean(1)
-    return detections, FitResult(rotation=track.head_pose[:, :3, :3], translation=track.head_pose[:, :3, 3],
-                                 weights=track.weights, focal=float(track.intrinsics[0, 0]),
-                                 projected=projected.astype(np.float32),
-                                 residual_px=np.where(track.found, error, np.nan).astype(np.float32))
-
-
-def hold_untracked(values: np.ndarray, tracked: np.ndarray) -> np.ndarray:
-    """Replace untracked frames' values (axis 0) by those of the nearest tracked frame."""
-    tracked_idx = np.flatnonzero(tracked)
-    nearest = tracked_idx[np.abs(np.arange(len(tracked))[:, None] - tracked_idx[None]).argmin(1)]
-    return values[nearest]
-
-
-def assemble(head: HeadAsset, frames: np.ndarray, detections: Detections, fit: FitResult,
-             width: int, height: int) -> TrackingArrays:
-    """The tracking arrays of DESIGN.md from a fit; untracked frames hold the nearest tracked."""
-    tracked = detections.found
-    weights = hold_untracked(fit.weights, tracked)
-    rotation = hold_untracked(fit.rotation, tracked)
-    translation = hold_untracked(fit.translation, tracked)
-    projected = hold_untracked(fit.projected, tracked)
-    pose = np.tile(np.eye(4, dtype=np.float32), (len(frames), 1, 1))
-    pose[:, :3, :3], pose[:, :3, 3] = rotation, translation
-    intrinsics = np.array([[fit.focal, 0, (width - 1) / 2], [0, fit.focal, (height - 1) / 2],
-                           [0, 0, 1]], np.float32)
-    residual = np.nan_to_num(fit.residual_px / np.maximum(inter_ocular(detections.points), 1.0), nan=1.0)
+def assemble(frames: np.ndarray, output: TrackerOutput) -> TrackingArrays:
+    """The tracking arrays of DESIGN.md from a tracker's output; untracked frames hold the
+    nearest tracked frame's values and get confidence 0."""
+    tracked = output.tracked
+    landmarks = output.landmarks
+    iod = clip_inter_ocular(landmarks.points, landmarks.confidence)
+    residual = np.nan_to_num(output.residual_px / iod, nan=1.0)
+    # Full confidence up to no residual, falling to 0.05 at a tenth of the inter-ocular distance.
     confidence = np.where(tracked, np.clip(1.0 - residual / 0.1, 0.05, 1.0), 0.0)
+    optional: dict[str, np.ndarray] = {}
+    if output.weights is not None:
+        optional["weights"] = hold_untracked(output.weights, tracked).astype(np.float32)
+        optional["weight_names"] = np.array(output.weight_names, dtype=str)
+    if output.latent is not None:
+        optional["latent"] = hold_untracked(output.latent, tracked).astype(np.float32)
     return TrackingArrays(
         frames=frames,
-        vertices=head.posed_vertices(weights).astype(np.float32),
-        head_pose=pose,
-        intrinsics=intrinsics,
+        vertices=hold_untracked(output.vertices, tracked).astype(np.float32),
+        head_pose=hold_untracked(output.head_pose, tracked).astype(np.float32),
+        intrinsics=output.intrinsics.astype(np.float32),
         confidence=confidence.astype(np.float32),
-        landmarks_2d=detections.points,
-        landmarks_conf=detections.confidence,
-        landmarks_fit=projected,
-        optional={"weights": weights.astype(np.float32),
-                  "weight_names": np.array(head.blendshape_names, dtype=str)},
+        landmarks_2d=landmarks.points,
+        landmarks_conf=landmarks.confidence,
+        landmarks_fit=hold_untracked(output.landmarks_fit, tracked),
+        optional=optional,
     )
 
 
@@ -146,62 +97,61 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
     refuse_existing(settings.out, settings.overwrite)
     if settings.texture_size != 0 and not 16 <= settings.texture_size <= 4096:
         raise BadInput(f"--texture-size {settings.texture_size}: use 0 (no textures) or 16-4096")
+    entry = tracker_entry(settings.tracker)
+    tracker = entry.create(settings.tracker_config)
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    data_files = entry.resolve_data_files()
     footage = Footage(settings.footage, fps=settings.fps)
     info = footage.info
     first, last = parse_frame_range(settings.frames, info.frame_count)
     head = resolve_head(settings.head)
     check_head_for_tracking(head)
     timings["load"] = time.perf_counter() - start
+    timings["decode"] = 0.0  # filled in once every pass over the frames is done
     sink.log(f"tracking {info.path} frames {first}-{last} ({info.width}x{info.height}, "
-             f"{info.fps:g} fps) with head {settings.head} on {settings.device}")
+             f"{info.fps:g} fps) with {entry.name} and head {settings.head} on {settings.device}")
 
-    if settings.tracker == TRACKER_NAME:
-        detections = detect_landmarks(footage, first, last, settings.detector, settings.device,
-                                      sink, timings)
-    else:
-        detections, baseline = face_landmarker_baseline(footage, first, last, head, sink, timings)
-    if not detections.found.any():
-        raise NoFace(f"no face found in any frame of {info.path} (frames {first}-{last}); "
-                     "the tracker needs a visible face")
-    untracked = (np.flatnonzero(~detections.found) + first).tolist()
+    frames = ClipFrames(footage, first, last)
+    detections = None
+    if entry.needs_detections:
+        detections, timings["detect"] = _without_decoding(frames, lambda: detect_landmarks(
+            frames, settings.detector, settings.device, sink))
+        _require_a_face(detections.found, info.path, first, last)
+    clip = TrackerInput(head=head, frame_count=len(frames), width=info.width, height=info.height,
+                        fps=info.fps, device=settings.device, sink=sink, detections=detections,
+                        frames=frames if entry.needs_frames else None, data_files=data_files)
+    output, timings["track"] = _without_decoding(frames, lambda: tracker.track(clip))
+    timings["decode"] = frames.decode_s
+    output.check(entry.name, len(frames), head.num_vertices)
+    tracked = output.tracked
+    _require_a_face(tracked, info.path, first, last)
+    untracked = (np.flatnonzero(~tracked) + first).tolist()
     if untracked:
         sink.warning(f"{len(untracked)} frame(s) without a face, values held from the nearest "
-                     f"tracked frame: {_ranges(untracked)}")
+                     f"tracked frame: {frame_ranges(untracked)}")
 
     start = time.perf_counter()
-    if settings.tracker == TRACKER_NAME:
-        fit = fit_landmarks(head, detections.points, detections.confidence, info.width,
-                            info.height, settings.fit, settings.device,
-                            on_step=lambda done, total: sink.progress("fit", done, total))
-    else:
-        fit = baseline
-    timings["fit"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    frames = np.arange(first, last + 1, dtype=np.int64)
-    tracking = assemble(head, frames, detections, fit, info.width, info.height)
-    tracked = detections.found
-    residual = fit.residual_px[tracked]
-    iod = np.maximum(inter_ocular(detections.points)[tracked], 1.0)
+    tracking = assemble(np.arange(first, last + 1, dtype=np.int64), output)
+    residual = output.residual_px[tracked]
+    iod = clip_inter_ocular(output.landmarks.points, output.landmarks.confidence)[tracked]
     summary = {
-        "tracker": settings.tracker,
+        "tracker": entry.name,
         "source": {"path": str(Path(info.path).resolve()), "fps": info.fps,
                    "width": info.width, "height": info.height,
                    "frame_range": [first, last], "frame_count": info.frame_count},
         "model": head_id(settings.head),
         "intrinsics": tracking.intrinsics.tolist(),
-        "settings": {"detector": settings.detector, "device": settings.device,
-                     "texture_size": settings.texture_size,
-                     "fit": asdict(settings.fit)},
+        "settings": {"detector": settings.detector if entry.needs_detections else None,
+                     "device": settings.device, "texture_size": settings.texture_size,
+                     "tracker": tracker.settings()},
         "metrics": {
             "landmark_reprojection_px": float(np.mean(residual)),
             "landmark_reprojection_px_p95": float(np.percentile(residual, 95)),
             "landmark_reprojection_nme": float(np.mean(residual / iod)),
             "frames_tracked": int(tracked.sum()),
             "frames_total": len(frames),
-            "focal_px": fit.focal,
+            "focal_px": float(output.intrinsics[0, 0]),
         },
         "warnings": {"untracked_frames": untracked},
         "timings_s": timings,
@@ -221,14 +171,17 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
     return settings.out
 
 
-def _ranges(indices: list[int]) -> str:
-    """[1, 2, 3, 7] -> '1-3, 7'."""
-    parts, start = [], indices[0]
-    for prev, cur in zip(indices, [*indices[1:], None], strict=False):
-        if cur != prev + 1:
-            parts.append(f"{start}-{prev}" if prev != start else f"{start}")
-            start = cur
-    return ", ".join(parts)
+def _without_decoding(frames: ClipFrames, stage: Callable[[], T]) -> tuple[T, float]:
+    """stage()'s result and seconds, less the time it spent decoding frames (its own stage)."""
+    decoded, start = frames.decode_s, time.perf_counter()
+    result = stage()
+    return result, time.perf_counter() - start - (frames.decode_s - decoded)
+
+
+def _require_a_face(tracked: np.ndarray, path: Path, first: int, last: int) -> None:
+    if not tracked.any():
+        raise NoFace(f"no face found in any frame of {path} (frames {first}-{last}); "
+                     "the tracker needs a visible face")
 
 
 def check_head_for_tracking(head: HeadAsset) -> None:

@@ -1,9 +1,10 @@
-"""The baseline tracker: rigid pose and blendshape weights fitted to 2D landmarks.
+"""The landmark-fitting tracker (`landmark-fit`): rigid pose and blendshape weights fitted to
+detected 2D landmarks.
 
 All frames of a clip are fitted jointly: per-frame head rotation, translation and blendshape
 weights (bounded to [0, 1]), one focal length shared over the clip, under a robust (Cauchy)
 confidence-weighted reprojection loss with temporal smoothness. It is the baseline the
-paper's self-supervised adaptation has to beat.
+paper's self-supervised adaptation has to beat. docs/tracker.md has the choices behind it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..formats import camera
 from ..formats.head_file import HeadAsset
 from ..head_space import HEAD_TO_FRONT_CAMERA
-from ..landmarks.nme import inter_ocular
+from ..landmarks.nme import clip_inter_ocular
+from ..render.camera import centred_intrinsics, head_to_camera, pose_matrix
 from ..render.rasterize import project
+from .interface import Tracker, TrackerInput, TrackerOutput
 from .rotation import axis_angle_to_matrix
 
 
@@ -51,15 +55,6 @@ class FitResult:
     residual_px: np.ndarray
 
 
-def intrinsics_matrix(focal: float | torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """(3, 3) pinhole intrinsics with the principal point at the image centre."""
-    f = torch.as_tensor(focal, dtype=torch.float32)
-    zero, one = torch.zeros_like(f), torch.ones_like(f)
-    cx, cy = torch.full_like(f, (width - 1) / 2), torch.full_like(f, (height - 1) / 2)
-    return torch.stack([torch.stack([f, zero, cx]), torch.stack([zero, f, cy]),
-                        torch.stack([zero, zero, one])])
-
-
 def fit_landmarks(
     head: HeadAsset,
     landmarks: np.ndarray,
@@ -84,7 +79,7 @@ def fit_landmarks(
     basis = torch.as_tensor(head.blendshapes[fitted_shapes][:, lm_vertex], device=dev)  # (S,68,3)
     target = torch.as_tensor(landmarks, dtype=torch.float32, device=dev)
     weight = torch.as_tensor(confidence * mask[None], dtype=torch.float32, device=dev)
-    iod = _inter_ocular(landmarks, confidence)
+    iod = clip_inter_ocular(landmarks, confidence)
     scale = torch.as_tensor(iod, dtype=torch.float32, device=dev)[:, None]
 
     focal0 = cfg.initial_focal_factor * max(width, height)
@@ -98,13 +93,12 @@ def fit_landmarks(
     def pose_and_points() -> tuple[torch.Tensor, torch.Tensor]:
         rotation = axis_angle_to_matrix(rot) @ base_rotation
         points = rest + torch.einsum("fs,svc->fvc", shape_w, basis)
-        camera = points @ rotation.transpose(1, 2) + trans[:, None]
-        return rotation, camera
+        return rotation, head_to_camera(points, pose_matrix(rotation, trans))
 
     def loss_fn() -> torch.Tensor:
-        _, camera = pose_and_points()
-        k = intrinsics_matrix(log_focal.exp(), width, height).to(dev)
-        proj = project(camera, k)[..., :2]
+        _, camera_points = pose_and_points()
+        k = centred_intrinsics(log_focal.exp(), width, height)
+        proj = project(camera_points, k)[..., :2]
         r2 = ((proj - target) ** 2).sum(-1) / scale**2
         c2 = cfg.cauchy_scale**2
         # Unitless: about (residual / cauchy_scale)^2 for inliers, logarithmic for outliers.
@@ -134,9 +128,9 @@ def fit_landmarks(
                 on_step(done, total)
 
     with torch.no_grad():
-        rotation, camera = pose_and_points()
+        rotation, camera_points = pose_and_points()
         focal = float(log_focal.exp())
-        proj = project(camera, intrinsics_matrix(focal, width, height).to(dev))[..., :2]
+        proj = project(camera_points, centred_intrinsics(log_focal.exp(), width, height))[..., :2]
     weights = np.zeros((num_frames, len(head.blendshape_names)), np.float32)
     weights[:, fitted_shapes] = shape_w.detach().cpu().numpy()
     err = np.linalg.norm(proj.cpu().numpy() - landmarks, axis=-1)
@@ -158,14 +152,6 @@ def _second_difference(x: torch.Tensor) -> torch.Tensor:
     return ((x[2:] - 2 * x[1:-1] + x[:-2]) ** 2).sum(-1).mean()
 
 
-def _inter_ocular(landmarks: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """(F,) outer-eye-corner distance in pixels; the clip median where a frame has none."""
-    iod = inter_ocular(landmarks)
-    ok = (confidence[:, 36] > 0) & (confidence[:, 45] > 0) & (iod > 1)
-    fallback = float(np.median(iod[ok])) if ok.any() else 1.0
-    return np.where(ok, iod, fallback).astype(np.float32)
-
-
 def _initial_translation(head: HeadAsset, landmarks: np.ndarray, confidence: np.ndarray,
                          iod_px: np.ndarray, focal: float, width: int, height: int) -> np.ndarray:
     """(F, 3) translation placing the frontal head under each frame's landmark centroid at the
@@ -174,12 +160,40 @@ def _initial_translation(head: HeadAsset, landmarks: np.ndarray, confidence: np.
     iod_m = float(np.linalg.norm(eyes[0] - eyes[1]))
     depth = focal * iod_m / iod_px
     found = confidence.sum(1) > 0
+    principal = camera.centred_intrinsics(focal, width, height)[:2, 2].astype(np.float64)
     centroid = np.where(found[:, None],
                         (landmarks * confidence[..., None]).sum(1)
                         / np.maximum(confidence.sum(1), 1e-6)[:, None],
-                        [(width - 1) / 2, (height - 1) / 2])
+                        principal)
     head_centre = (HEAD_TO_FRONT_CAMERA @ head.vertices[head.landmark_vertex].mean(0))
-    x = (centroid[:, 0] - (width - 1) / 2) * depth / focal - head_centre[0]
-    y = (centroid[:, 1] - (height - 1) / 2) * depth / focal - head_centre[1]
+    x = (centroid[:, 0] - principal[0]) * depth / focal - head_centre[0]
+    y = (centroid[:, 1] - principal[1]) * depth / focal - head_centre[1]
     z = depth - head_centre[2]
     return np.stack([x, y, z], axis=1).astype(np.float32)
+
+
+class LandmarkFitTracker(Tracker):
+    """`landmark-fit`: fit_landmarks on the pipeline's detections; the head's vertices posed
+    by the fitted weights."""
+
+    config_type = FitConfig
+
+    def track(self, clip: TrackerInput) -> TrackerOutput:
+        detections = clip.detections
+        if detections is None:
+            raise ValueError("the landmark fit needs detections; its registry entry must say so")
+        head = clip.head
+        fit = fit_landmarks(head, detections.points, detections.confidence, clip.width, clip.height,
+                            self.config, clip.device,
+                            on_step=lambda done, total: clip.sink.progress("fit", done, total))
+        return TrackerOutput(
+            vertices=head.posed_vertices(fit.weights).astype(np.float32),
+            head_pose=camera.pose_matrix(fit.rotation, fit.translation),
+            intrinsics=camera.centred_intrinsics(fit.focal, clip.width, clip.height),
+            landmarks=detections,
+            landmarks_fit=fit.projected,
+            residual_px=fit.residual_px,
+            tracked=detections.found.copy(),
+            weights=fit.weights,
+            weight_names=tuple(head.blendshape_names),
+        )

@@ -1,11 +1,10 @@
 import numpy as np
 import torch
 
+from backend.formats.camera import centred_intrinsics, pose_matrix, project_points
 from backend.head_space import HEAD_TO_FRONT_CAMERA
-from backend.render.rasterize import project
-from backend.track import hold_untracked
-from backend.tracking.landmark_fitter import FitConfig, fit_landmarks
-from backend.tracking.rotation import axis_angle_to_matrix
+from backend.trackers.landmark_fit import FitConfig, fit_landmarks
+from backend.trackers.rotation import axis_angle_to_matrix
 
 
 def _synthetic_clip(head, frames=20, size=400, focal=500.0):
@@ -20,10 +19,8 @@ def _synthetic_clip(head, frames=20, size=400, focal=500.0):
     centre = head.vertices[head.landmark_vertex].mean(0)
     translation = np.array([0, 0, 0.6]) - centre @ HEAD_TO_FRONT_CAMERA.T + 0.02 * np.sin(2 * t) * [1, 0.5, -1]
     verts = head.posed_vertices(weights)[:, head.landmark_vertex]
-    cam = np.einsum("fij,fvj->fvi", rotation, verts) + translation[:, None]
-    k = torch.tensor([[focal, 0, (size - 1) / 2], [0, focal, (size - 1) / 2], [0, 0, 1]])
-    points = project(torch.tensor(cam, dtype=torch.float32), k)[..., :2].numpy()
-    return points, weights
+    points = project_points(verts, pose_matrix(rotation, translation), centred_intrinsics(focal, size, size))
+    return points.astype(np.float32), weights
 
 
 def test_fit_recovers_a_synthetic_performance(default_head):
@@ -45,8 +42,3 @@ def test_missing_frames_do_not_break_the_fit(default_head):
     fit = fit_landmarks(default_head, points, conf, 400, 400, FitConfig(rigid_steps=50, full_steps=100))
     assert np.isfinite(fit.rotation).all() and np.isnan(fit.residual_px[4:7]).all()
 
-
-def test_hold_untracked_copies_the_nearest_tracked_frame():
-    values = np.arange(6.0)
-    tracked = np.array([False, True, False, False, True, False])
-    assert hold_untracked(values, tracked).tolist() == [1, 1, 1, 4, 4, 4]

@@ -1,7 +1,7 @@
-"""Baseline: what today's open-source Blender face-capture add-ons do. MediaPipe Face
-Landmarker's 52 ARKit blendshape scores drive the head's shapes, and its facial
-transformation matrix is the head pose. It is a benchmark baseline (its model bundle lives in
-FACEADAPT_DATA/models/face_landmarker.task), not part of the product.
+"""The `mediapipe-blendshapes` baseline: what today's open-source Blender face-capture add-ons
+do. MediaPipe Face Landmarker's 52 ARKit blendshape scores drive the head's shapes, and its
+facial transformation matrix is the head pose. It is a benchmark baseline (its model bundle
+lives in FACEADAPT_DATA/models/face_landmarker.task), not part of the product.
 
 The matrix maps MediaPipe's canonical face model (centimetres, +Y up, face toward +Z) into an
 OpenGL camera (looking down -Z) with a 63 degree vertical field of view. A similarity fitted
@@ -13,15 +13,19 @@ then divided by that similarity's scale, which changes no projection and makes t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..formats.camera import centred_intrinsics, project_points
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
+from ..formats.protocol import NUM_LANDMARKS
 from ..heads.arkit import arkit_channel
 from ..landmarks.mediapipe_detector import load_mapping
+from .interface import Detections, Tracker, TrackerInput, TrackerOutput
 
 VERTICAL_FOV_DEG = 63.0  # MediaPipe face geometry's default perspective camera
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -71,8 +75,8 @@ def weights_for_head(scores: dict[str, float], names: list[str]) -> np.ndarray:
     return np.array([scores.get(arkit_channel(n) or n, 0.0) for n in names], np.float32)
 
 
-class FaceLandmarkerTracker:
-    """Runs MediaPipe Face Landmarker (VIDEO mode) frame by frame."""
+class FaceLandmarkerVideo:
+    """MediaPipe Face Landmarker in VIDEO mode, run frame by frame over one clip."""
 
     def __init__(self, task_path: Path, canonical_obj: Path) -> None:
         if not Path(task_path).is_file():
@@ -88,22 +92,24 @@ class FaceLandmarkerTracker:
         self._canonical = read_obj_vertices(canonical_obj)
         self._index, _ = load_mapping()
 
-    def track(self, frames: list[np.ndarray], fps: float, head: HeadAsset) -> BlendshapeTrack:
-        """frames: (H, W, 3) uint8 RGB images of one clip."""
+    def track(self, frames: Iterable[np.ndarray], fps: float, head: HeadAsset,
+              on_frame: Callable[[int], None] | None = None) -> BlendshapeTrack:
+        """frames: (H, W, 3) uint8 RGB images of one clip, at least one; on_frame(count done)."""
         import mediapipe as mp
 
-        height, width = frames[0].shape[:2]
-        focal = (height / 2) / math.tan(math.radians(VERTICAL_FOV_DEG) / 2)
-        intrinsics = np.array([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1]])
         to_canonical = head_to_canonical(head, self._canonical)
-        count = len(frames)
-        weights = np.zeros((count, len(head.blendshape_names)), np.float32)
-        poses = np.tile(np.eye(4, dtype=np.float32), (count, 1, 1))
-        landmarks = np.zeros((count, 68, 2), np.float32)
-        found = np.zeros(count, bool)
+        weights, poses, landmarks, found = [], [], [], []
+        width = height = 0
         for i, frame in enumerate(frames):
+            height, width = frame.shape[:2]
+            weights.append(np.zeros(len(head.blendshape_names), np.float32))
+            poses.append(np.eye(4, dtype=np.float32))
+            landmarks.append(np.zeros((NUM_LANDMARKS, 2), np.float32))
+            found.append(False)
             image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
             result = self._landmarker.detect_for_video(image, round(i * 1000 / fps))
+            if on_frame:
+                on_frame(i + 1)
             if not result.face_landmarks:
                 continue
             found[i] = True
@@ -114,11 +120,56 @@ class FaceLandmarkerTracker:
             # Dividing camera space by the similarity's scale leaves every projection unchanged
             # and makes the pose rigid, with the head at its own size.
             scale = np.cbrt(np.linalg.det(camera[:3, :3]))
-            poses[i, :3] = camera[:3] / scale
+            poses[i][:3] = camera[:3] / scale
             points = np.array([[p.x * width - 0.5, p.y * height - 0.5]
                                for p in result.face_landmarks[0]])
             landmarks[i] = points[self._index]
-        return BlendshapeTrack(weights, poses, intrinsics.astype(np.float32), landmarks, found)
+        if not found:
+            raise ValueError("the Face Landmarker was given no frames")
+        focal = (height / 2) / math.tan(math.radians(VERTICAL_FOV_DEG) / 2)
+        return BlendshapeTrack(np.stack(weights), np.stack(poses), centred_intrinsics(focal, width, height),
+                               np.stack(landmarks), np.array(found))
 
     def close(self) -> None:
         self._landmarker.close()
+
+
+def track_face_landmarker(frames: Iterable[np.ndarray], fps: float, head: HeadAsset,
+                          task_path: Path, canonical_obj: Path,
+                          on_frame: Callable[[int], None] | None = None) -> BlendshapeTrack:
+    """The Face Landmarker's track of one clip's frames ((H, W, 3) uint8 RGB) on `head`, from
+    its model bundle and MediaPipe's canonical face (the registry entry's data files)."""
+    landmarker = FaceLandmarkerVideo(task_path, canonical_obj)
+    try:
+        return landmarker.track(frames, fps, head, on_frame)
+    finally:
+        landmarker.close()
+
+
+class MediaPipeBlendshapesTracker(Tracker):
+    """`mediapipe-blendshapes`: the Face Landmarker's weights and pose on the head; its own
+    478 points (mapped to iBUG-68) are the landmarks it follows."""
+
+    def track(self, clip: TrackerInput) -> TrackerOutput:
+        if clip.frames is None:
+            raise ValueError("the Face Landmarker baseline needs the frames; its registry entry must say so")
+        task_path, canonical_obj = clip.data_files
+        head = clip.head
+        track = track_face_landmarker(clip.frames, clip.fps, head, task_path, canonical_obj,
+                                      lambda done: clip.sink.progress("track", done, clip.frame_count))
+        # MediaPipe gives no per-point confidence: every point of a found face counts fully.
+        confidence = np.repeat(track.found[:, None], NUM_LANDMARKS, axis=1).astype(np.float32)
+        vertices = head.posed_vertices(track.weights).astype(np.float32)
+        projected = project_points(vertices[:, head.landmark_vertex], track.head_pose, track.intrinsics)
+        error = np.linalg.norm(projected - track.landmarks, axis=-1)[:, head.landmark_mask].mean(1)
+        return TrackerOutput(
+            vertices=vertices,
+            head_pose=track.head_pose,
+            intrinsics=track.intrinsics,
+            landmarks=Detections(track.landmarks, confidence, track.found),
+            landmarks_fit=projected.astype(np.float32),
+            residual_px=np.where(track.found, error, np.nan).astype(np.float32),
+            tracked=track.found.copy(),
+            weights=track.weights,
+            weight_names=tuple(head.blendshape_names),
+        )

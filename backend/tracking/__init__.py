@@ -1,1 +1,0 @@
-"""Trackers: from per-frame landmarks to head pose, expression and camera."""
