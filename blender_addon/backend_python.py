@@ -12,7 +12,8 @@ from .backend_client import EXTENSION_ROOT
 
 ENV_VARIABLE = "FACEADAPT_BACKEND_PYTHON"
 # Everything `python -m backend track` imports, so a half-installed environment is caught here.
-_CHECK = ("import json, torch, cv2, mediapipe, warp, anny, imageio_ffmpeg; "
+# Its last stdout line is a JSON object (read by `check_answer`); Install Backend runs it too.
+CHECK_CODE = ("import json, torch, cv2, mediapipe, warp, anny, imageio_ffmpeg; "
           "print(json.dumps({'torch': torch.__version__, 'cuda': torch.cuda.is_available()}))")
 
 
@@ -54,17 +55,23 @@ def check(python: Path | None, timeout: float = 120) -> BackendStatus:
         return BackendStatus(None, False, "no backend interpreter found: set one in the "
                              "preferences or run Install Backend")
     try:
-        done = subprocess.run([str(python), "-c", _CHECK], capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run([str(python), "-c", CHECK_CODE], capture_output=True, text=True,
+                              errors="replace", timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return BackendStatus(python, False, f"{python} cannot be run: {exc}")
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return check_answer(python, done.returncode, done.stdout.splitlines(), done.stderr.splitlines())
+
+
+def check_answer(python: Path, returncode: int, stdout: list[str], stderr: list[str]) -> BackendStatus:
+    """What `CHECK_CODE` run by `python` says: exit code and output lines."""
+    lines = [line for line in stdout if line.strip()]
+    if returncode != 0 or not lines:
+        last = ([line for line in stderr if line.strip()] or ["no output"])[-1].strip()
         return BackendStatus(python, False, f"{python} cannot import the backend's packages: {last}")
     try:
         info = json.loads(lines[-1])
-    except json.JSONDecodeError:
+        torch_version, cuda = str(info["torch"]), bool(info["cuda"])
+    except (json.JSONDecodeError, TypeError, KeyError):
         return BackendStatus(python, False, f"{python} answered the check with {lines[-1]!r}")
-    device = "CUDA" if info["cuda"] else "CPU"
-    return BackendStatus(python, True, f"torch {info['torch']} on {device}", bool(info["cuda"]))
+    device = "CUDA" if cuda else "CPU"
+    return BackendStatus(python, True, f"torch {torch_version} on {device}", cuda)

@@ -39,6 +39,12 @@ class FaceAdaptPreferences(bpy.types.AddonPreferences):
         description="Python interpreter with FaceAdapt's backend packages (torch...). Empty: the "
                     "venv made by Install Backend, or the project's .venv",
         subtype="FILE_PATH")
+    install_python: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Python for Install Backend",
+        description="A Python 3.11 or 3.12 that Install Backend makes the backend's environment "
+                    "with. Empty: Blender's own when it is one of those, else one found on this "
+                    "computer, else one uv downloads",
+        subtype="FILE_PATH")
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")  # type: ignore[valid-type]
     status: bpy.props.StringProperty(name="Status", default="not checked")  # type: ignore[valid-type]
 
@@ -51,4 +57,5 @@ class FaceAdaptPreferences(bpy.types.AddonPreferences):
         row = layout.row()
         row.operator("faceadapt.check_backend")
         row.operator("faceadapt.install_backend")
+        layout.prop(self, "install_python")
         layout.label(text=f"Status: {self.status}")

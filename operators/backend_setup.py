@@ -1,17 +1,22 @@
-"""Check Backend and Install Backend: the interpreter that runs `python -m backend`."""
+"""Check Backend and Install Backend: the interpreter that runs `python -m backend`.
+
+Install Backend's logic (which Python, the commands, progress, cancel) is plain Python in
+`blender_addon.backend_install`; these operators gather the preferences and show progress.
+"""
 
 from __future__ import annotations
 
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import bpy
 
-from ..blender_addon import backend_python, preferences
-from ..blender_addon.backend_client import EXTENSION_ROOT
+from ..blender_addon import backend_install, backend_python, preferences
 
-LOCK_FILE = EXTENSION_ROOT / "requirements.lock"
+OFFLINE_REFUSAL = ("Install Backend needs internet access, which is off: enable Preferences > "
+                   "System > Network > Allow Online Access, or point FaceAdapt's preferences at "
+                   "an existing backend interpreter")
 
 
 class FACEADAPT_OT_check_backend(bpy.types.Operator):
@@ -27,82 +32,93 @@ class FACEADAPT_OT_check_backend(bpy.types.Operator):
         return {"FINISHED"} if status.ok else {"CANCELLED"}
 
 
-def install_commands(venv: str) -> list[list[str]]:
-    """Create the venv with Blender's Python and install the pinned lock file into it."""
-    python = str(backend_python.venv_python(Path(venv)))
-    return [[sys.executable, "-m", "venv", venv],
-            [python, "-m", "pip", "install", "--upgrade", "pip"],
-            [python, "-m", "pip", "install", "--no-deps", "-r", str(LOCK_FILE)]]
-
-
 class FACEADAPT_OT_install_backend(bpy.types.Operator):
-    """Create a Python environment for the backend in FaceAdapt's user folder and install its
-    pinned packages (torch, mediapipe, ...; several GB) from PyPI"""
+    """Make a Python environment for the backend in FaceAdapt's user folder and install its
+    pinned packages (torch, mediapipe, ...; several GB) from PyPI. It needs Python 3.11 or
+    3.12: Blender's own when it is one of those, else one installed on this computer, else
+    one that uv downloads"""
 
     bl_idname = "faceadapt.install_backend"
     bl_label = "Install Backend"
 
-    _process: subprocess.Popen | None = None
-    _steps: list[list[str]] = []
+    _installation: backend_install.Installation | None = None
     _timer = None
 
-    def _refusal(self) -> str | None:
+    def _prepare(self, context: bpy.types.Context) -> backend_install.Installation | None:
+        """The installation to run, or None after reporting why it cannot start."""
         if not bpy.app.online_access:
-            return ("Install Backend needs internet access, which is off: enable "
-                    "Preferences > System > Network > Allow Online Access, or point FaceAdapt's "
-                    "preferences at an existing backend interpreter")
-        if not LOCK_FILE.is_file():
-            return f"the extension's lock file is missing ({LOCK_FILE}); reinstall FaceAdapt"
-        return None
+            self.report({"ERROR"}, OFFLINE_REFUSAL)
+            return None
+        named = preferences.get(context).install_python
+        try:
+            return backend_install.prepare(bpy.path.abspath(named) if named else "",
+                                           Path(sys.executable), preferences.user_directory())
+        except backend_install.InstallRefused as exc:
+            self.report({"ERROR"}, str(exc))
+            return None
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        refusal = self._refusal()
-        if refusal:
-            self.report({"ERROR"}, refusal)
+    def _report_outcome(self, context: bpy.types.Context,
+                        installation: backend_install.Installation) -> set[str]:
+        try:
+            message = installation.outcome()
+        except backend_install.InstallFailed as exc:
+            preferences.get(context).status = ("install cancelled" if exc.cancelled
+                                               else f"install failed: see {installation.log_path}")
+            self.report({"WARNING"} if exc.cancelled else {"ERROR"}, str(exc))
             return {"CANCELLED"}
-        venv = str(preferences.user_directory() / "venv")
-        for command in install_commands(venv):
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                self.report({"ERROR"}, f"{' '.join(command[:4])} failed: {done.stderr[-500:]}")
-                return {"CANCELLED"}
-        preferences.get(context).status = "installed in " + venv
+        preferences.get(context).status = f"installed in {installation.venv}: {message}"
+        self.report({"INFO"}, f"Backend installed in {installation.venv}: {message}")
         return {"FINISHED"}
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        refusal = self._refusal()
-        if refusal:
-            self.report({"ERROR"}, refusal)
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        installation = self._prepare(context)
+        if installation is None:
             return {"CANCELLED"}
+        installation.wait(on_progress=_progress_printer())
+        return self._report_outcome(context, installation)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if bpy.app.background:
             return self.execute(context)
-        self._steps = install_commands(str(preferences.user_directory() / "venv"))
-        self._process = subprocess.Popen(self._steps.pop(0), stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, text=True)
-        self._timer = context.window_manager.event_timer_add(0.5, window=context.window)
-        context.window_manager.modal_handler_add(self)
+        installation = self._prepare(context)
+        if installation is None:
+            return {"CANCELLED"}
+        installation.start()
+        self._installation = installation
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.5, window=context.window)
+        wm.progress_begin(0, 1000)
+        wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        assert self._process is not None
+        installation = self._installation
+        assert installation is not None
         if event.type == "ESC":
-            self._process.terminate()
+            installation.cancel()
         if event.type not in {"TIMER", "ESC"}:
             return {"PASS_THROUGH"}
+        ended = installation.poll()
+        wm = context.window_manager
         context.workspace.status_text_set(
-            f"FaceAdapt: installing backend, {len(self._steps)} step(s) left (Esc to cancel)")
-        code = self._process.poll()
-        if code is None:
+            f"FaceAdapt Install Backend: {installation.progress.describe()}  (Esc to cancel)")
+        wm.progress_update(int(installation.progress.fraction * 1000))
+        if not ended:
             return {"RUNNING_MODAL"}
-        if code == 0 and self._steps:
-            self._process = subprocess.Popen(self._steps.pop(0), stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.PIPE, text=True)
-            return {"RUNNING_MODAL"}
-        context.window_manager.event_timer_remove(self._timer)
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
         context.workspace.status_text_set(None)
-        if code != 0:
-            error = self._process.stderr.read()[-500:] if self._process.stderr else ""
-            self.report({"ERROR"}, f"Install Backend failed (exit {code}): {error}")
-            return {"CANCELLED"}
-        preferences.get(context).status = "installed"
-        return {"FINISHED"}
+        return self._report_outcome(context, installation)
+
+
+def _progress_printer() -> Callable[[backend_install.InstallProgress], None]:
+    """Blocking installs in a terminal (background mode) show progress there when it changes."""
+    last = [""]
+
+    def show(progress: backend_install.InstallProgress) -> None:
+        text = progress.describe()
+        if bpy.app.background and text != last[0]:
+            last[0] = text
+            print(f"Install Backend: {text}", flush=True)
+
+    return show
