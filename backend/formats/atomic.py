@@ -6,8 +6,9 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -54,7 +55,7 @@ def atomic_directory(path: Path, overwrite: bool) -> Iterator[Path]:
             with _signals_held():
                 os.replace(path, old)
                 os.replace(tmp, path)
-            _remove(old)
+                _remove(old)  # before a held Cancel ends the process
         else:
             os.replace(tmp, path)
     finally:
@@ -69,19 +70,27 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _signals_held() -> AbstractContextManager[object]:
-    """Hold SIGTERM/SIGINT while both renames happen: a signal between them would leave
-    neither the old nor the new output. Windows has no signal masks (and no SIGTERM from
-    Blender's Cancel, which terminates the process there): nothing to hold."""
-    if not hasattr(signal, "pthread_sigmask"):
-        return nullcontext()
-    return _masked()
-
-
 @contextmanager
-def _masked() -> Iterator[None]:
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT while the old output is swapped for the new: a signal between the
+    renames would leave neither. Python runs signal handlers in the main thread, between
+    bytecodes; for the swap they are replaced by one that notes the signal, which is raised
+    again under the original handlers afterwards. (Blocking the signals in this thread's mask
+    does not hold them: the kernel hands them to another thread, e.g. a torch worker, and
+    Python still runs the handler here at once. Windows has no masks at all.)"""
+    # Those whose handler is Python's to change (getsignal is None for one set from C).
+    held = [signum for signum in (getattr(signal, name, None) for name in ("SIGTERM", "SIGINT"))
+            if signum is not None and signal.getsignal(signum) is not None]
+    if threading.current_thread() is not threading.main_thread() or not held:
+        yield  # handlers run in the main thread: they cannot interrupt this one
+        return
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, _frame: received.append(signum))
+                for signum in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in received:
+            signal.raise_signal(signum)
