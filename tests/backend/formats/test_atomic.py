@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from backend.formats.atomic import atomic_directory, atomic_file
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class Boom(Exception):
@@ -121,35 +128,71 @@ def test_overwriting_a_file_leaves_no_old_copy(tmp_path):
     assert names(tmp_path) == ["results"]
 
 
-@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no signal masks on this OS")
-def test_a_signal_during_the_swap_waits_until_both_renames_are_done(tmp_path, monkeypatch):
+@pytest.mark.parametrize("other_thread", [False, True])
+def test_a_signal_during_the_swap_waits_until_both_renames_are_done(tmp_path, monkeypatch,
+                                                                   other_thread):
     """SIGTERM (Blender's Cancel) arriving between the two renames would leave neither output:
-    it is held until the new directory is in place."""
+    its handler runs only once the new directory is in place, also in a process with other
+    threads (the backend's torch workers), which a signal mask on this thread does not cover."""
     out = make_output(tmp_path / "results", "old")
     seen_by_handler: list[list[str]] = []
     real_replace = os.replace
 
     def replace_then_signal(source, target):
         real_replace(source, target)
-        if not seen_by_handler and Path(target).name == ".results.old":
-            os.kill(os.getpid(), signal.SIGTERM)  # between the two renames
+        if Path(target).name == ".results.old":  # between the two renames
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # time for whichever thread the kernel picks to take the signal
 
     def handler(signum, frame):
-        seen_by_handler.append(names(out) if out.exists() else [])
+        seen_by_handler.append(names(tmp_path))
 
     monkeypatch.setattr(os, "replace", replace_then_signal)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    if other_thread:
+        worker.start()
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         with atomic_directory(out, overwrite=True) as tmp:
             (tmp / "result.json").write_text("new")
+        assert signal.getsignal(signal.SIGTERM) is handler  # restored after the swap
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert seen_by_handler == [["result.json"]]
-    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # mask restored
+        stop.set()
+    assert seen_by_handler == [["results"]]
+    assert names(out) == ["result.json"]
+
+
+def test_a_terminated_process_leaves_the_complete_new_output(tmp_path):
+    """Outside the backend's Cancel handler SIGTERM kills the process: it dies after the swap,
+    with the new output in place and nothing set aside."""
+    out = make_output(tmp_path / "results", "old")
+    script = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from backend.formats.atomic import atomic_directory
+        real_replace = os.replace
+        def replace_then_signal(source, target):
+            real_replace(source, target)
+            if Path(target).name == ".results.old":
+                os.kill(os.getpid(), signal.SIGTERM)
+        os.replace = replace_then_signal
+        with atomic_directory(Path({str(out)!r}), overwrite=True) as tmp:
+            (tmp / "result.json").write_text("new")
+        print("survived SIGTERM")
+        """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert "survived" not in done.stdout
+    assert (out / "result.json").read_text() == "new"
+    assert names(tmp_path) == ["results"]
 
 
 def test_without_signal_masks_windows_style_it_still_publishes(tmp_path, monkeypatch):
-    """Windows' `signal` has no pthread_sigmask: the swap must not call it there."""
+    """Windows' `signal` has no pthread_sigmask (nor other POSIX-only calls): the swap must
+    not need it."""
     monkeypatch.delattr(signal, "pthread_sigmask", raising=False)
     out = make_output(tmp_path / "results", "old")
     with atomic_directory(out, overwrite=True) as tmp:
