@@ -102,8 +102,8 @@ def _evaluate_model(args: argparse.Namespace, sink: EventSink) -> str:
 
 
 def _make_benchmark(args: argparse.Namespace, sink: EventSink) -> str:
-    from .benchmark.clips import QUICK_CLIPS, STANDARD_CLIPS, load_specs
-    from .benchmark.make_benchmark import make_benchmark
+    from .evaluation.clip_making import make_clips
+    from .evaluation.clip_specs import QUICK_CLIPS, STANDARD_CLIPS, load_specs
 
     if args.specs and args.quick:
         raise BadInput("--quick picks the built-in quick set and --specs your own: pass one")
@@ -115,7 +115,7 @@ def _make_benchmark(args: argparse.Namespace, sink: EventSink) -> str:
             raise BadInput(f"--clips: no clip named {', '.join(unknown)}; the set has "
                            + ", ".join(s.name for s in specs))
         specs = tuple(s for s in specs if s.name in wanted)
-    make_benchmark(specs, Path(args.out), args.seed, sink)
+    make_clips(specs, Path(args.out), args.seed, sink)
     return args.out
 
 
@@ -128,6 +128,15 @@ def _evaluate(args: argparse.Namespace, sink: EventSink) -> str:
         report = evaluate_real(Path(args.results), Path(args.footage) if args.footage else None,
                                args.head, resolve_device(args.device), args.frame_step, sink)
     return _write_json(report, args.json)
+
+
+def _suite(args: argparse.Namespace, sink: EventSink) -> str:
+    from .evaluation.suite import SuiteSettings, run_suite
+
+    settings = SuiteSettings(quick=args.quick, work=Path(args.work),
+                             report=Path(args.json) if args.json else None,
+                             device=resolve_device(args.device))
+    return str(run_suite(settings, sink))
 
 
 def _bench(args: argparse.Namespace, sink: EventSink) -> str:
@@ -263,11 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(score)
     score.set_defaults(run=_evaluate)
 
-    bench = commands.add_parser("bench", help="benchmarks (print figures, --json to save)")
-    bench.add_argument("name", choices=("track", "import", "render", "dam", "suite"))
-    bench.add_argument("--quick", action="store_true", help="suite: the few-minute version")
-    bench.add_argument("--work", default="out/bench-suite",
-                       help="suite: folder of clips and results, kept so a run resumes")
+    suite = commands.add_parser("suite", help="every tracker on every evaluation clip (ground "
+                                              "truth, real footage, annotated photos); report")
+    suite.add_argument("--quick", action="store_true", help="the few-minute version")
+    suite.add_argument("--work", default="out/suite",
+                       help="folder of clips, results and scores, kept so a run resumes")
+    suite.add_argument("--json", help="the report (default: WORK/quick|full/suite.json; markdown, "
+                                      "plots and contact sheets beside it)")
+    _add_common(suite)
+    suite.set_defaults(run=_suite)
+
+    bench = commands.add_parser("bench", help="timing benchmarks (print figures, --json to save)")
+    bench.add_argument("name", choices=("track", "import", "render", "dam"))
     bench.add_argument("--json", help="also write the report here")
     bench.add_argument("--footage", help="clip to benchmark (default: lp_driving_d3.mp4 in data)")
     _add_common(bench)

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .benchmark.performance import procedural_performance
 from .blender_program import blender_program_command, build_extension, run_blender_program
 from .data_location import REPO_ROOT
+from .evaluation.performances import procedural_performance
 from .evaluation.truth_metrics import truth_errors
 from .events import EventSink
 from .footage import Footage

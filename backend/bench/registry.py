@@ -1,4 +1,4 @@
-"""Benchmarks by name."""
+"""Timing benchmarks by name (the evaluation suite is `python -m backend suite`)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,4 @@ def run_bench(name: str, args: argparse.Namespace, sink: EventSink) -> dict:
         from .import_bench import bench_import
 
         return bench_import(args, sink)
-    if name == "suite":
-        from .suite import run_suite
-
-        return run_suite(args, sink)
     raise BadInput(f"unknown benchmark {name!r}")

@@ -19,8 +19,7 @@ import torch
 from ..events import EventSink
 from ..formats.errors import BadInput
 from ..lab.capture import LabCapture, dome_poses
-from ..render.rasterize import barycentrics, interpolate_corners, project, rasterize
-from ..render.texture import sample
+from ..render.unlit import render_unlit
 from .model_folder import load_model
 from .training_data import BatchMaker
 
@@ -39,14 +38,11 @@ def render_with_texture(maker: BatchMaker, vertices: torch.Tensor, texture: torc
     lab = maker.lab
     size = lab.config.image_size
     cam = vertices @ poses[:, :3, :3].transpose(1, 2) + poses[:, None, :3, 3]
-    screen = project(cam, lab.intrinsics)
-    fragments = rasterize(screen, lab.faces, size, size)
-    weights = barycentrics(screen, lab.faces, fragments)
-    pixel_uv = interpolate_corners(lab.uv[lab.uv_faces], fragments, weights)
-    images = torch.stack([sample(texture[b], pixel_uv[b:b + 1])[0] for b in range(len(texture))])
+    images, fragments = render_unlit(cam, lab.faces, lab.uv, lab.uv_faces, texture, lab.intrinsics,
+                                     size, size)
     face_triangles = torch.as_tensor(maker.capture.head.face_region, device=lab.device)[lab.faces].all(1)
     face = fragments.mask & face_triangles[fragments.triangle.clamp(min=0)]
-    return images.permute(0, 3, 1, 2) * fragments.mask[:, None], face
+    return images.permute(0, 3, 1, 2), face
 
 
 @torch.no_grad()

@@ -28,8 +28,8 @@ from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
 from ..formats.results_dir import RESULT_JSON, check_topology, read_results
 from ..landmarks.detection import LandmarkDetector
-from ..render.rasterize import barycentrics, interpolate_corners, project, rasterize
-from ..render.texture import sample
+from ..render.rasterize import project
+from ..render.unlit import render_unlit
 from ..render.unwrap import UVAtlas, make_atlas, unwrap
 from .metrics import jitter_px, landmark_errors_px, landmark_nme, photometric_error
 
@@ -216,7 +216,6 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
     face_triangle = torch.as_tensor(head.face_region[head.faces].all(1), device=dev)
     atlas = _face_atlas(make_atlas(uv, uv_faces, torch.as_tensor(head.faces), texture_size).to(dev),
                         face_triangle)
-    corner_uv = uv.to(dev)[uv_faces.to(dev, torch.int64)]  # (T, 3, 2)
     face_vertex = torch.as_tensor(head.face_region, device=dev)
     intrinsics = torch.as_tensor(tracking["intrinsics"], dtype=torch.float32, device=dev)
     total = 2 * len(rows)
@@ -237,27 +236,26 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
             colour_sum += texture[0]  # zero where not visible
             seen_count += visible[0]
             sink.progress("photometric", done, total)
-        clip_texture = colour_sum / seen_count.clamp(min=1)
-        seen = (seen_count > 0).float()[None]
+        # Colour (3 channels) and whether each texel was seen (1), looked up together.
+        clip_texture = torch.cat([colour_sum / seen_count.clamp(min=1), (seen_count > 0).float()[None]])
 
         rng = np.random.default_rng(0)
         share = max(1, max_pixels // len(rows))
         rendered_parts, observed_parts = [], []
         for done, (row, image) in enumerate(_frames_of(footage, tracking["frames"], rows),
                                             start=len(rows) + 1):
-            screen = project(camera_vertices(row), intrinsics)
-            window = _face_window(screen[0], face_vertex, *image.shape[:2])
+            vertices = camera_vertices(row)
+            window = _face_window(project(vertices, intrinsics)[0], face_vertex, *image.shape[:2])
             if window is not None:
                 x0, y0, x1, y1 = window
-                # Rasterizing only the face's bounding box (the whole mesh, so occlusion holds)
+                # Rendering only the face's bounding box (the whole mesh, so occlusion holds)
                 # costs in proportion to the box, a fraction of the frame.
-                local = screen - torch.tensor([x0, y0, 0.0], device=dev)
-                fragments = rasterize(local, faces, y1 - y0, x1 - x0)
-                pixel_uv = interpolate_corners(corner_uv, fragments, barycentrics(local, faces, fragments))
+                looked_up, fragments = render_unlit(vertices, faces, uv, uv_faces, clip_texture,
+                                                    intrinsics, y1 - y0, x1 - x0, origin=(x0, y0))
                 in_face = fragments.mask[0] & face_triangle[fragments.triangle[0].clamp(min=0)]
-                scored = in_face & (sample(seen, pixel_uv)[0, ..., 0] >= SEEN_COVERAGE)
+                scored = in_face & (looked_up[0, ..., 3] >= SEEN_COVERAGE)
                 result["pixels_face"] += int(in_face.sum())
-                rendered = (sample(clip_texture, pixel_uv)[0][scored] * 255).cpu().numpy()
+                rendered = (looked_up[0, ..., :3][scored] * 255).cpu().numpy()
                 observed = image[y0:y1, x0:x1][scored.cpu().numpy()].astype(np.float32)
                 if len(rendered) > share:
                     keep = np.sort(rng.choice(len(rendered), share, replace=False))

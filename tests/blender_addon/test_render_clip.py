@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.benchmark.performance import procedural_performance
+from backend.evaluation.performances import procedural_performance
 from conftest import blender_program
 
 pytestmark = pytest.mark.blender

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.benchmark.clips import QUICK_CLIPS, STANDARD_CLIPS, ClipSpec, Domain, load_specs
-from backend.benchmark.make_benchmark import sensor_noise
-from backend.benchmark.performance import (
+from backend.evaluation.clip_making import sensor_noise
+from backend.evaluation.clip_specs import QUICK_CLIPS, STANDARD_CLIPS, ClipSpec, Domain, load_specs
+from backend.evaluation.performances import (
     CAMERA_TO_WORLD_AXES,
     motion_from_camera_poses,
     procedural_performance,

@@ -1,4 +1,4 @@
-"""`bench suite --quick` end to end: clips made in Blender, every method on every clip, the
+"""`suite --quick` end to end: clips made in Blender, every method on every clip, the
 report written; a second run resumes from what the first one kept."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.blender
 def test_quick_suite_scores_every_method_on_every_clip(tmp_path: Path, data_dir: Path):
     report = tmp_path / "report" / "suite.json"
     work = tmp_path / "work"
-    done = run_backend("bench", "suite", "--quick", "--work", str(work), "--json", str(report),
+    done = run_backend("suite", "--quick", "--work", str(work), "--json", str(report),
                        timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
     document = json.loads(report.read_text())
@@ -42,7 +42,7 @@ def test_quick_suite_scores_every_method_on_every_clip(tmp_path: Path, data_dir:
     assert not any("lp_driving" in name or "photo" in name for name in pictures)
 
     kept = {p: p.stat().st_mtime_ns for p in (work / "quick").rglob("result.json")}
-    again = run_backend("bench", "suite", "--quick", "--work", str(work), "--json", str(report),
+    again = run_backend("suite", "--quick", "--work", str(work), "--json", str(report),
                         timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert kept and all(p.stat().st_mtime_ns == t for p, t in kept.items())

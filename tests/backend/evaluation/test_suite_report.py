@@ -1,4 +1,4 @@
-"""The suite report (backend/bench/suite_report.py) on a small synthetic suite: tables with a
+"""The suite report (backend/evaluation/suite_report.py) on a small synthetic suite: tables with a
 row per method and clip, missing values shown, honest means, JSON without NaN, plots and
 contact sheets of the ground-truth clips only."""
 
@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.bench.suite_report import (
+from backend.evaluation.suite_report import (
     MISSING,
     REAL_COLUMNS,
     SHEET_LABEL_HEIGHT,
@@ -120,7 +120,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     alpha_b = {**truth_metrics(1.0), "jitter_px": float("nan")}
     alpha_r2 = {k: v for k, v in real_metrics(1.0).items() if k != "jitter_ratio"}
     document = {
-        "benchmark": "suite", "command": "python -m backend bench suite --quick", "work": str(work),
+        "benchmark": "suite", "command": "python -m backend suite --quick", "work": str(work),
         "machine": {"platform": "test", "threads": 2, "device": "cpu"}, "seconds": 12.5,
         "clip_making_seconds": 4.0, "peak_memory_mib": {"suite": 900.0, "largest_subprocess": 300.0},
         "clips": [{**truth_clip, "name": "truth-a"}, {**truth_clip, "name": "truth-b"},
@@ -161,7 +161,7 @@ def _row(markdown: str, first: str, second: str) -> list[str]:
 def test_markdown_has_every_method_and_clip(report):
     json_path, _ = report
     markdown = json_path.with_suffix(".md").read_text()
-    assert "`python -m backend bench suite --quick`" in markdown
+    assert "`python -m backend suite --quick`" in markdown
     for clip in ("truth-a", "truth-b", "real-one", "real-two"):
         for method in METHODS:
             _row(markdown, clip, method)

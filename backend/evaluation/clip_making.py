@@ -27,8 +27,8 @@ from ..formats.errors import BadInput
 from ..formats.head_file import save_head
 from ..heads.default_head import resolve_head
 from ..movie_writer import write_movie
-from .clips import MEASURED_PREFIX, PROCEDURAL, ClipSpec
-from .performance import measured_performance, procedural_performance
+from .clip_specs import MEASURED_PREFIX, PROCEDURAL, ClipSpec
+from .performances import measured_performance, procedural_performance
 
 FOOTAGE = "footage.mp4"
 TRUTH = "truth.npz"
@@ -117,7 +117,7 @@ def make_clip(spec: ClipSpec, out_dir: Path, seed: int, sink: EventSink) -> Path
     return folder
 
 
-def make_benchmark(specs: tuple[ClipSpec, ...], out_dir: Path, seed: int, sink: EventSink) -> list[Path]:
+def make_clips(specs: tuple[ClipSpec, ...], out_dir: Path, seed: int, sink: EventSink) -> list[Path]:
     """Make every clip of `specs` under out_dir (kept when already made); returns the folders."""
     for spec in specs:
         spec.check()

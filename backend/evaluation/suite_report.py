@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..benchmark.make_benchmark import FOOTAGE, HEAD
 from ..events import EventSink
 from ..formats.atomic import atomic_file
+from .clip_making import FOOTAGE, HEAD
 
 # A table column: (metrics key, header, str.format spec for its value).
 Column = tuple[str, str, str]
@@ -86,6 +86,8 @@ HEATMAP_FOCAL = 4.0  # focal length in image widths: a long lens, so the shape i
 HEATMAP_CMAP = "viridis"  # its low end stays lighter than magma's black, so shading reads
 NO_DATA_GREY = 0.6  # colour of vertices without a score (off the face region)
 BACKGROUND = 1.0  # white behind the heads
+HEATMAP_LIGHT = (0.4, 0.5, 1.0)  # camera space, from the upper left: the shape reads
+HEATMAP_AMBIENT = 0.45
 
 
 def json_safe(value: Any) -> Any:
@@ -260,7 +262,7 @@ def _scores(work: Path, method: str, clip: str) -> dict[str, np.ndarray] | None:
     path = work / "scores" / method / f"{clip}.npz"
     if not path.is_file():
         return None
-    with np.load(path) as data:
+    with np.load(path, allow_pickle=False) as data:
         return {key: data[key] for key in data.files}
 
 
@@ -339,9 +341,9 @@ def front_camera(points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray,
     return rotation, translation, intrinsics
 
 
-def render_vertex_colours(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray,
-                          rotation: np.ndarray, translation: np.ndarray, intrinsics: np.ndarray,
-                          size: int) -> np.ndarray:
+def heatmap_image(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray,
+                  rotation: np.ndarray, translation: np.ndarray, intrinsics: np.ndarray,
+                  size: int) -> np.ndarray:
     """(size, size, 3) float image in [0, 1]: the mesh with per-vertex colours, Lambert-shaded
     by a light from the camera's upper left (so the shape reads), BACKGROUND off the mesh.
 
@@ -349,25 +351,15 @@ def render_vertex_colours(vertices: np.ndarray, faces: np.ndarray, colours: np.n
     translation: head -> OpenCV camera; intrinsics: (3, 3) pixels.
     """
     import torch
-    import torch.nn.functional as F
 
-    from ..render.rasterize import barycentrics, interpolate, project, rasterize
-    from ..render.shading import vertex_normals
+    from ..render.shading import render_vertex_colours
 
     camera = torch.as_tensor(vertices @ rotation.T + translation, dtype=torch.float32)[None]
-    faces_t = torch.as_tensor(faces, dtype=torch.int64)
     with torch.no_grad():
-        screen = project(camera, torch.as_tensor(intrinsics, dtype=torch.float32))
-        fragments = rasterize(screen, faces_t, size, size)
-        weights = barycentrics(screen, faces_t, fragments)
-        colour = interpolate(torch.as_tensor(colours, dtype=torch.float32), faces_t, fragments, weights)
-        normal = F.normalize(interpolate(vertex_normals(camera, faces_t), faces_t, fragments, weights),
-                             dim=-1, eps=1e-12)
-        to_light = F.normalize(torch.tensor([-0.4, -0.5, -1.0]), dim=0)
-        # abs: the heads' winding is not guaranteed outward everywhere (eyes, mouth bag).
-        diffuse = (normal * to_light).sum(-1, keepdim=True).abs()
-        ambient = 0.45
-        shaded = colour * (ambient + (1 - ambient) * diffuse)
+        shaded, fragments = render_vertex_colours(camera, torch.as_tensor(faces, dtype=torch.int64),
+                                                  torch.as_tensor(colours, dtype=torch.float32),
+                                                  torch.as_tensor(intrinsics, dtype=torch.float32),
+                                                  size, size, light_dir=HEATMAP_LIGHT, ambient=HEATMAP_AMBIENT)
         image = torch.where(fragments.mask[..., None], shaded, torch.full_like(shaded, BACKGROUND))
     return image[0].clamp(0, 1).numpy()
 
@@ -445,8 +437,8 @@ def plot_error_heatmap(document: dict, path: Path, sink: EventSink) -> bool:
                 axis.text(0.5, 0.04, "no scores", transform=axis.transAxes, ha="center")
             colours = np.where(np.isfinite(errors)[:, None], cmap(norm(np.nan_to_num(errors)))[:, :3],
                                NO_DATA_GREY)
-            axis.imshow(render_vertex_colours(head.vertices, head.faces, colours, rotation, translation,
-                                              intrinsics, HEATMAP_SIZE))
+            axis.imshow(heatmap_image(head.vertices, head.faces, colours, rotation, translation,
+                                      intrinsics, HEATMAP_SIZE))
             axis.set_xticks([])
             axis.set_yticks([])
             if row == 0:

@@ -154,13 +154,6 @@ def procedural_performance(names: tuple[str, ...], n_frames: int, fps: float,
 # --- measured on a real clip -------------------------------------------------------------
 
 
-def _hold_missing(values: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """Copy of values (F, ...) where frames without a face take the nearest found frame's."""
-    found_at = np.flatnonzero(found)
-    nearest = found_at[np.abs(np.arange(len(found))[:, None] - found_at[None]).argmin(1)]
-    return values[nearest]
-
-
 def mean_rotation(rotations: np.ndarray) -> np.ndarray:
     """Chordal mean (3, 3) of rotations (N, 3, 3): the rotation closest to their average."""
     u, _, vt = np.linalg.svd(rotations.mean(0))
@@ -185,24 +178,21 @@ def measured_performance(video: Path, head: HeadAsset, n_frames: int | None) -> 
     """The performance MediaPipe Face Landmarker measures on the first `n_frames` frames of a
     real clip (all when None): its blendshape scores on the head's channels and its head
     rotation and shift. Frames where it finds no face hold the nearest measured frame."""
-    from ..data_location import data_file
     from ..footage import Footage
-    from ..tracking.mediapipe_blendshapes import FaceLandmarkerTracker
+    from ..trackers.mediapipe_blendshapes import track_face_landmarker
+    from ..trackers.registry import tracker_entry
+    from ..trackers.untracked_frames import hold_untracked
 
     footage = Footage(Path(video))
     count = footage.info.frame_count if n_frames is None else min(n_frames, footage.info.frame_count)
-    frames = [image for _, image in footage.frames(0, count - 1)]
-    tracker = FaceLandmarkerTracker(data_file("models/face_landmarker.task"),
-                                    data_file("heads/mediapipe-canonical/face_model_with_iris.obj"))
-    try:
-        track = tracker.track(frames, footage.info.fps, head)
-    finally:
-        tracker.close()
+    frames = (image for _, image in footage.frames(0, count - 1))
+    task_path, canonical_obj = tracker_entry("mediapipe-blendshapes").resolve_data_files()
+    track = track_face_landmarker(frames, footage.info.fps, head, task_path, canonical_obj)
     if track.found.mean() < 0.5:
         raise BadInput(f"{video}: MediaPipe found a face in only {track.found.sum()} of {count} "
                        "frames; pick a clip with a visible face as a trajectory source")
-    weights = np.clip(_hold_missing(track.weights, track.found), 0.0, 1.0)
-    motion = motion_from_camera_poses(_hold_missing(track.head_pose.astype(np.float64), track.found))
+    weights = np.clip(hold_untracked(track.weights, track.found), 0.0, 1.0)
+    motion = motion_from_camera_poses(hold_untracked(track.head_pose.astype(np.float64), track.found))
     return Performance(tuple(head.blendshape_names), weights.astype(np.float32), motion,
                        footage.info.fps, f"MediaPipe Face Landmarker on {Path(video).name} "
                        f"(frames 0-{count - 1})")

@@ -1,1 +1,0 @@
-"""Ground-truth benchmark clips: performances, rendering domains, and the suite that scores trackers."""

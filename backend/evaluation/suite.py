@@ -1,0 +1,307 @@
+"""`suite [--quick] [--json PATH] [--work DIR]`: every tracker and baseline on every evaluation
+clip, in one run.
+
+Clips of three kinds: `truth` (make-benchmark clips rendered with Cycles, scored against their
+ground truth), `real` (the real videos in FACEADAPT_DATA/videos, scored against an independent
+detector, by jitter, photometric error and frames tracked) and `photos` (the annotated photos,
+NME against the human annotation). Methods: suite_methods.METHODS, the trackers `track
+--tracker` offers.
+
+Everything made along the way (clips, results, per-clip scores) is kept under --work, keyed by
+what made it (suite_cache.py), so an interrupted suite resumes and a changed tracker, setting,
+model or clip is run again; the report (JSON, markdown, plots, contact sheets) is written from
+the kept scores. Report layout: see `suite_report.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data_location import data_dir
+from ..events import EventSink
+from ..formats.atomic import atomic_directory, atomic_file
+from ..formats.errors import BadInput
+from ..formats.head_file import load_head
+from ..track import TrackSettings, run_track
+from ..trackers.registry import tracker_entry
+from .clip_making import FOOTAGE, HEAD, TRUTH, make_clips
+from .clip_specs import QUICK_CLIPS, STANDARD_CLIPS, ClipSpec
+from .code_closure import BACKEND_ROOT
+from .evaluate import evaluate_against_truth, evaluate_real
+from .photo_metrics import photo_nme, photos_summary
+from .suite_cache import (
+    cached_results,
+    cached_value,
+    file_digest,
+    files_digest,
+    head_digest,
+    load_arrays,
+    sources_key,
+)
+from .suite_methods import METHODS, method_sources, scoring_sources
+
+REAL_FRAMES_FULL = 300  # frames scored per real clip (the first ones)
+REAL_FRAMES_QUICK = 60
+QUICK_REAL_CLIPS = ("lp_driving_d0.mp4",)
+PHOTOMETRIC_STEP = 3  # every third frame in the photometric error of real clips
+PHOTO_FPS = 25.0  # an annotated photo is tracked as a one-frame image sequence
+SEED = 0
+# Per-frame and per-vertex arrays kept beside a truth clip's scores, for the report's plots.
+TRUTH_ARRAYS = ("frames", "vertex_mm_per_frame", "vertex_mm_per_vertex")
+# TrackSettings fields that say where, not how: the clip's content and the head's enter the
+# key as digests instead.
+_TRACK_LOCATIONS = ("footage", "out", "overwrite", "head")
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """quick: the few-minute version; work: folder of clips, results and scores, kept so a
+    run resumes; report: the JSON report (default work/<quick|full>/suite.json), the rest
+    beside it; device: a resolved torch device."""
+
+    quick: bool = False
+    work: Path = Path("out/suite")
+    report: Path | None = None
+    device: str = "cpu"
+
+
+def real_videos(quick: bool) -> list[Path]:
+    """The real clips scored: all of FACEADAPT_DATA/videos (manifest order), or the quick one."""
+    folder = data_dir() / "videos"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    names = [entry["file"] for entry in manifest]
+    return [folder / n for n in (QUICK_REAL_CLIPS if quick else names)]
+
+
+def annotated_photos() -> list[tuple[Path, Path]]:
+    """(image, .pts) pairs of FACEADAPT_DATA/landmarks."""
+    folder = data_dir() / "landmarks"
+    pairs = []
+    for pts in sorted(folder.glob("*.pts")):
+        image = next((p for p in folder.glob(pts.stem + ".*") if p.suffix != ".pts"), None)
+        if image is not None:
+            pairs.append((image, pts))
+    return pairs
+
+
+class SuiteKeys:
+    """The cache keys of one suite run. Code, models and heads are hashed once per run.
+
+    code_root: the folder the sources of suite_methods.py are read from (the backend package)."""
+
+    def __init__(self, code_root: Path = BACKEND_ROOT) -> None:
+        self.code_root = code_root
+        self._methods: dict[str, dict[str, Any]] = {}
+        self._scoring: dict[str, dict[str, Any]] = {}
+        self._heads: dict[str, str] = {}
+
+    def method(self, name: str) -> dict[str, Any]:
+        """Code digest, model file digests and package versions of a method."""
+        if name not in self._methods:
+            self._methods[name] = sources_key(method_sources(name, self.code_root), self.code_root)
+        return self._methods[name]
+
+    def scoring(self, kind: str) -> dict[str, Any]:
+        """The same for the code scoring a clip kind."""
+        if kind not in self._scoring:
+            self._scoring[kind] = sources_key(scoring_sources(kind, self.code_root), self.code_root)
+        return self._scoring[kind]
+
+    def head(self, spec: str) -> str:
+        """Content digest of the head `spec` names ('default', 'ict' or a head.npz path)."""
+        if spec not in self._heads:
+            from ..heads.default_head import resolve_head
+
+            path = Path(spec)
+            self._heads[spec] = head_digest(load_head(path) if path.is_file() else resolve_head(spec))
+        return self._heads[spec]
+
+    def tracking(self, settings: TrackSettings, clip_digest: str) -> dict[str, Any]:
+        """What makes `settings`' results: the method, its settings (the tracker's own with
+        their defaults filled in), its sources, the head's and the clip's content."""
+        if settings.tracker_config is None:
+            config_type = tracker_entry(settings.tracker).tracker_class().config_type
+            settings = replace(settings, tracker_config=config_type() if config_type else None)
+        how = {k: v for k, v in asdict(settings).items() if k not in _TRACK_LOCATIONS}
+        return {"method": settings.tracker, "settings": how, **self.method(settings.tracker),
+                "head": self.head(settings.head), "clip": clip_digest}
+
+
+def tracked_results(settings: TrackSettings, keys: SuiteKeys, clip_digest: str, sink: EventSink) -> Path:
+    """Results of `settings` in settings.out, tracked unless made by the same key."""
+    key = keys.tracking(settings, clip_digest)
+    return cached_results(settings.out, key, lambda _: run_track(settings, sink))
+
+
+def _track_seconds(results: Path) -> float:
+    timings = json.loads((results / "result.json").read_text())["timings_s"]
+    return float(sum(timings.values()))
+
+
+def score_truth_clip(clip: Path, method: str, work: Path, device: str, keys: SuiteKeys,
+                     sink: EventSink) -> dict:
+    """Track a make-benchmark clip with `method` and score it against the truth; per-frame and
+    per-vertex errors are saved beside the scores (TRUTH_ARRAYS) for the plots."""
+    settings = TrackSettings(footage=clip / FOOTAGE, out=work / "results" / method / clip.name,
+                             head=str(clip / HEAD), device=device, overwrite=True, texture_size=0,
+                             tracker=method)
+    clip_digest = files_digest(clip, [clip / name for name in (FOOTAGE, TRUTH, HEAD)])
+    scores_path = work / "scores" / method / f"{clip.name}.json"
+    arrays_path = scores_path.with_suffix(".npz")
+    key = {"results": keys.tracking(settings, clip_digest), "scoring": keys.scoring("truth")}
+
+    def make() -> dict:
+        results = tracked_results(settings, keys, clip_digest, sink)
+        report, errors = evaluate_against_truth(results, clip, None)
+        with atomic_file(arrays_path) as tmp, open(tmp, "wb") as stream:
+            np.savez(stream, frames=errors.frame_indices, vertex_mm_per_frame=errors.vertex_mm_per_frame,
+                     vertex_mm_per_vertex=errors.vertex_mm_per_vertex)
+        return {**report, "track_seconds": _track_seconds(results)}
+
+    def check(scores: dict) -> None:
+        arrays = load_arrays(arrays_path, TRUTH_ARRAYS)
+        if len(arrays["vertex_mm_per_frame"]) != scores["frames"]:
+            raise ValueError(f"{arrays_path} does not hold the scored frames of {scores_path}")
+
+    arrays_path.parent.mkdir(parents=True, exist_ok=True)
+    return cached_value(scores_path, key, make, check)
+
+
+def score_real_clip(video: Path, frames: int, method: str, work: Path, device: str, keys: SuiteKeys,
+                    sink: EventSink) -> dict:
+    """Track the first `frames` frames of a real clip with `method` and score them against
+    the reference detector, by jitter, photometric error and frames tracked."""
+    from ..footage import Footage
+
+    last = min(frames, Footage(video).info.frame_count) - 1
+    settings = TrackSettings(footage=video, out=work / "results" / method / video.stem,
+                             frames=f"0-{last}", head="default", device=device, overwrite=True,
+                             texture_size=0, tracker=method)
+    clip_digest = file_digest(video)
+    key = {"results": keys.tracking(settings, clip_digest), "scoring": keys.scoring("real"),
+           "photometric_step": PHOTOMETRIC_STEP}
+
+    def make() -> dict:
+        results = tracked_results(settings, keys, clip_digest, sink)
+        report = evaluate_real(results, video, "default", device, PHOTOMETRIC_STEP, sink)
+        return {**report, "track_seconds": _track_seconds(results)}
+
+    return cached_value(work / "scores" / method / f"{video.stem}.json", key, make)
+
+
+def _photo_footage(image: Path, digest: str, work: Path) -> Path:
+    """A folder holding `image` alone (an image sequence of one frame), replaced when it holds
+    other content."""
+    folder = work / "photos" / image.stem
+    copy = folder / image.name
+    if not (copy.is_file() and file_digest(copy) == digest and len(list(folder.iterdir())) == 1):
+        with atomic_directory(folder, overwrite=True) as tmp:
+            shutil.copy(image, tmp / image.name)
+    return folder
+
+
+def score_photos(method: str, work: Path, device: str, keys: SuiteKeys, sink: EventSink) -> dict:
+    """NME of `method`'s fitted landmarks on each annotated photo (tracked as a one-frame clip),
+    against the human annotation over the 68 points (inter-ocular normalised)."""
+    photos = []
+    for image, pts in annotated_photos():
+        digest = file_digest(image)
+        settings = TrackSettings(footage=work / "photos" / image.stem,
+                                 out=work / "results" / method / f"photo-{image.stem}", head="default",
+                                 device=device, overwrite=True, fps=PHOTO_FPS, texture_size=0,
+                                 tracker=method)
+        photos.append((image, pts, digest, settings))
+    key = {"photos": [{"image": image.name, "results": keys.tracking(settings, digest),
+                       "annotation": file_digest(pts)} for image, pts, digest, settings in photos],
+           "scoring": keys.scoring("photos")}
+
+    def make() -> dict:
+        per_photo: dict[str, float | None] = {}
+        for image, pts, digest, settings in photos:
+            _photo_footage(image, digest, work)
+            try:
+                results = tracked_results(settings, keys, digest, sink)
+            except BadInput as exc:  # no face found: counted, not averaged
+                sink.warning(f"{method} on {image.name}: {exc}")
+                per_photo[image.name] = None
+                continue
+            per_photo[image.name] = photo_nme(results, pts)
+        return {"kind": "photos", "tracker": method, **photos_summary(per_photo)}
+
+    return cached_value(work / "scores" / method / "photos.json", key, make)
+
+
+def clip_entry(spec: ClipSpec, clip: Path) -> dict:
+    info = json.loads((clip / "clip.json").read_text())
+    return {"name": spec.name, "kind": "truth", "head": spec.head, "performance": spec.performance,
+            "performance_source": info["performance_source"], "frames": info["render"]["frames"],
+            "fps": info["render"]["fps"], "domain": spec.as_dict()["domain"],
+            "render_seconds": info["render"]["render_seconds"], "folder": str(clip)}
+
+
+def run_suite(settings: SuiteSettings, sink: EventSink) -> Path:
+    """Run (or resume) the suite and write its report; returns the JSON report's path."""
+    from .suite_report import write_report
+
+    start = time.perf_counter()
+    device, quick = settings.device, settings.quick
+    work = Path(settings.work) / ("quick" if quick else "full")
+    specs = QUICK_CLIPS if quick else STANDARD_CLIPS
+    clips = make_clips(specs, work / "clips", SEED, sink)
+    render_seconds = time.perf_counter() - start
+    real = real_videos(quick)
+    real_frames = REAL_FRAMES_QUICK if quick else REAL_FRAMES_FULL
+    entries = [clip_entry(spec, clip) for spec, clip in zip(specs, clips, strict=True)]
+    for video in real:
+        entries.append({"name": video.stem, "kind": "real", "file": video.name,
+                        "frames": real_frames})
+    entries.append({"name": "annotated-photos", "kind": "photos",
+                    "photos": [image.name for image, _ in annotated_photos()]})
+    keys = SuiteKeys()
+    methods = []
+    jobs = len(METHODS) * (len(clips) + len(real) + 1)
+    done = 0
+    for method, description in METHODS.items():
+        per_clip: dict[str, dict] = {}
+        for clip in clips:
+            per_clip[clip.name] = score_truth_clip(clip, method, work, device, keys, sink)
+            done += 1
+            sink.progress("suite", done, jobs)
+        for video in real:
+            per_clip[video.stem] = score_real_clip(video, real_frames, method, work, device, keys, sink)
+            done += 1
+            sink.progress("suite", done, jobs)
+        per_clip["annotated-photos"] = score_photos(method, work, device, keys, sink)
+        done += 1
+        sink.progress("suite", done, jobs)
+        methods.append({"name": method, "description": description, "clips": per_clip})
+    usage_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    document = {
+        "benchmark": "suite",
+        "quick": quick,
+        "command": "python -m backend suite" + (" --quick" if quick else ""),
+        "seed": SEED,
+        "work": str(work),
+        "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),
+                    "device": device},
+        "seconds": round(time.perf_counter() - start, 1),
+        "clip_making_seconds": round(render_seconds, 1),
+        "peak_memory_mib": {"suite": round(usage_self, 1), "largest_subprocess":
+                            round(usage_children, 1)},
+        "clips": entries,
+        "methods": methods,
+    }
+    report_path = Path(settings.report) if settings.report else work / "suite.json"
+    write_report(document, report_path, sink)
+    return report_path

@@ -1,0 +1,65 @@
+"""The methods the suite compares, and what each one's results are made of.
+
+The methods are the tracker registry's (backend/trackers/registry.py): every tracker `track
+--tracker` offers, with its description. `method_sources(name)` lists what a method's results
+depend on beyond its settings, the head and the clip: the code it runs (the closure of the
+pipeline and of the tracker's own module: code_closure.py), the model files it loads and the
+packages that compute it. `scoring_sources(kind)` does the same for the code and models that
+score a clip kind. The suite's cache hashes exactly these (suite_cache.py), so editing one
+tracker re-runs that tracker alone, a changed metric re-scores kept results without tracking
+again, and an edit to code neither runs re-runs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..formats.errors import BadInput
+from ..trackers.registry import tracker_descriptions, tracker_entry
+from .code_closure import BACKEND_ROOT, code_closure
+
+METHODS: dict[str, str] = tracker_descriptions()
+
+# The pipeline every tracker runs through: decoding, detection when asked, assembling and
+# writing the results (backend/track.py and what it imports).
+PIPELINE = "track.py"
+
+# Per clip kind, the modules that turn results into scores, and packages whose version counts
+# though no import statement names them (the dlib predictor's model file ships in one).
+SCORING_MODULES: dict[str, tuple[str, ...]] = {
+    "truth": ("evaluation/evaluate.py", "evaluation/truth_metrics.py"),
+    "real": ("evaluation/evaluate.py", "evaluation/real_metrics.py", "landmarks/dlib_detector.py"),
+    "photos": ("evaluation/photo_metrics.py",),
+}
+SCORING_MODEL_PACKAGES: dict[str, tuple[str, ...]] = {"real": ("face_recognition_models",)}
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What a computation depends on besides its inputs and settings.
+
+    code: files under the backend root (modules, package __init__ files, tables); data_files:
+    model files relative to FACEADAPT_DATA; packages: import names whose installed versions
+    count (a new MediaPipe wheel is a new model)."""
+
+    code: tuple[Path, ...]
+    data_files: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+
+
+def method_sources(name: str, root: Path = BACKEND_ROOT) -> Sources:
+    """Everything besides settings, head and clip that `name`'s results depend on, read from
+    the sources under `root` (the backend package)."""
+    entry = tracker_entry(name)
+    closure = code_closure([PIPELINE, entry.module_file], root)
+    return Sources(closure.files, entry.data_files, closure.packages)
+
+
+def scoring_sources(kind: str, root: Path = BACKEND_ROOT) -> Sources:
+    """What scoring a clip of `kind` ('truth', 'real', 'photos') depends on."""
+    if kind not in SCORING_MODULES:
+        raise BadInput(f"no scoring code for clip kind {kind!r}; one of {', '.join(SCORING_MODULES)}")
+    closure = code_closure(SCORING_MODULES[kind], root)
+    return Sources(closure.files, (),
+                   tuple(sorted({*closure.packages, *SCORING_MODEL_PACKAGES.get(kind, ())})))
