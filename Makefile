@@ -32,3 +32,13 @@ bench: venv
 
 clean:
 	rm -rf out dist
+
+# Install Backend for real, started from Blender 5.3's Python version (3.13), with the
+# add-on's install logic: a Python 3.11/3.12 found here makes out/install-check/venv from
+# requirements-backend.lock, then a 2-frame track runs with it. Not part of `make test`: it
+# downloads and installs about 2.8 GB (4 minutes here). On this machine's pyenv:
+# `PYENV_VERSION=3.13.0 make check-install`.
+PYTHON313 ?= python3.13
+.PHONY: check-install
+check-install:
+	$(PYTHON313) tests/blender_addon/install_backend_check.py --user-dir out/install-check

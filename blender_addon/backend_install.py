@@ -39,8 +39,8 @@ LOG_NAME = "install-backend.log"
 PROBE_TIMEOUT_S = 30.0
 STOP_GRACE_S = 5.0  # after SIGTERM, the process group gets this long before SIGKILL
 TAIL_LINES = 8  # of a failed step's output, quoted in the message
-# pip prints one of these per requirement it handles.
-_COLLECTING = ("Collecting ", "Requirement already satisfied: ")
+# pip prints one of these per requirement it handles (Processing: a wheel on a local index).
+_COLLECTING = ("Collecting ", "Processing ", "Requirement already satisfied: ")
 
 # Run by a candidate interpreter: where it really is (shims and launchers resolve to it), its
 # version, and whether it can make a venv with pip (Debian's python3.X has no ensurepip
@@ -164,8 +164,9 @@ def installed_candidates(env: Mapping[str, str], platform: str = sys.platform,
         else:
             found += _posix_candidates(version, env, platform, home)
     unique: dict[tuple[str, ...], Candidate] = {}
-    for candidate in found:
-        unique.setdefault(candidate.command, candidate)
+    for candidate in found:  # /bin is /usr/bin on merged-/usr systems: each file once
+        executable, *arguments = candidate.command
+        unique.setdefault((os.path.realpath(executable), *arguments), candidate)
     return list(unique.values())
 
 
@@ -511,7 +512,8 @@ class Installation:
         for prefix in _COLLECTING:
             if line.startswith(prefix):
                 progress.packages_done = min(progress.packages_done + 1, progress.packages_total)
-                progress.package = (line[len(prefix):].split() or [""])[0]
+                requirement = (line[len(prefix):].split() or [""])[0]
+                progress.package = requirement.rsplit("/", 1)[-1]
                 return
         if line.startswith("Installing collected packages"):
             progress.package = "unpacking"

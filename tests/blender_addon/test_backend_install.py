@@ -277,6 +277,10 @@ def test_package_progress_follows_pip_lines():
     installation._count_package("Collecting numpy==1.26.4 (from -r lock (line 1))")
     assert installation.progress.describe() == "step 2/4: installing packages 1/2 (numpy==1.26.4)"
     assert installation.progress.fraction == pytest.approx(1.5 / 4)
+    installation._count_package("  Downloading numpy-1.26.4-cp311-cp311-manylinux.whl (18.2 MB)")
+    installation._count_package("Processing /opt/pypi/files/torch-2.13.0-cp311-cp311-linux_x86_64.whl")
+    assert installation.progress.describe() == ("step 2/4: installing packages 2/2 "
+                                                 "(torch-2.13.0-cp311-cp311-linux_x86_64.whl)")
     installation._count_package("Requirement already satisfied: torch==2.13.0 in /v")
     installation._count_package("Installing collected packages: numpy")
     assert installation.progress.describe() == "step 2/4: installing packages 2/2 (unpacking)"
