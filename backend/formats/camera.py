@@ -33,9 +33,10 @@ def project_points(points: np.ndarray, pose: np.ndarray, intrinsics: np.ndarray)
     return pixels[..., :2] / pixels[..., 2:3]
 
 
-def pose_matrix(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
-    """(..., 4, 4) float32 rigid poses from rotations (..., 3, 3) and translations (..., 3)."""
+def pose_matrix(rotation: np.ndarray, translation: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """(..., 4, 4) rigid poses (float32 unless `dtype` says otherwise) from rotations
+    (..., 3, 3) and translations (..., 3)."""
     rotation = np.asarray(rotation)
-    pose = np.zeros((*rotation.shape[:-2], 4, 4), np.float32)
+    pose = np.zeros((*rotation.shape[:-2], 4, 4), dtype)
     pose[..., :3, :3], pose[..., :3, 3], pose[..., 3, 3] = rotation, translation, 1.0
     return pose

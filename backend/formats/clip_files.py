@@ -14,7 +14,6 @@ truth.npz        frames (F,) i64, vertices (F, V, 3) f32 head space, head_pose (
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,28 +21,19 @@ import numpy as np
 
 from .atomic import atomic_file
 from .errors import BadInput
+from .npz_arrays import read_npz
 from .protocol import NUM_LANDMARKS
 
 # The domains a clip can be rendered in (render_clip --light, --background; clip specs).
 RENDER_LIGHTS = ("coloured", "studio", "hard", "environment")
 RENDER_BACKGROUNDS = ("room", "plain", "world")
+REMAKE_PERFORMANCE = "write it again (evaluation.performances)"
+REMAKE_CLIP = "render the clip again (make-benchmark)"
 PERFORMANCE_FILE = "performance.npz"
 TRUTH_FILE = "truth.npz"
 PERFORMANCE_KEYS = ("weights", "weight_names", "head_motion", "fps")
 TRUTH_KEYS = ("frames", "vertices", "head_pose", "intrinsics", "weights", "weight_names",
               "landmarks_2d", "fps", "width", "height")
-
-
-def _read_npz(path: Path, what: str, required: tuple[str, ...]) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise BadInput(f"cannot read {what} {path}: {exc}") from exc
-    missing = [k for k in required if k not in arrays]
-    if missing:
-        raise BadInput(f"{what} {path} lacks {', '.join(missing)}")
-    return arrays
 
 
 def _positive_scalar(value: np.ndarray, integer: bool = False) -> float | None:
@@ -93,7 +83,7 @@ class Performance:
 
 def load_performance(path: Path) -> Performance:
     """Read and check performance.npz; BadInput naming the file and the problem."""
-    arrays = _read_npz(Path(path), "performance file", PERFORMANCE_KEYS)
+    arrays = read_npz(Path(path), "performance file", PERFORMANCE_KEYS, REMAKE_PERFORMANCE)
     weights = np.asarray(arrays["weights"], np.float32)
     names = tuple(str(n) for n in arrays["weight_names"])
     motion = np.asarray(arrays["head_motion"], np.float64)
@@ -155,7 +145,7 @@ def load_truth(path: Path) -> Truth:
     path = Path(path)
     if path.is_dir():
         path = path / TRUTH_FILE
-    a = _read_npz(path, "ground truth", TRUTH_KEYS)
+    a = read_npz(path, "ground truth", TRUTH_KEYS, REMAKE_CLIP)
     if a["frames"].ndim != 1 or a["frames"].dtype.kind not in "iu":
         raise BadInput(f"ground truth {path}: field 'frames' must be (F,) integer frame indices, "
                        f"got {a['frames'].shape} {a['frames'].dtype}")

@@ -5,7 +5,6 @@ to one mesh layout. The backend, the add-on and the Blender-side programs all re
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from .atomic import atomic_file
 from .errors import BadInput
+from .npz_arrays import read_npz
 from .protocol import NUM_LANDMARKS
 
 HEAD_REQUIRED_KEYS = (
@@ -150,20 +150,8 @@ def save_head(head: HeadAsset, path: Path) -> None:
 
 def load_head(path: Path) -> HeadAsset:
     """Read and validate a head.npz; a missing, corrupt or incomplete file raises BadInput."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"head file {path} does not exist; export one with "
-                       "`python -m backend export-head --out head.npz`")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise BadInput(f"head file {path} cannot be read as .npz ({exc}); it is corrupt or "
-                       "not a head file: re-export it with `python -m backend export-head`") from exc
-    missing = [k for k in HEAD_REQUIRED_KEYS if k not in arrays]
-    if missing:
-        raise BadInput(f"head file {path} lacks field(s) {', '.join(missing)}; "
-                       "re-export it with `python -m backend export-head`")
+    arrays = read_npz(Path(path), "head file", HEAD_REQUIRED_KEYS,
+                      "export one with `python -m backend export-head --out head.npz`")
     head = HeadAsset(
         vertices=arrays["vertices"].astype(np.float32),
         faces=arrays["faces"].astype(np.int64),

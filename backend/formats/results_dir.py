@@ -12,7 +12,6 @@ textures/<view>/NNNNNN.png, cache.pc2
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 from . import protocol
 from .errors import BadInput
 from .head_file import HeadAsset
+from .npz_arrays import read_npz
 from .protocol import NUM_LANDMARKS
 
 RESULT_JSON = "result.json"
@@ -167,20 +167,6 @@ class Results:
         return source[name]
 
 
-def _load_npz(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise BadInput(f"results {path.parent} lack {path.name}; re-track the clip")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise BadInput(f"{path} is unreadable ({exc}); re-track the clip") from exc
-    missing = [k for k in required if k not in arrays]
-    if missing:
-        raise BadInput(f"{path} lacks {', '.join(missing)}; re-track the clip")
-    return arrays
-
-
 def _check_tracking(path: Path, t: dict[str, np.ndarray]) -> None:
     """Shapes, lengths and finiteness of tracking.npz (optional weights, weight_names and
     latent included when present), frames distinct and increasing; BadInput naming the field."""
@@ -239,9 +225,9 @@ def read_results(directory: Path) -> Results:
         schema = document.get("schema") if isinstance(document, dict) else None
         raise BadInput(f"{path}: schema {schema}, this FaceAdapt reads schema "
                        f"{protocol.SCHEMA_VERSION}; re-track with this version")
-    tracking = _load_npz(directory / TRACKING_NPZ, TRACKING_KEYS)
+    tracking = read_npz(directory / TRACKING_NPZ, "results file", TRACKING_KEYS, "re-track the clip")
     _check_tracking(directory / TRACKING_NPZ, tracking)
-    mesh = _load_npz(directory / MESH_NPZ, MESH_KEYS)
+    mesh = read_npz(directory / MESH_NPZ, "results file", MESH_KEYS, "re-track the clip")
     if str(mesh["topology_hash"]) != str(document.get("topology_hash", mesh["topology_hash"])):
         raise BadInput(f"{directory}: {MESH_NPZ} (topology {mesh['topology_hash']}) and "
                        f"{RESULT_JSON} (topology {document.get('topology_hash')}) disagree; re-track")

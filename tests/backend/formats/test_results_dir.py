@@ -149,7 +149,7 @@ def test_schema_mismatch_is_refused(tmp_path, schema):
 def test_missing_npz_is_named(tmp_path, name):
     out = write_results(tmp_path / "out")
     (out / name).unlink()
-    with pytest.raises(BadInput, match=rf"lack {name}; re-track"):
+    with pytest.raises(BadInput, match=rf"{name} does not exist; re-track"):
         read_results(out)
 
 
@@ -157,7 +157,7 @@ def test_missing_npz_is_named(tmp_path, name):
 def test_missing_tracking_array_is_named(tmp_path, key):
     out = write_results(tmp_path / "out")
     replace_tracking(out, **{key: None})
-    with pytest.raises(BadInput, match=rf"tracking\.npz lacks {key}; re-track"):
+    with pytest.raises(BadInput, match=rf"tracking\.npz lacks field\(s\) {key}; re-track"):
         read_results(out)
 
 
