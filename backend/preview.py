@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .footage import Footage
+from .formats.camera import head_to_camera
 from .movie_writer import write_movie
 from .render.shading import render_textured
 
@@ -51,7 +52,7 @@ def write_preview(footage_path: Path, tracking: dict[str, np.ndarray], faces: np
 
     def side_by_side() -> Iterator[np.ndarray]:
         for i, (_, image) in enumerate(footage.frames(int(frames[0]), int(frames[-1]))):
-            cam = tracking["vertices"][i] @ pose[i, :3, :3].T + pose[i, :3, 3]
+            cam = head_to_camera(tracking["vertices"][i], pose[i])
             right = overlay_frame(image, cam, faces, tracking["intrinsics"],
                                   tracking["landmarks_2d"][i], tracking["landmarks_fit"][i])
             yield np.concatenate([image, right], axis=1)

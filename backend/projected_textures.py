@@ -11,6 +11,7 @@ import torch
 from .events import EventSink
 from .footage import Footage
 from .formats import results_dir
+from .formats.camera import head_to_camera
 from .formats.head_file import HeadAsset
 from .render.unwrap import make_atlas, unwrap
 
@@ -34,8 +35,7 @@ def write_projected_textures(directory: Path, footage: Footage, tracking: dict[s
     frames = tracking["frames"]
     total = len(frames)
     for i, (index, image) in enumerate(footage.frames(int(frames[0]), int(frames[-1]))):
-        pose = tracking["head_pose"][i]
-        camera = tracking["vertices"][i] @ pose[:3, :3].T + pose[:3, 3]
+        camera = head_to_camera(tracking["vertices"][i], tracking["head_pose"][i])
         picture = torch.as_tensor(image, device=dev).permute(2, 0, 1).float() / 255
         with torch.no_grad():
             texture, visible = unwrap(picture, torch.as_tensor(camera, device=dev)[None],

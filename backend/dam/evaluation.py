@@ -19,6 +19,7 @@ import torch
 from ..events import EventSink
 from ..formats.errors import BadInput
 from ..lab.capture import LabCapture, dome_poses
+from ..render.camera import head_to_camera
 from ..render.unlit import render_unlit
 from .model_folder import load_model
 from .training_data import BatchMaker
@@ -37,7 +38,7 @@ def render_with_texture(maker: BatchMaker, vertices: torch.Tensor, texture: torc
     with `texture` (B, 3, S, S) as final colour (no shading: it is baked in)."""
     lab = maker.lab
     size = lab.config.image_size
-    cam = vertices @ poses[:, :3, :3].transpose(1, 2) + poses[:, None, :3, 3]
+    cam = head_to_camera(vertices, poses)
     images, fragments = render_unlit(cam, lab.faces, lab.uv, lab.uv_faces, texture, lab.intrinsics,
                                      size, size)
     face_triangles = torch.as_tensor(maker.capture.head.face_region, device=lab.device)[lab.faces].all(1)

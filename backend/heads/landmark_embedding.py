@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..formats.camera import centred_intrinsics, head_to_camera, pose_matrix
 from ..formats.head_file import HeadAsset
 from ..head_space import HEAD_TO_FRONT_CAMERA
 from ..landmarks.mediapipe_detector import MediaPipeDetector
@@ -46,9 +47,7 @@ def view_camera(head: HeadAsset, yaw_deg: float) -> tuple[np.ndarray, np.ndarray
     yaw = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
     rotation = HEAD_TO_FRONT_CAMERA @ yaw
     translation = np.array([0, 0, CAMERA_DISTANCE_M]) - rotation @ centre
-    c = (IMAGE_SIZE - 1) / 2
-    intrinsics = np.array([[FOCAL_PX, 0, c], [0, FOCAL_PX, c], [0, 0, 1]])
-    return rotation, translation, intrinsics
+    return rotation, translation, centred_intrinsics(FOCAL_PX, IMAGE_SIZE, IMAGE_SIZE)
 
 
 def embed_landmarks(head: HeadAsset, snap_to: np.ndarray | None = None) -> Embedding:
@@ -65,7 +64,10 @@ def embed_landmarks(head: HeadAsset, snap_to: np.ndarray | None = None) -> Embed
     try:
         for view, yaw in enumerate(VIEW_YAWS_DEG):
             rotation, translation, intrinsics = view_camera(head, yaw)
-            cam = torch.as_tensor(head.vertices @ rotation.T + translation, dtype=torch.float32)[None]
+            # float64 keeps the embedding the default head has always had: a float32 pose moves
+            # edge pixels of the render enough to change MediaPipe's detections (0.4 mm).
+            pose = pose_matrix(rotation, translation, np.float64)
+            cam = torch.as_tensor(head_to_camera(head.vertices, pose), dtype=torch.float32)[None]
             image, fragments = render_textured(cam, faces, torch.as_tensor(head.uv),
                                                torch.as_tensor(head.uv_faces), albedo_t,
                                                torch.as_tensor(intrinsics, dtype=torch.float32),

@@ -24,11 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config_parser import option
 from ..events import EventSink
 from ..formats.atomic import atomic_directory
+from ..formats.camera import centred_intrinsics
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset, load_head, save_head
 from ..head_space import HEAD_TO_FRONT_CAMERA
+from ..render.camera import head_to_camera
 from ..render.shading import render_textured
 from ..render.unwrap import UVAtlas, make_atlas, unwrap
 
@@ -53,12 +56,13 @@ CO_ACTIVATIONS = (
 class CaptureConfig:
     """What a capture is made of. Sizes in pixels/texels, distances in metres, angles in degrees."""
 
-    expressions: int = 2000
-    cameras: int = 8  # per expression
-    image_size: int = 256
-    texture_size: int = 256
-    seed: int = 0
-    held_out_fraction: float = 0.05
+    expressions: int = option(2000, "expressions of the head, drawn by seed")
+    cameras: int = option(8, "cameras per expression")
+    image_size: int = option(256, "rendered image size (pixels)")
+    texture_size: int = option(256, "unwrapped texture size (texels)")
+    seed: int = option(0, "seed of expressions, cameras and the held-out split")
+    held_out_fraction: float = option(0.05, "fraction of expressions kept for evaluate-model",
+                                      flag="--held-out")
     yaw_range: float = 60.0
     pitch_low: float = -25.0
     pitch_high: float = 35.0
@@ -123,8 +127,7 @@ def dome_poses(head: HeadAsset, config: CaptureConfig, count: int,
 def capture_intrinsics(head: HeadAsset, config: CaptureConfig) -> np.ndarray:
     _, height = face_centre_and_height(head)
     focal = config.face_fill * config.image_size * config.distance_low / height
-    c = (config.image_size - 1) / 2
-    return np.array([[focal, 0, c], [0, focal, c], [0, 0, 1]], np.float32)
+    return centred_intrinsics(focal, config.image_size, config.image_size)
 
 
 class LabRenderer:
@@ -149,7 +152,7 @@ class LabRenderer:
 
     def render(self, vertices: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) images in [0, 1] of head-space vertices (B, V, 3) seen from poses (B, 4, 4)."""
-        cam = vertices @ poses[:, :3, :3].transpose(1, 2) + poses[:, None, :3, 3]
+        cam = head_to_camera(vertices, poses)
         light = torch.as_tensor(self.config.light_dir_head, dtype=torch.float32, device=self.device)
         # The light is fixed to the head; render_textured takes it in camera space. All views
         # of a batch share one direction only if they share a pose, so render one by one.
@@ -166,8 +169,7 @@ class LabRenderer:
     def unwrap(self, images: torch.Tensor, vertices: torch.Tensor,
                poses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(texture (B, 3, S, S), visibility (B, S, S)) of images through posed vertices."""
-        cam = vertices @ poses[:, :3, :3].transpose(1, 2) + poses[:, None, :3, 3]
-        return unwrap(images, cam, self.intrinsics, self.faces, self.atlas)
+        return unwrap(images, head_to_camera(vertices, poses), self.intrinsics, self.faces, self.atlas)
 
 
 def view_directions(poses: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
