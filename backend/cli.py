@@ -1,4 +1,11 @@
-"""`python -m backend <command>`: the backend's one CLI (farms run it without Blender)."""
+"""`python -m backend <command>`: the backend's one CLI (farms run it without Blender).
+
+Each command is one typed config (a dataclass whose fields, defaults and help are its
+options; backend/config_parser.py builds the parser from it) and a function of that config.
+Library code only ever receives the typed config. Every command also takes `--events`
+(JSON-line events on stdout, for the Blender add-on) and `--device auto|cpu|cuda`; a config
+with a `device` field receives the resolved device.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,279 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, Literal
 
+from .bench.dam_bench import BenchDamConfig, bench_dam
+from .bench.import_bench import BenchImportConfig, bench_import
+from .bench.render_bench import BenchRenderConfig, bench_render
+from .bench.track_bench import BenchTrackConfig, bench_track
+from .config_parser import (
+    add_config_arguments,
+    config_from_namespace,
+    nested,
+    option,
+    positional,
+    report_option,
+    required,
+)
+from .dam.model import DamArchitecture
+from .dam.training import DamTraining
 from .device import DEVICE_CHOICES, resolve_device
+from .evaluation.suite import SuiteSettings
 from .events import EventSink, cancellable
 from .formats import protocol
 from .formats.errors import BackendError, BadInput
-from .trackers.registry import DEFAULT_TRACKER, TRACKERS, tracker_names
+from .lab.capture import CaptureConfig
+from .library_log import library_log_path, library_output_to_log
+from .track import TrackSettings
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: its name, one line of help, its config type and what runs it (config,
+    sink) -> the result path printed (or "-")."""
+
+    name: str
+    help: str
+    config: type
+    run: Callable[[Any, EventSink], str]
+
+
+# --- configs of the commands whose library takes plain arguments ---------------------------
+
+@dataclass(frozen=True)
+class ExportHeadConfig:
+    out: Path = required("head.npz to write")
+    head: str = option("default", "'default' (anny), 'ict' (FaceKit from FACEADAPT_DATA) or a path")
+    overwrite: bool = option(False, "replace an existing --out")
+
+
+@dataclass(frozen=True)
+class LandmarksReportConfig:
+    json: Path | None = report_option()
+
+
+@dataclass(frozen=True)
+class DeriveMappingConfig:
+    out: Path | None = option(None, "where to write it (default: the committed table)")
+
+
+@dataclass(frozen=True)
+class CaptureCommandConfig:
+    out: Path = required("capture folder to create")
+    head: str = option("default", "'default', 'ict' or a head.npz path")
+    overwrite: bool = option(False, "replace an existing --out")
+    capture: CaptureConfig = nested(CaptureConfig)
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class TrainDamConfig:
+    capture: Path = positional("lab capture folder (python -m backend capture)")
+    out: Path = required("model folder (model.json, weights)")
+    resume: bool = option(False, "continue from --out/checkpoint.pt")
+    architecture: DamArchitecture = nested(DamArchitecture)
+    training: DamTraining = nested(DamTraining)
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class EvaluateModelConfig:
+    model: Path = positional("model folder")
+    capture: Path | None = option(None, "capture to evaluate on (default: the training one)")
+    views: int = option(4, "unseen views per expression")
+    json: Path | None = report_option()
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class MakeBenchmarkConfig:
+    out: Path = required("folder of clip folders (made clips are kept)")
+    seed: int = option(0, "seed of the clips' scenes and performances")
+    quick: bool = option(False, "the small smoke-test set")
+    specs: Path | None = option(None, "JSON list of clip specs instead of the standard set")
+    clips: str | None = option(None, "comma-separated names: only these clips of the set")
+
+    def __post_init__(self) -> None:
+        if self.specs and self.quick:
+            raise BadInput("--quick picks the built-in quick set and --specs your own: pass one")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    results: Path = positional("results directory")
+    truth: Path | None = option(None, "clip folder with truth.npz (make-benchmark, render_clip)")
+    head: str | None = option(None, "head tracked with (default: the clip's head.npz or the "
+                                    "results' model)")
+    footage: Path | None = option(None, "real footage (default: the results' source)")
+    frame_step: int = option(1, "score every n-th frame in the photometric error (real footage)")
+    json: Path | None = report_option()
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.frame_step < 1:
+            raise BadInput(f"--frame-step {self.frame_step}: must be 1 or more")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out: Path = option(Path("out"), "folder for the clip, results, preview and .blend")
+    frames: int = option(48, "frames to render and track")
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise BadInput(f"--frames {self.frames}: must be 1 or more")
+
+
+# --- what each command runs ----------------------------------------------------------------
+
+def _write_json(report: dict, path: Path | None) -> str:
+    text = json.dumps(report, indent=1)
+    print(text, file=sys.stderr)
+    if path:
+        from .formats.atomic import atomic_file
+
+        with atomic_file(path) as tmp:
+            tmp.write_text(text + "\n")
+        return str(path)
+    return "-"
+
+
+def _track(settings: TrackSettings, sink: EventSink) -> str:
+    from .track import run_track
+
+    return str(run_track(settings, sink))
+
+
+def _export_head(config: ExportHeadConfig, sink: EventSink) -> str:
+    from .formats.head_file import save_head
+    from .formats.results_dir import refuse_existing
+    from .heads.default_head import resolve_head
+
+    refuse_existing(config.out, config.overwrite)
+    sink.progress("export-head", 0, 1)
+    save_head(resolve_head(config.head), config.out)
+    sink.progress("export-head", 1, 1)
+    return str(config.out)
+
+
+def _landmarks_report(config: LandmarksReportConfig, sink: EventSink) -> str:
+    from .landmarks.report import landmarks_report
+
+    return _write_json(landmarks_report(sink), config.json)
+
+
+def _derive_mapping(config: DeriveMappingConfig, sink: EventSink) -> str:
+    from .data_location import data_dir
+    from .landmarks.mediapipe_mapping import MAPPING_PATH, derive_mapping, write_mapping
+
+    table = derive_mapping(data_dir() / "landmarks")
+    out = config.out or MAPPING_PATH
+    write_mapping(table, out)
+    sink.log(f"leave-one-out NME per photo: {table['leave_one_out_nme']}")
+    return str(out)
+
+
+def _capture(config: CaptureCommandConfig, sink: EventSink) -> str:
+    from .heads.default_head import resolve_head
+    from .lab.capture import make_capture
+
+    return str(make_capture(resolve_head(config.head), config.capture, config.out, config.overwrite,
+                            sink, config.device))
+
+
+def _train_dam(config: TrainDamConfig, sink: EventSink) -> str:
+    from .dam.training import train_dam
+
+    return str(train_dam(config.capture, config.out, config.architecture, config.training,
+                         config.resume, sink, config.device))
+
+
+def _evaluate_model(config: EvaluateModelConfig, sink: EventSink) -> str:
+    from .dam.evaluation import evaluate_model
+
+    report = evaluate_model(config.model, config.capture, config.views, sink, config.device)
+    return _write_json(report, config.json)
+
+
+def _make_benchmark(config: MakeBenchmarkConfig, sink: EventSink) -> str:
+    from .evaluation.clip_making import make_clips
+    from .evaluation.clip_specs import QUICK_CLIPS, STANDARD_CLIPS, load_specs
+
+    specs = load_specs(config.specs) if config.specs else QUICK_CLIPS if config.quick else STANDARD_CLIPS
+    if config.clips:
+        wanted = config.clips.split(",")
+        unknown = sorted(set(wanted) - {s.name for s in specs})
+        if unknown:
+            raise BadInput(f"--clips: no clip named {', '.join(unknown)}; the set has "
+                           + ", ".join(s.name for s in specs))
+        specs = tuple(s for s in specs if s.name in wanted)
+    make_clips(specs, config.out, config.seed, sink)
+    return str(config.out)
+
+
+def _evaluate(config: EvaluateConfig, sink: EventSink) -> str:
+    from .evaluation.evaluate import evaluate_against_truth, evaluate_real
+
+    if config.truth:
+        report, _ = evaluate_against_truth(config.results, config.truth, config.head)
+    else:
+        report = evaluate_real(config.results, config.footage, config.head, config.device,
+                               config.frame_step, sink)
+    return _write_json(report, config.json)
+
+
+def _suite(settings: SuiteSettings, sink: EventSink) -> str:
+    from .evaluation.suite import run_suite
+
+    return str(run_suite(settings, sink))
+
+
+def _demo(config: DemoConfig, sink: EventSink) -> str:
+    from .demo import run_demo
+
+    return str(run_demo(config.out, config.frames, config.device, sink))
+
+
+def _report(benchmark: Callable[[Any, EventSink], dict]) -> Callable[[Any, EventSink], str]:
+    """A benchmark as a command: its report printed, and written to the config's --json."""
+    return lambda config, sink: _write_json(benchmark(config, sink), config.json)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("track", "track footage into a results directory", TrackSettings, _track),
+    Command("export-head", "write a head file (head.npz)", ExportHeadConfig, _export_head),
+    Command("landmarks-report", "NME of each detector on the annotated photos and the landmark "
+            "embedding of the ICT head against its own ids", LandmarksReportConfig,
+            _landmarks_report),
+    Command("derive-landmark-mapping", "re-derive the MediaPipe 478 -> iBUG-68 table",
+            DeriveMappingConfig, _derive_mapping),
+    Command("capture", "lab capture of a head for its face model", CaptureCommandConfig, _capture),
+    Command("train-dam", "train a Deep Appearance Model on a capture", TrainDamConfig, _train_dam),
+    Command("evaluate-model", "vertex error and PSNR of a model on held-out data",
+            EvaluateModelConfig, _evaluate_model),
+    Command("make-benchmark", "render ground-truth clips with Blender (Cycles) and degrade them "
+            "like a camera", MakeBenchmarkConfig, _make_benchmark),
+    Command("evaluate", "score a results directory against ground truth (--truth) or as real "
+            "footage", EvaluateConfig, _evaluate),
+    Command("suite", "every tracker on every evaluation clip (ground truth, real footage, "
+            "annotated photos); report", SuiteSettings, _suite),
+    Command("demo", "render a clip of the default head in Blender, track it, print errors, write "
+            "a preview and a .blend", DemoConfig, _demo),
+)
+BENCHMARKS: tuple[Command, ...] = (
+    Command("track", "frames/s of each stage of track on real footage, peak memory",
+            BenchTrackConfig, _report(bench_track)),
+    Command("import", "time of Import Results in Blender for a whole tracked clip",
+            BenchImportConfig, _report(bench_import)),
+    Command("render", "the renderer's primitives per rasterizer candidate", BenchRenderConfig,
+            _report(bench_render)),
+    Command("dam", "lab capture views/s, DAM training samples/s, peak memory", BenchDamConfig,
+            _report(bench_dam)),
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,299 +297,69 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{self.prog}: {message} (see --help)")
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", action="store_true",
-                        help="write JSON-line events on stdout (for the Blender add-on)")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                        help="torch device (auto: CUDA when available)")
+@dataclass(frozen=True)
+class CommonOptions:
+    """Options of every command."""
+
+    events: bool = option(False, "write JSON-line events on stdout (for the Blender add-on)")
+    device: Literal["auto", "cpu", "cuda"] = option("auto", "torch device (auto: CUDA when available)",
+                                                    choices=DEVICE_CHOICES)
 
 
-def _track(args: argparse.Namespace, sink: EventSink) -> str:
-    from .track import TrackSettings, run_track
-
-    settings = TrackSettings(footage=Path(args.footage), out=Path(args.out), frames=args.frames,
-                             head=args.head, detector=args.detector,
-                             device=resolve_device(args.device), overwrite=args.overwrite,
-                             fps=args.fps, texture_size=args.texture_size, tracker=args.tracker)
-    return str(run_track(settings, sink))
-
-
-def _export_head(args: argparse.Namespace, sink: EventSink) -> str:
-    from .formats.head_file import save_head
-    from .formats.results_dir import refuse_existing
-    from .heads.default_head import resolve_head
-
-    refuse_existing(Path(args.out), args.overwrite)
-    sink.progress("export-head", 0, 1)
-    save_head(resolve_head(args.head), Path(args.out))
-    sink.progress("export-head", 1, 1)
-    return str(args.out)
-
-
-def _landmarks_report(args: argparse.Namespace, sink: EventSink) -> str:
-    from .landmarks.report import landmarks_report
-
-    report = landmarks_report(sink)
-    return _write_json(report, args.json)
-
-
-def _derive_mapping(args: argparse.Namespace, sink: EventSink) -> str:
-    from .data_location import data_dir
-    from .landmarks.mediapipe_mapping import MAPPING_PATH, derive_mapping, write_mapping
-
-    table = derive_mapping(data_dir() / "landmarks")
-    out = Path(args.out) if args.out else MAPPING_PATH
-    write_mapping(table, out)
-    sink.log(f"leave-one-out NME per photo: {table['leave_one_out_nme']}")
-    return str(out)
-
-
-def _capture(args: argparse.Namespace, sink: EventSink) -> str:
-    from .heads.default_head import resolve_head
-    from .lab.capture import CaptureConfig, make_capture
-
-    config = CaptureConfig(expressions=args.expressions, cameras=args.cameras,
-                           image_size=args.image_size, texture_size=args.texture_size, seed=args.seed,
-                           held_out_fraction=args.held_out)
-    return str(make_capture(resolve_head(args.head), config, Path(args.out), args.overwrite, sink,
-                            resolve_device(args.device)))
-
-
-def _train_dam(args: argparse.Namespace, sink: EventSink) -> str:
-    from .dam.model import DamConfig
-    from .dam.training import train_dam
-
-    config = DamConfig(latent=args.latent, texture_size=args.texture_size, steps=args.steps,
-                       batch_size=args.batch_size, seed=args.seed,
-                       checkpoint_every=args.checkpoint_every)
-    return str(train_dam(Path(args.capture), Path(args.out), config, args.resume, sink,
-                         resolve_device(args.device)))
-
-
-def _evaluate_model(args: argparse.Namespace, sink: EventSink) -> str:
-    from .dam.evaluation import evaluate_model
-
-    report = evaluate_model(Path(args.model), Path(args.capture) if args.capture else None,
-                            args.views, sink, resolve_device(args.device))
-    return _write_json(report, args.json)
-
-
-def _make_benchmark(args: argparse.Namespace, sink: EventSink) -> str:
-    from .evaluation.clip_making import make_clips
-    from .evaluation.clip_specs import QUICK_CLIPS, STANDARD_CLIPS, load_specs
-
-    if args.specs and args.quick:
-        raise BadInput("--quick picks the built-in quick set and --specs your own: pass one")
-    specs = load_specs(Path(args.specs)) if args.specs else QUICK_CLIPS if args.quick else STANDARD_CLIPS
-    if args.clips:
-        wanted = args.clips.split(",")
-        unknown = sorted(set(wanted) - {s.name for s in specs})
-        if unknown:
-            raise BadInput(f"--clips: no clip named {', '.join(unknown)}; the set has "
-                           + ", ".join(s.name for s in specs))
-        specs = tuple(s for s in specs if s.name in wanted)
-    make_clips(specs, Path(args.out), args.seed, sink)
-    return args.out
-
-
-def _evaluate(args: argparse.Namespace, sink: EventSink) -> str:
-    from .evaluation.evaluate import evaluate_against_truth, evaluate_real
-
-    if args.truth:
-        report, _ = evaluate_against_truth(Path(args.results), Path(args.truth), args.head)
-    else:
-        report = evaluate_real(Path(args.results), Path(args.footage) if args.footage else None,
-                               args.head, resolve_device(args.device), args.frame_step, sink)
-    return _write_json(report, args.json)
-
-
-def _suite(args: argparse.Namespace, sink: EventSink) -> str:
-    from .evaluation.suite import SuiteSettings, run_suite
-
-    settings = SuiteSettings(quick=args.quick, work=Path(args.work),
-                             report=Path(args.json) if args.json else None,
-                             device=resolve_device(args.device))
-    return str(run_suite(settings, sink))
-
-
-def _bench(args: argparse.Namespace, sink: EventSink) -> str:
-    from .bench.registry import run_bench
-
-    report = run_bench(args.name, args, sink)
-    return _write_json(report, args.json)
-
-
-def _demo(args: argparse.Namespace, sink: EventSink) -> str:
-    from .demo import run_demo
-
-    return str(run_demo(Path(args.out), args.frames, resolve_device(args.device), sink))
-
-
-def _write_json(report: dict, path: str | None) -> str:
-    text = json.dumps(report, indent=1)
-    print(text, file=sys.stderr)
-    if path:
-        from .formats.atomic import atomic_file
-
-        with atomic_file(Path(path)) as tmp:
-            tmp.write_text(text + "\n")
-        return path
-    return "-"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
+def _add_commands(subparsers: argparse._SubParsersAction, commands: tuple[Command, ...]) -> None:
+    for command in commands:
+        parser = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        add_config_arguments(parser, command.config)
+        add_config_arguments(parser, CommonOptions)
+        parser.set_defaults(command=command)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m backend", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    track = commands.add_parser("track", help="track footage into a results directory")
-    track.add_argument("footage", help="movie file or folder of images")
-    track.add_argument("--out", required=True, help="results directory to create")
-    track.add_argument("--frames", help="A-B, 0-based inclusive source frames (default: all)")
-    track.add_argument("--head", default="default", help="'default' or a head.npz path")
-    track.add_argument("--detector", default="mediapipe", choices=("mediapipe", "fan"))
-    track.add_argument("--tracker", default=DEFAULT_TRACKER, choices=tracker_names(),
-                       help="; ".join(f"{e.name}: {e.description} (needs {e.needs()})"
-                                      for e in TRACKERS.values()))
-    track.add_argument("--fps", type=float, help="frame rate of an image sequence (default 25)")
-    track.add_argument("--texture-size", type=int, default=512,
-                       help="size of textures/projected/*.png (UV texels; 0 writes none)")
-    track.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    _add_common(track)
-    track.set_defaults(run=_track)
-
-    export = commands.add_parser("export-head", help="write a head file (head.npz)")
-    export.add_argument("--head", default="default",
-                        help="'default' (anny), 'ict' (FaceKit from FACEADAPT_DATA) or a path")
-    export.add_argument("--out", required=True)
-    export.add_argument("--overwrite", action="store_true")
-    _add_common(export)
-    export.set_defaults(run=_export_head)
-
-    report = commands.add_parser("landmarks-report",
-                                 help="NME of each detector on the annotated photos and the "
-                                      "landmark embedding of the ICT head against its own ids")
-    report.add_argument("--json", help="also write the report here")
-    _add_common(report)
-    report.set_defaults(run=_landmarks_report)
-
-    derive = commands.add_parser("derive-landmark-mapping",
-                                 help="re-derive the MediaPipe 478 -> iBUG-68 table")
-    derive.add_argument("--out", help="where to write it (default: the committed table)")
-    _add_common(derive)
-    derive.set_defaults(run=_derive_mapping)
-
-    capture = commands.add_parser("capture", help="lab capture of a head for its face model")
-    capture.add_argument("--head", default="default", help="'default', 'ict' or a head.npz path")
-    capture.add_argument("--out", required=True)
-    capture.add_argument("--seed", type=int, default=0)
-    capture.add_argument("--expressions", type=int, default=2000)
-    capture.add_argument("--cameras", type=int, default=8, help="cameras per expression")
-    capture.add_argument("--image-size", type=int, default=256)
-    capture.add_argument("--texture-size", type=int, default=256)
-    capture.add_argument("--held-out", type=float, default=0.05,
-                         help="fraction of expressions kept for evaluate-model (drawn by seed)")
-    capture.add_argument("--overwrite", action="store_true")
-    _add_common(capture)
-    capture.set_defaults(run=_capture)
-
-    train = commands.add_parser("train-dam", help="train a Deep Appearance Model on a capture")
-    train.add_argument("capture")
-    train.add_argument("--out", required=True, help="model folder (model.json, weights.pt)")
-    train.add_argument("--steps", type=int, default=4000)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--latent", type=int, default=64)
-    train.add_argument("--texture-size", type=int, default=256)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--checkpoint-every", type=int, default=500)
-    train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
-    _add_common(train)
-    train.set_defaults(run=_train_dam)
-
-    evaluate = commands.add_parser("evaluate-model",
-                                   help="vertex error and PSNR of a model on held-out data")
-    evaluate.add_argument("model")
-    evaluate.add_argument("--capture", help="capture to evaluate on (default: the training one)")
-    evaluate.add_argument("--views", type=int, default=4, help="unseen views per expression")
-    evaluate.add_argument("--json", help="also write the report here")
-    _add_common(evaluate)
-    evaluate.set_defaults(run=_evaluate_model)
-
-    make = commands.add_parser("make-benchmark",
-                               help="render ground-truth clips with Blender (Cycles) and degrade "
-                                    "them like a camera")
-    make.add_argument("--out", required=True, help="folder of clip folders (made clips are kept)")
-    make.add_argument("--seed", type=int, default=0)
-    make.add_argument("--quick", action="store_true", help="the small smoke-test set")
-    make.add_argument("--specs", help="JSON list of clip specs instead of the standard set")
-    make.add_argument("--clips", help="comma-separated names: only these clips of the set")
-    _add_common(make)
-    make.set_defaults(run=_make_benchmark)
-
-    score = commands.add_parser("evaluate", help="score a results directory against ground truth "
-                                                 "(--truth) or as real footage")
-    score.add_argument("results")
-    score.add_argument("--truth", help="clip folder with truth.npz (make-benchmark, render_clip)")
-    score.add_argument("--head", help="head tracked with (default: the clip's head.npz or the "
-                                      "results' model)")
-    score.add_argument("--footage", help="real footage (default: the results' source)")
-    score.add_argument("--frame-step", type=_positive_int, default=1,
-                       help="score every n-th frame in the photometric error (real footage)")
-    score.add_argument("--json", help="also write the report here")
-    _add_common(score)
-    score.set_defaults(run=_evaluate)
-
-    suite = commands.add_parser("suite", help="every tracker on every evaluation clip (ground "
-                                              "truth, real footage, annotated photos); report")
-    suite.add_argument("--quick", action="store_true", help="the few-minute version")
-    suite.add_argument("--work", default="out/suite",
-                       help="folder of clips, results and scores, kept so a run resumes")
-    suite.add_argument("--json", help="the report (default: WORK/quick|full/suite.json; markdown, "
-                                      "plots and contact sheets beside it)")
-    _add_common(suite)
-    suite.set_defaults(run=_suite)
-
-    bench = commands.add_parser("bench", help="timing benchmarks (print figures, --json to save)")
-    bench.add_argument("name", choices=("track", "import", "render", "dam"))
-    bench.add_argument("--json", help="also write the report here")
-    bench.add_argument("--footage", help="clip to benchmark (default: lp_driving_d3.mp4 in data)")
-    _add_common(bench)
-    bench.set_defaults(run=_bench)
-
-    demo = commands.add_parser("demo", help="render a clip of the default head in Blender, "
-                                            "track it, print errors, write a preview")
-    demo.add_argument("--out", default="out", help="folder for the clip, results and preview")
-    demo.add_argument("--frames", type=_positive_int, default=48)
-    _add_common(demo)
-    demo.set_defaults(run=_demo)
+    parser = _Parser(prog="python -m backend", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="name", required=True, parser_class=_Parser)
+    _add_commands(subparsers, COMMANDS)
+    bench = subparsers.add_parser("bench", help="timing benchmarks (print figures, --json to save)")
+    _add_commands(bench.add_subparsers(dest="benchmark", required=True, parser_class=_Parser),
+                  BENCHMARKS)
     return parser
+
+
+def parse(argv: list[str]) -> tuple[Command, Any, CommonOptions]:
+    """The command, its typed config and the common options; BadInput for bad usage."""
+    namespace = build_parser().parse_args(argv)
+    command: Command = namespace.command
+    common = config_from_namespace(CommonOptions, namespace)
+    overrides = {}
+    if "device" in {f.name for f in fields(command.config)}:
+        overrides["device"] = resolve_device(common.device)
+    try:
+        config = config_from_namespace(command.config, namespace, **overrides)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"python -m backend {command.name}: {exc}") from exc
+    return command, config, common
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(argv)
+        command, config, common = parse(argv)
     except BadInput as exc:
         EventSink(json_lines="--events" in argv).error(exc.kind, exc.message)
         return exc.exit_code
-    sink = EventSink(json_lines=args.events)
-    run: Callable[[argparse.Namespace, EventSink], str] = args.run
-    try:
-        with cancellable():
-            path = run(args, sink)
-    except BackendError as exc:
-        sink.error(exc.kind, exc.message)
-        return exc.exit_code
-    except Exception as exc:
-        if os.environ.get("FACEADAPT_DEBUG"):
-            traceback.print_exc()
-        sink.error(protocol.ERROR_INTERNAL, f"{type(exc).__name__}: {exc}")
-        return protocol.EXIT_CODES[protocol.ERROR_INTERNAL]
-    sink.result(path)
-    return 0
+    log = library_log_path()
+    with library_output_to_log(log, argv):
+        sink = EventSink(json_lines=common.events)
+        try:
+            with cancellable():
+                path = command.run(config, sink)
+        except BackendError as exc:
+            sink.error(exc.kind, exc.message)
+            return exc.exit_code
+        except Exception as exc:
+            if os.environ.get("FACEADAPT_DEBUG"):
+                traceback.print_exc()
+            sink.error(protocol.ERROR_INTERNAL, f"{type(exc).__name__}: {exc} (library messages "
+                       f"are in {log}; FACEADAPT_DEBUG=1 prints the traceback)")
+            return protocol.EXIT_CODES[protocol.ERROR_INTERNAL]
+        sink.result(path)
+        return 0

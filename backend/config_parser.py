@@ -9,11 +9,14 @@ help written once, are the command's options:
         head: str = option("default", "'default', 'ict' or a head.npz path")
         overwrite: bool = option(False, "replace an existing --out")
 
-`add_config_arguments` adds them to an argparse parser (`--snake-case` options, positional
-fields in order, `bool` as a flag, `Literal[...]` as choices, `X | None` as an optional X);
-`config_from_namespace` turns the parsed namespace back into the config, so library code
-only ever sees typed configs. A config's `__post_init__` validates what can be checked
-before the long work starts.
+`add_config_arguments` adds them to an argparse parser (`--kebab-case` options unless a
+field names its flag, positional fields in order, `bool` as a flag, `Literal[...]` as choices,
+`X | None` as an optional X, and the options of a `nested(...)` config in place, so a
+library's own config is shown without restating its defaults); fields declared without
+these helpers are not options (they keep their defaults, or are set by the caller).
+`config_from_namespace` turns the parsed namespace back into the config, so library code only
+ever sees typed configs. A config's `__post_init__` validates what can be checked before the
+long work starts.
 """
 
 from __future__ import annotations
@@ -29,18 +32,27 @@ _POSITIONAL = "positional"
 _HELP = "help"
 _CHOICES = "choices"
 _REQUIRED = "required"
+_FLAG = "flag"
+_NESTED = "nested"
 
 Config = TypeVar("Config")
 
 
-def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None) -> Any:
-    """A field shown as `--name` with `default`."""
-    return dataclasses.field(default=default, metadata={_HELP: help, _CHOICES: choices})
+def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
+           flag: str | None = None) -> Any:
+    """A field shown as `--name` (or `flag`) with `default`."""
+    return dataclasses.field(default=default, metadata={_HELP: help, _CHOICES: choices, _FLAG: flag})
 
 
-def required(help: str) -> Any:
-    """A field shown as a required `--name`."""
-    return dataclasses.field(metadata={_HELP: help, _REQUIRED: True})
+def required(help: str, *, flag: str | None = None) -> Any:
+    """A field shown as a required `--name` (or `flag`)."""
+    return dataclasses.field(metadata={_HELP: help, _REQUIRED: True, _FLAG: flag})
+
+
+def nested(config_type: type) -> Any:
+    """A field holding another config whose options are shown in place (its defaults are
+    the nested config's own)."""
+    return dataclasses.field(default_factory=config_type, metadata={_NESTED: True})
 
 
 def positional(help: str) -> Any:
@@ -65,23 +77,26 @@ def _value_type(annotation: Any) -> tuple[Any, tuple[str, ...] | None]:
 
 
 def option_fields(config_type: type) -> list[dataclasses.Field]:
-    """The fields of `config_type` shown on the command line (init fields without
-    `metadata={"cli": False}`, e.g. nested settings kept at their defaults)."""
+    """The fields of `config_type` shown on the command line: those declared with option,
+    required, positional or nested."""
     return [f for f in dataclasses.fields(config_type)
-            if f.init and f.metadata.get("cli", True)]
+            if f.init and (_HELP in f.metadata or f.metadata.get(_NESTED))]
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_type: type) -> None:
     """Add the options of `config_type` to `parser`."""
     hints = typing.get_type_hints(config_type)
     for field in option_fields(config_type):
-        help_text = field.metadata.get(_HELP, "")
         annotation = hints[field.name]
+        if field.metadata.get(_NESTED):
+            add_config_arguments(parser, annotation)
+            continue
+        help_text = field.metadata.get(_HELP, "")
+        flag = field.metadata.get(_FLAG) or "--" + field.name.replace("_", "-")
         if annotation is bool:
             if field.default is not False:
                 raise TypeError(f"{config_type.__name__}.{field.name}: a flag must default to False")
-            parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
-                                action="store_true", help=help_text)
+            parser.add_argument(flag, dest=field.name, action="store_true", help=help_text)
             continue
         value_type, choices = _value_type(annotation)
         choices = field.metadata.get(_CHOICES) or choices
@@ -96,13 +111,20 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_type: type) -> 
             default = field.default
             if default is not None and default is not dataclasses.MISSING:
                 help_text = f"{help_text} (default: {default})" if help_text else f"default: {default}"
-        parser.add_argument("--" + field.name.replace("_", "-"), help=help_text, **kwargs)
+        parser.add_argument(flag, help=help_text, **kwargs)
 
 
 def config_from_namespace(config_type: type[Config], namespace: argparse.Namespace,
                           **overrides: Any) -> Config:
     """The config of the parsed options; `overrides` set fields not on the command line (a
     resolved device, say)."""
-    values = {f.name: getattr(namespace, f.name) for f in option_fields(config_type)}
+    hints = typing.get_type_hints(config_type)
+    values = {f.name: config_from_namespace(hints[f.name], namespace) if f.metadata.get(_NESTED)
+              else getattr(namespace, f.name) for f in option_fields(config_type)}
     values.update(overrides)
     return config_type(**values)
+
+
+def report_option() -> Any:
+    """The `--json PATH` option of a command that prints a report."""
+    return option(None, "also write the report (JSON) here")

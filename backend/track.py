@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from .config_parser import option, positional, required
 from .events import EventSink
 from .footage import Footage, parse_frame_range
 from .formats.atomic import atomic_directory
@@ -26,7 +27,7 @@ from .landmarks.detector_factory import create_detector
 from .landmarks.nme import clip_inter_ocular
 from .projected_textures import write_projected_textures
 from .trackers.interface import ClipFrames, Detections, TrackerInput, TrackerOutput
-from .trackers.registry import DEFAULT_TRACKER, tracker_entry
+from .trackers.registry import DEFAULT_TRACKER, TRACKERS, tracker_entry, tracker_names
 from .trackers.untracked_frames import frame_ranges, hold_untracked
 
 T = TypeVar("T")
@@ -34,16 +35,21 @@ T = TypeVar("T")
 
 @dataclass
 class TrackSettings:
-    footage: Path
-    out: Path
-    frames: str | None = None
-    head: str = "default"
-    detector: str = "mediapipe"  # for trackers that need detections
+    """What `track` does (the command's options); device is a resolved torch device."""
+
+    footage: Path = positional("movie file or folder of images")
+    out: Path = required("results directory to create")
+    frames: str | None = option(None, "A-B, 0-based inclusive source frames (default: all)")
+    head: str = option("default", "'default' or a head.npz path")
+    detector: Literal["mediapipe", "fan"] = option(
+        "mediapipe", "landmark detector, for trackers that need detections")
     device: str = "cpu"
-    overwrite: bool = False
-    fps: float | None = None  # for image sequences
-    texture_size: int = 512  # projected footage textures (0: none)
-    tracker: str = DEFAULT_TRACKER  # a name in backend/trackers/registry.py
+    overwrite: bool = option(False, "replace an existing --out (a FaceAdapt results directory)")
+    fps: float | None = option(None, "frame rate of an image sequence (default 25)")
+    texture_size: int = option(512, "size of textures/projected/*.png (UV texels; 0 writes none)")
+    tracker: str = option(DEFAULT_TRACKER, "; ".join(f"{e.name}: {e.description} (needs {e.needs()})"
+                                                    for e in TRACKERS.values()),
+                          choices=tracker_names())
     tracker_config: Any = None  # the tracker's own settings (its config_type); None: its defaults
 
 

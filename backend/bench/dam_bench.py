@@ -6,19 +6,18 @@ folder, then the default DAM configuration trains for 30 steps at batch 8 and 16
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..dam.model import DamConfig
-from ..dam.training import train_dam
-from ..device import resolve_device
+from ..config_parser import report_option
+from ..dam.model import DamArchitecture
+from ..dam.training import DamTraining, train_dam
 from ..events import EventSink
 from ..heads.default_head import default_head
 from ..lab.capture import CaptureConfig, make_capture
@@ -26,8 +25,14 @@ from ..lab.capture import CaptureConfig, make_capture
 STEPS = 30
 
 
-def bench_dam(args: argparse.Namespace, sink: EventSink) -> dict:
-    device = resolve_device(args.device)
+@dataclass(frozen=True)
+class BenchDamConfig:
+    json: Path | None = report_option()
+    device: str = "cpu"
+
+
+def bench_dam(config: BenchDamConfig, sink: EventSink) -> dict:
+    device = config.device
     capture_config = CaptureConfig(expressions=24, cameras=4)
     report: dict = {"benchmark": "dam", "device": device, "threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -39,8 +44,9 @@ def bench_dam(args: argparse.Namespace, sink: EventSink) -> dict:
                                               / seconds, 2)
         report["training"] = {}
         for batch in (8, 16):
-            config = replace(DamConfig(), steps=STEPS, batch_size=batch, checkpoint_every=STEPS)
-            model = train_dam(capture, Path(tmp) / f"model{batch}", config, False, sink, device)
+            config = DamTraining(steps=STEPS, batch_size=batch, checkpoint_every=STEPS)
+            model = train_dam(capture, Path(tmp) / f"model{batch}", DamArchitecture(), config, False,
+                              sink, device)
             training = json.loads((model / "model.json").read_text())["training"]
             report["training"][f"batch{batch}"] = {
                 "samples_per_s": training["samples_per_s"],

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..blender_program import blender_program_command, build_extension
+from ..config_parser import option, report_option
 from ..data_location import REPO_ROOT, data_file
-from ..device import resolve_device
 from ..events import EventSink
 from ..formats.errors import BackendError
 from ..track import TrackSettings, run_track
@@ -19,12 +19,19 @@ from ..track import TrackSettings, run_track
 DEFAULT_CLIP = "videos/lp_driving_d3.mp4"
 
 
-def bench_import(args: argparse.Namespace, sink: EventSink) -> dict:
-    footage = Path(args.footage) if args.footage else data_file(DEFAULT_CLIP)
+@dataclass(frozen=True)
+class BenchImportConfig:
+    footage: Path | None = option(None, f"clip to track and import (default: {DEFAULT_CLIP} in the data)")
+    json: Path | None = report_option()
+    device: str = "cpu"
+
+
+def bench_import(config: BenchImportConfig, sink: EventSink) -> dict:
+    footage = config.footage or data_file(DEFAULT_CLIP)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         results = run_track(TrackSettings(footage=footage, out=work / "results",
-                                          device=resolve_device(args.device)), sink)
+                                          device=config.device), sink)
         frames = json.loads((results / "result.json").read_text())["metrics"]["frames_total"]
         zip_path = build_extension(work / "dist")
         sink.log("importing into Blender")

@@ -8,15 +8,17 @@ the fastest. The per-topology UV atlas is timed separately. Peak RSS after each 
 
 from __future__ import annotations
 
-import argparse
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..config_parser import report_option
 from ..events import EventSink
 from ..formats.head_file import HeadAsset
 from ..render.rasterize import (
@@ -78,7 +80,13 @@ def _scene(head: HeadAsset, size: int, batch: int) -> tuple[torch.Tensor, torch.
     return vertices, k, image.permute(0, 3, 1, 2).contiguous()
 
 
-def bench_render(args: argparse.Namespace, sink: EventSink) -> dict:
+@dataclass(frozen=True)
+class BenchRenderConfig:
+    json: Path | None = report_option()
+    device: str = "cpu"  # the candidates are timed on the CPU (docs/renderer.md)
+
+
+def bench_render(config: BenchRenderConfig, sink: EventSink) -> dict:
     torch.set_num_threads(THREADS)
     available = candidates()
     usable = {n: c for n, c in available.items() if not isinstance(c, str)}

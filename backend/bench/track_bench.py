@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import resource
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..config_parser import option, report_option
 from ..data_location import data_file
-from ..device import resolve_device
 from ..events import EventSink
 from ..track import TrackSettings, run_track
 
 DEFAULT_CLIP = "videos/lp_driving_d3.mp4"
 
 
-def bench_track(args: argparse.Namespace, sink: EventSink) -> dict:
+@dataclass(frozen=True)
+class BenchTrackConfig:
+    footage: Path | None = option(None, f"clip to benchmark (default: {DEFAULT_CLIP} in the data)")
+    json: Path | None = report_option()
+    device: str = "cpu"
+
+
+def bench_track(config: BenchTrackConfig, sink: EventSink) -> dict:
     import torch
 
-    footage = Path(args.footage) if args.footage else data_file(DEFAULT_CLIP)
-    device = resolve_device(args.device)
+    footage = config.footage or data_file(DEFAULT_CLIP)
+    device = config.device
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         out = run_track(TrackSettings(footage=footage, out=Path(tmp) / "r", device=device), sink)

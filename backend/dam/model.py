@@ -13,25 +13,20 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..config_parser import option
 
-@dataclass
-class DamConfig:
-    """Architecture and training settings (a model folder's model.json stores them)."""
 
-    latent: int = 64
-    texture_size: int = 256
+@dataclass(frozen=True)
+class DamArchitecture:
+    """The network's shape (model.json "architecture"): what a saved model needs to be built
+    again. How it was trained is dam.training.DamTraining."""
+
+    latent: int = option(64, "size of the latent code z")
+    texture_size: int = option(256, "decoded texture size S (S x S texels; 8 times a power of two); "
+                               "must match the capture's")
     hidden: int = 256
     base_channels: int = 16  # channels at full texture resolution; doubled per halving (max 128)
     view_features: int = 8
-    kl_weight: float = 1e-3
-    vertex_weight: float = 1.0
-    texture_weight: float = 1.0
-    batch_size: int = 16
-    learning_rate: float = 5e-4
-    gradient_clip: float = 1.0
-    steps: int = 4000
-    seed: int = 0
-    checkpoint_every: int = 500
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -48,12 +43,12 @@ def _levels(size: int) -> int:
     return levels
 
 
-def _channels(config: DamConfig, level: int) -> int:
+def _channels(config: DamArchitecture, level: int) -> int:
     return min(config.base_channels * 2**level, 128)
 
 
 class DeepAppearanceModel(nn.Module):
-    def __init__(self, config: DamConfig, num_vertices: int) -> None:
+    def __init__(self, config: DamArchitecture, num_vertices: int) -> None:
         super().__init__()
         self.config = config
         self.num_vertices = num_vertices

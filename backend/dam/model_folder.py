@@ -1,4 +1,5 @@
-"""A trained model on disk: model.json (schema, config, provenance, metrics) + weights.pt."""
+"""A trained model on disk: model.json (schema, architecture, training settings, provenance,
+metrics) + weights.pt."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
-from .model import DamConfig, DeepAppearanceModel
+from .model import DamArchitecture, DeepAppearanceModel
 
 MODEL_SCHEMA = 1
 
@@ -23,7 +24,7 @@ def save_model(folder: Path, model: DeepAppearanceModel, info: dict) -> None:
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     with atomic_file(folder / "weights.pt") as tmp:
         torch.save(state, tmp)
-    document = {"schema": MODEL_SCHEMA, "config": model.config.as_dict(),
+    document = {"schema": MODEL_SCHEMA, "architecture": model.config.as_dict(),
                 "num_vertices": model.num_vertices, **info}
     with atomic_file(folder / "model.json") as tmp:
         tmp.write_text(json.dumps(document, indent=1) + "\n")
@@ -43,10 +44,24 @@ def read_model_info(folder: Path) -> dict:
     return document
 
 
+def architecture_of(info: dict, path: Path) -> DamArchitecture:
+    """The architecture model.json records ("architecture"; models written before the split
+    kept it with the training settings under "config")."""
+    recorded = info.get("architecture", info.get("config"))
+    if not isinstance(recorded, dict):
+        raise BadInput(f"{path} records no architecture; retrain with `python -m backend train-dam`")
+    names = {f for f in DamArchitecture.__dataclass_fields__}
+    try:
+        return DamArchitecture(**{k: v for k, v in recorded.items() if k in names})
+    except TypeError as exc:
+        raise BadInput(f"{path}: architecture {recorded} is unusable ({exc})") from exc
+
+
 def load_model(folder: Path, device: str = "cpu") -> tuple[DeepAppearanceModel, dict]:
     """(model in eval mode on `device`, model.json); BadInput for anything unreadable."""
     info = read_model_info(folder)
-    model = DeepAppearanceModel(DamConfig(**info["config"]), int(info["num_vertices"]))
+    model = DeepAppearanceModel(architecture_of(info, Path(folder) / "model.json"),
+                                int(info["num_vertices"]))
     path = Path(folder) / "weights.pt"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

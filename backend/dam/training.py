@@ -11,16 +11,18 @@ from __future__ import annotations
 import pickle
 import platform
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..config_parser import option
 from ..events import EventSink
 from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
 from ..lab.capture import LabCapture
-from .model import DamConfig, DeepAppearanceModel
+from .model import DamArchitecture, DeepAppearanceModel
 from .model_folder import save_model
 from .training_data import Batch, BatchMaker
 
@@ -42,7 +44,25 @@ def set_normalisation(model: DeepAppearanceModel, capture: LabCapture, maker: Ba
         model.texture_scale.copy_((textures - textures.mean(0)).std().clamp(min=1e-3))
 
 
-def losses(model: DeepAppearanceModel, batch: Batch, config: DamConfig) -> dict[str, torch.Tensor]:
+@dataclass(frozen=True)
+class DamTraining:
+    """How a model is trained (model.json "trainer"); the network's shape is DamArchitecture."""
+
+    kl_weight: float = 1e-3
+    vertex_weight: float = 1.0
+    texture_weight: float = 1.0
+    batch_size: int = option(16, "samples per step")
+    learning_rate: float = option(5e-4, "Adam's learning rate")
+    gradient_clip: float = 1.0
+    steps: int = option(4000, "training steps")
+    seed: int = option(0, "seed of the initialisation and the sampling")
+    checkpoint_every: int = option(500, "steps between checkpoints (a resumed run continues there)")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def losses(model: DeepAppearanceModel, batch: Batch, config: DamTraining) -> dict[str, torch.Tensor]:
     vertices, texture, mean, log_variance = model(batch.vertices, batch.average_texture, batch.view_dir)
     vertex = (((vertices - batch.vertices) / model.vertex_scale) ** 2).mean()
     mask = batch.visible[:, None].float()
@@ -53,13 +73,14 @@ def losses(model: DeepAppearanceModel, batch: Batch, config: DamConfig) -> dict[
     return {"total": total, "vertex": vertex, "texture": texture_loss, "kl": kl}
 
 
-def train_dam(capture_dir: Path, out: Path, config: DamConfig, resume: bool, sink: EventSink,
-              device: str = "cpu") -> Path:
-    """Train and write the model folder `out` (model.json + weights.pt); returns `out`."""
+def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, config: DamTraining,
+              resume: bool, sink: EventSink, device: str = "cpu") -> Path:
+    """Train a model of `architecture` with the settings `config` and write the model folder
+    `out` (model.json + weights.pt); returns `out`."""
     capture = LabCapture.open(capture_dir)
-    if capture.config.texture_size != config.texture_size:
+    if capture.config.texture_size != architecture.texture_size:
         raise BadInput(f"the capture's textures are {capture.config.texture_size}^2 but "
-                       f"--texture-size is {config.texture_size}; they must match")
+                       f"--texture-size is {architecture.texture_size}; they must match")
     out = Path(out)
     checkpoint_path = out / CHECKPOINT
     if out.exists() and not resume and any(out.iterdir()):
@@ -70,7 +91,7 @@ def train_dam(capture_dir: Path, out: Path, config: DamConfig, resume: bool, sin
     rng = np.random.default_rng(config.seed)
     maker = BatchMaker(capture, device)
     train = np.flatnonzero(~capture.held_out)
-    model = DeepAppearanceModel(config, capture.head.num_vertices).to(device)
+    model = DeepAppearanceModel(architecture, capture.head.num_vertices).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     step, elapsed = 0, 0.0
     if resume and checkpoint_path.is_file():
@@ -99,7 +120,7 @@ def train_dam(capture_dir: Path, out: Path, config: DamConfig, resume: bool, sin
             sink.log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
     seconds = time.perf_counter() - start
     save_model(out, model, {
-        "seed": config.seed, "capture": str(Path(capture_dir).resolve()),
+        "trainer": config.as_dict(), "seed": config.seed, "capture": str(Path(capture_dir).resolve()),
         "capture_config": capture.config.__dict__, "topology_hash": capture.head.topology_hash,
         "blendshape_names": capture.head.blendshape_names,
         "training": {"steps": step, "seconds": round(seconds, 1),
@@ -109,8 +130,8 @@ def train_dam(capture_dir: Path, out: Path, config: DamConfig, resume: bool, sin
                      "threads": torch.get_num_threads(), "machine": platform.machine(),
                      "device": device},
         "reproduce": f"python -m backend train-dam CAPTURE --out MODEL --steps {config.steps} "
-                     f"--batch-size {config.batch_size} --seed {config.seed} --latent {config.latent} "
-                     f"--texture-size {config.texture_size}",
+                     f"--batch-size {config.batch_size} --seed {config.seed} --latent "
+                     f"{architecture.latent} --texture-size {architecture.texture_size}",
     })
     return out
 

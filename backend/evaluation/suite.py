@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config_parser import option
 from ..data_location import data_dir
 from ..events import EventSink
 from ..formats.atomic import atomic_directory, atomic_file
@@ -69,9 +70,10 @@ class SuiteSettings:
     run resumes; report: the JSON report (default work/<quick|full>/suite.json), the rest
     beside it; device: a resolved torch device."""
 
-    quick: bool = False
-    work: Path = Path("out/suite")
-    report: Path | None = None
+    quick: bool = option(False, "the few-minute version")
+    work: Path = option(Path("out/suite"), "folder of clips, results and scores, kept so a run resumes")
+    report: Path | None = option(None, "the report (default: WORK/quick|full/suite.json; markdown, "
+                                 "plots and contact sheets beside it)", flag="--json")
     device: str = "cpu"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +12,7 @@ import pytest
 from backend.config_parser import (
     add_config_arguments,
     config_from_namespace,
+    nested,
     option,
     positional,
     required,
@@ -20,7 +21,8 @@ from backend.config_parser import (
 
 @dataclass(frozen=True)
 class Nested:
-    steps: int = 10
+    steps: int = option(10, "how many")
+    kept: float = 0.5  # not an option: stays at its default
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class Example:
     scale: float = option(1.5, "a factor")
     detector: Literal["mediapipe", "fan"] = option("mediapipe", "which detector")
     overwrite: bool = option(False, "replace --out")
-    nested: Nested = field(default_factory=Nested, metadata={"cli": False})
+    held_out: float = option(0.05, "a fraction", flag="--held")
+    nested: Nested = nested(Nested)
+    device: str = "cpu"  # set by the caller, not an option
 
     def __post_init__(self) -> None:
         if self.size < 0:
@@ -53,7 +57,9 @@ def test_defaults_types_and_flags():
                     "--scale", "0.5", "--detector", "fan", "--overwrite")
     assert (config.frames, config.size, config.scale, config.detector, config.overwrite) == \
         ("3-9", 64, 0.5, "fan", True)
-    assert config.nested == Nested()
+    assert config.nested == Nested() and config.held_out == 0.05 and config.device == "cpu"
+    config = _parse("clip.mp4", "--out", "res", "--steps", "3", "--held", "0.5")
+    assert config.nested == Nested(steps=3) and config.held_out == 0.5
 
 
 @pytest.mark.parametrize("argv", [
@@ -62,6 +68,9 @@ def test_defaults_types_and_flags():
     ("clip.mp4", "--out", "res", "--detector", "dlib"),  # not a choice
     ("clip.mp4", "--out", "res", "--size", "big"),  # not an int
     ("clip.mp4", "--out", "res", "--nested", "3"),  # not an option
+    ("clip.mp4", "--out", "res", "--kept", "3"),  # not declared as an option
+    ("clip.mp4", "--out", "res", "--device", "cuda"),  # set by the caller only
+    ("clip.mp4", "--out", "res", "--held-out", "0.5"),  # the field names its own flag
 ])
 def test_refused(argv):
     with pytest.raises(SystemExit):
@@ -77,5 +86,6 @@ def test_overrides_and_help_shows_defaults():
     parser = argparse.ArgumentParser()
     add_config_arguments(parser, Example)
     assert "(default: 512)" in parser.format_help()
-    config = config_from_namespace(Example, parser.parse_args(["c", "--out", "o"]), size=7)
-    assert config.size == 7
+    config = config_from_namespace(Example, parser.parse_args(["c", "--out", "o"]), size=7,
+                                   device="cuda")
+    assert config.size == 7 and config.device == "cuda"

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from backend.dam.evaluation import render_with_texture
-from backend.dam.model import DamConfig
+from backend.dam.model import DamArchitecture
 from backend.dam.model_folder import decode, load_model, save_model
-from backend.dam.training import train_dam
+from backend.dam.training import DamTraining, train_dam
 from backend.dam.training_data import BatchMaker
 from backend.events import EventSink
 from backend.formats.errors import BadInput
@@ -32,10 +32,10 @@ def tiny_capture(default_head, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="module")
 def tiny_model(tiny_capture: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = DamConfig(latent=16, texture_size=32, hidden=64, base_channels=8, batch_size=8,
-                       steps=240, checkpoint_every=120, learning_rate=2e-3)
-    return train_dam(tiny_capture, tmp_path_factory.mktemp("model") / "m", config, False,
-                     EventSink(False))
+    architecture = DamArchitecture(latent=16, texture_size=32, hidden=64, base_channels=8)
+    config = DamTraining(batch_size=8, steps=240, checkpoint_every=120, learning_rate=2e-3)
+    return train_dam(tiny_capture, tmp_path_factory.mktemp("model") / "m", architecture, config,
+                     False, EventSink(False))
 
 
 def test_capture_is_deterministic(default_head, tiny_capture: Path, tmp_path: Path):
@@ -79,19 +79,22 @@ def test_save_load_round_trip_and_decode(tiny_model: Path, tmp_path: Path):
     assert vertices.shape == (3, model.num_vertices, 3) and texture.shape == (3, 3, 32, 32)
     assert texture.min() >= 0 and texture.max() <= 1
     save_model(tmp_path / "copy", model, {k: v for k, v in info.items()
-                                           if k not in ("schema", "config", "num_vertices")})
+                                           if k not in ("schema", "architecture", "num_vertices")})
     again, _ = load_model(tmp_path / "copy")
     torch.testing.assert_close(decode(again, z, view)[0], vertices, atol=1e-3, rtol=1e-3)
 
 
 def test_resume_continues_from_the_checkpoint(tiny_capture: Path, tmp_path: Path):
-    config = DamConfig(latent=8, texture_size=32, hidden=32, base_channels=8, batch_size=4,
-                       steps=6, checkpoint_every=3)
-    out = train_dam(tiny_capture, tmp_path / "m", replace(config, steps=3), False, EventSink(False))
-    train_dam(tiny_capture, out, config, True, EventSink(False))
-    assert json.loads((out / "model.json").read_text())["training"]["steps"] == 6
+    architecture = DamArchitecture(latent=8, texture_size=32, hidden=32, base_channels=8)
+    config = DamTraining(batch_size=4, steps=6, checkpoint_every=3)
+    out = train_dam(tiny_capture, tmp_path / "m", architecture, replace(config, steps=3), False,
+                    EventSink(False))
+    train_dam(tiny_capture, out, architecture, config, True, EventSink(False))
+    document = json.loads((out / "model.json").read_text())
+    assert document["training"]["steps"] == 6
+    assert document["architecture"] == architecture.as_dict() and document["trainer"] == config.as_dict()
     with pytest.raises(BadInput, match="not empty"):
-        train_dam(tiny_capture, out, config, False, EventSink(False))
+        train_dam(tiny_capture, out, architecture, config, False, EventSink(False))
 
 
 def test_bad_models_and_checkpoints(tiny_model: Path, tiny_capture: Path, tmp_path: Path):
@@ -111,7 +114,8 @@ def test_bad_models_and_checkpoints(tiny_model: Path, tiny_capture: Path, tmp_pa
     broken.mkdir()
     (broken / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(BadInput, match="checkpoint"):
-        train_dam(tiny_capture, broken, DamConfig(texture_size=32, steps=1), True, EventSink(False))
+        train_dam(tiny_capture, broken, DamArchitecture(texture_size=32), DamTraining(steps=1), True,
+                  EventSink(False))
 
 
 def test_heads_a_capture_cannot_use(default_head, tmp_path: Path):
@@ -125,7 +129,8 @@ def test_heads_a_capture_cannot_use(default_head, tmp_path: Path):
     with pytest.raises(BadInput, match="'uv'"):
         replace(default_head, uv=np.zeros((0, 2), np.float32)).validate("no UVs")
     with pytest.raises(BadInput, match="not a lab capture"):
-        train_dam(Path(tmp_path / "missing"), tmp_path / "m", DamConfig(), False, EventSink(False))
+        train_dam(Path(tmp_path / "missing"), tmp_path / "m", DamArchitecture(), DamTraining(), False,
+                  EventSink(False))
 
 
 def test_the_shipped_default_model_decodes():
@@ -165,3 +170,18 @@ def test_the_cli_captures_trains_and_evaluates_a_tiny_model(tmp_path: Path):
     figures = json.loads(report.read_text())
     assert figures["held_out_expressions"] >= 1
     assert np.isfinite(figures["rendered_psnr_db"]) and figures["vertex_error_mm"]["mean"] > 0
+
+
+def test_models_written_before_the_architecture_split_still_load(tiny_model: Path, tmp_path: Path):
+    document = json.loads((tiny_model / "model.json").read_text())
+    legacy = {k: v for k, v in document.items() if k not in ("architecture", "trainer")}
+    legacy["config"] = {**document["architecture"], **document["trainer"]}
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.json").write_text(json.dumps(legacy))
+    (old / "weights.pt").write_bytes((tiny_model / "weights.pt").read_bytes())
+    model, _ = load_model(old)
+    assert model.config == DamArchitecture(**document["architecture"])
+    (old / "model.json").write_text(json.dumps({k: v for k, v in legacy.items() if k != "config"}))
+    with pytest.raises(BadInput, match="records no architecture"):
+        load_model(old)

@@ -1,0 +1,74 @@
+"""The one CLI: every command is a typed config built from its options (no argparse
+Namespace reaches library code), defaults come from the configs, usage errors are BadInput."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from backend.cli import BENCHMARKS, COMMANDS, main, parse
+from backend.dam.model import DamArchitecture
+from backend.dam.training import DamTraining
+from backend.formats.errors import BadInput
+from backend.lab.capture import CaptureConfig
+from backend.track import TrackSettings
+from backend.trackers.registry import tracker_names
+
+MINIMAL = {"track": ["clip.mp4", "--out", "r"], "export-head": ["--out", "h.npz"],
+           "capture": ["--out", "c"], "train-dam": ["cap", "--out", "m"],
+           "evaluate-model": ["m"], "make-benchmark": ["--out", "b"], "evaluate": ["r"]}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
+def test_every_command_parses_into_its_typed_config(command):
+    parsed, config, common = parse([command.name, *MINIMAL.get(command.name, []), "--device", "cpu"])
+    assert parsed is command and isinstance(config, command.config)
+    assert common.device == "cpu" and not common.events
+    if "device" in {f.name for f in dataclasses.fields(config)}:
+        assert config.device == "cpu"
+
+
+@pytest.mark.parametrize("benchmark", BENCHMARKS, ids=lambda c: c.name)
+def test_every_benchmark_has_its_own_options(benchmark):
+    parsed, config, _ = parse(["bench", benchmark.name, "--json", "r.json", "--device", "cpu"])
+    assert parsed is benchmark and isinstance(config, benchmark.config)
+    assert config.json == Path("r.json")
+
+
+def test_defaults_are_the_configs_own():
+    _, track, _ = parse(["track", "clip.mp4", "--out", "r", "--device", "cpu"])
+    assert track == TrackSettings(footage=Path("clip.mp4"), out=Path("r"), device="cpu")
+    _, train, _ = parse(["train-dam", "cap", "--out", "m", "--steps", "7", "--latent", "8",
+                         "--device", "cpu"])
+    assert train.architecture == DamArchitecture(latent=8)
+    assert train.training == DamTraining(steps=7)
+    _, capture, _ = parse(["capture", "--out", "c", "--held-out", "0.25", "--device", "cpu"])
+    assert capture.capture == CaptureConfig(held_out_fraction=0.25)
+
+
+def test_tracker_choices_are_the_registry():
+    _, track, _ = parse(["track", "c.mp4", "--out", "r", "--tracker", tracker_names()[-1],
+                         "--device", "cpu"])
+    assert track.tracker == tracker_names()[-1]
+    with pytest.raises(BadInput, match="invalid choice"):
+        parse(["track", "c.mp4", "--out", "r", "--tracker", "no-such-tracker"])
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["track", "clip.mp4"], "--out"),
+    (["make-benchmark", "--out", "b", "--quick", "--specs", "s.json"], "pass one"),
+    (["evaluate", "r", "--frame-step", "0"], "--frame-step 0"),
+    (["bench", "suite"], "invalid choice"),
+    (["demo", "--frames", "0"], "--frames 0"),
+])
+def test_usage_errors_are_bad_input(argv, words):
+    with pytest.raises(BadInput, match=words):
+        parse([*argv, "--device", "cpu"])
+
+
+def test_usage_error_with_events_is_an_error_event(capsys):
+    assert main(["track", "clip.mp4", "--events"]) == 2
+    out = capsys.readouterr().out
+    assert '"event":"error"' in out and '"kind":"bad_input"' in out
