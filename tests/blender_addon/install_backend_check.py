@@ -2,6 +2,7 @@
 and installs the whole runtime lock (minutes, GB). `make check-install` runs it.
 
     <python 3.13> tests/blender_addon/install_backend_check.py [--user-dir DIR] [--footage MP4]
+        [--install-python PYTHON]
 
 With the install logic the operator uses (blender_addon/backend_install.py, no bpy), run by
 this interpreter as Blender's own: choose a Python 3.11/3.12 (a 3.13 running this is passed
@@ -48,6 +49,8 @@ def main() -> int:
     parser.add_argument("--user-dir", type=Path, default=REPO_ROOT / "out" / "install-check",
                         help="stands in for the extension's user folder (its venv is replaced)")
     parser.add_argument("--footage", type=Path, default=data_dir() / "videos" / "lp_driving_d3.mp4")
+    parser.add_argument("--install-python", default="",
+                        help="as the preference Python for Install Backend (default: none, choose)")
     args = parser.parse_args()
     user_dir = args.user_dir.resolve()
     if not args.footage.is_file():
@@ -58,7 +61,7 @@ def main() -> int:
         shutil.rmtree(leftover, ignore_errors=True)
 
     try:
-        installation = backend_install.prepare("", Path(sys.executable), user_dir)
+        installation = backend_install.prepare(args.install_python, Path(sys.executable), user_dir)
     except backend_install.InstallRefused as exc:
         print(f"refused: {exc}")
         return 1
