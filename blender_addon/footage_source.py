@@ -24,16 +24,27 @@ class FootageSource:
         return f"{self.first_frame}-{self.last_frame}"
 
 
+def strip_timing(strip: object) -> tuple[float, int, int]:
+    """(scene frame of the strip's source frame 0, first scene frame it plays, the scene frame
+    after its last) of a Video Sequencer strip. Blender 5.3 names these content_start,
+    left_handle and right_handle and deprecates the 5.0 names (frame_start, frame_final_start,
+    frame_final_end; removed in 6.0); 5.0 has only the old ones."""
+    if hasattr(strip, "left_handle"):
+        return strip.content_start, strip.left_handle, strip.right_handle
+    return strip.frame_start, strip.frame_final_start, strip.frame_final_end
+
+
 def from_movie_strip(strip: object, absolute_path: str) -> FootageSource:
-    """A Video Sequencer strip (bpy.types.Strip-like: type, frame_start, frame_final_start,
-    frame_final_end, fps, name). Only the visible (trimmed) part is tracked."""
+    """A Video Sequencer strip (bpy.types.Strip-like: type, timing as read by strip_timing,
+    fps, name). Only the visible (trimmed) part is tracked."""
     kind = getattr(strip, "type", None)
     if kind != "MOVIE":
         raise NoFootage(f"the active strip '{getattr(strip, 'name', '?')}' is a {kind} strip, "
                         "not a movie: select a movie strip to track")
-    start = round(strip.frame_start)
-    first = int(strip.frame_final_start) - start
-    last = int(strip.frame_final_end) - 1 - start
+    content_start, left_handle, right_handle = strip_timing(strip)
+    start = round(content_start)
+    first = int(left_handle) - start
+    last = int(right_handle) - 1 - start
     if last < first:
         raise NoFootage(f"the strip '{strip.name}' plays no frames")
     return FootageSource(Path(absolute_path), first, last, start, float(strip.fps), strip.name)

@@ -9,6 +9,7 @@ import bpy
 from ..backend.formats.errors import BadInput
 from ..backend.formats.results_dir import check_topology, read_results
 from ..blender_addon.backend_job import UserError
+from ..blender_addon.footage_source import strip_timing
 from ..blender_addon.head_builder import HASH_PROPERTY, mesh_topology_hash, selected_head
 from ..blender_addon.results_import import plan_import
 from ..blender_addon.scene_import import import_into_scene
@@ -39,7 +40,7 @@ def import_results_onto(context: bpy.types.Context, head: bpy.types.Object, dire
         raise UserError(str(exc)) from exc
     if scene_frame_of_source_zero is None:
         strip = strip_playing(context, results.footage)
-        scene_frame_of_source_zero = (round(strip.frame_start) if strip is not None
+        scene_frame_of_source_zero = (round(strip_timing(strip)[0]) if strip is not None
                                       else context.scene.frame_start - int(results.frames[0]))
     plan = plan_import(results, scene_frame_of_source_zero)
     try:

@@ -1,11 +1,19 @@
 """Shared fixtures: the shared data (skip without it, fail under CI=true), temp caches, and
 the extension folder importable as the package `faceadapt` (the add-on's modules import the
-file-format core relatively, as they do inside Blender)."""
+file-format core relatively, as they do inside Blender).
+
+Two kinds of environment run these tests. The project's .venv (bpy 5.0.1 and the backend's
+packages) runs all of them. A Blender-side environment (bpy, numpy and pytest only, e.g.
+.venv-blender53 with bpy 5.3.0) runs with `--blender-side`: only the tests in BLENDER_SIDE_TESTS
+are collected, and the extension they install talks to the backend's interpreter
+($FACEADAPT_BACKEND_PYTHON) over the process boundary, as users have it.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +22,56 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = REPO_ROOT / "blender_addon" / "run_program.py"
+TESTS_ROOT = Path(__file__).resolve().parent
+# What `--blender-side` collects (relative to tests/): tests needing only bpy, numpy, pytest and
+# the extension's own code (the backend runs as a separate process)...
+BLENDER_SIDE_TESTS = ("extension", "blender_addon")
+# ...except these, which import the backend's packages (PIL, backend.evaluation) in the test
+# process; `make test` runs them on Blender 5.3 through $FACEADAPT_BLENDER_PYTHON instead.
+NOT_BLENDER_SIDE = ("blender_addon/test_render_clip.py",)
+BACKEND_PYTHON_VARIABLE = "FACEADAPT_BACKEND_PYTHON"
+BLENDER_PYTHON_VARIABLE = "FACEADAPT_BLENDER_PYTHON"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--blender-side", action="store_true",
+                     help="this is a Blender-side environment (bpy, numpy, pytest): collect only "
+                          f"{', '.join(BLENDER_SIDE_TESTS)} under tests/ (not "
+                          f"{', '.join(NOT_BLENDER_SIDE)}); the extension's backend is "
+                          f"${BACKEND_PYTHON_VARIABLE}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--blender-side"):
+        backend = os.environ.get(BACKEND_PYTHON_VARIABLE)
+        if not backend or shutil.which(backend) is None:
+            raise pytest.UsageError(
+                f"--blender-side needs ${BACKEND_PYTHON_VARIABLE}, the backend's interpreter (an "
+                f"environment with torch, e.g. .venv/bin/python from `make venv`); got {backend!r}")
+    elif importlib.util.find_spec("torch") is None:
+        raise pytest.UsageError(
+            f"torch is not installed in {sys.executable}: this is not the project's environment. "
+            "Run `make test`, or in a Blender-side environment (bpy, numpy, pytest) pass "
+            f"--blender-side with ${BACKEND_PYTHON_VARIABLE} set")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under --blender-side, everything outside BLENDER_SIDE_TESTS is left uncollected (its
+    modules import torch or other backend packages this environment does not have)."""
+    if not config.getoption("--blender-side"):
+        return None
+    try:
+        relative = collection_path.resolve().relative_to(TESTS_ROOT)
+    except ValueError:
+        return None
+    if relative == Path("."):
+        return None
+    if relative in map(Path, NOT_BLENDER_SIDE):
+        return True
+    for wanted in map(Path, BLENDER_SIDE_TESTS):
+        if relative == wanted or wanted in relative.parents or relative in wanted.parents:
+            return None
+    return True
 
 
 def _load_extension_package() -> None:
@@ -65,10 +123,18 @@ def default_head_file(default_head, tmp_path_factory: pytest.TempPathFactory) ->
     return path
 
 
+@pytest.fixture(scope="session")
+def backend_python() -> Path:
+    """The interpreter the extension under test runs the backend with: $FACEADAPT_BACKEND_PYTHON
+    (a Blender-side run), else this one (the project's .venv has the backend's packages)."""
+    return Path(os.environ.get(BACKEND_PYTHON_VARIABLE) or sys.executable)
+
+
 def blender_program(program: str, *args: str) -> list[str]:
-    """The command running the Blender-side program blender_addon/<program>.py (with this
-    interpreter, which has bpy)."""
-    return [sys.executable, str(LAUNCHER), program, *args]
+    """The command running the Blender-side program blender_addon/<program>.py: with
+    $FACEADAPT_BLENDER_PYTHON when set (as the backend's commands do: `make test` runs these
+    tests once more with Blender 5.3's environment), else this interpreter, which has bpy."""
+    return [os.environ.get(BLENDER_PYTHON_VARIABLE) or sys.executable, str(LAUNCHER), program, *args]
 
 
 def run_backend(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

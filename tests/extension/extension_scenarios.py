@@ -1,11 +1,13 @@
 """Scenarios run against the installed extension in a fresh bpy process.
 
-    python tests/extension_scenarios.py ZIP FOOTAGE REPORT.json WORKDIR
+    <blender python> tests/extension/extension_scenarios.py ZIP FOOTAGE REPORT.json WORKDIR BACKEND_PYTHON
 
 Run from a directory outside the repository, so `backend` and `blender_addon` come from the
 installed extension, not the checkout. Each scenario records what it observed in the report;
-tests/test_extension.py asserts on it. The real backend runs through the operators' blocking
-path (background mode), with the interpreter of this process (which has torch) as backend.
+tests/extension/test_extension.py asserts on it. The real backend runs through the operators'
+blocking path (background mode) with BACKEND_PYTHON (an interpreter with the backend's packages)
+as the add-on's backend interpreter, over the process boundary, as users have it: this process
+(Blender's Python) need not have torch.
 """
 
 from __future__ import annotations
@@ -16,46 +18,21 @@ import stat
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import bpy
 import numpy as np
 from bpy_extras.object_utils import world_to_camera_view
+from extension_build import MODULE
+from scenario_observations import extension_deprecations, run_operator
 
 STRIP_START = 11  # scene frame of source frame 0: deliberately not 1
 TRIM_START, TRIM_END = 5, 40  # frames trimmed off the strip's start and end
 
 
-def snapshot() -> dict:
-    """What an operator must leave untouched when it fails."""
-    scene = bpy.context.scene
-    meshes = {m.name: (len(m.vertices), len(m.shape_keys.key_blocks) if m.shape_keys else 0)
-              for m in bpy.data.meshes}
-    return {
-        "objects": sorted(o.name for o in bpy.data.objects),
-        "meshes": meshes,
-        "actions": sorted(a.name for a in bpy.data.actions),
-        "cameras": sorted(c.name for c in bpy.data.cameras),
-        "images": sorted(i.name for i in bpy.data.images),
-        "scene_camera": scene.camera.name if scene.camera else None,
-        "frame_range": [scene.frame_start, scene.frame_end],
-        "resolution": [scene.render.resolution_x, scene.render.resolution_y],
-    }
-
-
-def run_operator(name: str, **kwargs: object) -> dict:
-    """Call bpy.ops.faceadapt.NAME (blocking path); its result, error and scene change."""
-    before = snapshot()
-    try:
-        result = sorted(getattr(bpy.ops.faceadapt, name)(**kwargs))
-        error = None
-    except RuntimeError as exc:  # operators reporting ERROR raise in background mode
-        result, error = ["CANCELLED"], str(exc)
-    return {"result": result, "error": error, "unchanged": snapshot() == before}
-
-
 def prefs() -> bpy.types.AddonPreferences:
-    return bpy.context.preferences.addons["bl_ext.user_default.faceadapt"].preferences
+    return bpy.context.preferences.addons[MODULE].preferences
 
 
 def fake_interpreter(workdir: Path, name: str, body: str) -> str:
@@ -87,15 +64,41 @@ def landmark_overlay_error(head: bpy.types.Object, results_dir: Path, scene_fram
     return float(np.mean(errors))
 
 
+def trim(strip: bpy.types.Strip, start: int, end: int) -> None:
+    """Trim frames off a strip's start and end (Blender 5.3 renamed frame_offset_start/_end to
+    left/right_handle_offset and deprecated the old names; 5.0 has only those)."""
+    if hasattr(strip, "left_handle_offset"):
+        strip.left_handle_offset, strip.right_handle_offset = start, end
+    else:
+        strip.frame_offset_start, strip.frame_offset_end = start, end
+
+
+def handles(strip: bpy.types.Strip) -> tuple[int, int]:
+    """The first scene frame a strip plays and the frame after its last (5.3: left/right_handle;
+    5.0: frame_final_start/_end)."""
+    if hasattr(strip, "left_handle"):
+        return strip.left_handle, strip.right_handle
+    return strip.frame_final_start, strip.frame_final_end
+
+
 def main() -> None:
-    zip_path, footage, report_path, workdir = sys.argv[1:5]
-    workdir_path = Path(workdir)
+    zip_path, footage, report_path, workdir, backend_python = sys.argv[1:6]
     report: dict = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_scenarios(report, zip_path, footage, Path(workdir), backend_python)
+    report["deprecations"] = extension_deprecations(
+        caught, Path(bpy.utils.user_resource("EXTENSIONS")) / "user_default" / "faceadapt")
+    Path(report_path).write_text(json.dumps(report, indent=1))
+
+
+def run_scenarios(report: dict, zip_path: str, footage: str, workdir_path: Path,
+                  backend_python: str) -> None:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
                                              enable_on_install=True)
-    report["enabled"] = "bl_ext.user_default.faceadapt" in bpy.context.preferences.addons
-    prefs().backend_python = sys.executable
+    report["enabled"] = MODULE in bpy.context.preferences.addons
+    prefs().backend_python = backend_python
     report["check_backend"] = run_operator("check_backend")
     report["install_backend_offline"] = run_operator("install_backend")
 
@@ -118,11 +121,11 @@ def main() -> None:
     report["track_colour_strip"] = run_operator("track_footage")
 
     strip = editor.strips.new_movie("performance", footage, 1, STRIP_START)
-    strip.frame_offset_start, strip.frame_offset_end = TRIM_START, TRIM_END
+    trim(strip, TRIM_START, TRIM_END)
     editor.active_strip = strip
     bpy.context.view_layer.objects.active = head
-    report["strip"] = {"frame_final_start": strip.frame_final_start,
-                       "frame_final_end": strip.frame_final_end}
+    first, end = handles(strip)
+    report["strip"] = {"frame_final_start": first, "frame_final_end": end}
 
     # Interpreter problems and a backend killed mid-run: reported, scene untouched.
     prefs().backend_python = str(workdir_path / "missing-python")
@@ -133,15 +136,14 @@ def main() -> None:
     report["broken_check"] = run_operator("check_backend")
     prefs().backend_python = fake_interpreter(
         workdir_path, "crashing-python",
-        f'"{sys.executable}" "$@" & pid=$!; sleep 4; kill -9 $pid; wait $pid')
+        f'"{backend_python}" "$@" & pid=$!; sleep 4; kill -9 $pid; wait $pid')
     report["killed_mid_run"] = run_operator("track_footage")
-    prefs().backend_python = sys.executable
+    prefs().backend_python = backend_python
 
     t = time.perf_counter()
     report["track"] = run_operator("track_footage")
     report["track_seconds"] = time.perf_counter() - t
-    results_dir = Path(sorted((Path(bpy.utils.extension_path_user(
-        "bl_ext.user_default.faceadapt", path="results"))).iterdir())[-1])
+    results_dir = Path(sorted((Path(bpy.utils.extension_path_user(MODULE, path="results"))).iterdir())[-1])
     report["results_dir"] = str(results_dir)
     with np.load(results_dir / "tracking.npz") as tracking:
         frames = tracking["frames"].tolist()
@@ -197,7 +199,6 @@ def main() -> None:
                           "has_key_action": reloaded.data.shape_keys.animation_data.action is not None,
                           "rig_action": reloaded.parent.animation_data.action is not None,
                           "scene_camera": bpy.context.scene.camera.name}
-    Path(report_path).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
