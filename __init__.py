@@ -13,16 +13,24 @@ import sys
 
 
 def register() -> None:
-    from .blender_addon import registration
+    try:
+        from .blender_addon import registration
 
-    registration.register()
+        registration.register()
+    except BaseException:
+        # Blender keeps whatever a failed enable imported; dropping it makes the next enable
+        # (after the user fixed or upgraded the code) import the code on disk, not stale modules.
+        _forget_submodules()
+        raise
 
 
 def unregister() -> None:
-    from .blender_addon import registration
+    try:
+        from .blender_addon import registration
 
-    registration.unregister()
-    _forget_submodules()
+        registration.unregister()
+    finally:
+        _forget_submodules()
 
 
 def _forget_submodules() -> None:

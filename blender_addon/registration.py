@@ -23,8 +23,18 @@ CLASSES = (
 
 
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    """Register every class or none: when Blender refuses one, those already registered are
+    unregistered, so a failed enable leaves nothing behind and the next enable starts clean
+    (without it, the next one fails with "already registered" until Blender restarts)."""
+    registered = []
+    try:
+        for cls in CLASSES:
+            bpy.utils.register_class(cls)
+            registered.append(cls)
+    except BaseException:
+        for cls in reversed(registered):
+            bpy.utils.unregister_class(cls)
+        raise
 
 
 def unregister() -> None:
