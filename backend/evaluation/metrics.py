@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..landmarks.nme import inter_ocular
-
 
 def _same_shape(name: str, a: np.ndarray, b: np.ndarray) -> None:
     if a.shape != b.shape:
@@ -48,11 +46,6 @@ def landmark_errors_px(predicted: np.ndarray, truth: np.ndarray,
     _same_shape("landmarks", predicted, truth)
     error = np.linalg.norm(predicted - truth, axis=-1)
     return error if mask is None else error[:, mask]
-
-
-def landmark_nme(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """(F,) mean point error over the truth's inter-ocular distance (outer eye corners)."""
-    return landmark_errors_px(predicted, truth, mask).mean(-1) / inter_ocular(truth)
 
 
 def jitter_px(landmarks: np.ndarray, mask: np.ndarray | None = None) -> float:

@@ -24,14 +24,16 @@ import torch
 from ..events import EventSink
 from ..footage import Footage
 from ..formats import protocol
+from ..formats.camera import head_to_camera
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
 from ..formats.results_dir import RESULT_JSON, check_topology, read_results
 from ..landmarks.detection import LandmarkDetector
+from ..landmarks.nme import nme as landmark_nme
 from ..render.rasterize import project
 from ..render.unlit import render_unlit
 from ..render.unwrap import UVAtlas, make_atlas, unwrap
-from .metrics import jitter_px, landmark_errors_px, landmark_nme, photometric_error
+from .metrics import jitter_px, landmark_errors_px, photometric_error
 
 # Face-region pixels kept per clip for the colour fit and the RMS: bounds memory (two float32
 # (N, 3) arrays, then float64 inside the least-squares fit: ~100 MB) whatever the clip's length
@@ -221,8 +223,7 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
     total = 2 * len(rows)
 
     def camera_vertices(row: int) -> torch.Tensor:
-        pose = tracking["head_pose"][row]
-        return torch.as_tensor(tracking["vertices"][row] @ pose[:3, :3].T + pose[:3, 3],
+        return torch.as_tensor(head_to_camera(tracking["vertices"][row], tracking["head_pose"][row]),
                                dtype=torch.float32, device=dev)[None]
 
     def picture(image: np.ndarray) -> torch.Tensor:

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..events import EventSink
 from ..formats.atomic import atomic_file
+from ..formats.camera import centred_intrinsics, head_to_camera
 from .clip_making import FOOTAGE, HEAD
 
 # A table column: (metrics key, header, str.format spec for its value).
@@ -337,7 +338,7 @@ def front_camera(points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray,
     distance = focal * extent / (HEATMAP_FILL * size)
     eye = np.array([centre[0], low[1] - distance, centre[2]])
     translation = -rotation @ eye
-    intrinsics = np.array([[focal, 0.0, (size - 1) / 2], [0.0, focal, (size - 1) / 2], [0.0, 0.0, 1.0]])
+    intrinsics = centred_intrinsics(focal, size, size).astype(np.float64)
     return rotation, translation, intrinsics
 
 
@@ -518,8 +519,7 @@ def contact_sheet(clip: dict, methods: Sequence[str], work: Path, sink: EventSin
                 _label(tile, "no results" if entry is None else "untracked", (6, 18))
             else:
                 tracking, faces, row = entry[0], entry[1], int(found[0])
-                pose = tracking["head_pose"][row]
-                camera = tracking["vertices"][row] @ pose[:3, :3].T + pose[:3, 3]
+                camera = head_to_camera(tracking["vertices"][row], tracking["head_pose"][row])
                 tile = _tile(overlay_frame(image, camera, faces, tracking["intrinsics"],
                                            tracking["landmarks_2d"][row], tracking["landmarks_fit"][row]))
             tiles.append(tile)

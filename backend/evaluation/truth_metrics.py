@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..formats.camera import project_points
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
-from ..landmarks.nme import inter_ocular
+from ..landmarks.nme import nme
 from .metrics import (
     landmark_errors_px,
     matched_frames,
@@ -56,15 +57,6 @@ def _or_nan(value: float | None) -> float:
     return float("nan") if value is None else value
 
 
-def _projected_landmarks(tracking: dict[str, np.ndarray], landmark_vertex: np.ndarray) -> np.ndarray:
-    """(F, 68, 2) pixels of the tracked mesh's landmark vertices."""
-    pose = tracking["head_pose"].astype(np.float64)
-    points = tracking["vertices"][:, landmark_vertex].astype(np.float64)
-    cam = np.einsum("fij,fvj->fvi", pose[:, :3, :3], points) + pose[:, None, :3, 3]
-    pix = cam @ tracking["intrinsics"].astype(np.float64).T
-    return pix[..., :2] / pix[..., 2:3]
-
-
 def truth_errors(tracking: dict[str, np.ndarray], truth: dict[str, np.ndarray],
                  head: HeadAsset) -> TruthErrors:
     """Score tracking.npz arrays against truth.npz arrays of the clip rendered with `head`.
@@ -87,7 +79,9 @@ def truth_errors(tracking: dict[str, np.ndarray], truth: dict[str, np.ndarray],
                               head.face_region)
     rotation = rotation_errors_deg(tracking["head_pose"][tracked, :3, :3].astype(np.float64),
                                    truth["head_pose"][truth_rows, :3, :3].astype(np.float64))
-    fitted = _projected_landmarks(tracking, head.landmark_vertex)
+    fitted = project_points(tracking["vertices"][:, head.landmark_vertex].astype(np.float64),
+                            tracking["head_pose"].astype(np.float64),
+                            tracking["intrinsics"].astype(np.float64))
     true_points = truth["landmarks_2d"][rows].astype(np.float64)
     landmark = landmark_errors_px(fitted[tracked], true_points[tracked], head.landmark_mask)
     jitter = landmark_jitter(fitted, true_points, tracked, tracking["frames"], head.landmark_mask)
@@ -100,7 +94,7 @@ def truth_errors(tracking: dict[str, np.ndarray], truth: dict[str, np.ndarray],
         rotation_deg_p95=float(np.percentile(rotation, 95)),
         landmark_px_mean=float(landmark.mean()),
         landmark_px_p95=float(np.percentile(landmark, 95)),
-        landmark_nme=float((landmark.mean(1) / inter_ocular(true_points[tracked])).mean()),
+        landmark_nme=float(nme(fitted[tracked], true_points[tracked], head.landmark_mask).mean()),
         jitter_px=_or_nan(jitter["tracked_px"]),
         truth_jitter_px=_or_nan(jitter["reference_px"]),
         frames=int(tracked.sum()),

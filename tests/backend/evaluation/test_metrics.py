@@ -8,12 +8,12 @@ from backend.evaluation.metrics import (
     fit_colour_transform,
     jitter_px,
     landmark_errors_px,
-    landmark_nme,
     matched_frames,
     photometric_error,
     rotation_errors_deg,
     vertex_errors_mm,
 )
+from backend.landmarks.nme import nme as landmark_nme
 
 RNG = np.random.default_rng(0)
 VERTICES = RNG.normal(0, 0.05, (5, 40, 3))

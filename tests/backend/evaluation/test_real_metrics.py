@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from backend.evaluation.metrics import landmark_nme
 from backend.evaluation.real_metrics import (
     consecutive_runs,
     detector_agreement,
@@ -26,6 +25,7 @@ from backend.footage import Footage
 from backend.formats.errors import BadInput
 from backend.formats.results_dir import TrackingArrays, write_arrays, write_summary
 from backend.landmarks.annotations import read_pts
+from backend.landmarks.nme import nme as landmark_nme
 
 RNG = np.random.default_rng(0)
 CLIP_SIZE = 128
