@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from pathlib import Path
@@ -33,6 +32,7 @@ from ..data_location import data_dir
 from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
+from ..formats.npz_arrays import read_npz
 from ..formats.results_dir import read_results
 from .code_closure import BACKEND_ROOT
 from .suite_methods import Sources
@@ -172,11 +172,6 @@ def load_arrays(path: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
     """The arrays of an npz entry (never unpickled); ValueError when it is unreadable or lacks
     one of `names`."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"{path} is unreadable ({exc})") from exc
-    missing = [name for name in names if name not in arrays]
-    if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}")
-    return arrays
+        return read_npz(path, "suite cache entry", tuple(names), "it is made again")
+    except BadInput as exc:
+        raise ValueError(exc.message) from exc
