@@ -13,11 +13,9 @@ as the add-on's backend interpreter, over the process boundary, as users have it
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 import time
-import traceback
 import warnings
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import bpy
 import numpy as np
 from bpy_extras.object_utils import world_to_camera_view
 from extension_build import MODULE
-from scenario_observations import extension_deprecations, run_operator
+from scenario_observations import extension_deprecations, run_operator, run_scenario
 
 STRIP_START = 11  # scene frame of source frame 0: deliberately not 1
 TRIM_START, TRIM_END = 5, 40  # frames trimmed off the strip's start and end
@@ -202,9 +200,4 @@ def run_scenarios(report: dict, zip_path: str, footage: str, workdir_path: Path,
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        traceback.print_exc()
-        os._exit(1)
-    os._exit(0)
+    run_scenario(main)

@@ -13,9 +13,7 @@ at each stage in the report; tests/extension/test_extension_lifecycle.py asserts
 from __future__ import annotations
 
 import json
-import os
 import sys
-import traceback
 import warnings
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from extension_build import (
     MODULE,
     NO_HEAD_MESSAGE,
 )
-from scenario_observations import extension_deprecations, run_operator
+from scenario_observations import extension_deprecations, run_operator, run_scenario
 
 
 def installed_root() -> Path:
@@ -127,9 +125,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        traceback.print_exc()
-        os._exit(1)
-    os._exit(0)
+    run_scenario(main)

@@ -3,7 +3,10 @@ scene change it caused, and the deprecation warnings Blender raised for the exte
 
 from __future__ import annotations
 
+import os
+import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import bpy
@@ -45,3 +48,15 @@ def extension_deprecations(caught: list[warnings.WarningMessage], extension_root
     return sorted({f"{Path(w.filename).resolve().relative_to(root)}:{w.lineno}: {w.message}"
                    for w in caught if issubclass(w.category, DeprecationWarning)
                    and str(Path(w.filename).resolve()).startswith(root + "/")})
+
+
+def run_scenario(main: Callable[[], None]) -> None:
+    """Run a scenario script's `main` in this bpy process, then leave at once with its status
+    (a traceback and 1 on failure): os._exit skips the interpreter's shutdown, where bpy's
+    exit handlers can outlast the test's timeout."""
+    try:
+        main()
+    except Exception:
+        traceback.print_exc()
+        os._exit(1)
+    os._exit(0)

@@ -16,12 +16,11 @@ import importlib
 import json
 import os
 import sys
-import traceback
 from pathlib import Path
 
 import bpy
 from extension_build import MODULE
-from scenario_observations import run_operator
+from scenario_observations import run_operator, run_scenario
 
 SHADOWING_NAMES = ("backend", "operators", "blender_addon")
 FAKE_PACKAGE = '''import pathlib
@@ -87,9 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        traceback.print_exc()
-        os._exit(1)
-    os._exit(0)
+    run_scenario(main)
