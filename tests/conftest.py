@@ -141,3 +141,19 @@ def run_backend(*args: str, timeout: float = 600) -> subprocess.CompletedProcess
     """`python -m backend ARGS` from the repository root, capturing output."""
     return subprocess.run([sys.executable, "-m", "backend", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def rewrite_npz(path: Path, **changes: object) -> Path:
+    """Rewrite the .npz at `path` with some arrays replaced (a value of None drops the array):
+    how tests make the broken files the readers must refuse."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = value
+    np.savez(path, **arrays)
+    return path

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,6 +15,7 @@ from backend.formats.clip_files import (
     load_truth,
 )
 from backend.formats.errors import BadInput
+from conftest import rewrite_npz
 
 FRAMES = 4
 
@@ -43,19 +42,6 @@ def truth() -> Truth:
                  width=64, height=48)
 
 
-def rewrite(path: Path, **changes: np.ndarray | None) -> Path:
-    """Rewrite an npz with some arrays replaced (None drops one)."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    for key, value in changes.items():
-        if value is None:
-            arrays.pop(key)
-        else:
-            arrays[key] = value
-    np.savez(path, **arrays)
-    return path
-
-
 # --- performance.npz -----------------------------------------------------------------------
 
 def test_performance_round_trip(tmp_path):
@@ -71,7 +57,7 @@ def test_performance_round_trip(tmp_path):
 
 
 def test_performance_without_source_loads(tmp_path):
-    path = rewrite(performance().save(tmp_path / "performance.npz"), source=None)
+    path = rewrite_npz(performance().save(tmp_path / "performance.npz"), source=None)
     assert load_performance(path).source == ""
 
 
@@ -92,7 +78,7 @@ def test_on_channels_refuses_a_channel_the_head_lacks():
 
 @pytest.mark.parametrize("key", PERFORMANCE_KEYS)
 def test_performance_missing_field_is_named(tmp_path, key):
-    path = rewrite(performance().save(tmp_path / "performance.npz"), **{key: None})
+    path = rewrite_npz(performance().save(tmp_path / "performance.npz"), **{key: None})
     with pytest.raises(BadInput, match=rf"performance file .*performance\.npz lacks field\(s\) {key}"):
         load_performance(path)
 
@@ -110,7 +96,7 @@ def test_performance_missing_field_is_named(tmp_path, key):
     ({"fps": np.array([24.0, 25.0])}, "fps must be a positive number"),
 ])
 def test_performance_refusals_name_the_field(tmp_path, changes, problem):
-    path = rewrite(performance().save(tmp_path / "performance.npz"), **changes)
+    path = rewrite_npz(performance().save(tmp_path / "performance.npz"), **changes)
     with pytest.raises(BadInput, match=rf"performance file .*performance\.npz: {problem}"):
         load_performance(path)
 
@@ -138,7 +124,7 @@ def test_truth_round_trip_from_file_or_clip_folder(tmp_path):
 
 @pytest.mark.parametrize("key", TRUTH_KEYS)
 def test_truth_missing_field_is_named(tmp_path, key):
-    path = rewrite(truth().save(tmp_path / TRUTH_FILE), **{key: None})
+    path = rewrite_npz(truth().save(tmp_path / TRUTH_FILE), **{key: None})
     with pytest.raises(BadInput, match=rf"ground truth .*truth\.npz lacks field\(s\) {key}"):
         load_truth(path)
 
@@ -154,7 +140,7 @@ WRONG_SHAPES = {
 
 @pytest.mark.parametrize("key", sorted(WRONG_SHAPES))
 def test_truth_wrong_shape_is_named(tmp_path, key):
-    path = rewrite(truth().save(tmp_path / TRUTH_FILE), **{key: WRONG_SHAPES[key]})
+    path = rewrite_npz(truth().save(tmp_path / TRUTH_FILE), **{key: WRONG_SHAPES[key]})
     with pytest.raises(BadInput, match=rf"ground truth .*truth\.npz: field '{key}' must be"):
         load_truth(path)
 
@@ -163,7 +149,7 @@ def test_truth_wrong_shape_is_named(tmp_path, key):
 def test_truth_non_finite_is_named(tmp_path, key):
     value = truth().as_arrays()[key].copy()
     value.reshape(-1)[-1] = np.nan
-    path = rewrite(truth().save(tmp_path / TRUTH_FILE), **{key: value})
+    path = rewrite_npz(truth().save(tmp_path / TRUTH_FILE), **{key: value})
     with pytest.raises(BadInput, match=rf"ground truth .*truth\.npz: field '{key}' contains NaN or inf"):
         load_truth(path)
 
@@ -176,7 +162,7 @@ def test_truth_non_finite_is_named(tmp_path, key):
     ({"height": np.array([48, 48])}, "height"),
 ])
 def test_truth_frames_and_scalars_are_checked(tmp_path, changes, field):
-    path = rewrite(truth().save(tmp_path / TRUTH_FILE), **changes)
+    path = rewrite_npz(truth().save(tmp_path / TRUTH_FILE), **changes)
     with pytest.raises(BadInput, match=rf"ground truth .*truth\.npz: field '{field}'"):
         load_truth(path)
 

@@ -16,6 +16,7 @@ from backend.formats.head_file import (
     save_head,
     topology_hash,
 )
+from conftest import rewrite_npz
 
 
 def tetrahedron_head() -> HeadAsset:
@@ -53,14 +54,8 @@ def head_arrays(head: HeadAsset) -> dict[str, np.ndarray]:
 
 def write_head_npz(path: Path, **changes: np.ndarray | None) -> Path:
     """A head.npz with some arrays replaced (None drops the array)."""
-    arrays = head_arrays(tetrahedron_head())
-    for key, value in changes.items():
-        if value is None:
-            arrays.pop(key)
-        else:
-            arrays[key] = value
-    np.savez(path, **arrays)
-    return path
+    np.savez(path, **head_arrays(tetrahedron_head()))
+    return rewrite_npz(path, **changes)
 
 
 def test_round_trip_keeps_every_field(tmp_path):

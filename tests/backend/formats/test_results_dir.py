@@ -25,6 +25,7 @@ from backend.formats.results_dir import (
     write_arrays,
     write_summary,
 )
+from conftest import rewrite_npz
 
 FRAMES = 3
 SOURCE = {"path": "/clips/actor.mp4", "fps": 25.0, "width": 64, "height": 48,
@@ -66,14 +67,7 @@ def write_results(directory: Path, head: HeadAsset | None = None) -> Path:
 
 def replace_tracking(directory: Path, **changes: np.ndarray | None) -> None:
     """Rewrite tracking.npz with some arrays replaced (None drops one)."""
-    with np.load(directory / TRACKING_NPZ, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    for key, value in changes.items():
-        if value is None:
-            arrays.pop(key)
-        else:
-            arrays[key] = value
-    np.savez(directory / TRACKING_NPZ, **arrays)
+    rewrite_npz(directory / TRACKING_NPZ, **changes)
 
 
 def edit_document(directory: Path, **changes: object) -> None:
