@@ -101,6 +101,29 @@ STAND_IN = textwrap.dedent("""\
     elif scenario == "malformed_event":
         emit("progress", stage="fit", done="many", total=None)
         emit("result", path="/results/clip")
+    elif scenario == "malformed_events":
+        emit("progress", stage="fit", done=1, total=4)
+        emit("progress", stage=["fit"], done=2, total=4)
+        emit("warning", message={"text": "not text"})
+        emit("error", kind="no_face", message=None)
+        emit("result")
+        emit("result", path=7)
+        emit("progress", stage="fit", done=4, total=4)
+        emit("result", path="/results/clip")
+    elif scenario == "goes_silent":
+        emit("progress", stage="fit", done=1, total=100)
+        time.sleep(60)
+    elif scenario == "keeps_logging":
+        emit("progress", stage="fit", done=1, total=2)
+        for _ in range(30):  # 3 s of library output with no event, longer than the test's limit
+            print("still working", file=sys.stderr, flush=True)
+            time.sleep(0.1)
+        emit("result", path="/results/clip")
+    elif scenario == "leaves_child":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        with open(os.path.join(folder, "child.pid"), "w") as f:
+            f.write(str(child.pid))
+        emit("result", path="/results/clip")
     elif scenario == "ignores_sigterm":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         emit("progress", stage="fit", done=1, total=100)
@@ -220,12 +243,8 @@ def test_progress_description():
     assert Progress("fit", 30, 40, 12.4).fraction == 0.75
 
 
-# --- DESIGN.md "Process boundary" promises the client does not keep yet (issue 11) --------
+# --- DESIGN.md "Process boundary": the faults found in issue 11 -----------------------------
 
-@pytest.mark.xfail(strict=True, reason="backend_client bug: wait(should_cancel=...) calls cancel() "
-                   "on every poll, so the backend gets SIGTERM again and again while it removes "
-                   "its temp output (a second one interrupts the cleanup, or kills it once its "
-                   "handler is restored)")
 def test_wait_asks_the_backend_to_stop_once(backend_python):
     run = start_backend(backend_python, ["counts_sigterm"])
     until(lambda: run.poll() or run.progress.stage == "fit", run)
@@ -233,31 +252,18 @@ def test_wait_asks_the_backend_to_stop_once(backend_python):
         run.wait(should_cancel=lambda: True, interval=0.01)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-@pytest.mark.xfail(strict=True, reason="backend_client bug: stdout is decoded strictly as UTF-8, so "
-                   "bytes that are not UTF-8 kill the event reader thread and later events "
-                   "(the result) are lost")
 def test_bytes_that_are_not_utf8_on_stdout_are_survived(backend_python):
     assert finish(start_backend(backend_python, ["garbage_stdout"])) == "/results/clip"
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-@pytest.mark.xfail(strict=True, reason="backend_client bug: stderr is decoded strictly as UTF-8, so "
-                   "bytes that are not UTF-8 kill the stderr reader; the pipe is no longer drained "
-                   "and a backend that keeps logging blocks forever")
 def test_bytes_that_are_not_utf8_on_stderr_are_survived(backend_python):
     assert finish(start_backend(backend_python, ["garbage_stderr"]), timeout=5) == "/results/clip"
 
 
-@pytest.mark.xfail(strict=True, reason="backend_client bug: a progress event with a non-numeric "
-                   "done/total raises ValueError out of poll() (the modal operator's timer)")
 def test_a_malformed_event_is_survived(backend_python):
     assert finish(start_backend(backend_python, ["malformed_event"])) == "/results/clip"
 
 
-@pytest.mark.xfail(strict=True, reason="backend_client gap: cancel sends SIGTERM only; DESIGN.md asks "
-                   "for SIGKILL after a grace period, so a backend that does not exit on SIGTERM "
-                   "is never stopped")
 def test_cancel_stops_a_backend_that_ignores_sigterm(backend_python):
     run = start_backend(backend_python, ["ignores_sigterm"])
     until(lambda: run.poll() or run.progress.stage == "fit", run)
@@ -269,10 +275,6 @@ def test_cancel_stops_a_backend_that_ignores_sigterm(backend_python):
         run.process.wait()
 
 
-@pytest.mark.xfail(strict=True, reason="backend_client gap: cancel terminates the backend process "
-                   "only; DESIGN.md asks to stop its whole process group (a render it started "
-                   "keeps running, and holding the inherited pipes open it keeps the run from "
-                   "ever ending)")
 def test_cancel_stops_the_backends_children(backend_python, tmp_path):
     run = start_backend(backend_python, ["with_child", str(tmp_path)])
     pid_file = tmp_path / "child.pid"
@@ -298,3 +300,95 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ")[-1][:1] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_malformed_event_is_reported_as_a_warning(backend_python):
+    run = start_backend(backend_python, ["malformed_event"])
+    assert finish(run) == "/results/clip"
+    assert run.progress == Progress()  # the malformed progress did not replace it
+    assert len(run.warnings) == 1
+    assert run.warnings[0].startswith("ignored a malformed backend event ('done' is 'many', not a count)")
+
+
+def test_events_with_missing_or_wrongly_typed_fields_are_ignored(backend_python):
+    run = start_backend(backend_python, ["malformed_events"])
+    assert finish(run) == "/results/clip"
+    assert run.progress == Progress("fit", 4, 4)
+    assert run.error is None
+    faults = [warning.split(")", 1)[0] for warning in run.warnings]
+    assert faults == ["ignored a malformed backend event ('stage' is list, not text",
+                      "ignored a malformed backend event ('message' is dict, not text",
+                      "ignored a malformed backend event ('message' is NoneType, not text",
+                      "ignored a malformed backend event (a result without a 'path'",
+                      "ignored a malformed backend event ('path' is int, not text"]
+
+
+def test_a_result_without_a_path_is_no_result(backend_python, tmp_path):
+    script = tmp_path / "python"
+    script.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({{'event': 'result'}}))\n")
+    script.chmod(0o755)
+    run = start_backend(script, ["track"])
+    with pytest.raises(BackendFailure, match="exited with code 0 without a result"):
+        finish(run)
+    assert run.warnings[0].startswith("ignored a malformed backend event (a result without a 'path')")
+
+
+def test_watchdog_stops_a_backend_that_stopped_reporting(backend_python):
+    run = start_backend(backend_python, ["goes_silent"], silence_limit_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(BackendFailure) as failure:
+        run.wait(interval=0.01)
+    assert time.monotonic() - started < 10, "the watchdog did not stop the silent backend"
+    assert failure.value.kind == "internal"
+    assert failure.value.message.startswith("the backend reported nothing (no progress, no output) "
+                                            "for 1 s during 'fit 1/100', so it was taken for stuck "
+                                            "and stopped")
+    assert run.process.returncode == -signal.SIGTERM
+
+
+def test_watchdog_lets_a_long_run_that_keeps_reporting_finish(backend_python):
+    run = start_backend(backend_python, ["keeps_logging"], silence_limit_s=1.0)
+    assert run.wait(interval=0.01) == "/results/clip"
+    assert run.stalled_after_s is None
+    assert list(run.stderr_tail).count("still working") == 30
+
+
+def test_watchdog_kills_a_silent_backend_that_ignores_sigterm(backend_python):
+    run = start_backend(backend_python, ["ignores_sigterm"], silence_limit_s=1.0)
+    run.stop_grace_s = 0.5
+    with pytest.raises(BackendFailure, match="taken for stuck and stopped"):
+        run.wait(interval=0.01)
+    assert run.process.returncode == -signal.SIGKILL
+
+
+def test_an_interrupted_wait_stops_the_backend(backend_python):
+    run = start_backend(backend_python, ["cancellable"])
+
+    def interrupt(progress: Progress) -> None:
+        if progress.stage == "fit":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run.wait(on_progress=interrupt, interval=0.01)
+    with pytest.raises(BackendFailure) as failure:
+        finish(run, timeout=10)
+    assert failure.value.kind == "cancelled"
+
+
+def test_a_child_left_behind_by_a_finished_backend_is_stopped(backend_python, tmp_path):
+    run = start_backend(backend_python, ["leaves_child", str(tmp_path)])
+    try:
+        assert finish(run, timeout=5) == "/results/clip"
+        child = int((tmp_path / "child.pid").read_text())
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the finished backend's child process survived"
+    finally:
+        pid_file = tmp_path / "child.pid"
+        if pid_file.is_file() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_a_progress_beyond_its_total_fills_the_bar_only():
+    assert Progress("fit", 5, 4).fraction == 1.0
