@@ -4,13 +4,16 @@ TensorFlow Lite (inside MediaPipe), absl and Warp write banners and warnings str
 process's file descriptors 1 and 2 from native code, and Python libraries emit warnings;
 none of it is the backend's own output. While a command runs, descriptors 1 and 2 point at
 the log file, and `sys.stdout` / `sys.stderr` (the backend's events, human progress and
-reports) write to the original stdout and stderr. Error messages name the log file.
+reports) write to the original stdout and stderr. Error messages name the log file. A cache
+folder that cannot be written (read-only on farm containers) must not fail the run: the log is
+then a temp file of the run's own.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -18,14 +21,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from .cache import cache_dir
+from .cache import writable_cache_subdir
 
 MAX_LOG_BYTES = 4 * 2**20  # the log is started afresh (the old one kept as .1) beyond this
 
 
 def library_log_path() -> Path:
-    """The log file: <cache>/logs/backend.log (FACEADAPT_CACHE moves it)."""
-    return cache_dir() / "logs" / "backend.log"
+    """The log file: <cache>/logs/backend.log (FACEADAPT_CACHE moves it), or a new temp file
+    when the cache cannot be written."""
+    logs = writable_cache_subdir("logs")
+    if logs is not None:
+        return logs / "backend.log"
+    fd, fallback = tempfile.mkstemp(prefix="faceadapt-backend-", suffix=".log")
+    os.close(fd)
+    return Path(fallback)
 
 
 def _rotate(path: Path) -> None:

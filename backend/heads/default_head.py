@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -44,12 +45,22 @@ def build_default_head() -> HeadAsset:
 
 
 def default_head() -> HeadAsset:
-    """The default head from the cache, built and cached on first use."""
+    """The default head from the cache, built and cached on first use. The cache is disposable:
+    an entry that cannot be loaded (truncated, corrupt) is built again, and a cache that cannot
+    be written (read-only on farm containers) leaves the head built in memory for this run."""
     path = cache_dir() / "heads" / f"{head_id('default')}.npz"
     if path.is_file():
-        return load_head(path)
+        try:
+            return load_head(path)
+        except BadInput as exc:
+            warnings.warn(f"the cached default head could not be loaded, building it again: "
+                          f"{exc.message}", RuntimeWarning, stacklevel=2)
     head = build_default_head()
-    save_head(head, path)
+    try:
+        save_head(head, path)
+    except OSError as exc:
+        warnings.warn(f"the default head is not cached: {path} cannot be written ({exc})",
+                      RuntimeWarning, stacklevel=2)
     return head
 
 

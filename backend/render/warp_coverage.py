@@ -6,17 +6,23 @@ measurement (docs/renderer.md).
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
 from types import ModuleType
 
 import torch
 
-from ..cache import cache_dir
+from ..cache import writable_cache_subdir
 
 # Depth is stored in micrometres in the upper 32 bits of the key: 1 µm resolution up to 2 km,
 # and the lower 32 bits hold the triangle id, so the nearest triangle (then the lowest id) wins.
 _DEPTH_SCALE = 1.0e6
 _EMPTY = (1 << 63) - 1
 _warp = None
+_loaded_on: set[str] = set()  # Warp devices the kernel module is loaded on
 
 
 def _load():
@@ -26,10 +32,42 @@ def _load():
         import warp as wp
 
         wp.config.log_level = wp.LOG_WARNING  # no banner on stdout (the events channel)
-        wp.config.kernel_cache_dir = str(cache_dir() / "warp")
+        wp.config.kernel_cache_dir = str(_kernel_cache_dir())
         wp.init()
         _warp = (wp, _build_kernels(wp))
     return _warp
+
+
+def _kernel_cache_dir() -> Path:
+    """<cache>/warp, or a folder of this process's own, removed at exit, when the cache cannot
+    be written (a read-only cache on farm containers): Warp compiles its kernels into a folder."""
+    cache = writable_cache_subdir("warp")
+    if cache is not None:
+        return cache
+    private = Path(tempfile.mkdtemp(prefix="faceadapt-warp-"))
+    atexit.register(shutil.rmtree, private, ignore_errors=True)
+    return private
+
+
+def _load_kernels_on(wp: ModuleType, kernel: object, device: str) -> None:
+    """Load the kernel module on `device` once; an unreadable cache entry (a truncated .meta
+    fails with a bare JSON error, a truncated .o with 'Failed to load CPU module') is cleared
+    and the kernels compiled afresh."""
+    if device in _loaded_on:
+        return
+    try:
+        wp.load_module(kernel.module, device=device)
+    except Exception as exc:  # Warp raises plain Exception and json errors for a bad cache
+        cache = wp.config.kernel_cache_dir
+        warnings.warn(f"Warp's kernel cache {cache} could not be loaded ({exc}); cleared and "
+                      f"the kernels compiled again", RuntimeWarning, stacklevel=2)
+        wp.clear_kernel_cache()
+        try:
+            wp.load_module(kernel.module, device=device)
+        except Exception as again:
+            raise RuntimeError(f"Warp could not compile its kernels into {cache} ({again}); "
+                               f"delete that folder and run again") from again
+    _loaded_on.add(device)
 
 
 def _build_kernels(wp: ModuleType) -> object:
@@ -75,6 +113,7 @@ def cover(screen: torch.Tensor, faces: torch.Tensor, height: int, width: int, ne
     faces32 = faces.to(device=device, dtype=torch.int32).contiguous()
     keys = torch.full((screen.shape[0], height, width), _EMPTY, dtype=torch.int64, device=device)
     if faces32.shape[0] > 0 and screen.shape[0] > 0:
+        _load_kernels_on(wp, kernel, _warp_device(device))
         wp.launch(kernel, dim=(screen.shape[0], faces32.shape[0]),
                   inputs=[wp.from_torch(screen, dtype=wp.vec3), wp.from_torch(faces32, dtype=wp.vec3i),
                           wp.from_torch(keys), float(near), int(cull_backfaces)],

@@ -101,3 +101,32 @@ def test_ict_skin_owns_its_whole_texture(data_dir):
     owner = fragments.triangle[0].numpy()
     assert (owner >= 0).mean() > 0.5
     assert skin[owner[owner >= 0]].all()
+
+
+def test_truncated_cached_default_head_is_rebuilt(default_head, default_head_file, tmp_path,
+                                                 monkeypatch):
+    from backend.heads.default_head import default_head as cached_default_head
+    from backend.heads.default_head import head_id
+
+    monkeypatch.setenv("FACEADAPT_CACHE", str(tmp_path))
+    cached = tmp_path / "heads" / f"{head_id('default')}.npz"
+    cached.parent.mkdir()
+    cached.write_bytes(default_head_file.read_bytes()[:5000])
+    with pytest.warns(RuntimeWarning, match=str(cached)):
+        head = cached_default_head()
+    np.testing.assert_array_equal(head.vertices, default_head.vertices)
+    np.testing.assert_array_equal(load_head(cached).vertices, default_head.vertices)
+
+
+def test_unwritable_cache_builds_the_default_head_in_memory(default_head, tmp_path, monkeypatch):
+    from backend.heads.default_head import default_head as cached_default_head
+
+    # A file where the cache folder should be fails every write as a read-only folder does
+    # (root bypasses permission bits, so chmod cannot show it here).
+    cache = tmp_path / "cache"
+    cache.write_bytes(b"")
+    monkeypatch.setenv("FACEADAPT_CACHE", str(cache))
+    with pytest.warns(RuntimeWarning, match="the default head is not cached"):
+        head = cached_default_head()
+    np.testing.assert_array_equal(head.vertices, default_head.vertices)
+    assert cache.read_bytes() == b""
