@@ -1,5 +1,6 @@
 """Operators that run the backend: a blocking path (EXEC_DEFAULT: background mode, scripts,
-tests) and a modal path in the UI (progress in the status bar, Esc cancels)."""
+tests) and a modal path in the UI (progress in the status bar, Esc cancels). What the modal
+path does apart from bpy calls (ending the display on every way out) is in modal_run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import bpy
 
 from . import preferences
 from .backend_client import BackendFailure, BackendRun, Progress, start_backend
+from .modal_run import ModalRun, failure_message
 
 
 class UserError(Exception):
@@ -20,8 +22,7 @@ class BackendJob:
     """Mixin for bpy Operators: implement `backend_args` (called first, may raise UserError)
     and `finish` (called with the result path; must change the scene only there)."""
 
-    _run: BackendRun | None = None
-    _timer = None
+    _modal: ModalRun | None = None
 
     def backend_args(self, context: bpy.types.Context) -> list[str]:
         raise NotImplementedError
@@ -61,47 +62,63 @@ class BackendJob:
         if bpy.app.background:
             return self.execute(context)
         try:
-            self._run = self._start(context)
+            run = self._start(context)
         except (UserError, BackendFailure) as exc:
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}
         wm = context.window_manager
-        self._timer = wm.event_timer_add(0.2, window=context.window)
+        timer = wm.event_timer_add(0.2, window=context.window)
         wm.progress_begin(0, 1000)
+        # Status text is set on the workspace shown at each tick; all of them are cleared.
+        workspaces: list[bpy.types.WorkSpace] = []
+
+        def show(progress: Progress) -> None:
+            workspace = bpy.context.workspace
+            if workspace is not None:
+                if workspace not in workspaces:
+                    workspaces.append(workspace)
+                workspace.status_text_set(f"FaceAdapt: {progress.describe()}  (Esc to cancel)")
+            wm.progress_update(int(progress.fraction * 1000))
+
+        def take_down() -> None:
+            # Each step runs even when an earlier one raises (a workspace removed meanwhile).
+            try:
+                wm.event_timer_remove(timer)
+            finally:
+                try:
+                    wm.progress_end()
+                finally:
+                    for workspace in workspaces:
+                        workspace.status_text_set(None)
+
+        self._modal = ModalRun(run, show, take_down)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        run = self._run
-        assert run is not None
+        modal = self._modal
+        assert modal is not None
         if event.type == "ESC":
-            run.cancel()
+            modal.cancel()
         if event.type not in {"TIMER", "ESC"}:
             return {"PASS_THROUGH"}
-        ended = run.poll()
-        context.workspace.status_text_set(f"FaceAdapt: {run.progress.describe()}  (Esc to cancel)")
-        context.window_manager.progress_update(int(run.progress.fraction * 1000))
-        if not ended:
-            return {"RUNNING_MODAL"}
-        self._end_modal(context)
-        try:
-            result = run.outcome()
-        except BackendFailure as exc:
-            self.report({"WARNING"} if exc.kind == "cancelled" else {"ERROR"}, _message(exc))
-            return {"CANCELLED"}
-        return self._finish_or_report(context, result)
 
-    def _end_modal(self, context: bpy.types.Context) -> None:
-        wm = context.window_manager
-        wm.event_timer_remove(self._timer)
-        wm.progress_end()
-        context.workspace.status_text_set(None)
+        def finish(result: str) -> str:
+            return next(iter(self._finish_or_report(context, result)))
+
+        def report(level: str, message: str) -> None:
+            self.report({level}, message)
+
+        return {modal.tick(finish, report)}
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the modal operator itself (a file is loaded, the window closes)."""
+        if self._modal is not None:
+            self._modal.abandon()
 
 
 def _message(exc: Exception) -> str:
-    if isinstance(exc, BackendFailure):
-        return f"FaceAdapt backend ({exc.kind}): {exc.message}"
-    return str(exc)
+    return failure_message(exc) if isinstance(exc, BackendFailure) else str(exc)
 
 
 def _progress_printer(label: str) -> Callable[[Progress], None]:
