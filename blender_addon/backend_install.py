@@ -18,7 +18,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from typing import IO
 
 from . import backend_python
 from .backend_client import EXTENSION_ROOT
+from .process_group import STOP_GRACE_S, new_group_arguments, signal_group
 
 RUNTIME_LOCK = EXTENSION_ROOT / "requirements-backend.lock"
 # In order of preference: 3.11 is the version `make` installs and tests the locks with.
@@ -37,7 +37,6 @@ SUPPORTED_VERSIONS: tuple[tuple[int, int], ...] = ((3, 11), (3, 12))
 UV_REQUIREMENT = "uv==0.13.9"
 LOG_NAME = "install-backend.log"
 PROBE_TIMEOUT_S = 30.0
-STOP_GRACE_S = 5.0  # after SIGTERM, the process group gets this long before SIGKILL
 TAIL_LINES = 8  # of a failed step's output, quoted in the message
 # pip prints one of these per requirement it handles (Processing: a wheel on a local index).
 _COLLECTING = ("Collecting ", "Processing ", "Requirement already satisfied: ")
@@ -417,10 +416,10 @@ class Installation:
         code = process.poll()
         if code is None:
             if self._stop_sent_at is not None and time.monotonic() - self._stop_sent_at > STOP_GRACE_S:
-                _signal_group(process, force=True)
+                signal_group(process, force=True)
             return False
         # Whatever the step left running in its group would hold the pipe open.
-        _signal_group(process, force=True)
+        signal_group(process, force=True)
         assert self._reader is not None
         self._reader.join(timeout=STOP_GRACE_S)
         self._read_output()
@@ -445,7 +444,7 @@ class Installation:
         """Stop the running step's process group (SIGTERM, SIGKILL after STOP_GRACE_S)."""
         if self._process is not None and self._stop_sent_at is None and self._outcome is None:
             self._stop_sent_at = time.monotonic()
-            _signal_group(self._process, force=False)
+            signal_group(self._process, force=False)
 
     def outcome(self) -> str:
         """The backend check's message ("torch 2.13.0 on CPU"), or raises InstallFailed."""
@@ -480,7 +479,7 @@ class Installation:
         try:
             self._process = subprocess.Popen(
                 step.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, env=child_environment(step.env), **_new_group())
+                stderr=subprocess.STDOUT, env=child_environment(step.env), **new_group_arguments())
         except OSError as exc:
             message = f"Install Backend cannot run {step.command[0]} ({exc}). {self._kept_text()}"
             self._end(InstallFailed(f"{message}\n{step.advice}" if step.advice else message),
@@ -555,22 +554,3 @@ def _read_lines(stream: IO[bytes], lines: queue.Queue[str]) -> None:
     """Every line of a step's output as it comes (any bytes: undecodable ones replaced)."""
     for raw in stream:
         lines.put(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-
-
-def _new_group() -> dict:
-    """Popen arguments starting the step as its own process group, so cancel stops all of it."""
-    if os.name == "nt":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}
-
-
-def _signal_group(process: subprocess.Popen, force: bool) -> None:
-    """SIGTERM (force: SIGKILL) to the step's whole process group; on Windows, which cannot
-    signal a group, TerminateProcess on the step's process."""
-    try:
-        if os.name == "nt":
-            process.terminate()
-        else:
-            os.killpg(process.pid, signal.SIGKILL if force else signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group has already ended
