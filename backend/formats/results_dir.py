@@ -204,6 +204,44 @@ def _check_tracking(path: Path, t: dict[str, np.ndarray]) -> None:
                            "re-track the clip")
         if not np.isfinite(t[key]).all():
             raise BadInput(f"{path}: field '{key}' contains NaN or inf; re-track the clip")
+    _check_rigid(path, t["head_pose"])
+
+
+# float32 poses of unit-scale rotations are orthonormal to ~1e-6; 1e-3 only refuses poses that
+# scale, shear or mirror the head (or cannot be inverted), which the importer would bake in.
+_RIGID_TOLERANCE = 1e-3
+
+
+def _check_rigid(path: Path, head_pose: np.ndarray) -> None:
+    """head_pose (F, 4, 4) must be rigid: a rotation (orthonormal, determinant +1) and a
+    translation, bottom row (0, 0, 0, 1); BadInput naming the first frame that is not."""
+    rotation = head_pose[:, :3, :3].astype(np.float64)
+    orthonormal = np.abs(rotation @ np.swapaxes(rotation, 1, 2) - np.eye(3)).max(axis=(1, 2))
+    bad = ((orthonormal > _RIGID_TOLERANCE) | (np.linalg.det(rotation) <= 0)
+           | (np.abs(head_pose[:, 3] - [0, 0, 0, 1]).max(axis=1) > _RIGID_TOLERANCE))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise BadInput(f"{path}: field 'head_pose' row {row} is not a rigid transform (a "
+                       "rotation and a translation; singular, scaled or mirrored poses cannot be "
+                       "imported); re-track the clip")
+
+
+def _check_mesh(path: Path, mesh: dict[str, np.ndarray], num_vertices: int) -> None:
+    """mesh.npz's faces and landmark vertices index the V vertices tracking.npz poses (and
+    uv_faces the uv rows); BadInput naming the field."""
+    num_uv = len(mesh["uv"]) if mesh["uv"].ndim == 2 and mesh["uv"].shape[1] == 2 else None
+    if num_uv is None:
+        raise BadInput(f"{path}: field 'uv' must be (U, 2), got {mesh['uv'].shape}; re-track the clip")
+    for key, shape, bound in (("faces", (None, 3), num_vertices), ("uv_faces", (None, 3), num_uv),
+                              ("landmark_vertex", (NUM_LANDMARKS,), num_vertices)):
+        value = mesh[key]
+        if (value.dtype.kind not in "iu" or value.ndim != len(shape)
+                or any(s is not None and s != g for s, g in zip(shape, value.shape, strict=True))):
+            raise BadInput(f"{path}: field '{key}' must be integer {shape}, got {value.dtype} "
+                           f"{value.shape}; re-track the clip")
+        if value.size and (value.min() < 0 or value.max() >= bound):
+            raise BadInput(f"{path}: field '{key}' indexes beyond the {bound} rows it refers to "
+                           "(vertices of tracking.npz, or uv); re-track the clip")
 
 
 def read_results(directory: Path) -> Results:
@@ -228,6 +266,7 @@ def read_results(directory: Path) -> Results:
     tracking = read_npz(directory / TRACKING_NPZ, "results file", TRACKING_KEYS, "re-track the clip")
     _check_tracking(directory / TRACKING_NPZ, tracking)
     mesh = read_npz(directory / MESH_NPZ, "results file", MESH_KEYS, "re-track the clip")
+    _check_mesh(directory / MESH_NPZ, mesh, tracking["vertices"].shape[1])
     if str(mesh["topology_hash"]) != str(document.get("topology_hash", mesh["topology_hash"])):
         raise BadInput(f"{directory}: {MESH_NPZ} (topology {mesh['topology_hash']}) and "
                        f"{RESULT_JSON} (topology {document.get('topology_hash')}) disagree; re-track")
