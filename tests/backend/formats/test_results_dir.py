@@ -241,3 +241,85 @@ def test_check_topology_mismatch_says_what_to_do(tmp_path):
     # Same vertex count, other layout: still refused.
     with pytest.raises(TopologyMismatch):
         check_topology(results, "'Head.001'", 4, "fedcba9876543210")
+
+
+@pytest.mark.parametrize("name", [TRACKING_NPZ, MESH_NPZ])
+def test_truncated_npz_is_refused_naming_the_file(tmp_path, name):
+    out = write_results(tmp_path / "out")
+    data = (out / name).read_bytes()
+    (out / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadInput, match=rf"{name} cannot be read as \.npz .*; re-track"):
+        read_results(out)
+
+
+def _poses_with_frame_1(matrix: np.ndarray) -> np.ndarray:
+    pose = np.tile(np.eye(4, dtype=np.float32), (FRAMES, 1, 1))
+    pose[1] = matrix
+    return pose
+
+
+@pytest.mark.parametrize("broken", ["singular", "scaled", "mirrored", "sheared", "bottom row"])
+def test_non_rigid_head_pose_is_refused(tmp_path, broken):
+    matrix = np.eye(4, dtype=np.float32)
+    if broken == "singular":
+        matrix[:3, :3] = 0.0
+    elif broken == "scaled":
+        matrix[:3, :3] *= 1.1
+    elif broken == "mirrored":
+        matrix[0, 0] = -1.0
+    elif broken == "sheared":
+        matrix[0, 1] = 0.2
+    else:
+        matrix[3] = [0.0, 0.0, 1.0, 1.0]
+    out = write_results(tmp_path / "out")
+    replace_tracking(out, head_pose=_poses_with_frame_1(matrix))
+    with pytest.raises(BadInput, match=r"tracking\.npz: field 'head_pose' row 1 is not a rigid"):
+        read_results(out)
+
+
+def test_a_rigid_head_pose_of_float32_rounding_is_read(tmp_path):
+    angle = 0.7
+    matrix = np.eye(4)
+    matrix[:2, :2] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    matrix[:3, 3] = [0.1, -0.2, 0.6]
+    out = write_results(tmp_path / "out")
+    replace_tracking(out, head_pose=_poses_with_frame_1(matrix.astype(np.float32)))
+    read_results(out)
+
+
+@pytest.mark.parametrize(("vertices", "problem"), [
+    (lambda v: v[..., :2], r"tracking\.npz: field 'vertices' must be \(3, None, 3\)"),
+    (lambda v: v[0], r"tracking\.npz: field 'vertices' must be \(3, None, 3\)"),
+    (lambda v: v[:, :3], r"mesh\.npz: field 'faces' indexes beyond the 3 rows"),
+])
+def test_wrong_vertex_shapes_are_refused(tmp_path, vertices, problem):
+    out = write_results(tmp_path / "out")
+    with np.load(out / TRACKING_NPZ) as data:
+        value = data["vertices"]
+    replace_tracking(out, vertices=vertices(value))
+    with pytest.raises(BadInput, match=problem):
+        read_results(out)
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"faces": np.array([[0, 1, 2], [0, 2, 4]])}, r"field 'faces' indexes beyond the 4 rows"),
+    ({"faces": np.array([[0.0, 1.0, 2.0]])}, r"field 'faces' must be integer \(None, 3\)"),
+    ({"uv_faces": np.array([[0, 1, 7]])}, r"field 'uv_faces' indexes beyond the 4 rows"),
+    ({"uv": np.zeros((4, 3), np.float32)}, r"field 'uv' must be \(U, 2\)"),
+    ({"landmark_vertex": np.arange(67)}, r"field 'landmark_vertex' must be integer \(68,\)"),
+])
+def test_inconsistent_mesh_npz_is_refused(tmp_path, changes, problem):
+    out = write_results(tmp_path / "out")
+    rewrite_npz(out / MESH_NPZ, **changes)
+    with pytest.raises(BadInput, match=rf"mesh\.npz: {problem}"):
+        read_results(out)
+
+
+@pytest.mark.parametrize("key", ["vertices", "head_pose", "confidence"])
+def test_arrays_of_different_lengths_are_refused(tmp_path, key):
+    out = write_results(tmp_path / "out")
+    with np.load(out / TRACKING_NPZ) as data:
+        longer = np.concatenate([data[key], data[key][-1:]])
+    replace_tracking(out, **{key: longer})
+    with pytest.raises(BadInput, match=rf"tracking\.npz: field '{key}' must be .* for 3 frames"):
+        read_results(out)
