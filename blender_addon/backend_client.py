@@ -16,7 +16,6 @@ must not hang Blender or raise out of `poll`:
 
 from __future__ import annotations
 
-import collections
 import json
 import math
 import os
@@ -83,8 +82,9 @@ class BackendRun:
     events: queue.Queue = field(default_factory=queue.Queue)
     progress: Progress = field(default_factory=Progress)
     warnings: list[str] = field(default_factory=list)
-    stderr_tail: collections.deque[str] = field(
-        default_factory=lambda: collections.deque(maxlen=STDERR_TAIL_LINES))
+    # The last STDERR_TAIL_LINES lines of stderr (a list: slicing it while the reader appends
+    # is safe, iterating a deque is not).
+    stderr_tail: list[str] = field(default_factory=list)
     result: str | None = None
     error: dict | None = None
     readers: list[threading.Thread] = field(default_factory=list)
@@ -124,6 +124,7 @@ class BackendRun:
             # wrote before it exited has been read; stop waiting for the pipe to close.
             self.warnings.append("a process started by the backend still holds its output "
                                  "open; it was left running")
+            self.readers = []  # their threads end with that process; nothing more is awaited
         self._apply_pending()
         return True
 
@@ -204,7 +205,7 @@ class BackendRun:
             self.result = path
 
     def _tail_text(self) -> str:
-        return "\n".join(list(self.stderr_tail)[-15:])
+        return "\n".join(self.stderr_tail[-15:])
 
     def _stall_message(self) -> str:
         assert self.stalled_after_s is not None
@@ -255,6 +256,7 @@ def _read_tail(stream: IO[bytes], run: BackendRun) -> None:
     for raw in stream:
         run.last_output_at = time.monotonic()
         run.stderr_tail.append(raw.decode("utf-8", errors="replace").rstrip())
+        del run.stderr_tail[:-STDERR_TAIL_LINES]
 
 
 def _kill_after_grace(process: subprocess.Popen, grace_s: float) -> None:

@@ -124,6 +124,12 @@ STAND_IN = textwrap.dedent("""\
         with open(os.path.join(folder, "child.pid"), "w") as f:
             f.write(str(child.pid))
         emit("result", path="/results/clip")
+    elif scenario == "child_leaves_group":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                 start_new_session=True)
+        with open(os.path.join(folder, "child.pid"), "w") as f:
+            f.write(str(child.pid))
+        emit("result", path="/results/clip")
     elif scenario == "ignores_sigterm":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         emit("progress", stage="fit", done=1, total=100)
@@ -392,3 +398,18 @@ def test_a_child_left_behind_by_a_finished_backend_is_stopped(backend_python, tm
 
 def test_a_progress_beyond_its_total_fills_the_bar_only():
     assert Progress("fit", 5, 4).fraction == 1.0
+
+
+def test_a_child_outside_the_group_holding_the_pipes_does_not_hang_the_run(backend_python, tmp_path):
+    run = start_backend(backend_python, ["child_leaves_group", str(tmp_path)])
+    run.stop_grace_s = 0.5
+    try:
+        assert finish(run, timeout=5) == "/results/clip"
+        assert run.warnings == ["a process started by the backend still holds its output open; "
+                                "it was left running"]
+        assert run.poll()  # polled again: ended, and said once
+        assert len(run.warnings) == 1
+    finally:
+        pid_file = tmp_path / "child.pid"
+        if pid_file.is_file() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
