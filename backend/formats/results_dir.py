@@ -147,11 +147,18 @@ class Results:
 
     @property
     def width(self) -> int:
-        return int(self._source_field("width"))
+        return self._source_pixels("width")
 
     @property
     def height(self) -> int:
-        return int(self._source_field("height"))
+        return self._source_pixels("height")
+
+    def _source_pixels(self, name: str) -> int:
+        value = self._source_field(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise BadInput(f"{self.directory / RESULT_JSON}: field 'source.{name}' must be a "
+                           f"positive number of pixels, got {value!r}; re-track the clip")
+        return value
 
     @property
     def footage(self) -> str:
