@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend.formats.results_dir import Results
+from ..backend.formats.errors import BadInput
+from ..backend.formats.results_dir import TRACKING_NPZ, Results
 from .camera_conversion import (
     OPENCV_TO_BLENDER_AXES,
     BlenderCamera,
@@ -34,13 +35,19 @@ def plan_import(results: Results, first_scene_frame_of_source_zero: int) -> Impo
     `first_scene_frame_of_source_zero + i` (a movie strip's `frame_start`).
 
     World space is chosen so the head sits at the origin, upright, at the first tracked frame;
-    the camera is static and the head moves, as in the footage.
+    the camera is static and the head moves, as in the footage. BadInput naming the file and
+    field when the results cannot be placed (a source size missing, a camera Blender cannot
+    express).
     """
     first_pose = results.head_pose[0].astype(np.float64)
     # Head world H_t = C @ D @ P_t with camera matrix_world C and axes flip D; H_0 = identity.
     camera_world = np.linalg.inv(OPENCV_TO_BLENDER_AXES @ first_pose)
     head_world = camera_world @ OPENCV_TO_BLENDER_AXES @ results.head_pose.astype(np.float64)
-    camera = blender_camera_from_intrinsics(results.intrinsics, results.width, results.height)
+    try:
+        camera = blender_camera_from_intrinsics(results.intrinsics, results.width, results.height)
+    except ValueError as exc:
+        raise BadInput(f"{results.directory / TRACKING_NPZ}: field 'intrinsics': {exc}; "
+                       "re-track the clip") from exc
     scene_frames = first_scene_frame_of_source_zero + results.frames.astype(np.int64)
     return ImportPlan(scene_frames, head_world, camera_world, camera)
 

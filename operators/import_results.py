@@ -36,13 +36,14 @@ def import_results_onto(context: bpy.types.Context, head: bpy.types.Object, dire
         results = read_results(directory)
         check_topology(results, f"'{head.name}'", len(head.data.vertices),
                        mesh_topology_hash(head.data))
+        # result.json's source fields are read on use: planning is still validation.
+        if scene_frame_of_source_zero is None:
+            strip = strip_playing(context, results.footage)
+            scene_frame_of_source_zero = (round(strip_timing(strip)[0]) if strip is not None
+                                          else context.scene.frame_start - int(results.frames[0]))
+        plan = plan_import(results, scene_frame_of_source_zero)
     except BadInput as exc:
         raise UserError(str(exc)) from exc
-    if scene_frame_of_source_zero is None:
-        strip = strip_playing(context, results.footage)
-        scene_frame_of_source_zero = (round(strip_timing(strip)[0]) if strip is not None
-                                      else context.scene.frame_start - int(results.frames[0]))
-    plan = plan_import(results, scene_frame_of_source_zero)
     try:
         return import_into_scene(context, head, results, plan, warnings)
     except ValueError as exc:

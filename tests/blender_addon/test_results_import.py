@@ -161,3 +161,158 @@ def test_planned_head_motion_through_the_bone_lands_on_the_tracked_pixels(placem
         expected = project_points(vertices, results.head_pose[t].astype(np.float64), K)
         np.testing.assert_allclose(blender_pixels(plan.camera_world, camera_k, world), expected,
                                    atol=1e-3, err_msg=f"frame {t}")
+
+
+# --- Import Results refuses broken results with the file and field, the scene unchanged ---
+
+def _square_head():
+    from faceadapt.backend.formats.head_file import HeadAsset
+
+    return HeadAsset(
+        vertices=np.array([[-0.05, 0, 0], [0.05, 0, 0], [0.05, 0, 0.1], [-0.05, 0, 0.1]], np.float32),
+        faces=np.array([[0, 1, 2], [0, 2, 3]]), uv=np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32),
+        uv_faces=np.array([[0, 1, 2], [0, 2, 3]]), blendshapes=np.full((1, 4, 3), 0.01, np.float32),
+        blendshape_names=["jawOpen"], landmark_vertex=np.arange(68) % 4,
+        landmark_mask=np.ones(68, bool), face_region=np.ones(4, bool))
+
+
+def _write_results(directory: Path, head) -> Path:
+    from faceadapt.backend.formats.results_dir import TrackingArrays, write_arrays, write_summary
+
+    frames = 3
+    rng = np.random.default_rng(0)
+    pose = np.tile(np.eye(4, dtype=np.float32), (frames, 1, 1))
+    pose[:, :3, :3] = FACING_CAMERA
+    pose[:, 2, 3] = [0.5, 0.6, 0.7]
+    weights = rng.uniform(0, 1, (frames, 1)).astype(np.float32)
+    tracking = TrackingArrays(
+        frames=np.arange(10, 10 + frames), vertices=head.posed_vertices(weights), head_pose=pose,
+        intrinsics=np.array([[60.0, 0, 31.5], [0, 60.0, 23.5], [0, 0, 1]]),
+        confidence=np.ones(frames), landmarks_2d=rng.uniform(0, 48, (frames, 68, 2)),
+        landmarks_conf=np.ones((frames, 68)), landmarks_fit=rng.uniform(0, 48, (frames, 68, 2)),
+        optional={"weights": weights, "weight_names": np.array(head.blendshape_names)})
+    directory.mkdir()
+    write_arrays(directory, tracking, head)
+    write_summary(directory, {"tracker": "landmark-fit", "model": "test-square", "source": {
+        "path": "/clips/actor.mp4", "fps": 25.0, "width": 64, "height": 48,
+        "frame_range": [10, 12], "frame_count": 40}}, head)
+    return directory
+
+
+def _tracking_with(**changes):
+    def rewrite(out: Path) -> None:
+        from conftest import rewrite_npz
+
+        with np.load(out / "tracking.npz") as data:
+            arrays = {key: data[key] for key in data.files}
+        rewrite_npz(out / "tracking.npz", **{k: change(arrays[k]) for k, change in changes.items()})
+    return rewrite
+
+
+def _truncate(out: Path) -> None:
+    data = (out / "tracking.npz").read_bytes()
+    (out / "tracking.npz").write_bytes(data[: len(data) // 2])
+
+
+def _edit_document(**changes):
+    def edit(out: Path) -> None:
+        import json
+
+        document = json.loads((out / "result.json").read_text())
+        for key, value in changes.items():
+            if value is None:
+                document.pop(key)
+            else:
+                document[key] = value
+        (out / "result.json").write_text(json.dumps(document))
+    return edit
+
+
+def _nan_at_end(value: np.ndarray) -> np.ndarray:
+    value = value.copy()
+    value.reshape(-1)[-1] = np.nan
+    return value
+
+
+def _inf_translation(value: np.ndarray) -> np.ndarray:
+    value = value.copy()
+    value[1, 0, 3] = np.inf
+    return value
+
+
+BROKEN_RESULTS = {
+    "truncated tracking.npz": (_truncate, r"tracking\.npz cannot be read as \.npz"),
+    "invalid result.json": (lambda out: (out / "result.json").write_text("{not json"),
+                            r"result\.json cannot be read as JSON"),
+    "missing source": (_edit_document(source=None), r"result\.json: field 'source\.path' is missing"),
+    "source width not pixels": (_edit_document(source={"path": "/clips/actor.mp4", "width": "64",
+                                                       "height": 48}),
+                                r"result\.json: field 'source\.width' must be a positive number"),
+    "zero frames": (_tracking_with(**{k: (lambda v: v[:0]) for k in (
+        "frames", "vertices", "head_pose", "confidence", "landmarks_2d", "landmarks_conf",
+        "landmarks_fit", "weights")}), r"tracking\.npz holds no frames"),
+    "singular head_pose": (_tracking_with(head_pose=lambda v: v * np.array([0, 0, 0, 1], np.float32)),
+                           r"tracking\.npz: field 'head_pose' row 0 is not a rigid transform"),
+    "wrong vertex shape": (_tracking_with(vertices=lambda v: v[..., :2]),
+                           r"tracking\.npz: field 'vertices' must be \(3, None, 3\)"),
+    "arrays of different lengths": (_tracking_with(head_pose=lambda v: v[:2]),
+                                    r"tracking\.npz: field 'head_pose' must be \(3, 4, 4\)"),
+    "NaN vertices": (_tracking_with(vertices=_nan_at_end),
+                     r"tracking\.npz: field 'vertices' contains NaN or inf"),
+    "infinite pose": (_tracking_with(head_pose=_inf_translation),
+                      r"tracking\.npz: field 'head_pose' contains NaN or inf"),
+    "skewed intrinsics": (_tracking_with(intrinsics=lambda v: v + np.array([[0, 1, 0], [0, 0, 0],
+                                                                            [0, 0, 0]])),
+                          r"tracking\.npz: field 'intrinsics': Blender cameras need square pixels"),
+}
+
+
+def _scene_state(head) -> tuple:
+    import bpy
+
+    return (len(bpy.data.objects), len(bpy.data.actions), len(bpy.data.cameras),
+            len(head.data.shape_keys.key_blocks), [tuple(row) for row in head.matrix_world],
+            bpy.context.scene.frame_start, bpy.context.scene.frame_end,
+            bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y)
+
+
+@pytest.fixture
+def square_head_in_scene(tmp_path):
+    import bpy
+
+    from faceadapt.backend.formats.head_file import save_head
+    from faceadapt.blender_addon.head_builder import build_head
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    head = _square_head()
+    save_head(head, tmp_path / "head.npz")
+    return head, build_head(bpy.context, tmp_path / "head.npz", "test-square")
+
+
+def test_import_results_of_the_square_head_imports(square_head_in_scene, tmp_path):
+    import bpy
+
+    from faceadapt.operators.import_results import import_results_onto
+
+    head, head_object = square_head_in_scene
+    cameras = len(bpy.data.cameras)
+    import_results_onto(bpy.context, head_object, _write_results(tmp_path / "out", head), [])
+    assert len(bpy.data.cameras) == cameras + 1
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_RESULTS))
+def test_import_results_refuses_broken_results_naming_file_and_field(square_head_in_scene,
+                                                                    tmp_path, broken):
+    import bpy
+
+    from faceadapt.blender_addon.backend_job import UserError
+    from faceadapt.operators.import_results import import_results_onto
+
+    head, head_object = square_head_in_scene
+    out = _write_results(tmp_path / "out", head)
+    breaking, message = BROKEN_RESULTS[broken]
+    breaking(out)
+    before = _scene_state(head_object)
+    with pytest.raises(UserError, match=message):
+        import_results_onto(bpy.context, head_object, out, [])
+    assert _scene_state(head_object) == before
