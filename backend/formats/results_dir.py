@@ -270,6 +270,9 @@ def read_results(directory: Path) -> Results:
         schema = document.get("schema") if isinstance(document, dict) else None
         raise BadInput(f"{path}: schema {schema}, this FaceAdapt reads schema "
                        f"{protocol.SCHEMA_VERSION}; re-track with this version")
+    if not isinstance(document.get("source", {}), dict):
+        raise BadInput(f"{path}: field 'source' must be an object (path, width, height, ...), got "
+                       f"{json.dumps(document['source'])}; re-track the clip")
     tracking = read_npz(directory / TRACKING_NPZ, "results file", TRACKING_KEYS, "re-track the clip")
     _check_tracking(directory / TRACKING_NPZ, tracking)
     mesh = read_npz(directory / MESH_NPZ, "results file", MESH_KEYS, "re-track the clip")
