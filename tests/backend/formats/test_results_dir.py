@@ -323,3 +323,11 @@ def test_arrays_of_different_lengths_are_refused(tmp_path, key):
     replace_tracking(out, **{key: longer})
     with pytest.raises(BadInput, match=rf"tracking\.npz: field '{key}' must be .* for 3 frames"):
         read_results(out)
+
+
+@pytest.mark.parametrize("source", [None, "/clips/actor.mp4", [64, 48]])
+def test_a_source_that_is_not_an_object_is_refused(tmp_path, source):
+    out = write_results(tmp_path / "out")
+    edit_document(out, source=source)
+    with pytest.raises(BadInput, match=r"result\.json: field 'source' must be an object"):
+        read_results(out)
