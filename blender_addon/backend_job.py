@@ -4,6 +4,7 @@ path does apart from bpy calls (ending the display on every way out) is in modal
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,7 +82,7 @@ class BackendJob:
             wm.progress_update(int(progress.fraction * 1000))
 
         def take_down() -> None:
-            # Each step runs even when an earlier one raises (a workspace removed meanwhile).
+            # Each step runs even when an earlier one raises.
             try:
                 wm.event_timer_remove(timer)
             finally:
@@ -89,7 +90,9 @@ class BackendJob:
                     wm.progress_end()
                 finally:
                     for workspace in workspaces:
-                        workspace.status_text_set(None)
+                        # A workspace deleted meanwhile has no status text left to clear.
+                        with contextlib.suppress(ReferenceError):
+                            workspace.status_text_set(None)
 
         self._modal = ModalRun(run, show, take_down)
         wm.modal_handler_add(self)
