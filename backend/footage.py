@@ -99,8 +99,12 @@ class Footage:
             yield index, frame
             index += 1
         if index <= last:
+            # Found only now, after the work on the frames before: say which range can be used.
+            usable = (f"frames {first}-{index - 1} decode: pass --frames {first}-{index - 1} to "
+                      "use them" if index > first else f"no frame from {first} on decodes")
             raise BadInput(f"footage {self.path}: frame {index} cannot be decoded (the file ends "
-                           f"or is damaged before frame {last})")
+                           f"or is damaged there, {self.info.frame_count} frames announced); "
+                           f"{usable}")
 
 
 def parse_frame_range(text: str | None, frame_count: int) -> tuple[int, int]:
