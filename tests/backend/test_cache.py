@@ -50,3 +50,24 @@ def test_unwritable_cache_puts_the_library_log_in_a_temp_file(tmp_path, monkeypa
         assert log.name.startswith("faceadapt-backend-")
     finally:
         log.unlink()
+
+
+@pytest.mark.data
+def test_textured_track_with_an_unwritable_cache_carries_on_without_caching(data_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    cache = tmp_path / "cache"
+    cache.write_bytes(b"")  # every write under it fails, for root as well (see above)
+    env = {**os.environ, "FACEADAPT_CACHE": str(cache), "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "backend", "track",
+                           str(data_dir / "videos" / "lp_driving_d3.mp4"), "--out",
+                           str(tmp_path / "results"), "--frames", "0-1", "--texture-size", "32",
+                           "--device", "cpu"], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "results" / "result.json").is_file()
+    assert any((tmp_path / "results" / "textures").iterdir())
+    assert cache.read_bytes() == b""
