@@ -1,29 +1,34 @@
 """A trained model on disk: model.json (schema, architecture, training settings, provenance,
-metrics) + weights.pt."""
+metrics) + weights.safetensors (float16 tensors; nothing in a model folder is unpickled, so a
+folder someone sends cannot run code)."""
 
 from __future__ import annotations
 
 import json
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
 from .model import DamArchitecture, DeepAppearanceModel
 
 MODEL_SCHEMA = 1
+WEIGHTS = "weights.safetensors"
+# Models written before safetensors: a pickle, never loaded (see refuse_pickled_weights).
+PICKLED_WEIGHTS = "weights.pt"
 
 
 def save_model(folder: Path, model: DeepAppearanceModel, info: dict) -> None:
     """Write weights (float16, to stay small) and model.json, each atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    with atomic_file(folder / "weights.pt") as tmp:
-        torch.save(state, tmp)
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous()
+             for k, v in model.state_dict().items()}
+    with atomic_file(folder / WEIGHTS) as tmp:
+        save_file(state, str(tmp))
     document = {"schema": MODEL_SCHEMA, "architecture": model.config.as_dict(),
                 "num_vertices": model.num_vertices, **info}
     with atomic_file(folder / "model.json") as tmp:
@@ -62,15 +67,33 @@ def load_model(folder: Path, device: str = "cpu") -> tuple[DeepAppearanceModel, 
     info = read_model_info(folder)
     model = DeepAppearanceModel(architecture_of(info, Path(folder) / "model.json"),
                                 int(info["num_vertices"]))
-    path = Path(folder) / "weights.pt"
+    path = Path(folder) / WEIGHTS
+    if not path.is_file():
+        refuse_pickled_weights(Path(folder))
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_file(path)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, KeyError,
-            pickle.UnpicklingError) as exc:
+    except (OSError, RuntimeError, SafetensorError) as exc:
         raise BadInput(f"{path} cannot be loaded ({type(exc).__name__}: {exc}); the file is "
-                       "truncated or from another model: retrain or restore it") from exc
+                       "truncated, not safetensors or from another model: retrain or restore it"
+                       ) from exc
     return model.to(device).eval(), info
+
+
+def refuse_pickled_weights(folder: Path) -> None:
+    """BadInput for a folder without weights.safetensors. A weights.pt (older FaceAdapt) is a
+    pickle, which can run code when loaded: it is never loaded here; the message says how its
+    owner converts it, for a file they trust."""
+    old = folder / PICKLED_WEIGHTS
+    if not old.is_file():
+        raise BadInput(f"{folder / WEIGHTS} does not exist; retrain the model with "
+                       "`python -m backend train-dam` or restore the file")
+    raise BadInput(
+        f"{old} is a pickled weights file from an older FaceAdapt; it is not loaded because "
+        f"loading a pickle can run code. If you trust where it came from, convert it to "
+        f"{WEIGHTS} (docs/dam.md): python -c \"import sys, torch, safetensors.torch as s; "
+        f"s.save_file(torch.load(sys.argv[1], weights_only=True), sys.argv[2])\" "
+        f"'{old}' '{folder / WEIGHTS}'; otherwise retrain it with `python -m backend train-dam`")
 
 
 @torch.no_grad()

@@ -101,7 +101,8 @@ def test_bad_models_and_checkpoints(tiny_model: Path, tiny_capture: Path, tmp_pa
     truncated = tmp_path / "truncated"
     truncated.mkdir()
     (truncated / "model.json").write_text((tiny_model / "model.json").read_text())
-    (truncated / "weights.pt").write_bytes((tiny_model / "weights.pt").read_bytes()[:1000])
+    (truncated / "weights.safetensors").write_bytes(
+        (tiny_model / "weights.safetensors").read_bytes()[:1000])
     with pytest.raises(BadInput, match="cannot be loaded"):
         load_model(truncated)
     other = tmp_path / "other"
@@ -138,7 +139,8 @@ def test_the_shipped_default_model_decodes():
     from backend.heads.default_head import default_head
 
     folder = REPO_ROOT / "backend" / "models" / "default"
-    assert (folder / "weights.pt").stat().st_size < 30 * 2**20
+    assert (folder / "weights.safetensors").stat().st_size < 30 * 2**20
+    assert not (folder / "weights.pt").exists()
     model, info = load_model(folder)
     assert info["topology_hash"] == default_head().topology_hash
     views = torch.tensor([[0.0, -1.0, 0.0], [0.6, -0.8, 0.0]])
@@ -179,9 +181,50 @@ def test_models_written_before_the_architecture_split_still_load(tiny_model: Pat
     old = tmp_path / "old"
     old.mkdir()
     (old / "model.json").write_text(json.dumps(legacy))
-    (old / "weights.pt").write_bytes((tiny_model / "weights.pt").read_bytes())
+    (old / "weights.safetensors").write_bytes((tiny_model / "weights.safetensors").read_bytes())
     model, _ = load_model(old)
     assert model.config == DamArchitecture(**document["architecture"])
     (old / "model.json").write_text(json.dumps({k: v for k, v in legacy.items() if k != "config"}))
     with pytest.raises(BadInput, match="records no architecture"):
+        load_model(old)
+
+
+class _WritesAMarker:
+    """Unpickling this runs `open(marker, 'w')`: proof that a loader executed file content."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _pickle_payload(path: Path, marker: Path) -> Path:
+    """A torch.save'd dict whose loading with torch.load(weights_only=False) runs the payload."""
+    torch.save({"vertex_mean": torch.zeros(3), "payload": _WritesAMarker(marker)}, path)
+    return path
+
+
+def test_a_crafted_model_folder_never_runs_code(tmp_path: Path):
+    from backend.data_location import REPO_ROOT
+
+    marker = tmp_path / "executed"
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.json").write_text((REPO_ROOT / "backend/models/default/model.json").read_text())
+    _pickle_payload(old / "weights.pt", marker)
+    # A folder with only the pickled weights.pt of older models: refused unread, with the way out.
+    with pytest.raises(BadInput, match=r"(?s)old/weights\.pt is a pickled .* convert it to "
+                                       r"weights\.safetensors"):
+        load_model(old)
+    assert not marker.exists()
+    # Pickle bytes under the new name: not safetensors, refused by name.
+    (old / "weights.pt").rename(old / "weights.safetensors")
+    with pytest.raises(BadInput, match=r"old/weights\.safetensors cannot be loaded"):
+        load_model(old)
+    assert not marker.exists()
+    # The payload is live: a loader that unpickles would have run it.
+    torch.load((old / "weights.safetensors").rename(tmp_path / "live.pt"), weights_only=False)
+    assert marker.exists()
+    with pytest.raises(BadInput, match=r"old/weights\.safetensors does not exist"):
         load_model(old)
