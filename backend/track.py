@@ -144,7 +144,7 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
     summary = {
         "tracker": entry.name,
         "source": {"path": str(Path(info.path).resolve()), "fps": info.fps,
-                   "width": info.width, "height": info.height,
+                   "width": info.width, "height": info.height, "rotation": info.rotation,
                    "frame_range": [first, last], "frame_count": info.frame_count},
         "model": head_id(settings.head),
         "intrinsics": tracking.intrinsics.tolist(),
