@@ -1,4 +1,9 @@
-"""Reading footage: a movie file or a folder / pattern of images, through OpenCV."""
+"""Reading footage: a movie file or a folder / pattern of images, through OpenCV.
+
+Frames are the pixels as displayed: a movie with rotation metadata (phone footage, a display
+matrix) is rotated on decode, as players and Blender's movie strips show it; its size is the
+displayed size.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,9 @@ class FootageInfo:
     path: Path
     frame_count: int
     fps: float
-    width: int
+    width: int  # as displayed
     height: int
+    rotation: int = 0  # degrees clockwise (0, 90, 180, 270) the stored frames are turned for display
 
 
 class Footage:
@@ -44,9 +50,10 @@ class Footage:
                                f"({', '.join(IMAGE_SUFFIXES)})")
             first = self._read_image(0)
             height, width = first.shape[:2]
-            count, rate = len(self._images), fps or 25.0
+            count, rate, rotation = len(self._images), fps or 25.0, 0
         else:
-            capture = cv2.VideoCapture(str(self.path))
+            capture = self._open_movie()
+            rotation = round(capture.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
             ok, frame = capture.read() if capture.isOpened() else (False, None)
             if not ok or frame is None:
                 capture.release()
@@ -59,7 +66,16 @@ class Footage:
             capture.release()
             if count <= 0:
                 count = sum(1 for _ in self._movie_frames(0, None))
-        self.info = FootageInfo(self.path, count, float(rate), width, height)
+        self.info = FootageInfo(self.path, count, float(rate), width, height, rotation)
+
+    def _open_movie(self):  # -> cv2.VideoCapture
+        """A capture of the movie that rotates frames as its metadata says they are displayed
+        (OpenCV leaves that off by default: frames come as stored, and a sideways portrait clip
+        would be tracked sideways)."""
+        capture = self._cv2.VideoCapture(str(self.path))
+        if capture.isOpened():
+            capture.set(self._cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+        return capture
 
     def _read_image(self, index: int) -> np.ndarray:
         image = self._cv2.imread(str(self._images[index]), self._cv2.IMREAD_COLOR)
@@ -74,7 +90,7 @@ class Footage:
         return self._cv2.cvtColor(image, self._cv2.COLOR_BGR2RGB)
 
     def _movie_frames(self, start: int, stop: int | None) -> Iterator[np.ndarray]:
-        capture = self._cv2.VideoCapture(str(self.path))
+        capture = self._open_movie()
         try:
             if start:
                 capture.set(self._cv2.CAP_PROP_POS_FRAMES, start)

@@ -176,7 +176,7 @@ def _square_head():
         landmark_mask=np.ones(68, bool), face_region=np.ones(4, bool))
 
 
-def _write_results(directory: Path, head) -> Path:
+def _write_results(directory: Path, head, **source) -> Path:
     from faceadapt.backend.formats.results_dir import TrackingArrays, write_arrays, write_summary
 
     frames = 3
@@ -195,7 +195,7 @@ def _write_results(directory: Path, head) -> Path:
     write_arrays(directory, tracking, head)
     write_summary(directory, {"tracker": "landmark-fit", "model": "test-square", "source": {
         "path": "/clips/actor.mp4", "fps": 25.0, "width": 64, "height": 48,
-        "frame_range": [10, 12], "frame_count": 40}}, head)
+        "frame_range": [10, 12], "frame_count": 40, **source}}, head)
     return directory
 
 
@@ -316,3 +316,33 @@ def test_import_results_refuses_broken_results_naming_file_and_field(square_head
     with pytest.raises(UserError, match=message):
         import_results_onto(bpy.context, head_object, out, [])
     assert _scene_state(head_object) == before
+
+
+def test_import_of_rotated_phone_footage_sizes_the_scene_as_displayed(square_head_in_scene,
+                                                                      tmp_path):
+    """Blender shows a movie with a display matrix rotated; `track` records the displayed size
+    (tests/backend/test_footage.py), and the scene must take it: before, a 480x512 background
+    sat under a 512x480 scene."""
+    import subprocess
+
+    import bpy
+
+    from faceadapt.operators.import_results import import_results_onto
+
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")  # not in the Blender 5.3 test env
+    clip = tmp_path / "portrait.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=512x480:rate=25:duration=1", "-pix_fmt", "yuv420p",
+                    str(tmp_path / "stored.mp4")], check=True,
+                   timeout=120)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-display_rotation:v:0", "90",
+                    "-i", str(tmp_path / "stored.mp4"), "-c", "copy", str(clip)], check=True,
+                   timeout=120)
+    head, head_object = square_head_in_scene
+    out = _write_results(tmp_path / "out", head, path=str(clip), width=480, height=512,
+                         rotation=270)
+    import_results_onto(bpy.context, head_object, out, [])
+    scene = bpy.context.scene
+    background = scene.camera.data.background_images[0].clip
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (480, 512)
+    assert tuple(background.size) == (480, 512)
