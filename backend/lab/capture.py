@@ -30,6 +30,7 @@ from ..formats.atomic import atomic_directory
 from ..formats.camera import centred_intrinsics
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset, load_head, save_head
+from ..formats.npz_arrays import read_npz
 from ..head_space import HEAD_TO_FRONT_CAMERA
 from ..render.camera import head_to_camera
 from ..render.shading import render_textured
@@ -225,6 +226,14 @@ def make_capture(head: HeadAsset, config: CaptureConfig, out: Path, overwrite: b
     return Path(out)
 
 
+def _open_images(path: Path, remedy: str) -> np.ndarray:
+    """A capture's .npy image stack, memory-mapped; never unpickled (an object array is refused)."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise BadInput(f"lab capture file {path} cannot be read as .npy ({exc}); {remedy}") from exc
+
+
 @dataclass
 class LabCapture:
     """A capture directory opened for training and evaluation."""
@@ -254,11 +263,12 @@ class LabCapture:
         head = load_head(directory / "head.npz")
         if head.topology_hash != info["topology_hash"]:
             raise BadInput(f"{directory}/head.npz does not match capture.json's topology")
-        with np.load(directory / "samples.npz") as s:
-            weights, poses, held_out = s["weights"], s["poses"], s["held_out"]
-        return LabCapture(directory, config, head, weights, poses, held_out,
-                          np.load(directory / "average_texture.npy", mmap_mode="r"),
-                          np.load(directory / "average_coverage.npy", mmap_mode="r"))
+        remedy = "make the capture again with `python -m backend capture`"
+        samples = read_npz(directory / "samples.npz", "lab capture file",
+                           ("weights", "poses", "held_out"), remedy)
+        return LabCapture(directory, config, head, samples["weights"], samples["poses"],
+                          samples["held_out"], _open_images(directory / "average_texture.npy", remedy),
+                          _open_images(directory / "average_coverage.npy", remedy))
 
     def stored_view(self, sample: int, camera: int) -> Path | None:
         """An image from another renderer for this view, when the capture has one."""
