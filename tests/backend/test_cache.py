@@ -61,7 +61,10 @@ def test_textured_track_with_an_unwritable_cache_carries_on_without_caching(data
 
     cache = tmp_path / "cache"
     cache.write_bytes(b"")  # every write under it fails, for root as well (see above)
-    env = {**os.environ, "FACEADAPT_CACHE": str(cache), "PYTHONPATH": str(REPO_ROOT)}
+    temp = tmp_path / "tmp"  # where the library log and Warp's kernels go instead
+    temp.mkdir()
+    env = {**os.environ, "FACEADAPT_CACHE": str(cache), "PYTHONPATH": str(REPO_ROOT),
+           "TMPDIR": str(temp)}
     done = subprocess.run([sys.executable, "-m", "backend", "track",
                            str(data_dir / "videos" / "lp_driving_d3.mp4"), "--out",
                            str(tmp_path / "results"), "--frames", "0-1", "--texture-size", "32",
@@ -71,3 +74,6 @@ def test_textured_track_with_an_unwritable_cache_carries_on_without_caching(data
     assert (tmp_path / "results" / "result.json").is_file()
     assert any((tmp_path / "results" / "textures").iterdir())
     assert cache.read_bytes() == b""
+    logs = list(temp.glob("faceadapt-backend-*.log"))
+    assert len(logs) == 1 and "python -m backend track" in logs[0].read_text()
+    assert not list(temp.glob("faceadapt-warp-*"))  # removed at exit
