@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -71,9 +72,23 @@ def _value_type(annotation: Any) -> tuple[Any, tuple[str, ...] | None]:
     if origin is Literal:
         values = tuple(str(v) for v in typing.get_args(annotation))
         return str, values
-    if annotation in (str, int, float, Path):
+    if annotation is float:
+        return finite_float, None
+    if annotation in (str, int, Path):
         return annotation, None
     raise TypeError(f"unsupported option type {annotation}")
+
+
+def finite_float(text: str) -> float:
+    """A float option's value. NaN and the infinities are refused: no option means them, and
+    they would end up in JSON files (result.json) that have no such numbers."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def option_fields(config_type: type) -> list[dataclasses.Field]:

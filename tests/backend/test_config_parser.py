@@ -71,6 +71,9 @@ def test_defaults_types_and_flags():
     ("clip.mp4", "--out", "res", "--kept", "3"),  # not declared as an option
     ("clip.mp4", "--out", "res", "--device", "cuda"),  # set by the caller only
     ("clip.mp4", "--out", "res", "--held-out", "0.5"),  # the field names its own flag
+    ("clip.mp4", "--out", "res", "--scale", "inf"),  # float options are finite (issue 11)
+    ("clip.mp4", "--out", "res", "--scale", "-Infinity"),
+    ("clip.mp4", "--out", "res", "--held", "nan"),
 ])
 def test_refused(argv):
     with pytest.raises(SystemExit):
