@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any, TextIO
 
 from .formats import protocol
@@ -75,17 +77,93 @@ class EventSink:
             self._out.write(path + "\n")
 
 
+# The signals that cancel a run: Blender's Esc and a farm's kill (SIGTERM), a closed terminal or
+# session (SIGHUP, absent on Windows). SIGINT arrives as KeyboardInterrupt.
+CANCEL_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+_stopping = False  # set by the first cancel (or the end of the run): later signals are ignored
+
+
+_RETRY_S = 0.05  # how soon a cancel that arrived inside an import is delivered again
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """Whether `frame` runs inside an import statement (its module being initialised)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_cancel_signal(signum: int, frame: FrameType | None) -> None:
+    """Raise Cancelled once, so temp output is removed; a second signal (Esc pressed twice)
+    during that cleanup is ignored rather than killing the process with the cleanup half done.
+
+    Not inside an import: the exception would leave a half-initialised module that a
+    library's `except Exception` around the import swallows (seen: numpy without `matrix`,
+    then an internal error instead of the cancel). There the signal is delivered again
+    shortly, until the import is done."""
+    global _stopping
+    if _stopping:
+        return
+    if _importing(frame):
+        retry = threading.Timer(_RETRY_S, signal.raise_signal, (signum,))
+        retry.daemon = True  # never holds up the exit
+        retry.start()
+        return
+    _stopping = True
+    raise Cancelled(f"cancelled by signal {signal.Signals(signum).name}")
+
+
+def cancel_on_signals() -> None:
+    """Turn CANCEL_SIGNALS into `Cancelled` from now on. `python -m backend` calls this before
+    importing anything heavy (torch takes seconds), so an early cancel is reported too."""
+    global _stopping
+    _stopping = False
+    for signum in CANCEL_SIGNALS:
+        signal.signal(signum, _on_cancel_signal)
+
+
+def ignore_signals_until_exit() -> None:
+    """The run is over (its result or error reported): a cancel now changes nothing. Ignored
+    at the OS level, not by our handler: interpreter shutdown (seconds with torch loaded) puts
+    Python handlers back to the default, under which a late SIGTERM kills the process with
+    -15 after it reported its status; an ignored signal stays ignored."""
+    global _stopping
+    _stopping = True
+    for signum in CANCEL_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def run_to_exit_status(entry: Callable[[], int], events: bool) -> int:
+    """`entry()`'s exit status, or the cancelled status with an error event (JSON line when
+    `events`) when a cancel arrives outside the command's own handling (while importing)."""
+    try:
+        try:
+            status = entry()
+        except KeyboardInterrupt:
+            raise Cancelled("cancelled by keyboard interrupt") from None
+    except Cancelled as exc:
+        ignore_signals_until_exit()
+        EventSink(json_lines=events).error(exc.kind, exc.message)
+        return exc.exit_code
+    ignore_signals_until_exit()
+    return status
+
+
 @contextmanager
 def cancellable() -> Iterator[None]:
-    """Turn SIGTERM (Blender's Esc, a farm's kill) into `Cancelled` so temp output is removed."""
-
-    def on_signal(signum: int, _frame: object) -> None:
-        raise Cancelled(f"cancelled by signal {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    """Turn CANCEL_SIGNALS and Ctrl-C into `Cancelled` so temp output is removed; the handlers
+    found on entry (`python -m backend`'s own, installed first) are put back on exit."""
+    previous = {signum: signal.getsignal(signum) for signum in CANCEL_SIGNALS}
+    cancel_on_signals()
     try:
         yield
     except KeyboardInterrupt:
         raise Cancelled("cancelled by keyboard interrupt") from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)

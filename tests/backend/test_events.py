@@ -1,7 +1,14 @@
 import io
 import json
+import os
+import signal
+import textwrap
+import time
 
-from backend.events import EventSink
+import pytest
+
+from backend.events import EventSink, cancellable
+from backend.formats.errors import Cancelled
 
 
 def test_eta_counts_from_the_first_report_of_a_stage(monkeypatch):
@@ -23,3 +30,49 @@ def test_human_progress_goes_to_stderr_not_stdout():
     sink.progress("fit", 5, 5)
     sink.log("hello")
     assert out.getvalue() == "" and "fit: 5/5" in err.getvalue() and "hello" in err.getvalue()
+
+
+def test_a_second_cancel_signal_during_cleanup_is_ignored():
+    """The report: Esc pressed twice killed the backend with -15 in the middle of its cleanup.
+    The first SIGTERM raises Cancelled; one during the cleanup that follows changes nothing."""
+    cleaned = []
+    with pytest.raises(Cancelled, match="SIGTERM"), cancellable():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+            pytest.fail("not cancelled")
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # the second Esc, during cleanup
+            time.sleep(0.2)
+            cleaned.append(True)
+    assert cleaned == [True]
+
+
+def test_sighup_cancels_like_sigterm():
+    """The report: SIGHUP (a closed terminal or ssh session) was not trapped."""
+    with pytest.raises(Cancelled, match="SIGHUP"), cancellable():
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(1)
+
+
+def test_a_cancel_inside_an_import_is_delivered_once_the_import_is_done(tmp_path, monkeypatch):
+    """The report (found while fixing SIGTERM in the first second): Cancelled raised inside an
+    import was swallowed by a library's `except Exception` around it, leaving numpy without
+    `matrix` and an internal error instead of the cancel."""
+    (tmp_path / "library_with_optional_part.py").write_text(textwrap.dedent("""
+        import os, signal, time
+        swallowed = []
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.3)
+        except Exception as exc:  # what libraries do around optional imports
+            swallowed.append(exc)
+        complete = True
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(Cancelled), cancellable():
+        import library_with_optional_part as library
+
+        time.sleep(1)
+        pytest.fail("not cancelled")
+    assert library.swallowed == [] and library.complete
