@@ -7,6 +7,7 @@ each needs: backend/trackers/registry.py.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,12 @@ from .footage import Footage, parse_frame_range
 from .formats.atomic import atomic_directory
 from .formats.errors import BadInput, NoFace
 from .formats.head_file import HeadAsset
-from .formats.results_dir import TrackingArrays, refuse_existing, write_arrays, write_summary
+from .formats.results_dir import (
+    RESULTS_DIRECTORY,
+    TrackingArrays,
+    write_arrays,
+    write_summary,
+)
 from .heads.default_head import head_id, resolve_head
 from .landmarks.detector_factory import create_detector
 from .landmarks.nme import clip_inter_ocular
@@ -99,10 +105,21 @@ def assemble(frames: np.ndarray, output: TrackerOutput) -> TrackingArrays:
 
 
 def run_track(settings: TrackSettings, sink: EventSink) -> Path:
-    """Track `settings.footage` and write the results directory; returns its path."""
-    refuse_existing(settings.out, settings.overwrite)
+    """Track `settings.footage` and write the results directory; returns its path. Every
+    refusal of the options and of --out comes before the footage is decoded."""
     if settings.texture_size != 0 and not 16 <= settings.texture_size <= 4096:
         raise BadInput(f"--texture-size {settings.texture_size}: use 0 (no textures) or 16-4096")
+    if settings.fps is not None and not (math.isfinite(settings.fps) and settings.fps > 0):
+        raise BadInput(f"--fps {settings.fps}: must be a finite number above 0 (frames per second)")
+    # Claimed here, not after the work: a read-only or busy --out fails in a second.
+    with atomic_directory(settings.out, settings.overwrite, RESULTS_DIRECTORY,
+                          inputs=(settings.footage,)) as tmp:
+        _track_into(tmp, settings, sink)
+    return settings.out
+
+
+def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
+    """Track and write the results directory's files into the empty directory `tmp`."""
     entry = tracker_entry(settings.tracker)
     tracker = entry.create(settings.tracker_config)
     timings: dict[str, float] = {}
@@ -162,19 +179,17 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
         "warnings": {"untracked_frames": untracked},
         "timings_s": timings,
     }
-    with atomic_directory(settings.out, settings.overwrite) as tmp:
-        write_arrays(tmp, tracking, head)
-        timings["write"] = time.perf_counter() - start
-        if settings.texture_size > 0:
-            start = time.perf_counter()
-            write_projected_textures(tmp, footage, tracking.as_dict(), head, settings.texture_size,
-                                     settings.device, sink)
-            timings["textures"] = time.perf_counter() - start
-        summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-        write_summary(tmp, summary, head)
+    write_arrays(tmp, tracking, head)
+    timings["write"] = time.perf_counter() - start
+    if settings.texture_size > 0:
+        start = time.perf_counter()
+        write_projected_textures(tmp, footage, tracking.as_dict(), head, settings.texture_size,
+                                 settings.device, sink)
+        timings["textures"] = time.perf_counter() - start
+    summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    write_summary(tmp, summary, head)
     sink.log(f"landmark reprojection error {summary['metrics']['landmark_reprojection_px']:.2f} px "
              f"over {int(tracked.sum())}/{len(frames)} tracked frames")
-    return settings.out
 
 
 def _without_decoding(frames: ClipFrames, stage: Callable[[], T]) -> tuple[T, float]:

@@ -33,7 +33,7 @@ import bpy
 import numpy as np
 
 from ..backend.formats import protocol
-from ..backend.formats.atomic import atomic_directory
+from ..backend.formats.atomic import DirectoryKind, atomic_directory, check_replaceable
 from ..backend.formats.camera import project_points
 from ..backend.formats.clip_files import TRUTH_FILE, Truth, load_performance
 from ..backend.formats.errors import BadInput
@@ -57,6 +57,12 @@ from .keyframes import new_channelbag, set_keys, set_transform_keys
 TRUTH_TOLERANCE_M = 1e-5
 
 CANCEL = threading.Event()  # set by SIGTERM, polled between frames
+CLIP_JSON = "clip.json"
+FRAMES_DIR = "frames"
+# What --overwrite may replace: a folder this program rendered, never the head or performance
+# it reads nor a folder of other files.
+RENDERED_CLIP = DirectoryKind("rendered clip folder (render_clip)", CLIP_JSON, "render_seconds",
+                              frozenset({CLIP_JSON, FRAMES_DIR, TRUTH_FILE}))
 
 
 class Cancelled(Exception):
@@ -165,7 +171,7 @@ def render_clip(head: HeadAsset, args: argparse.Namespace, work: Path) -> None:
 
     head_obj, denoised, distance = build_scene(head, args)
     animate_head(head_obj, head, weights, motion)
-    frames_dir = work / "frames"
+    frames_dir = work / FRAMES_DIR
     frames_dir.mkdir()
     start = time.perf_counter()
     head_to_world, deviation = render_frames(head_obj, vertices, frames_dir)
@@ -200,7 +206,7 @@ def render_clip(head: HeadAsset, args: argparse.Namespace, work: Path) -> None:
         "truth_vertex_deviation_m": deviation,
         "render_seconds": round(seconds, 3),
     }
-    (work / "clip.json").write_text(json.dumps(clip, indent=2) + "\n")
+    (work / CLIP_JSON).write_text(json.dumps(clip, indent=2, allow_nan=False) + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -253,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = args.out.resolve()
     bad_input = protocol.EXIT_CODES[protocol.ERROR_BAD_INPUT]
+    inputs = (args.head, args.performance)
     try:
-        if out.exists() and not args.overwrite:
-            raise BadInput(f"{out} exists (use --overwrite to replace it)")
+        check_replaceable(out, args.overwrite, RENDERED_CLIP, inputs)
         head = load_head(args.head)
         check_renderable(head, args.head)
         performance_weights(args.performance, head)  # refused before any rendering
@@ -264,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         return bad_input
     signal.signal(signal.SIGTERM, _request_cancel)
     try:
-        with atomic_directory(out, args.overwrite) as work:
+        with atomic_directory(out, args.overwrite, RENDERED_CLIP, inputs) as work:
             render_clip(head, args, work)
     except (Cancelled, KeyboardInterrupt):
         print("error: cancelled", file=sys.stderr)

@@ -22,7 +22,7 @@ import numpy as np
 from ..blender_program import run_blender_program
 from ..data_location import data_file
 from ..events import EventSink
-from ..formats.atomic import atomic_directory
+from ..formats.atomic import DirectoryKind, atomic_directory
 from ..formats.errors import BadInput
 from ..formats.head_file import save_head
 from ..heads.default_head import resolve_head
@@ -34,6 +34,11 @@ FOOTAGE = "footage.mp4"
 TRUTH = "truth.npz"
 HEAD = "head.npz"
 CLIP_JSON = "clip.json"
+PERFORMANCE = "performance.npz"
+# A clip folder (made, stale or from another seed) is remade in place; any other folder of
+# that name is refused, never deleted.
+CLIP_DIRECTORY = DirectoryKind("FaceAdapt benchmark clip", CLIP_JSON, "spec",
+                               frozenset({FOOTAGE, TRUTH, HEAD, PERFORMANCE, CLIP_JSON}))
 
 
 def clip_seed(seed: int, name: str) -> int:
@@ -83,7 +88,7 @@ def make_clip(spec: ClipSpec, out_dir: Path, seed: int, sink: EventSink) -> Path
     head = resolve_head(spec.head)
     own_seed = clip_seed(seed, spec.name)
     start = time.perf_counter()
-    with atomic_directory(folder, overwrite=True) as tmp:
+    with atomic_directory(folder, overwrite=True, kind=CLIP_DIRECTORY) as tmp:
         save_head(head, tmp / HEAD)
         if spec.performance == PROCEDURAL:
             performance = procedural_performance(tuple(head.blendshape_names), spec.frames,
@@ -94,9 +99,9 @@ def make_clip(spec: ClipSpec, out_dir: Path, seed: int, sink: EventSink) -> Path
                 raise BadInput(f"clip {spec.name}: performance source {video} does not exist")
             sink.log(f"{spec.name}: measuring the performance on {video.name} with MediaPipe")
             performance = measured_performance(video, head, spec.frames)
-        performance.save(tmp / "performance.npz")
+        performance.save(tmp / PERFORMANCE)
         d = spec.domain
-        arguments = ["--head", str(tmp / HEAD), "--performance", str(tmp / "performance.npz"),
+        arguments = ["--head", str(tmp / HEAD), "--performance", str(tmp / PERFORMANCE),
                      "--out", str(tmp / "render"), "--width", str(d.width), "--height",
                      str(d.height), "--samples", str(d.samples), "--seed", str(own_seed % 2**31),
                      "--light", d.light, "--background", d.background,
@@ -112,7 +117,7 @@ def make_clip(spec: ClipSpec, out_dir: Path, seed: int, sink: EventSink) -> Path
         clip = {"spec": spec.as_dict(), "seed": seed, "clip_seed": own_seed, "render": render,
                 "performance_source": performance.source,
                 "seconds": round(time.perf_counter() - start, 1)}
-        (tmp / CLIP_JSON).write_text(json.dumps(clip, indent=1) + "\n")
+        (tmp / CLIP_JSON).write_text(json.dumps(clip, indent=1, allow_nan=False) + "\n")
         shutil.rmtree(tmp / "render")  # the clean frames: footage.mp4 is what is scored
     return folder
 

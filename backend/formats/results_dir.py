@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import protocol
+from .atomic import DirectoryKind
 from .errors import BadInput
 from .head_file import HeadAsset
 from .npz_arrays import read_npz
@@ -85,10 +86,9 @@ class TrackingArrays:
         return arrays
 
 
-def refuse_existing(out: Path, overwrite: bool) -> None:
-    if Path(out).exists() and not overwrite:
-        raise BadInput(f"--out {out} already exists; pass --overwrite to replace it or choose "
-                       "another directory")
+RESULTS_DIRECTORY = DirectoryKind(
+    "FaceAdapt results directory", RESULT_JSON, "schema",
+    frozenset({RESULT_JSON, TRACKING_NPZ, MESH_NPZ, TEXTURES_DIR, POINT_CACHE}))
 
 
 def write_arrays(directory: Path, tracking: TrackingArrays, head: HeadAsset) -> None:
@@ -104,7 +104,8 @@ def write_arrays(directory: Path, tracking: TrackingArrays, head: HeadAsset) -> 
 def write_summary(directory: Path, summary: dict[str, Any], head: HeadAsset) -> None:
     """result.json, written last: its presence marks a complete results directory."""
     document = {"schema": protocol.SCHEMA_VERSION, "topology_hash": head.topology_hash, **summary}
-    (directory / RESULT_JSON).write_text(json.dumps(document, indent=1) + "\n")
+    # allow_nan=False: JSON has no NaN/Infinity; a reader in another language would refuse them.
+    (directory / RESULT_JSON).write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
 
 
 @dataclass

@@ -26,7 +26,7 @@ import torch
 
 from ..config_parser import option
 from ..events import EventSink
-from ..formats.atomic import atomic_directory
+from ..formats.atomic import DirectoryKind, atomic_directory, check_replaceable
 from ..formats.camera import centred_intrinsics
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset, load_head, save_head
@@ -37,6 +37,10 @@ from ..render.shading import render_textured
 from ..render.unwrap import UVAtlas, make_atlas, unwrap
 
 CAPTURE_FORMAT = 1
+CAPTURE_DIRECTORY = DirectoryKind(
+    "FaceAdapt lab capture", "capture.json", "format",
+    frozenset({"capture.json", "head.npz", "average_texture.npy", "average_coverage.npy",
+               "samples.npz", "views"}))
 # Shapes that move together in real faces (names missing from a head are skipped).
 CO_ACTIVATIONS = (
     {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0, "cheekSquintLeft": 0.5, "cheekSquintRight": 0.5},
@@ -187,8 +191,7 @@ def make_capture(head: HeadAsset, config: CaptureConfig, out: Path, overwrite: b
         raise BadInput("the head has no albedo: a lab capture needs a textured head")
     if len(head.blendshapes) == 0:
         raise BadInput("the head has no blendshapes: nothing to capture")
-    if Path(out).exists() and not overwrite:
-        raise BadInput(f"--out {out} already exists; pass --overwrite to replace it")
+    check_replaceable(Path(out), overwrite, CAPTURE_DIRECTORY)
     if not 0 <= config.held_out_fraction < 1:
         raise BadInput(f"--held-out {config.held_out_fraction} must be in [0, 1): the rest trains the model")
     rng = np.random.default_rng(config.seed)
@@ -197,7 +200,7 @@ def make_capture(head: HeadAsset, config: CaptureConfig, out: Path, overwrite: b
     held_out = rng.random(config.expressions) < config.held_out_fraction
     lab = LabRenderer(head, config, device)
     size = config.texture_size
-    with atomic_directory(Path(out), overwrite) as tmp:
+    with atomic_directory(Path(out), overwrite, CAPTURE_DIRECTORY) as tmp:
         save_head(head, tmp / "head.npz")
         average = np.lib.format.open_memmap(tmp / "average_texture.npy", mode="w+", dtype=np.uint8,
                                             shape=(config.expressions, size, size, 3))
@@ -222,7 +225,8 @@ def make_capture(head: HeadAsset, config: CaptureConfig, out: Path, overwrite: b
         (tmp / "capture.json").write_text(json.dumps({
             "format": CAPTURE_FORMAT, "config": asdict(config), "topology_hash": head.topology_hash,
             "blendshape_names": head.blendshape_names, "expressions": config.expressions,
-            "cameras_per_expression": config.cameras, "held_out": int(held_out.sum())}, indent=1))
+            "cameras_per_expression": config.cameras, "held_out": int(held_out.sum())},
+            indent=1, allow_nan=False))
     return Path(out)
 
 

@@ -223,3 +223,200 @@ def test_mediapipe_blendshape_baseline(data_dir, tmp_path):
         assert t["weights"].shape == (20, 52) and 0 <= t["weights"].min() <= t["weights"].max() <= 1
         rotation = t["head_pose"][:, :3, :3]
         np.testing.assert_allclose(np.linalg.det(rotation), 1, atol=1e-4)
+
+
+# --- issue 11: what --out may replace, claiming it up front, signals, finite numbers ---------
+
+def _face_frames(data_dir, folder, count: int = 3):
+    """A `count`-frame image sequence of one real clip frame (a face), cheap to track."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(data_dir / "videos/lp_driving_d0.mp4"))
+    ok, image = capture.read()
+    capture.release()
+    assert ok
+    folder.mkdir(parents=True)
+    for i in range(count):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.resize(image, (256, 256)))
+    return folder
+
+
+def _snapshot(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _track_process(footage, out, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "backend", "track", str(footage), "--out",
+                             str(out), "--events", "--device", "cpu", *extra], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def _until_progress(process: subprocess.Popen) -> None:
+    """Read events until the run reports progress (it holds --out and is decoding)."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        event = protocol.parse_event_line(line)
+        if event and event["event"] == "progress":
+            return
+    raise AssertionError("the run ended without progress")
+
+
+@pytest.mark.data
+def test_overwrite_never_deletes_the_folder_holding_the_footage(data_dir, tmp_path):
+    """The report: `track shots/clip.mp4 --out shots --overwrite` deleted shots/, the clip and a
+    user's files with it, and exited 0."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    (shots / "clip.mp4").write_bytes((data_dir / "videos/lp_driving_d0.mp4").read_bytes())
+    (shots / "notes.txt").write_text("the director's notes")
+    before = _snapshot(shots)
+    start = time.monotonic()
+    done = run_backend("track", str(shots / "clip.mp4"), "--out", str(shots), "--overwrite",
+                       "--events")
+    assert done.returncode == protocol.EXIT_CODES["bad_input"], done.stdout + done.stderr
+    error = _events(done.stdout)[-1]
+    assert error["kind"] == "bad_input" and str(shots) in error["message"]
+    assert "input" in error["message"]
+    assert _snapshot(shots) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shots"]
+    assert time.monotonic() - start < 60  # refused before decoding 78 frames
+
+
+def test_overwrite_never_deletes_a_folder_of_other_files(tmp_path):
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    out = tmp_path / "renders"
+    out.mkdir()
+    (out / "result.json").write_text('{"schema": 1}')  # even beside a FaceAdapt-looking file
+    (out / "final_comp.exr").write_bytes(b"a week of compositing")
+    before = _snapshot(out)
+    done = run_backend("track", str(clip), "--out", str(out), "--overwrite", "--events")
+    assert done.returncode == protocol.EXIT_CODES["bad_input"]
+    message = _events(done.stdout)[-1]["message"]
+    assert str(out) in message and "final_comp.exr" in message
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip", "renders"]
+
+
+@pytest.mark.data
+def test_overwrite_replaces_a_results_directory(data_dir, tmp_path):
+    frames = _face_frames(data_dir, tmp_path / "frames")
+    out = tmp_path / "r"
+    for _ in range(2):
+        done = run_backend("track", str(frames), "--out", str(out), "--overwrite",
+                           "--texture-size", "0", "--device", "cpu", "--events")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads((out / "result.json").read_text())["source"]["frame_count"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "r"]
+
+
+@pytest.mark.parametrize("parent", ["a file", "read-only"])
+def test_out_that_cannot_be_written_is_refused_before_decoding(tmp_path, parent):
+    """The report: --out under a read-only parent failed with exit 4 after all the tracking."""
+    import os
+
+    clip = tmp_path / "clip"
+    clip.mkdir()  # an empty image folder: refused too, but only once decoding starts
+    if parent == "a file":
+        blocker = tmp_path / "notes.txt"
+        blocker.write_text("not a folder")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes in a read-only folder: no permission to be refused")
+        blocker = tmp_path / "locked"
+        blocker.mkdir()
+        blocker.chmod(0o555)
+    out = blocker / "r"
+    try:
+        done = run_backend("track", str(clip), "--out", str(out), "--events")
+    finally:
+        blocker.chmod(0o755)
+    assert done.returncode == protocol.EXIT_CODES["bad_input"], done.stdout + done.stderr
+    message = _events(done.stdout)[-1]["message"]
+    assert str(out) in message and "no images" not in message.lower()
+    assert not out.exists()
+
+
+@pytest.mark.data
+def test_a_second_run_on_the_same_out_is_refused_up_front(data_dir, tmp_path):
+    """The report: a second run on the same --out failed with exit 4 after its full work."""
+    out = tmp_path / "r"
+    first = _track_process(data_dir / "videos/lp_driving_d0.mp4", out, "--texture-size", "0")
+    try:
+        _until_progress(first)
+        start = time.monotonic()
+        second = run_backend("track", str(data_dir / "videos/lp_driving_d0.mp4"), "--out",
+                             str(out), "--events", "--device", "cpu")
+        assert second.returncode == protocol.EXIT_CODES["bad_input"], second.stdout
+        message = _events(second.stdout)[-1]["message"]
+        assert str(out) in message and f"pid {first.pid}" in message
+        assert time.monotonic() - start < 60
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert first.returncode == protocol.EXIT_CODES["cancelled"]
+    assert not out.exists() and not list(tmp_path.glob(".r*"))
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("delay_s", [0.3, 0.8])
+def test_sigterm_in_the_first_second_exits_cancelled_with_an_event(data_dir, tmp_path, delay_s):
+    """The report: SIGTERM in the first second (modules still importing) exited 143, no event."""
+    process = _track_process(data_dir / "videos/lp_driving_d3.mp4", tmp_path / "r")
+    time.sleep(delay_s)
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=60)
+    assert process.returncode == protocol.EXIT_CODES["cancelled"], stdout
+    assert _events(stdout)[-1]["kind"] == "cancelled"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("signals", [(signal.SIGTERM, signal.SIGTERM), (signal.SIGHUP,)],
+                         ids=["sigterm-twice", "sighup"])
+def test_a_second_sigterm_or_a_sighup_cancels_and_cleans_up(data_dir, tmp_path, signals):
+    """The report: a second SIGTERM (Esc twice) exited -15; SIGHUP was not trapped and left a
+    hidden .partial folder."""
+    out = tmp_path / "r"
+    process = _track_process(data_dir / "videos/lp_driving_d3.mp4", out)
+    _until_progress(process)
+    for signum in signals:
+        process.send_signal(signum)
+        time.sleep(0.05)
+    stdout, _ = process.communicate(timeout=60)
+    assert process.returncode == protocol.EXIT_CODES["cancelled"], stdout
+    assert _events(stdout)[-1]["kind"] == "cancelled"
+    assert not out.exists() and not list(tmp_path.glob(".r*"))
+
+
+@pytest.mark.data
+def test_a_partial_folder_of_a_killed_run_is_swept_by_the_next(data_dir, tmp_path):
+    """The report: SIGKILL (or an untrapped signal) left a hidden .partial folder for good."""
+    out = tmp_path / "r"
+    killed = _track_process(data_dir / "videos/lp_driving_d3.mp4", out)
+    _until_progress(killed)
+    killed.kill()
+    killed.communicate(timeout=60)
+    left = sorted(p.name for p in tmp_path.glob(".r*"))
+    assert any(name.endswith(".partial") and f"pid{killed.pid}." in name for name in left), left
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    import cv2
+
+    for i in range(2):
+        cv2.imwrite(str(noise / f"{i:04d}.png"), np.full((64, 64, 3), 128, np.uint8))
+    done = run_backend("track", str(noise), "--out", str(out), "--events")  # fails: no face
+    assert done.returncode == protocol.EXIT_CODES["no_face"], done.stdout + done.stderr
+    assert not out.exists() and not list(tmp_path.glob(".r*"))
+
+
+@pytest.mark.parametrize("fps", ["inf", "-inf", "nan", "Infinity"])
+def test_fps_that_is_not_a_finite_number_is_refused(tmp_path, fps):
+    """The report: `--fps inf` was accepted and wrote Infinity into result.json."""
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    out = tmp_path / "r"
+    error = _assert_failed(run_backend("track", str(clip), "--out", str(out), "--fps", fps,
+                                       "--events"), "bad_input", out)
+    assert "--fps" in error["message"]

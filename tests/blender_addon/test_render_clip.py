@@ -215,16 +215,41 @@ def test_room_clip_and_output_directory_rules(tmp_path: Path) -> None:
     assert frame.std(axis=(0, 1)).min() > 5  # a cluttered background, not a flat one
 
     first = dict(np.load(out / "truth.npz", allow_pickle=False))
-    (out / "marker").touch()
+    marker = out / "frames" / "stale.png"  # inside the program's own output: replaced with it
+    marker.touch()
     refused = _run(tmp_path, head_path, out, *args, frames=2)
     assert refused.returncode == 2 and "exists" in refused.stderr
-    assert (out / "marker").exists()
+    assert marker.exists()
     assert _run(tmp_path, head_path, out, *args, "--overwrite", frames=2).returncode == 0
-    assert not (out / "marker").exists()
+    assert not marker.exists()
     second = np.load(out / "truth.npz", allow_pickle=False)
     for key in ("vertices", "head_pose", "weights", "landmarks_2d"):  # the seed decides all
         np.testing.assert_array_equal(second[key], first[key])
     assert not list(tmp_path.glob(".clip*"))  # neither temporary nor replaced output is left
+
+
+@pytest.mark.parametrize("case", ["other files", "holds the head"])
+def test_overwrite_never_deletes_a_folder_it_did_not_render(tmp_path: Path, case: str) -> None:
+    """--overwrite replaces only a folder this program rendered: never one of other files, nor
+    the folder holding its own input (issue 11: `--overwrite` deleted the footage's folder)."""
+    if case == "other files":
+        out = tmp_path / "renders"
+        out.mkdir()
+        (out / "clip.json").write_text('{"render_seconds": 1}')
+        (out / "lookdev.blend").write_bytes(b"a user's scene")
+        head_path = tmp_path / "head.npz"
+    else:
+        out = tmp_path / "shot"
+        out.mkdir()
+        head_path = out / "head.npz"
+    _write_head(head_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    run = _run(tmp_path, head_path, out, "--width", "32", "--height", "32", "--samples", "1",
+               "--overwrite", frames=1)
+    assert run.returncode == 2, run.stderr
+    assert str(out) in run.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not list(tmp_path.glob(f".{out.name}*"))
 
 
 def test_bad_head_file_is_refused(tmp_path: Path) -> None:

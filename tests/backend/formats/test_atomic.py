@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from backend.formats.atomic import atomic_directory, atomic_file
+from backend.formats.atomic import (
+    DirectoryKind,
+    atomic_directory,
+    atomic_file,
+    check_replaceable_file,
+)
+from backend.formats.errors import BadInput
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -80,9 +86,10 @@ def test_atomic_directory_publishes_a_new_directory(tmp_path, umask_022):
 
 
 def test_atomic_directory_refuses_to_replace_without_overwrite(tmp_path):
-    out = make_output(tmp_path / "results", "old")
+    out = tmp_path / "results"
     with pytest.raises(FileExistsError, match="not replaced"), \
             atomic_directory(out, overwrite=False) as tmp:
+        make_output(out, "old")  # appeared while writing (an existing one is refused on entry)
         (tmp / "result.json").write_text("new")
     assert names(out) == ["old.txt", "result.json"]
     assert (out / "result.json").read_text() == "old"
@@ -103,8 +110,12 @@ def test_atomic_directory_replaces_with_overwrite_only_when_complete(tmp_path):
 
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_atomic_directory_failure_mid_write_leaves_the_old_directory(tmp_path, overwrite):
-    out = make_output(tmp_path / "results", "old")
+    out = tmp_path / "results"
+    if overwrite:
+        make_output(out, "old")
     with pytest.raises(Boom), atomic_directory(out, overwrite=overwrite) as tmp:
+        if not overwrite:
+            make_output(out, "old")  # appeared while writing (an existing one is refused on entry)
         (tmp / "tracking.npz").write_text("half")
         (tmp / "textures").mkdir()
         raise Boom
@@ -205,3 +216,129 @@ def test_without_signal_masks_windows_style_it_still_publishes(tmp_path, monkeyp
     with atomic_file(tmp_path / "camera.json") as tmp:
         tmp.write_text("{}")
     assert names(tmp_path) == ["camera.json", "results"]
+
+
+# --- what an output may replace, claiming it, stale temps (issue 11) ------------------------
+
+RESULTS_LIKE = DirectoryKind("FaceAdapt results directory", "result.json", "schema",
+                             frozenset({"result.json", "tracking.npz"}))
+
+
+def make_results(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "result.json").write_text('{"schema": 1}')
+    (path / "tracking.npz").write_text("arrays")
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_overwrite_replaces_a_directory_of_its_kind(tmp_path):
+    out = make_results(tmp_path / "results")
+    with atomic_directory(out, overwrite=True, kind=RESULTS_LIKE) as tmp:
+        (tmp / "result.json").write_text('{"schema": 1, "new": true}')
+    assert "new" in (out / "result.json").read_text()
+    assert names(tmp_path) == ["results"]
+
+
+@pytest.mark.parametrize("case", ["other files", "no marker", "foreign marker", "a file"])
+def test_overwrite_never_replaces_what_is_not_of_its_kind(tmp_path, case):
+    out = tmp_path / "results"
+    if case == "a file":
+        out.write_text("someone's file")
+    else:
+        make_results(out)
+        if case == "other files":
+            (out / "holiday.mov").write_text("irreplaceable")
+        elif case == "no marker":
+            (out / "result.json").unlink()
+        else:
+            (out / "result.json").write_text('{"title": "my essay"}')
+    before = snapshot(tmp_path)
+    with pytest.raises(BadInput, match=str(out)), \
+            atomic_directory(out, overwrite=True, kind=RESULTS_LIKE):
+        pytest.fail("the body ran: the refusal must come before any work")
+    assert snapshot(tmp_path) == before
+    assert names(tmp_path) == ["results"]
+
+
+@pytest.mark.parametrize("where", ["the input itself", "the folder holding the input"])
+def test_overwrite_never_replaces_the_input(tmp_path, where):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    footage = shots / "clip"
+    make_results(footage)  # even one that looks like results
+    out = footage if where == "the input itself" else shots
+    before = snapshot(tmp_path)
+    with pytest.raises(BadInput, match="holds the input"), \
+            atomic_directory(out, overwrite=True, kind=None, inputs=[footage]):
+        pytest.fail("the body ran")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_second_writer_of_the_same_path_is_refused_on_entry(tmp_path):
+    out = tmp_path / "results"
+    with atomic_directory(out, overwrite=True, kind=RESULTS_LIKE) as first:
+        with pytest.raises(BadInput, match=f"pid {os.getpid()}"), \
+                atomic_directory(out, overwrite=True, kind=RESULTS_LIKE):
+            pytest.fail("the body ran")
+        (first / "result.json").write_text('{"schema": 1}')
+    assert names(out) == ["result.json"]
+    assert names(tmp_path) == ["results"]
+
+
+def test_temp_names_are_unique_per_run_and_name_their_process(tmp_path):
+    with atomic_directory(tmp_path / "a", overwrite=False) as one, \
+            atomic_directory(tmp_path / "b", overwrite=False) as two:
+        assert f"pid{os.getpid()}." in one.name and one.name.endswith(".partial")
+        assert one.name.removeprefix(".a") != two.name.removeprefix(".b")
+    with atomic_file(tmp_path / "c.json") as tmp:
+        assert f"pid{os.getpid()}." in tmp.name
+        tmp.write_text("{}")
+
+
+def test_a_lock_and_partial_folder_of_a_dead_process_are_swept_live_ones_kept(tmp_path):
+    out = tmp_path / "results"
+    gone = dead_pid()
+    (tmp_path / ".results.lock").write_text(str(gone))
+    stale = tmp_path / f".results.pid{gone}.x1y2.partial"
+    (stale / "textures").mkdir(parents=True)
+    stale_file = tmp_path / f".results.pid{gone}.k3.tmp.json"
+    stale_file.write_text("half")
+    live = tmp_path / f".results.pid{os.getppid()}.z9.partial"  # its owner (pytest's parent) lives
+    live.mkdir()
+    other = tmp_path / ".notes.pid1.partial"  # another output's: not this path's to sweep
+    other.mkdir()
+    with atomic_directory(out, overwrite=False) as tmp:
+        (tmp / "result.json").write_text("new")
+    assert names(tmp_path) == sorted([".notes.pid1.partial", live.name, "results"])
+
+
+def test_an_unwritable_parent_is_bad_input_on_entry(tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(BadInput, match="cannot create its folder"), \
+            atomic_directory(blocker / "results", overwrite=False):
+        pytest.fail("the body ran")
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def test_a_single_file_output_never_replaces_a_folder(tmp_path):
+    folder = make_results(tmp_path / "head.npz")
+    with pytest.raises(BadInput, match="is a folder"):
+        check_replaceable_file(folder, overwrite=True)
+    (tmp_path / "h.npz").write_text("old")
+    with pytest.raises(BadInput, match="--overwrite"):
+        check_replaceable_file(tmp_path / "h.npz", overwrite=False)
+    check_replaceable_file(tmp_path / "h.npz", overwrite=True)
+    check_replaceable_file(tmp_path / "new.npz", overwrite=False)

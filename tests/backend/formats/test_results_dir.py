@@ -15,6 +15,7 @@ from backend.formats.head_file import HeadAsset
 from backend.formats.results_dir import (
     MESH_NPZ,
     RESULT_JSON,
+    RESULTS_DIRECTORY,
     TRACKING_KEYS,
     TRACKING_NPZ,
     TopologyMismatch,
@@ -331,3 +332,23 @@ def test_a_source_that_is_not_an_object_is_refused(tmp_path, source):
     edit_document(out, source=source)
     with pytest.raises(BadInput, match=r"result\.json: field 'source' must be an object"):
         read_results(out)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_result_json_never_holds_infinity_or_nan(tmp_path, value):
+    """The report: `--fps inf` wrote `Infinity` into result.json (not JSON; strict readers
+    refuse the file). The writer refuses instead of writing it."""
+    head = square_head()
+    with pytest.raises(ValueError, match="JSON"):
+        write_summary(tmp_path, {"source": {**SOURCE, "fps": value}}, head)
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_results_directory_kind_recognises_what_track_writes(tmp_path):
+    """--overwrite replaces a results directory as written, and not one with other files."""
+    results = write_results(tmp_path / "r")
+    (results / "textures").mkdir()
+    (results / "cache.pc2").write_bytes(b"")
+    assert RESULTS_DIRECTORY.foreign_to(results) is None
+    (results / "shot_notes.txt").write_text("mine")
+    assert "shot_notes.txt" in RESULTS_DIRECTORY.foreign_to(results)
