@@ -166,8 +166,8 @@ def _output_lock(path: Path) -> Iterator[Path]:
                 break
             if _process_alive(owner):
                 raise BadInput(f"--out {path} is being written by another FaceAdapt run (pid "
-                               f"{owner}, lock {lock}); wait for it or choose another "
-                               "--out") from None
+                               f"{owner}); wait for it or choose another --out (if no such "
+                               f"run is going on, delete {lock})") from None
             lock.unlink(missing_ok=True)  # its owner is gone
             continue
         with os.fdopen(fd, "w") as file:
