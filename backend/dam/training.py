@@ -2,13 +2,12 @@
 
 Loss per batch (one random camera per expression): vertex MSE on normalised vertices,
 masked texture L1 on the view's visible texels (normalised), KL of the latent against N(0, I).
-Checkpoints (model, optimiser, step, RNG) every `checkpoint_every` steps; `--resume` continues
-from the last one bit-for-bit in schedule.
+Checkpoints (model, optimiser, step, RNG; dam/checkpoint.py, never unpickled) every
+`checkpoint_every` steps; `--resume` continues from the last one bit-for-bit.
 """
 
 from __future__ import annotations
 
-import pickle
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -19,14 +18,12 @@ import torch
 
 from ..config_parser import option
 from ..events import EventSink
-from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
 from ..lab.capture import LabCapture
+from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .model import DamArchitecture, DeepAppearanceModel
 from .model_folder import save_model
 from .training_data import Batch, BatchMaker
-
-CHECKPOINT = "checkpoint.pt"
 
 
 def set_normalisation(model: DeepAppearanceModel, capture: LabCapture, maker: BatchMaker,
@@ -76,7 +73,7 @@ def losses(model: DeepAppearanceModel, batch: Batch, config: DamTraining) -> dic
 def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, config: DamTraining,
               resume: bool, sink: EventSink, device: str = "cpu") -> Path:
     """Train a model of `architecture` with the settings `config` and write the model folder
-    `out` (model.json + weights.pt); returns `out`."""
+    `out` (model.json + weights.safetensors); returns `out`."""
     capture = LabCapture.open(capture_dir)
     if capture.config.texture_size != architecture.texture_size:
         raise BadInput(f"the capture's textures are {capture.config.texture_size}^2 but "
@@ -94,8 +91,9 @@ def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, confi
     model = DeepAppearanceModel(architecture, capture.head.num_vertices).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     step, elapsed = 0, 0.0
-    if resume and checkpoint_path.is_file():
-        step, elapsed, rng = _load_checkpoint(checkpoint_path, model, optimizer)
+    resumed = load_checkpoint(out, model, optimizer) if resume else None
+    if resumed is not None:
+        step, elapsed, rng = resumed.step, resumed.elapsed, resumed.rng
         sink.log(f"resuming at step {step}")
     else:
         set_normalisation(model, capture, maker, train)
@@ -115,7 +113,7 @@ def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, confi
         history.append({k: float(v.detach()) for k, v in terms.items()})
         sink.progress("train", step, config.steps)
         if step % config.checkpoint_every == 0 or step == config.steps:
-            _save_checkpoint(checkpoint_path, model, optimizer, step, time.perf_counter() - start, rng)
+            save_checkpoint(checkpoint_path, model, optimizer, step, time.perf_counter() - start, rng)
             recent = _mean_losses(history[-50:])
             sink.log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
     seconds = time.perf_counter() - start
@@ -139,25 +137,3 @@ def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, confi
 def _mean_losses(history: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([h[k] for h in history])) for k in history[0]} if history else {}
 
-
-def _save_checkpoint(path: Path, model: DeepAppearanceModel, optimizer: torch.optim.Optimizer,
-                     step: int, elapsed: float, rng: np.random.Generator) -> None:
-    with atomic_file(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "elapsed": elapsed, "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state()}, tmp)
-
-
-def _load_checkpoint(path: Path, model: DeepAppearanceModel,
-                     optimizer: torch.optim.Optimizer) -> tuple[int, float, np.random.Generator]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-    except (OSError, RuntimeError, EOFError, KeyError, pickle.UnpicklingError) as exc:
-        raise BadInput(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {exc}); delete "
-                       "it to start over") from exc
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state["rng"]
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["step"]), float(state["elapsed"]), rng

@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 
+from backend.dam.checkpoint import load_checkpoint, save_checkpoint
 from backend.dam.evaluation import render_with_texture
 from backend.dam.model import DamArchitecture
 from backend.dam.model_folder import decode, load_model, save_model
@@ -90,6 +93,18 @@ def test_resume_continues_from_the_checkpoint(tiny_capture: Path, tmp_path: Path
     out = train_dam(tiny_capture, tmp_path / "m", architecture, replace(config, steps=3), False,
                     EventSink(False))
     train_dam(tiny_capture, out, architecture, config, True, EventSink(False))
+    # Bit-for-bit the run that was never interrupted: weights, Adam's moments, RNG states.
+    straight = train_dam(tiny_capture, tmp_path / "straight", architecture, config, False,
+                         EventSink(False))
+    resumed, uninterrupted = (load_file(m / "checkpoint.safetensors") for m in (out, straight))
+    assert resumed.keys() == uninterrupted.keys() and any(k.startswith("optimizer.") for k in resumed)
+    for key in resumed:
+        assert torch.equal(resumed[key], uninterrupted[key]), key
+    with safe_open(str(out / "checkpoint.safetensors"), "pt") as a, \
+            safe_open(str(straight / "checkpoint.safetensors"), "pt") as b:
+        first, second = (json.loads(f.metadata()["checkpoint"]) for f in (a, b))
+    assert {k: v for k, v in first.items() if k != "elapsed"} == \
+        {k: v for k, v in second.items() if k != "elapsed"}
     document = json.loads((out / "model.json").read_text())
     assert document["training"]["steps"] == 6
     assert document["architecture"] == architecture.as_dict() and document["trainer"] == config.as_dict()
@@ -228,3 +243,33 @@ def test_a_crafted_model_folder_never_runs_code(tmp_path: Path):
     assert marker.exists()
     with pytest.raises(BadInput, match=r"old/weights\.safetensors does not exist"):
         load_model(old)
+
+
+def test_a_crafted_checkpoint_never_runs_code(tmp_path: Path):
+    marker = tmp_path / "executed"
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    folder = tmp_path / "m"
+    folder.mkdir()
+    # The pickled checkpoint.pt of older FaceAdapt (what --resume used to torch.load).
+    _pickle_payload(folder / "checkpoint.pt", marker)
+    with pytest.raises(BadInput, match=r"checkpoint .*m/checkpoint\.pt is pickled"):
+        load_checkpoint(folder, model, optimizer)
+    assert not marker.exists()
+    # Pickle bytes under the new name.
+    (folder / "checkpoint.pt").rename(folder / "checkpoint.safetensors")
+    with pytest.raises(BadInput, match=r"checkpoint .*m/checkpoint\.safetensors cannot be loaded"):
+        load_checkpoint(folder, model, optimizer)
+    assert not marker.exists()
+    # A real safetensors file whose JSON is not a checkpoint's: named too.
+    save_checkpoint(folder / "checkpoint.safetensors", model, optimizer, 1, 0.5,
+                    np.random.default_rng(0))
+    other = torch.nn.Linear(4, 2)
+    with pytest.raises(BadInput, match=r"m/checkpoint\.safetensors cannot be loaded"):
+        load_checkpoint(folder, other, torch.optim.Adam(other.parameters()))
+    resumed = load_checkpoint(folder, model, optimizer)
+    assert resumed is not None and resumed.step == 1 and resumed.elapsed == 0.5
+    assert load_checkpoint(tmp_path, model, optimizer) is None  # no checkpoint: a fresh start
+    # The payload is live: a loader that unpickles would have run it.
+    torch.load(_pickle_payload(tmp_path / "live.pt", marker), weights_only=False)
+    assert marker.exists()
