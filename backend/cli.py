@@ -146,7 +146,7 @@ class DemoConfig:
 # --- what each command runs ----------------------------------------------------------------
 
 def _write_json(report: dict, path: Path | None) -> str:
-    text = json.dumps(report, indent=1)
+    text = json.dumps(report, indent=1, allow_nan=False)
     print(text, file=sys.stderr)
     if path:
         from .formats.atomic import atomic_file
@@ -164,11 +164,11 @@ def _track(settings: TrackSettings, sink: EventSink) -> str:
 
 
 def _export_head(config: ExportHeadConfig, sink: EventSink) -> str:
+    from .formats.atomic import check_replaceable_file
     from .formats.head_file import save_head
-    from .formats.results_dir import refuse_existing
     from .heads.default_head import resolve_head
 
-    refuse_existing(config.out, config.overwrite)
+    check_replaceable_file(config.out, config.overwrite)
     sink.progress("export-head", 0, 1)
     save_head(resolve_head(config.head), config.out)
     sink.progress("export-head", 1, 1)
