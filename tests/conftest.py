@@ -157,3 +157,16 @@ def rewrite_npz(path: Path, **changes: object) -> Path:
             arrays[key] = value
     np.savez(path, **arrays)
     return path
+
+
+def square_head_fields() -> dict:
+    """The fields of a tiny valid head (two triangles, four vertices, one blendshape) for
+    HeadAsset(**...), from whichever package the test imports it (backend or faceadapt)."""
+    import numpy as np
+
+    return dict(
+        vertices=np.array([[-0.05, 0, 0], [0.05, 0, 0], [0.05, 0, 0.1], [-0.05, 0, 0.1]], np.float32),
+        faces=np.array([[0, 1, 2], [0, 2, 3]]), uv=np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32),
+        uv_faces=np.array([[0, 1, 2], [0, 2, 3]]), blendshapes=np.full((1, 4, 3), 0.01, np.float32),
+        blendshape_names=["jawOpen"], landmark_vertex=np.arange(68) % 4,
+        landmark_mask=np.ones(68, bool), face_region=np.ones(4, bool))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import square_head_fields
 from faceadapt.backend.formats.camera import pose_matrix, project_points
 from faceadapt.backend.formats.results_dir import Results
 from faceadapt.blender_addon.camera_conversion import intrinsics_from_blender_camera
@@ -168,12 +169,7 @@ def test_planned_head_motion_through_the_bone_lands_on_the_tracked_pixels(placem
 def _square_head():
     from faceadapt.backend.formats.head_file import HeadAsset
 
-    return HeadAsset(
-        vertices=np.array([[-0.05, 0, 0], [0.05, 0, 0], [0.05, 0, 0.1], [-0.05, 0, 0.1]], np.float32),
-        faces=np.array([[0, 1, 2], [0, 2, 3]]), uv=np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32),
-        uv_faces=np.array([[0, 1, 2], [0, 2, 3]]), blendshapes=np.full((1, 4, 3), 0.01, np.float32),
-        blendshape_names=["jawOpen"], landmark_vertex=np.arange(68) % 4,
-        landmark_mask=np.ones(68, bool), face_region=np.ones(4, bool))
+    return HeadAsset(**square_head_fields())
 
 
 def _write_results(directory: Path, head, **source) -> Path:

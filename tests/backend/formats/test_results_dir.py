@@ -26,7 +26,7 @@ from backend.formats.results_dir import (
     write_arrays,
     write_summary,
 )
-from conftest import rewrite_npz
+from conftest import rewrite_npz, square_head_fields
 
 FRAMES = 3
 SOURCE = {"path": "/clips/actor.mp4", "fps": 25.0, "width": 64, "height": 48,
@@ -35,12 +35,7 @@ SOURCE = {"path": "/clips/actor.mp4", "fps": 25.0, "width": 64, "height": 48,
 
 def square_head() -> HeadAsset:
     """Two triangles, four vertices, one blendshape."""
-    return HeadAsset(
-        vertices=np.array([[-0.05, 0, 0], [0.05, 0, 0], [0.05, 0, 0.1], [-0.05, 0, 0.1]], np.float32),
-        faces=np.array([[0, 1, 2], [0, 2, 3]]), uv=np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32),
-        uv_faces=np.array([[0, 1, 2], [0, 2, 3]]), blendshapes=np.full((1, 4, 3), 0.01, np.float32),
-        blendshape_names=["jawOpen"], landmark_vertex=np.arange(68) % 4,
-        landmark_mask=np.ones(68, bool), face_region=np.ones(4, bool))
+    return HeadAsset(**square_head_fields())
 
 
 def tracking_arrays(head: HeadAsset) -> TrackingArrays:
