@@ -34,6 +34,7 @@ from .config_parser import (
     required,
 )
 from .dam.model import DamArchitecture
+from .dam.model_folder import ModelsConfig, models_command
 from .dam.training import DamTraining
 from .device import DEVICE_CHOICES, resolve_device
 from .evaluation.suite import SuiteSettings
@@ -270,6 +271,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("train-dam", "train a Deep Appearance Model on a capture", TrainDamConfig, _train_dam),
     Command("evaluate-model", "vertex error and PSNR of a model on held-out data",
             EvaluateModelConfig, _evaluate_model),
+    Command("models", "list the model folders (shipped default and the user's models folder)",
+            ModelsConfig, models_command),
     Command("make-benchmark", "render ground-truth clips with Blender (Cycles) and degrade them "
             "like a camera", MakeBenchmarkConfig, _make_benchmark),
     Command("evaluate", "score a results directory against ground truth (--truth) or as real "
