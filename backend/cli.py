@@ -43,6 +43,7 @@ from .formats import protocol
 from .formats.errors import BackendError, BadInput
 from .lab.capture import CaptureConfig
 from .library_log import library_log_path, library_output_to_log
+from .texture_baking import BakeTexturesConfig, run_bake_textures
 from .track import TrackSettings
 
 
@@ -273,6 +274,8 @@ COMMANDS: tuple[Command, ...] = (
             EvaluateModelConfig, _evaluate_model),
     Command("models", "list the model folders (shipped default and the user's models folder)",
             ModelsConfig, models_command),
+    Command("bake-textures", "decode a DAM-tracked clip's view-dependent textures for another "
+            "camera (textures/<view>/ in the results)", BakeTexturesConfig, run_bake_textures),
     Command("make-benchmark", "render ground-truth clips with Blender (Cycles) and degrade them "
             "like a camera", MakeBenchmarkConfig, _make_benchmark),
     Command("evaluate", "score a results directory against ground truth (--truth) or as real "

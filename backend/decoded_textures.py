@@ -18,17 +18,21 @@ from .dam.model import DeepAppearanceModel
 from .events import EventSink
 from .formats.head_file import HeadAsset
 from .formats.results_dir import frame_label
-from .lab.capture import face_centre_and_height, view_directions
+from .lab.capture import face_centre_and_height
 
 STAGE = "decoded textures"
 
 
 def decoded_view_directions(head_to_camera: np.ndarray, head: HeadAsset) -> np.ndarray:
     """(F, 3) float32 unit head-space directions from the face centre toward each camera, for
-    poses head_to_camera (F, 4, 4) (head space -> camera, OpenCV axes; rigid)."""
+    invertible poses head_to_camera (F, 4, 4) (head space -> camera, OpenCV axes). The camera
+    centre is the inverse pose's translation, so a pose that also scales (a scaled rig in
+    Blender) places the camera where it is; for rigid poses this is lab.capture's
+    `view_directions`, the convention the DAM was trained with."""
     centre, _ = face_centre_and_height(head)
-    poses = torch.as_tensor(np.asarray(head_to_camera, np.float64))
-    return view_directions(poses, torch.as_tensor(centre, dtype=torch.float64)).float().numpy()
+    camera_centres = np.linalg.inv(np.asarray(head_to_camera, np.float64))[:, :3, 3]
+    directions = camera_centres - centre
+    return (directions / np.linalg.norm(directions, axis=1, keepdims=True)).astype(np.float32)
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ from backend.dam.model_folder import DEFAULT_MODEL, decode, load_model, load_mod
 from backend.decoded_textures import STAGE, decoded_view_directions, write_decoded_textures
 from backend.events import EventSink
 from backend.head_space import HEAD_TO_FRONT_CAMERA
-from backend.lab.capture import face_centre_and_height
+from backend.lab.capture import face_centre_and_height, view_directions
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,16 @@ def test_view_directions_point_from_the_face_toward_the_camera(default_model):
     np.testing.assert_allclose(directions[0], [0, -1, 0], atol=1e-6)  # the face looks along -Y
     np.testing.assert_allclose(np.linalg.norm(directions, axis=1), 1, atol=1e-6)
     assert abs(directions[1, 1]) < 1e-6 and abs(abs(directions[1, 0]) - 1) < 1e-6
+    # The DAM's training convention (lab capture), and a scaled rig puts the camera in place.
+    poses = yawed_poses(head, [10.0, -35.0])
+    centre = torch.as_tensor(face_centre_and_height(head)[0])
+    np.testing.assert_allclose(decoded_view_directions(poses, head),
+                               view_directions(torch.as_tensor(poses), centre).numpy(), atol=1e-6)
+    scaled = poses @ np.diag([2.0, 2.0, 2.0, 1.0])  # head scaled 2x: the camera is at half
+    camera = -np.einsum("fji,fj->fi", poses[:, :3, :3], poses[:, :3, 3]) / 2
+    expected = camera - centre.numpy()
+    np.testing.assert_allclose(decoded_view_directions(scaled, head),
+                               expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
 
 
 def test_written_textures_are_the_decoded_ones(default_model, tmp_path: Path):
