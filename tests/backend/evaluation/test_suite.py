@@ -35,8 +35,18 @@ def test_quick_suite_scores_every_method_on_every_clip(tmp_path: Path, data_dir:
                 assert scores["agreement_nme_mean"] < 0.2 and scores["fraction_tracked"] > 0.9
             else:
                 assert scores["photos_tracked"] == scores["photos"] == 5
+    references = {row["name"]: row["clips"] for row in document["references"]}
+    truth_clips = {clip["name"] for clip in document["clips"] if clip["kind"] == "truth"}
+    default_clips = {clip["name"] for clip in document["clips"]
+                     if clip["kind"] == "truth" and clip["head"] == "default"}
+    assert set(references) == {"neutral", "dam-oracle"} and set(references["neutral"]) == truth_clips
+    assert default_clips and set(references["dam-oracle"]) == default_clips  # the DAM's own head
+    for name in default_clips:
+        oracle, neutral = references["dam-oracle"][name], references["neutral"][name]
+        assert oracle["vertex_mm_mean"] < neutral["vertex_mm_mean"]
     markdown = report.with_suffix(".md").read_text()
     assert "quick-ict-d0-environment" in markdown and "mean (2 clips)" in markdown
+    assert "neutral (reference)" in markdown
     pictures = sorted(p.name for p in report.parent.glob("*.png"))
     assert "suite_vertex_error_heatmap.png" in pictures
     assert not any("lp_driving" in name or "photo" in name for name in pictures)
@@ -47,3 +57,4 @@ def test_quick_suite_scores_every_method_on_every_clip(tmp_path: Path, data_dir:
     assert again.returncode == 0, again.stderr[-3000:]
     assert kept and all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert json.loads(report.read_text())["methods"] == document["methods"]
+    assert json.loads(report.read_text())["references"] == document["references"]

@@ -30,6 +30,8 @@ from backend.movie_writer import write_movie
 FRAMES = 8
 SIZE = 96  # footage pixels
 METHODS = ("alpha", "beta")
+# Reference rows (yardsticks.py) and the figure scale of their metrics: the oracle only on truth-a.
+REFERENCES = {"neutral": ("truth-a", "truth-b"), "dam-oracle": ("truth-a",)}
 
 
 def ellipsoid_head(rings: int = 14, segments: int = 24) -> HeadAsset:
@@ -112,6 +114,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             scores.parent.mkdir(parents=True, exist_ok=True)
             np.savez(scores, frames=np.arange(FRAMES), vertex_mm_per_frame=scale * (1 + np.arange(FRAMES) / 4),
                      vertex_mm_per_vertex=scale * per_vertex)
+    for reference, clips in REFERENCES.items():
+        for clip in clips:
+            scores = work / "scores" / "references" / reference / f"{clip}.npz"
+            scores.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(scores, frames=np.arange(FRAMES), vertex_mm_per_frame=np.full(FRAMES, 0.5),
+                     vertex_mm_per_vertex=0.5 * per_vertex)
 
     domain = {"light": "hard", "background": "room", "lens_mm": None, "motion_blur": 0.5, "noise": 3.0,
               "crf": 23, "width": SIZE, "height": SIZE, "samples": 8}
@@ -139,6 +147,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
                        "annotated-photos": {"per_photo_nme": {"p1.jpg": 0.07, "p2.jpg": 0.09},
                                             "nme_mean": 0.08, "photos": 2, "photos_tracked": 2}}},
         ],
+        "references": [{"name": name, "description": f"the {name} yardstick",
+                        "clips": {clip: truth_metrics(3.0 if name == "neutral" else 0.1) for clip in clips}}
+                       for name, clips in REFERENCES.items()],
     }
     err = io.StringIO()
     json_path = root / "report" / "suite.json"
@@ -236,3 +247,20 @@ def test_front_camera_frames_the_face():
     # +Z (up) is image up, +X is image right: the camera looks at the face from the front.
     assert pixels[np.argmax(points[:, 2]), 1] < pixels[np.argmin(points[:, 2]), 1]
     assert pixels[np.argmax(points[:, 0]), 0] > pixels[np.argmin(points[:, 0]), 0]
+
+
+def test_reference_rows_come_first_on_truth_clips_only(report):
+    json_path, log = report
+    markdown = json_path.with_suffix(".md").read_text()
+    truth, real = _section(markdown, "Ground-truth clips: metrics"), _section(markdown, "Real clips")
+    keys = [key for key, _, _ in TRUTH_COLUMNS]
+    labels = [line.split(" | ")[1] for line in truth.splitlines() if line.startswith("| truth-a |")]
+    assert labels == ["neutral (reference)", "dam-oracle (reference)", "alpha", "beta"]
+    assert _row(truth, "truth-a", "neutral (reference)")[2 + keys.index("vertex_mm_mean")] == "6.00"
+    assert set(_row(truth, "truth-b", "dam-oracle (reference)")[2:]) == {MISSING}  # not applicable
+    oracle = _row(truth, "**mean (2 clips)**", "dam-oracle (reference)")
+    assert oracle[2 + keys.index("vertex_mm_mean")] == "0.20 (1/2)"
+    assert "(reference)" not in real and "(reference)" not in _section(markdown, "Annotated photos")
+    assert "**neutral (reference)**: the neutral yardstick" in _section(markdown, "Reference rows")
+    assert "dam-oracle on truth-b" not in log  # not applicable: no warning about missing scores
+    assert "alpha on truth-b" not in log and "beta on truth-b" in log
