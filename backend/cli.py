@@ -37,6 +37,8 @@ from .dam.model import DamArchitecture
 from .dam.model_folder import ModelsConfig, models_command
 from .dam.training import DamTraining
 from .device import DEVICE_CHOICES, resolve_device
+from .encoder.network import EncoderArchitecture
+from .encoder.training import EncoderTraining
 from .evaluation.suite import SuiteSettings
 from .events import EventSink, cancellable
 from .formats import protocol
@@ -93,6 +95,19 @@ class TrainDamConfig:
     resume: bool = option(False, "continue from --out/checkpoint.safetensors")
     architecture: DamArchitecture = nested(DamArchitecture)
     training: DamTraining = nested(DamTraining)
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class TrainEncoderConfig:
+    model: Path = positional("model folder (its DAM is kept; encoder.json and encoder.safetensors are "
+                             "written into it)")
+    capture: Path | None = option(None, "the model's lab capture (default: the one model.json names)")
+    work: Path | None = option(None, "folder of rendered views and checkpoints (default: in the cache, "
+                               "per model)")
+    resume: bool = option(False, "continue from the checkpoint in --work")
+    architecture: EncoderArchitecture = nested(EncoderArchitecture)
+    training: EncoderTraining = nested(EncoderTraining)
     device: str = "cpu"
 
 
@@ -209,6 +224,14 @@ def _train_dam(config: TrainDamConfig, sink: EventSink) -> str:
                          config.resume, sink, config.device))
 
 
+def _train_encoder(config: TrainEncoderConfig, sink: EventSink) -> str:
+    from .encoder.training import train_encoder, training_inputs
+
+    capture, work = training_inputs(config.model, config.capture, config.work)
+    return str(train_encoder(config.model, capture, work, config.architecture, config.training,
+                             config.resume, sink, config.device))
+
+
 def _evaluate_model(config: EvaluateModelConfig, sink: EventSink) -> str:
     from .dam.evaluation import evaluate_model
 
@@ -270,6 +293,8 @@ COMMANDS: tuple[Command, ...] = (
             DeriveMappingConfig, _derive_mapping),
     Command("capture", "lab capture of a head for its face model", CaptureCommandConfig, _capture),
     Command("train-dam", "train a Deep Appearance Model on a capture", TrainDamConfig, _train_dam),
+    Command("train-encoder", "train a model's image encoder (frame crop -> DAM code and head pose) on "
+            "renders of its lab capture", TrainEncoderConfig, _train_encoder),
     Command("evaluate-model", "vertex error and PSNR of a model on held-out data",
             EvaluateModelConfig, _evaluate_model),
     Command("models", "list the model folders (shipped default and the user's models folder)",

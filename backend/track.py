@@ -17,6 +17,9 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from .config_parser import option, positional, required
+from .dam.model_folder import load_model, load_model_head, model_id, model_record, resolve_model
+from .decoded_textures import write_decoded_textures
+from .encoder.encoder_file import read_encoder_info
 from .events import EventSink
 from .footage import Footage, parse_frame_range
 from .formats.atomic import atomic_directory
@@ -46,7 +49,10 @@ class TrackSettings:
     footage: Path = positional("movie file or folder of images")
     out: Path = required("results directory to create")
     frames: str | None = option(None, "A-B, 0-based inclusive source frames (default: all)")
-    head: str = option("default", "'default' or a head.npz path")
+    head: str = option("default", "'default' or a head.npz path (the landmark fit and MediaPipe; a "
+                       "face-model tracker tracks its model's head)")
+    model: str = option("default", "face model of the DAM trackers: 'default', a name in the user's "
+                        "models folder, or a model folder (python -m backend models lists them)")
     detector: Literal["mediapipe", "fan"] = option(
         "mediapipe", "landmark detector, for trackers that need detections")
     device: str = "cpu"
@@ -128,7 +134,17 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
     footage = Footage(settings.footage, fps=settings.fps)
     info = footage.info
     first, last = parse_frame_range(settings.frames, info.frame_count)
-    head = resolve_head(settings.head)
+    model_folder = None
+    if entry.needs_model:
+        if settings.head != "default":
+            raise BadInput(f"--head {settings.head}: the {entry.name} tracker tracks its face model's "
+                           "own head; choose the model with --model (--head serves the landmark fit "
+                           "and MediaPipe)")
+        model_folder = resolve_model(settings.model)
+        read_encoder_info(model_folder)
+        head = load_model_head(model_folder)
+    else:
+        head = resolve_head(settings.head)
     check_head_for_tracking(head)
     timings["load"] = time.perf_counter() - start
     timings["decode"] = 0.0  # filled in once every pass over the frames is done
@@ -143,7 +159,8 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
         _require_a_face(detections.found, info.path, first, last)
     clip = TrackerInput(head=head, frame_count=len(frames), width=info.width, height=info.height,
                         fps=info.fps, device=settings.device, sink=sink, detections=detections,
-                        frames=frames if entry.needs_frames else None, data_files=data_files)
+                        frames=frames if entry.needs_frames else None, data_files=data_files,
+                        model_folder=model_folder)
     output, timings["track"] = _without_decoding(frames, lambda: tracker.track(clip))
     timings["decode"] = frames.decode_s
     output.check(entry.name, len(frames), head.num_vertices)
@@ -163,8 +180,9 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
         "source": {"path": str(Path(info.path).resolve()), "fps": info.fps,
                    "width": info.width, "height": info.height, "rotation": info.rotation,
                    "frame_range": [first, last], "frame_count": info.frame_count},
-        "model": head_id(settings.head),
+        "model": head_id(settings.head) if model_folder is None else model_id(model_folder),
         "intrinsics": tracking.intrinsics.tolist(),
+        **({"dam_model": model_record(settings.model, model_folder)} if model_folder else {}),
         "settings": {"detector": settings.detector if entry.needs_detections else None,
                      "device": settings.device, "texture_size": settings.texture_size,
                      "tracker": tracker.settings()},
@@ -175,6 +193,7 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
             "frames_tracked": int(tracked.sum()),
             "frames_total": len(frames),
             "focal_px": float(output.intrinsics[0, 0]),
+            **output.metrics,
         },
         "warnings": {"untracked_frames": untracked},
         "timings_s": timings,
@@ -186,6 +205,12 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
         write_projected_textures(tmp, footage, tracking.as_dict(), head, settings.texture_size,
                                  settings.device, sink)
         timings["textures"] = time.perf_counter() - start
+    if model_folder is not None and tracking.optional.get("latent") is not None and settings.texture_size > 0:
+        start = time.perf_counter()
+        dam, _ = load_model(model_folder, settings.device)
+        write_decoded_textures(tmp / "textures" / "footage", tracking.optional["latent"],
+                               tracking.head_pose, tracking.frames, dam, head, settings.device, sink)
+        timings["decoded_textures"] = time.perf_counter() - start
     summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     write_summary(tmp, summary, head)
     sink.log(f"landmark reprojection error {summary['metrics']['landmark_reprojection_px']:.2f} px "

@@ -124,6 +124,25 @@ def default_head_file(default_head, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
+def untrained_encoder_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shipped model folder with a freshly initialised (seeded, untrained) image
+    encoder: for tests of shapes, files and plumbing, not of accuracy."""
+    import shutil
+
+    import torch
+
+    from backend.encoder.encoder_file import save_encoder
+    from backend.encoder.network import EncoderArchitecture, ImageEncoder
+
+    folder = tmp_path_factory.mktemp("model") / "untrained"
+    shutil.copytree(Path(__file__).parents[1] / "backend/models/default", folder,
+                    ignore=shutil.ignore_patterns("encoder.*"))
+    torch.manual_seed(0)
+    save_encoder(folder, ImageEncoder(EncoderArchitecture()), {"training": None, "metrics": {}})
+    return folder
+
+
+@pytest.fixture(scope="session")
 def backend_python() -> Path:
     """The interpreter the extension under test runs the backend with: $FACEADAPT_BACKEND_PYTHON
     (a Blender-side run), else this one (the project's .venv has the backend's packages)."""

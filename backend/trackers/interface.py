@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -66,6 +66,8 @@ class TrackerInput:
     detections: the clip's landmarks when the tracker's entry needs detections, else None.
     frames: the clip's frames when its entry needs frames, else None.
     data_files: the files of its entry's `data_files`, found in FACEADAPT_DATA, in that order.
+    model_folder: the face model folder (`--model`) when its entry needs a model; `head` is
+        then the model's head.
     sink: for its progress events (a stage name of its own), logs and warnings.
     """
 
@@ -79,6 +81,7 @@ class TrackerInput:
     detections: Detections | None = None
     frames: ClipFrames | None = None
     data_files: tuple[Path, ...] = ()
+    model_folder: Path | None = None
 
 
 @dataclass
@@ -98,6 +101,7 @@ class TrackerOutput:
     weights: (F, K) float32 in [0, 1] on the head's blendshapes, named (K,) in ARKit spelling
         by weight_names (fitted directly, or solved from decoded vertices); None without.
     latent: (F, Z) float32, the face model's code per frame (DAM trackers); None without.
+    metrics: the tracker's own figures for result.json's "metrics" (name -> finite number).
     """
 
     vertices: np.ndarray
@@ -110,6 +114,7 @@ class TrackerOutput:
     weights: np.ndarray | None = None
     weight_names: tuple[str, ...] | None = None
     latent: np.ndarray | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
     def check(self, tracker: str, frame_count: int, vertex_count: int) -> None:
         """Raise ValueError naming the tracker and the field when the output breaks the shapes
@@ -139,6 +144,9 @@ class TrackerOutput:
             raise ValueError(f"tracker {tracker}: tracked and landmarks.found must be bool")
         if not np.isfinite(self.intrinsics).all():
             raise ValueError(f"tracker {tracker}: intrinsics hold NaN or inf")
+        for name, value in self.metrics.items():
+            if not np.isfinite(value):
+                raise ValueError(f"tracker {tracker}: metric {name} is {value}")
         for name, (array, _) in expected.items():
             per_frame = name not in ("intrinsics", "tracked", "landmarks.found")
             if per_frame and not np.isfinite(array[self.tracked]).all():

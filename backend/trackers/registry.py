@@ -30,6 +30,8 @@ class TrackerEntry:
     needs_frames: it is given the decoded frames themselves.
     data_files: files it needs under FACEADAPT_DATA (benchmark baselines' model bundles),
         given to it resolved, in this order.
+    needs_model: it tracks with a face model folder (`--model`; its head comes with it, so
+        `--head` does not apply), and its results carry a latent code per frame.
     """
 
     name: str
@@ -38,6 +40,7 @@ class TrackerEntry:
     needs_detections: bool
     needs_frames: bool
     data_files: tuple[str, ...] = ()
+    needs_model: bool = False
 
     @property
     def module_file(self) -> str:
@@ -48,6 +51,7 @@ class TrackerEntry:
         """What it needs, in words: 'detections (--detector), FACEADAPT_DATA/models/x.task'."""
         parts = [*(["detections (--detector)"] if self.needs_detections else []),
                  *(["the frames"] if self.needs_frames else []),
+                 *(["a face model with an encoder (--model)"] if self.needs_model else []),
                  *(f"FACEADAPT_DATA/{path}" for path in self.data_files)]
         return ", ".join(parts)
 
@@ -82,6 +86,12 @@ TRACKERS: dict[str, TrackerEntry] = {entry.name: entry for entry in (
         needs_detections=False, needs_frames=True,
         data_files=("models/face_landmarker.task",
                     "heads/mediapipe-canonical/face_model_with_iris.obj")),
+    TrackerEntry(
+        name="encoder",
+        description="the face model's image encoder, unadapted: each frame's face crop -> DAM "
+                    "code and head pose, vertices and view-dependent textures decoded by the DAM",
+        implementation="encoder:EncoderTracker",
+        needs_detections=True, needs_frames=True, needs_model=True),
 )}
 DEFAULT_TRACKER = "landmark-fit"
 

@@ -19,7 +19,7 @@ from backend.trackers.registry import tracker_names
 MINIMAL = {"track": ["clip.mp4", "--out", "r"], "export-head": ["--out", "h.npz"],
            "capture": ["--out", "c"], "train-dam": ["cap", "--out", "m"],
            "evaluate-model": ["m"], "make-benchmark": ["--out", "b"], "evaluate": ["r"],
-           "bake-textures": ["r", "--camera", "cam.json"]}
+           "bake-textures": ["r", "--camera", "cam.json"], "train-encoder": ["m"]}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)

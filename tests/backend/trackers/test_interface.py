@@ -18,8 +18,10 @@ QUICK_SETTINGS = {"landmark-fit": FitConfig(rigid_steps=20, full_steps=20)}
 
 @pytest.mark.data
 @pytest.mark.parametrize("name", list(TRACKERS))
-def test_every_tracker_returns_the_documented_output(name, data_dir, default_head):
+def test_every_tracker_returns_the_documented_output(name, data_dir, default_head,
+                                                     untrained_encoder_model):
     entry = TRACKERS[name]
+    model_folder = untrained_encoder_model if entry.needs_model else None
     footage = Footage(data_dir / "videos/lp_driving_d0.mp4")
     frames = ClipFrames(footage, 0, FRAMES - 1)
     sink = EventSink(json_lines=False)
@@ -28,7 +30,8 @@ def test_every_tracker_returns_the_documented_output(name, data_dir, default_hea
         head=default_head, frame_count=FRAMES, width=info.width, height=info.height, fps=info.fps,
         device="cpu", sink=sink,
         detections=detect_landmarks(frames, "mediapipe", "cpu", sink) if entry.needs_detections else None,
-        frames=frames if entry.needs_frames else None, data_files=entry.resolve_data_files())
+        frames=frames if entry.needs_frames else None, data_files=entry.resolve_data_files(),
+        model_folder=model_folder)
     output = entry.create(QUICK_SETTINGS.get(name)).track(clip)
     output.check(name, FRAMES, default_head.num_vertices)
     assert output.tracked.all()  # a face in every frame of this clip
@@ -38,7 +41,9 @@ def test_every_tracker_returns_the_documented_output(name, data_dir, default_hea
     np.testing.assert_allclose(rotation @ rotation.transpose(0, 2, 1), identity, atol=1e-4)
     # Head space is metres: the head stands tens of centimetres in front of the camera.
     assert (0.1 < output.head_pose[:, 2, 3]).all() and (output.head_pose[:, 2, 3] < 5).all()
-    assert np.isfinite(output.residual_px).all() and (output.residual_px < 50).all()
+    assert np.isfinite(output.residual_px).all()
+    if not entry.needs_model:  # the model tracker runs an untrained encoder here
+        assert (output.residual_px < 50).all()
     if output.weights is not None:
         assert output.weight_names == tuple(default_head.blendshape_names)
         assert 0 <= output.weights.min() and output.weights.max() <= 1

@@ -1,0 +1,209 @@
+"""The encoder's training views: lab expressions seen as footage would show them.
+
+For every expression of a lab capture, `views` renders, each through a face crop placed the
+way tracking places it (from the landmarks, with a detector's error), under a random camera
+and light: lens 20-100 mm (35 mm equivalent), the face 12-60 % of the frame height anywhere in
+its central part, head rotation relative to the line of sight (yaw within the capture's range,
+pitch, roll), one directional light from the camera's side with random ambient and specular.
+What does not need a render (backgrounds, colour, blur, noise, compression, occluders) is
+augmentation.py's, drawn anew every step.
+
+A views folder (memory-mapped, so training reads only its batch):
+
+    views.json        config, counts, the capture and the model it was made for
+    crops.npy         (N, S, S, 3) uint8 renders, black off the head
+    masks.npy         (N, S, S) uint8 255 on the head
+    expression.npy    (N,) int64 index into the capture's expressions
+    poses.npy         (N, 4, 4) f32 head -> camera of the view
+    intrinsics.npy    (N, 3, 3) f32 the crop camera (pixels of the crop)
+    codes.npy         (E, Z) f32 the DAM encoder's code (mean) of every capture expression
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..dam.model import DeepAppearanceModel
+from ..events import EventSink
+from ..formats.errors import BadInput
+from ..head_space import HEAD_TO_FRONT_CAMERA
+from ..lab.capture import LabCapture, LabRenderer, face_centre_and_height
+from ..render.shading import render_textured
+from .crop import box_from_landmarks, crop_intrinsics
+
+VIEWS_FORMAT = 1
+FRAME_PX = 1000.0  # the virtual footage's side; only ratios to it matter
+
+
+@dataclass(frozen=True)
+class ViewSampling:
+    """How views are drawn (degrees, millimetres, fractions of the frame or crop)."""
+
+    lens_low_mm: float = 20.0
+    lens_high_mm: float = 100.0
+    face_low: float = 0.12  # face height / frame height
+    face_high: float = 0.6
+    position_spread: float = 0.3  # face centre within the frame centre +- this fraction
+    pitch_low: float = -30.0
+    pitch_high: float = 35.0
+    roll_sigma: float = 8.0
+    landmark_sigma: float = 0.015  # per-point detector error, fraction of the face height
+    box_shift_sigma: float = 0.04  # crop centre error, fraction of the side
+    box_scale_sigma: float = 0.07  # log crop side error
+
+
+def _rotation(axis: int, degrees: float) -> np.ndarray:
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    i, j = [a for a in range(3) if a != axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+def sample_view(head_centre: np.ndarray, face_height: float, yaw_range: float, sampling: ViewSampling,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(pose (4, 4) head -> camera, intrinsics (3, 3) of a FRAME_PX square footage)."""
+    lens = math.exp(rng.uniform(math.log(sampling.lens_low_mm), math.log(sampling.lens_high_mm)))
+    focal = lens / 36.0 * FRAME_PX
+    depth = focal * face_height / (rng.uniform(sampling.face_low, sampling.face_high) * FRAME_PX)
+    pixel = FRAME_PX / 2 + rng.uniform(-1, 1, 2) * sampling.position_spread * FRAME_PX
+    intrinsics = np.array([[focal, 0, (FRAME_PX - 1) / 2], [0, focal, (FRAME_PX - 1) / 2], [0, 0, 1]])
+    ray = np.linalg.solve(intrinsics, np.array([pixel[0], pixel[1], 1.0]))
+    ray /= np.linalg.norm(ray)
+    # The head's rotation relative to the line of sight, then turned onto the ray.
+    relative = (_rotation(2, float(rng.normal(0, sampling.roll_sigma)))
+                @ HEAD_TO_FRONT_CAMERA
+                @ _rotation(0, rng.uniform(sampling.pitch_low, sampling.pitch_high))
+                @ _rotation(2, rng.uniform(-yaw_range, yaw_range)))
+    axis = np.cross([0, 0, 1.0], ray)
+    angle = math.asin(min(np.linalg.norm(axis), 1.0))
+    onto_ray = np.eye(3)
+    if np.linalg.norm(axis) > 1e-9:
+        k = axis / np.linalg.norm(axis)
+        skew = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+        onto_ray = np.eye(3) + math.sin(angle) * skew + (1 - math.cos(angle)) * skew @ skew
+    rotation = onto_ray @ relative
+    pose = np.eye(4)
+    pose[:3, :3] = rotation
+    pose[:3, 3] = ray / ray[2] * depth - rotation @ head_centre
+    return pose, intrinsics
+
+
+def _light(rng: np.random.Generator) -> dict:
+    """A key light from the camera's side (camera space) with random ambient and specular."""
+    position = np.array([rng.uniform(-1, 1), rng.uniform(-1, 0.4), rng.uniform(-1.5, -0.2)])
+    travels = -position / np.linalg.norm(position)
+    return {"light_dir": tuple(float(v) for v in travels), "ambient": float(rng.uniform(0.15, 0.6)),
+            "specular": float(rng.uniform(0.0, 0.5)), "shininess": float(rng.uniform(8, 48))}
+
+
+@torch.no_grad()
+def dam_codes(model: DeepAppearanceModel, capture: LabCapture, lab: LabRenderer,
+              batch: int = 32) -> np.ndarray:
+    """(E, Z) the DAM encoder's mean code of every expression of the capture."""
+    device = next(model.parameters()).device
+    codes = []
+    for start in range(0, len(capture.weights), batch):
+        weights = torch.as_tensor(capture.weights[start:start + batch], device=lab.device)
+        vertices = lab.vertices(weights).to(device)
+        average = torch.as_tensor(np.asarray(capture.average_texture[start:start + batch]),
+                                  device=device).permute(0, 3, 1, 2).float() / 255
+        codes.append(model.encode(vertices, average)[0].cpu())
+    return torch.cat(codes).numpy().astype(np.float32)
+
+
+def make_views(capture: LabCapture, model: DeepAppearanceModel, expressions: np.ndarray, views: int,
+               crop_size: int, seed: int, out: Path, sink: EventSink, sampling: ViewSampling = ViewSampling(),
+               provenance: dict | None = None) -> Path:
+    """Render `views` views of each of `expressions` (indices into the capture) into the views
+    folder `out` (written beside it, renamed when complete)."""
+    if capture.head.num_vertices != model.num_vertices:
+        raise BadInput(f"the capture's head has {capture.head.num_vertices} vertices, the model "
+                       f"{model.num_vertices}: they are not the same head")
+    rng = np.random.default_rng(seed)
+    lab = LabRenderer(capture.head, capture.config, "cpu")
+    centre, height = face_centre_and_height(capture.head)
+    landmark_vertex = torch.as_tensor(capture.head.landmark_vertex)
+    total = len(expressions) * views
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    size = crop_size
+
+    def open_array(name: str, shape: tuple, dtype: type) -> np.ndarray:
+        return np.lib.format.open_memmap(partial / name, mode="w+", dtype=dtype, shape=shape)
+
+    crops = open_array("crops.npy", (total, size, size, 3), np.uint8)
+    masks = open_array("masks.npy", (total, size, size), np.uint8)
+    poses = np.zeros((total, 4, 4), np.float32)
+    intrinsics = np.zeros((total, 3, 3), np.float32)
+    expression = np.repeat(expressions, views).astype(np.int64)
+    for n, e in enumerate(expression):
+        weights = torch.as_tensor(capture.weights[e:e + 1])
+        vertices = lab.vertices(weights)[0].double()
+        pose, footage_k = sample_view(centre, height, capture.config.yaw_range, sampling, rng)
+        cam = vertices @ torch.as_tensor(pose[:3, :3]).T + torch.as_tensor(pose[:3, 3])
+        projected = cam[landmark_vertex] @ torch.as_tensor(footage_k).T
+        points = (projected[:, :2] / projected[:, 2:]).numpy()
+        points += rng.normal(0, sampling.landmark_sigma * height / pose[2, 3] * footage_k[0, 0],
+                             points.shape)
+        box = box_from_landmarks(points, np.ones(len(points)))
+        if box is None:
+            raise RuntimeError(f"view {n}: the head's landmarks place no crop")
+        side = box.side * math.exp(rng.normal(0, sampling.box_scale_sigma))
+        shift = rng.normal(0, sampling.box_shift_sigma, 2) * box.side
+        box = type(box)(box.cx + float(shift[0]), box.cy + float(shift[1]), side)
+        k = crop_intrinsics(footage_k, box, size)
+        image, fragments = render_textured(cam[None].float(), lab.faces, lab.uv, lab.uv_faces, lab.albedo,
+                                           torch.as_tensor(k), size, size, **_light(rng))
+        crops[n] = (image[0].clamp(0, 1) * 255).round().byte().numpy()
+        masks[n] = fragments.mask[0].numpy().astype(np.uint8) * 255
+        poses[n], intrinsics[n] = pose, k
+        sink.progress("render views", n + 1, total)
+    crops.flush()
+    masks.flush()
+    del crops, masks
+    np.save(partial / "expression.npy", expression)
+    np.save(partial / "poses.npy", poses)
+    np.save(partial / "intrinsics.npy", intrinsics)
+    np.save(partial / "codes.npy", dam_codes(model, capture, lab))
+    (partial / "views.json").write_text(json.dumps({
+        "format": VIEWS_FORMAT, "views_per_expression": views, "count": total, "crop_size": size,
+        "seed": seed, "sampling": asdict(sampling), **(provenance or {})}, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(partial, out)
+    return out
+
+
+@dataclass
+class LabViews:
+    """A views folder opened for training (arrays memory-mapped or small)."""
+
+    crops: np.ndarray
+    masks: np.ndarray
+    expression: np.ndarray
+    poses: np.ndarray
+    intrinsics: np.ndarray
+    codes: np.ndarray
+    info: dict
+
+    @staticmethod
+    def open(folder: Path) -> LabViews:
+        info = json.loads((folder / "views.json").read_text())
+        if info.get("format") != VIEWS_FORMAT:
+            raise BadInput(f"{folder}: views format {info.get('format')}, expected {VIEWS_FORMAT}")
+
+        def load(name: str, mmap: bool = False) -> np.ndarray:
+            return np.load(folder / name, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+        return LabViews(load("crops.npy", True), load("masks.npy", True), load("expression.npy"),
+                        load("poses.npy"), load("intrinsics.npy"), load("codes.npy"), info)

@@ -1,0 +1,94 @@
+"""The image encoder's network: a face crop (B, 3, S, S) -> DAM code z and crop-relative pose.
+
+A plain convolutional backbone (no pretrained weights: everything is trained here): per stage
+a stride-2 3x3 convolution then (below full resolution) a residual 3x3 convolution, GroupNorm
+(batch statistics would change with the batch size, and adaptation runs tiny batches) and
+SiLU; global average pooling;
+one linear head. Codes are predicted normalised by the training codes' mean and spread (stored
+as buffers, so a saved encoder needs nothing else).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..config_parser import option
+from .crop_pose import rotation_from_6d
+
+POSE_OUTPUTS = 6 + 2 + 1  # rotation (6D), crop position (u, v), log scale
+
+
+@dataclass(frozen=True)
+class EncoderArchitecture:
+    """The network's shape (encoder.json "architecture")."""
+
+    crop_size: int = option(128, "crop side in pixels (a multiple of 32)")
+    width: int = option(24, "channels of the first stage (doubled per stage, at most 8x)")
+    stages: int = 5
+    latent: int = 64  # the DAM's code size; train-encoder takes it from the model
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EncoderOutput:
+    """z (B, Z) DAM codes; rotation (B, 3, 3) R_crop; uv (B, 2); scale (B,) (crop_pose.py)."""
+
+    z: torch.Tensor
+    rotation: torch.Tensor
+    uv: torch.Tensor
+    scale: torch.Tensor
+    rotation_6d: torch.Tensor
+
+
+def _stage(channels_in: int, channels_out: int, residual: bool) -> nn.Module:
+    layers = [nn.Conv2d(channels_in, channels_out, 3, 2, 1), nn.GroupNorm(8, channels_out), nn.SiLU()]
+    return nn.Sequential(*layers, *([_Residual(channels_out)] if residual else []))
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), nn.GroupNorm(8, channels))
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+class ImageEncoder(nn.Module):
+    def __init__(self, config: EncoderArchitecture) -> None:
+        super().__init__()
+        if config.crop_size % 32:
+            raise ValueError(f"crop size {config.crop_size} must be a multiple of 32")
+        self.config = config
+        stages, channels = [], 3
+        for level in range(config.stages):
+            out = config.width * min(2**level, 8)
+            # No residual at full resolution: it would cost a third of the network's time.
+            stages.append(_stage(channels, out, residual=level > 0))
+            channels = out
+        self.backbone = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(channels, 256), nn.SiLU(),
+                                  nn.Linear(256, config.latent + POSE_OUTPUTS))
+        self.register_buffer("code_mean", torch.zeros(config.latent))
+        self.register_buffer("code_scale", torch.ones(config.latent))
+        # A frontal face at the crop centre: the head's output starts there.
+        with torch.no_grad():
+            last = self.head[-1]
+            last.weight.mul_(0.1)
+            last.bias.zero_()
+            last.bias[config.latent:config.latent + 6] = torch.tensor([1.0, 0, 0, 0, 1.0, 0])
+
+    def forward(self, crops: torch.Tensor) -> EncoderOutput:
+        """crops (B, 3, S, S) RGB in [0, 1]."""
+        out = self.head(self.backbone(crops - 0.5))
+        latent = self.config.latent
+        normalised, six = out[:, :latent], out[:, latent:latent + 6]
+        uv, scale = out[:, latent + 6:latent + 8], out[:, latent + 8]
+        return EncoderOutput(normalised * self.code_scale + self.code_mean, rotation_from_6d(six),
+                             uv, scale, six)

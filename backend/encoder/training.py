@@ -1,0 +1,292 @@
+"""`train-encoder`: the image encoder learned from lab renders of the model's capture.
+
+L_E = code_weight * L_z + pose_weight * L_h + view_weight * L_view + vertex_weight * L_v:
+- L_z: squared error of the predicted DAM code against the DAM encoder's code of the sample,
+  per dimension in units of the training codes' spread;
+- L_h: the pose: squared Frobenius distance of the crop-relative rotations, plus the L1 error
+  of the crop position (u, v) and of the log scale (crop_pose.py);
+- L_view: every batch holds two views of each expression; their codes must agree;
+- L_v: the predicted code decoded by the frozen DAM decoder against the true vertices
+  (normalised as the DAM normalises them): what tracking is judged by.
+Every sample is a lab render (lab_views.py) under fresh augmentation (augmentation.py).
+Checkpoints every `checkpoint_every` steps in the work folder; `--resume` continues there,
+bit-for-bit, in another session. `--budget` stops early after that many seconds of training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config_parser import option
+from ..dam.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from ..dam.model import DeepAppearanceModel
+from ..dam.model_folder import load_model
+from ..events import EventSink
+from ..formats.errors import BadInput
+from ..lab.capture import LabCapture, LabRenderer, face_centre_and_height
+from .augmentation import Augmentation, augment
+from .crop_pose import pose_to_crop
+from .encoder_file import save_encoder
+from .lab_views import LabViews, make_views
+from .network import EncoderArchitecture, EncoderOutput, ImageEncoder
+
+EVALUATION_SEED = 7_000_001  # held-out views: another stream than the training views'
+
+
+@dataclass(frozen=True)
+class EncoderTraining:
+    """How the encoder is trained (encoder.json "training")."""
+
+    steps: int = option(6000, "training steps")
+    budget: float | None = option(None, "stop after this many seconds of training (resumable)")
+    batch_size: int = option(32, "images per step (two views of each expression)")
+    learning_rate: float = option(1e-3, "Adam's peak learning rate (cosine decay over --steps)")
+    code_weight: float = 1.0
+    pose_weight: float = 1.0
+    view_weight: float = 0.1
+    vertex_weight: float = 1.0
+    views: int = option(8, "lab renders per training expression")
+    evaluation_views: int = 4
+    seed: int = option(0, "seed of the initialisation, the renders and the sampling")
+    checkpoint_every: int = option(200, "steps between checkpoints (a resumed run continues there)")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Targets:
+    """What a batch of views should give: crops (B, 3, S, S) in [0, 1]; codes (B, Z);
+    rotation (B, 3, 3), uv (B, 2), scale (B,) crop-relative; vertices (B, V, 3) metres."""
+
+    crops: torch.Tensor
+    codes: torch.Tensor
+    rotation: torch.Tensor
+    uv: torch.Tensor
+    scale: torch.Tensor
+    vertices: torch.Tensor
+
+
+class ViewBatches:
+    """Batches of augmented views with their targets."""
+
+    def __init__(self, views: LabViews, capture: LabCapture, lab: LabRenderer, device: str) -> None:
+        self.views, self.capture, self.lab, self.device = views, capture, lab, device
+        centre, self.face_height = face_centre_and_height(capture.head)
+        self.centre = torch.as_tensor(centre, dtype=torch.float32)
+        self.size = int(views.info["crop_size"])
+        self.per_expression = int(views.info["views_per_expression"])
+
+    def make(self, indices: np.ndarray, rng: np.random.Generator | None,
+             augmentation: Augmentation | None) -> Targets:
+        """Views `indices`; augmented with `rng` unless augmentation is None."""
+        v = self.views
+        images = np.stack([augment(v.crops[i], v.masks[i], rng, augmentation)
+                           if augmentation is not None and rng is not None else np.asarray(v.crops[i])
+                           for i in indices])
+        crops = torch.as_tensor(images).permute(0, 3, 1, 2).float() / 255
+        expressions = v.expression[indices]
+        poses = torch.as_tensor(v.poses[indices])
+        intrinsics = torch.as_tensor(v.intrinsics[indices])
+        rotation, uv, scale = pose_to_crop(poses, intrinsics, self.size, self.centre, self.face_height)
+        with torch.no_grad():
+            vertices = self.lab.vertices(torch.as_tensor(self.capture.weights[expressions]))
+        to = self.device
+        return Targets(crops.to(to), torch.as_tensor(v.codes[expressions]).to(to), rotation.to(to),
+                       uv.to(to), scale.to(to), vertices.to(to))
+
+
+def losses(out: EncoderOutput, target: Targets, encoder: ImageEncoder, dam: DeepAppearanceModel,
+           config: EncoderTraining) -> dict[str, torch.Tensor]:
+    code = (((out.z - target.codes) / encoder.code_scale) ** 2).mean()
+    rotation = ((out.rotation - target.rotation) ** 2).sum((-1, -2)).mean()
+    position = (out.uv - target.uv).abs().sum(-1).mean()
+    scale = (out.scale - target.scale).abs().mean()
+    pose = rotation + position + scale
+    pairs = out.z.view(-1, 2, out.z.shape[-1])
+    view = (((pairs[:, 0] - pairs[:, 1]) / encoder.code_scale) ** 2).mean()
+    vertices = dam.decode_vertices(out.z)
+    vertex = (((vertices - target.vertices) / dam.vertex_scale) ** 2).mean()
+    total = (config.code_weight * code + config.pose_weight * pose + config.view_weight * view
+             + config.vertex_weight * vertex)
+    return {"total": total, "code": code, "rotation": rotation, "position": position,
+            "scale": scale, "view": view, "vertex": vertex}
+
+
+def _views_folder(work: Path, name: str, capture: LabCapture, dam: DeepAppearanceModel,
+                  expressions: np.ndarray, views: int, size: int, seed: int, model_dir: Path,
+                  sink: EventSink) -> LabViews:
+    """The views folder work/name, rendered unless one made the same way is there."""
+    folder = work / name
+    wanted = {"views_per_expression": views, "crop_size": size, "seed": seed,
+              "capture": str(capture.directory.resolve()), "model": str(model_dir.resolve()),
+              "expressions": len(expressions)}
+    info_path = folder / "views.json"
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if all(info.get(k) == v for k, v in wanted.items()):
+            return LabViews.open(folder)
+        sink.log(f"{folder} was rendered with other settings; rendering it again")
+    sink.log(f"rendering {len(expressions) * views} lab views into {folder}")
+    make_views(capture, dam, expressions, views, size, seed, folder, sink,
+               provenance={"capture": wanted["capture"], "model": wanted["model"],
+                           "expressions": len(expressions)})
+    return LabViews.open(folder)
+
+
+def training_inputs(model_dir: Path, capture: Path | None, work: Path | None) -> tuple[Path, Path]:
+    """(capture folder, work folder) of `train-encoder`: the capture model.json names unless
+    given; the work folder in the cache, one per model folder, unless given."""
+    from ..cache import cache_dir
+    from ..dam.model_folder import read_model_info
+
+    if capture is None:
+        named = Path(str(read_model_info(model_dir).get("capture", "")))
+        if not (named / "capture.json").is_file():
+            raise BadInput(f"{model_dir}/model.json names no capture on this machine ({named}); pass "
+                           "--capture (for the default model: `python -m backend capture --out CAPTURE "
+                           "--expressions 1000` makes the capture it was trained on)")
+        capture = named
+    if work is None:
+        key = hashlib.sha256(str(Path(model_dir).resolve()).encode()).hexdigest()[:12]
+        work = cache_dir() / "encoder-training" / f"{Path(model_dir).resolve().name}-{key}"
+    return capture, work
+
+
+def train_encoder(model_dir: Path, capture_dir: Path, work: Path, architecture: EncoderArchitecture,
+                  config: EncoderTraining, resume: bool, sink: EventSink, device: str = "cpu") -> Path:
+    """Train the image encoder of the model folder `model_dir` on renders of its lab capture
+    and write encoder.json + encoder.safetensors into it; returns `model_dir`."""
+    model_dir, work = Path(model_dir), Path(work)
+    dam, info = load_model(model_dir, device)
+    for parameter in dam.parameters():
+        parameter.requires_grad_(False)
+    capture = LabCapture.open(capture_dir)
+    if capture.head.topology_hash != info.get("topology_hash"):
+        raise BadInput(f"the capture {capture_dir} is of another head ({capture.head.topology_hash}) "
+                       f"than the model {model_dir} ({info.get('topology_hash')})")
+    if config.batch_size < 2 or config.batch_size % 2:
+        raise BadInput(f"--batch-size {config.batch_size}: must be even (two views per expression)")
+    if config.budget is not None and config.budget <= 0:
+        raise BadInput(f"--budget {config.budget}: must be a positive number of seconds")
+    if not capture.held_out.any() or capture.held_out.all():
+        raise BadInput(f"the capture {capture_dir} needs both training and held-out expressions "
+                       f"(it has {int(capture.held_out.sum())} held out of {len(capture.held_out)}); "
+                       "make it with another --held-out")
+    architecture = EncoderArchitecture(**{**architecture.as_dict(), "latent": dam.config.latent})
+    checkpoint_dir = work / "checkpoint"
+    if (checkpoint_dir / CHECKPOINT).is_file() and not resume:
+        raise BadInput(f"{checkpoint_dir / CHECKPOINT} holds an unfinished training; pass --resume "
+                       "to continue it or choose another --work")
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    lab = LabRenderer(capture.head, capture.config, "cpu")
+    train = np.flatnonzero(~capture.held_out)
+    held = np.flatnonzero(capture.held_out)
+    views = _views_folder(work, "views", capture, dam, train, config.views, architecture.crop_size,
+                          config.seed, model_dir, sink)
+    batches = ViewBatches(views, capture, lab, device)
+    encoder = ImageEncoder(architecture).to(device)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=config.learning_rate)
+    step, elapsed = 0, 0.0
+    rng = np.random.default_rng(config.seed)
+    resumed = load_checkpoint(checkpoint_dir, encoder, optimizer) if resume else None
+    if resumed is not None:
+        step, elapsed, rng = resumed.step, resumed.elapsed, resumed.rng
+        sink.log(f"resuming at step {step} ({elapsed:.0f} s trained)")
+    else:
+        codes = torch.as_tensor(views.codes[train])
+        encoder.code_mean.copy_(codes.mean(0))
+        encoder.code_scale.copy_(codes.std(0).clamp(min=1e-3))
+    augmentation = Augmentation()
+    history: list[dict[str, float]] = []
+    start = time.perf_counter() - elapsed
+    per_expression = batches.per_expression
+    encoder.train()
+    stopped_by_budget = False
+    while step < config.steps:
+        if config.budget is not None and time.perf_counter() - start >= config.budget:
+            stopped_by_budget = True
+            break
+        chosen = rng.choice(len(train), config.batch_size // 2, replace=False)
+        pairs = np.stack([rng.choice(per_expression, 2, replace=False) for _ in chosen])
+        indices = (chosen[:, None] * per_expression + pairs).reshape(-1)
+        target = batches.make(indices, rng, augmentation)
+        for group in optimizer.param_groups:
+            group["lr"] = config.learning_rate * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+        terms = losses(encoder(target.crops), target, encoder, dam, config)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        history.append({k: float(v.detach()) for k, v in terms.items()})
+        sink.progress("train encoder", step, config.steps)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step,
+                            time.perf_counter() - start, rng)
+            recent = _mean(history[-50:])
+            sink.log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
+    seconds = time.perf_counter() - start
+    if stopped_by_budget:
+        save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step, seconds, rng)
+        sink.log(f"budget of {config.budget:g} s reached at step {step}; `--resume` continues")
+    encoder.eval()
+    evaluation_views = _views_folder(work, "evaluation-views", capture, dam, held,
+                                     config.evaluation_views, architecture.crop_size,
+                                     config.seed + EVALUATION_SEED, model_dir, sink)
+    metrics = evaluate_encoder(encoder, dam, ViewBatches(evaluation_views, capture, lab, device),
+                               capture, augmentation, config.seed)
+    sink.log("held-out views: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    save_encoder(model_dir, encoder, {
+        "training": config.as_dict(), "capture": str(Path(capture_dir).resolve()),
+        "metrics": metrics,
+        "run": {"steps": step, "seconds": round(seconds, 1), "stopped_by_budget": stopped_by_budget,
+                "images_per_s": round(step * config.batch_size / max(seconds, 1e-9), 2),
+                "first_losses": _mean(history[:10]), "final_losses": _mean(history[-50:]),
+                "threads": torch.get_num_threads(), "machine": platform.machine(), "device": device},
+        "reproduce": f"python -m backend train-encoder MODEL --capture CAPTURE --steps {config.steps} "
+                     f"--batch-size {config.batch_size} --seed {config.seed}"
+                     + (f" --budget {config.budget:g}" if config.budget is not None else ""),
+    })
+    return model_dir
+
+
+@torch.no_grad()
+def evaluate_encoder(encoder: ImageEncoder, dam: DeepAppearanceModel, batches: ViewBatches,
+                     capture: LabCapture, augmentation: Augmentation, seed: int) -> dict[str, float]:
+    """Held-out expressions from unseen views, clean and augmented (seeded): vertex error (mm,
+    face region; mean), rotation error (degrees), code error (units of the codes' spread)."""
+    face = torch.as_tensor(capture.head.face_region)
+    metrics: dict[str, float] = {}
+    total = len(batches.views.expression)
+    for label, aug in (("clean", None), ("augmented", augmentation)):
+        rng = np.random.default_rng(seed + EVALUATION_SEED)
+        vertex, rotation, code = [], [], []
+        for begin in range(0, total, 32):
+            indices = np.arange(begin, min(begin + 32, total))
+            target = batches.make(indices, rng, aug)
+            out = encoder(target.crops)
+            decoded = dam.decode_vertices(out.z).cpu()
+            vertex.append(((decoded - target.vertices.cpu()).norm(dim=-1)[:, face] * 1000).mean(1))
+            relative = out.rotation.transpose(-1, -2) @ target.rotation
+            cos = ((relative.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
+            rotation.append(torch.rad2deg(torch.acos(cos)).cpu())
+            code.append((((out.z - target.codes) / encoder.code_scale) ** 2).mean(-1).sqrt().cpu())
+        metrics[f"{label}_vertex_mm"] = float(torch.cat(vertex).mean())
+        metrics[f"{label}_rotation_deg"] = float(torch.cat(rotation).mean())
+        metrics[f"{label}_code_error"] = float(torch.cat(code).mean())
+    return metrics
+
+
+def _mean(history: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([h[k] for h in history])) for k in history[0]} if history else {}
