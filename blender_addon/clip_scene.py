@@ -1,8 +1,10 @@
 """The scene of a rendered clip: camera, head object, lights, surroundings and Cycles settings.
 
 Every choice a benchmark domain varies is a parameter here: the light rig (LIGHTS), the
-surroundings (BACKGROUNDS), the lens and the shutter. Random content (wallpaper, clutter, the
-environment's sky) comes from the generator the caller seeds.
+surroundings (BACKGROUNDS), what partly covers the face (OCCLUDERS: glasses on the head, a hand
+moving in front of the lower face; our own geometry built from simple primitives), the lens and
+the shutter. Random content (wallpaper, clutter, the environment's sky) comes from the
+generator the caller seeds.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
-from ..backend.formats.clip_files import RENDER_BACKGROUNDS, RENDER_LIGHTS
+from ..backend.formats.clip_files import RENDER_BACKGROUNDS, RENDER_LIGHTS, RENDER_OCCLUDERS
 from ..backend.formats.head_file import HeadAsset
 from .camera_conversion import fitted_size
 from .head_mesh import head_mesh, skin_material
@@ -27,6 +29,13 @@ FACE_FILL = 0.5  # fraction of the image height taken by the face, chin to hairl
 FACE_LENGTH_PER_LANDMARK_SPAN = 1.5
 LIGHTS = RENDER_LIGHTS
 BACKGROUNDS = RENDER_BACKGROUNDS
+OCCLUDERS = RENDER_OCCLUDERS
+OCCLUDER_PREFIX = "Occluder"  # objects that hide the face (counted by occluded_landmarks)
+LENS_PREFIX = "GlassesLens"  # see-through: rays continue past them
+# The hand's path as (fraction of the clip, offset from its covering place, m): it rises from
+# below the frame, covers the mouth and chin, drifts a little and leaves.
+HAND_PATH = ((0.0, (0.10, 0.0, -0.30)), (0.3, (0.0, 0.0, 0.0)), (0.7, (0.012, 0.0, 0.01)),
+             (0.95, (0.10, 0.0, -0.30)))
 
 
 def face_frame(vertices: np.ndarray, landmark_points: np.ndarray) -> tuple[np.ndarray, float]:
@@ -97,7 +106,10 @@ def add_lights(kind: str, face_centre: np.ndarray) -> None:
       a rim light from behind: a lit room, not an even studio;
     - studio: two large white soft boxes, even and nearly shadowless;
     - hard: one small-angle sun from high on the right, deep shadows and no fill but the world;
-    - environment: no lamps, the world (add_environment) lights the head."""
+    - environment: no lamps, the world (add_environment) lights the head;
+    - window: one large cool daylight soft box at the face's side (a window), the other half of
+      the face in shadow;
+    - neon: saturated magenta and cyan lamps from either side, dim: strong colour casts."""
     if kind == "environment":
         return
     if kind == "hard":
@@ -117,6 +129,13 @@ def add_lights(kind: str, face_centre: np.ndarray) -> None:
         "studio": (
             ("Key", (-0.5, -0.6, 0.3), (1.0, 1.0, 1.0), 30.0, 1.0),
             ("Fill", (0.55, -0.6, 0.1), (1.0, 1.0, 1.0), 18.0, 1.0),
+        ),
+        "window": (
+            ("Window", (0.85, -0.2, 0.15), (0.82, 0.9, 1.0), 70.0, 1.2),
+        ),
+        "neon": (
+            ("Magenta", (-0.5, -0.4, 0.2), (1.0, 0.12, 0.55), 28.0, 0.2),
+            ("Cyan", (0.55, -0.15, 0.35), (0.1, 0.85, 1.0), 22.0, 0.2),
         ),
     }[kind]
     for name, offset, rgb, watts, size in rigs:
@@ -369,3 +388,208 @@ def _core_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+# --- occluders ------------------------------------------------------------------------------
+
+
+def _mesh_object(name: str, vertices: np.ndarray, faces: list[tuple[int, ...]],
+                 material: bpy.types.Material) -> bpy.types.Object:
+    """A smooth-shaded mesh object from vertices (N, 3) and polygons, linked to the scene."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata(vertices.tolist(), [], faces)
+    mesh.shade_smooth()
+    mesh.materials.append(material)
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def _grid_faces(rows: int, cols: int, wrap_rows: bool) -> list[tuple[int, int, int, int]]:
+    """Quads of a rows x cols vertex grid, columns wrapping around (and rows when `wrap_rows`)."""
+    faces = []
+    for i in range(rows if wrap_rows else rows - 1):
+        for j in range(cols):
+            a, b = i * cols + j, i * cols + (j + 1) % cols
+            c, d = ((i + 1) % rows) * cols + (j + 1) % cols, ((i + 1) % rows) * cols + j
+            faces.append((a, b, c, d))
+    return faces
+
+
+def ellipse_ring(centre: np.ndarray, half_x: float, half_z: float, tube: float, around: int = 40,
+                 section: int = 8) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """A torus-like ring in the XZ plane (facing the camera along Y): an ellipse of half axes
+    half_x, half_z (m) swept by a circle of radius `tube`. Returns vertices (N, 3), quads."""
+    u = 2.0 * math.pi * np.arange(around) / around
+    v = 2.0 * math.pi * np.arange(section) / section
+    path = np.stack([half_x * np.cos(u), np.zeros(around), half_z * np.sin(u)], -1)
+    outward = np.stack([np.cos(u), np.zeros(around), np.sin(u)], -1)
+    ring = (path[:, None] + tube * (np.cos(v)[None, :, None] * outward[:, None]
+                                    + np.sin(v)[None, :, None] * np.array([0.0, 1.0, 0.0])))
+    return centre + ring.reshape(-1, 3), _grid_faces(around, section, True)
+
+
+def ellipsoid(centre: np.ndarray, radii: np.ndarray, rotation: np.ndarray | None = None,
+              rings: int = 8, segments: int = 12) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """An ellipsoid (radii (3,) m along its own axes, turned by rotation (3, 3)) at `centre`:
+    vertices (N, 3) and polygons (quads, triangle fans at the poles)."""
+    theta = math.pi * np.arange(1, rings) / rings
+    phi = 2.0 * math.pi * np.arange(segments) / segments
+    body = np.stack([np.outer(np.sin(theta), np.cos(phi)), np.outer(np.sin(theta), np.sin(phi)),
+                     np.outer(np.cos(theta), np.ones(segments))], -1).reshape(-1, 3)
+    unit = np.concatenate([body, [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]])
+    points = unit * radii
+    if rotation is not None:
+        points = points @ rotation.T
+    faces: list[tuple[int, ...]] = list(_grid_faces(rings - 1, segments, False))
+    top, bottom, last = len(body), len(body) + 1, (rings - 2) * segments
+    faces += [(top, (j + 1) % segments, j) for j in range(segments)]
+    faces += [(bottom, last + j, last + (j + 1) % segments) for j in range(segments)]
+    return centre + points, faces
+
+
+def _join(parts: list[tuple[np.ndarray, list[tuple[int, ...]]]]) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """One vertex array and polygon list from several (vertices, polygons) parts."""
+    vertices, faces, offset = [], [], 0
+    for points, polygons in parts:
+        vertices.append(points)
+        faces += [tuple(i + offset for i in polygon) for polygon in polygons]
+        offset += len(points)
+    return np.concatenate(vertices), faces
+
+
+def _principled(name: str, rgb: tuple[float, float, float], roughness: float) -> bpy.types.Material:
+    mat, tree = _new_material(name)
+    bsdf = tree.nodes.new("ShaderNodeBsdfPrincipled")
+    bsdf.inputs["Base Color"].default_value = (*rgb, 1.0)
+    bsdf.inputs["Roughness"].default_value = roughness
+    tree.links.new(bsdf.outputs["BSDF"], tree.nodes["Material Output"].inputs["Surface"])
+    return mat
+
+
+def _lens_material() -> bpy.types.Material:
+    """Clear glass without refraction (cheap): mostly transparent, a little mirror."""
+    mat, tree = _new_material("GlassesLens")
+    clear = tree.nodes.new("ShaderNodeBsdfTransparent")
+    gloss = tree.nodes.new("ShaderNodeBsdfGlossy")
+    gloss.inputs["Roughness"].default_value = 0.05
+    mix = tree.nodes.new("ShaderNodeMixShader")
+    mix.inputs["Fac"].default_value = 0.12
+    tree.links.new(clear.outputs["BSDF"], mix.inputs[1])
+    tree.links.new(gloss.outputs["BSDF"], mix.inputs[2])
+    tree.links.new(mix.outputs["Shader"], tree.nodes["Material Output"].inputs["Surface"])
+    return mat
+
+
+def _landmark_mean(landmarks: np.ndarray, indices: range | list[int]) -> np.ndarray:
+    """Mean (3,) of the placed landmarks (rows not NaN) among `indices` of landmarks (68, 3)."""
+    points = landmarks[list(indices)]
+    points = points[np.isfinite(points).all(1)]
+    if not len(points):
+        raise ValueError(f"the head places none of the landmarks {list(indices)}")
+    return points.mean(0)
+
+
+def add_glasses(head_obj: bpy.types.Object, landmarks: np.ndarray) -> list[bpy.types.Object]:
+    """Glasses on the head (parented, so they follow its motion): two elliptical rims and a
+    bridge of dark plastic before the eyes, temple arms back towards the ears, and clear lenses.
+    landmarks: (68, 3) head space, NaN where the head places none. Returns the objects."""
+    right, left = _landmark_mean(landmarks, range(36, 42)), _landmark_mean(landmarks, range(42, 48))
+    iod = float(np.linalg.norm(left - right))
+    front = min(float(np.nanmin(landmarks[[27, 28], 1])), right[1], left[1])
+    plane = front - 0.12 * iod  # the lenses' plane, in front of the nose bridge (-Y)
+    height = 0.5 * (right[2] + left[2]) + 0.04 * iod
+    half_x, half_z, tube = 0.42 * iod, 0.3 * iod, 0.04 * iod
+    centres = [np.array([eye[0], plane, height]) for eye in (right, left)]
+    inner = [c[0] + sign * half_x for c, sign in zip(centres, (1.0, -1.0), strict=True)]
+    outer = [c[0] - sign * half_x for c, sign in zip(centres, (1.0, -1.0), strict=True)]
+    middle = 0.5 * (inner[0] + inner[1])
+    parts = [ellipse_ring(c, half_x, half_z, tube) for c in centres]
+    parts.append(ellipsoid(np.array([middle, plane, height + 0.12 * iod]),
+                           np.array([abs(inner[1] - inner[0]) / 2 + tube, tube, tube])))
+    for x in outer:  # temple arms from the rims' outer edges back to the ears
+        start = np.array([x, plane, height + 0.1 * iod])
+        end = start + np.array([math.copysign(0.25 * iod, x - middle), 1.6 * iod, -0.05 * iod])
+        direction = (end - start) / np.linalg.norm(end - start)
+        basis_z = direction
+        basis_x = np.cross(np.array([0.0, 0.0, 1.0]), basis_z)
+        basis_x /= np.linalg.norm(basis_x)
+        rotation = np.stack([basis_x, np.cross(basis_z, basis_x), basis_z], 1)
+        parts.append(ellipsoid((start + end) / 2, np.array([tube, 0.8 * tube,
+                                                             np.linalg.norm(end - start) / 2]), rotation))
+    vertices, faces = _join(parts)
+    frame = _mesh_object(OCCLUDER_PREFIX + "Glasses", vertices, faces,
+                         _principled("GlassesFrame", (0.015, 0.012, 0.01), 0.25))
+    lens_parts = [ellipsoid(c, np.array([half_x, 0.1 * tube, half_z]), segments=24) for c in centres]
+    lenses = _mesh_object(LENS_PREFIX, *_join(lens_parts), _lens_material())
+    for obj in (frame, lenses):
+        obj.parent = head_obj  # the head's object transform is identity at rest
+    return [frame, lenses]
+
+
+def hand_mesh() -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """A hand from ellipsoids in its own frame (m; origin at the palm's centre, fingers along
+    +Z, back of the hand towards -Y): a flat palm, four fingers and a thumb."""
+    parts = [ellipsoid(np.zeros(3), np.array([0.042, 0.014, 0.048]))]
+    for x, length in ((-0.027, 0.036), (-0.009, 0.041), (0.009, 0.039), (0.026, 0.031)):
+        parts.append(ellipsoid(np.array([x, 0.0, 0.046 + length]), np.array([0.0085, 0.0085, length])))
+    angle = math.radians(-50.0)
+    turn = np.array([[math.cos(angle), 0.0, math.sin(angle)], [0.0, 1.0, 0.0],
+                     [-math.sin(angle), 0.0, math.cos(angle)]])
+    parts.append(ellipsoid(np.array([-0.052, -0.004, 0.012]), np.array([0.011, 0.011, 0.033]), turn))
+    return _join(parts)
+
+
+def add_hand(landmarks: np.ndarray, n_frames: int) -> bpy.types.Object:
+    """A hand in front of the lower face (world space: it does not follow the head), fingers
+    tilted up across the mouth and chin, moving along HAND_PATH over the clip's n_frames frames
+    (keyframed, so motion blur sees it move). landmarks: (68, 3) rest head space, NaN where the
+    head places none."""
+    mouth = _landmark_mean(landmarks, range(48, 68))
+    front = float(np.nanmin(landmarks[:, 1]))
+    vertices, faces = hand_mesh()
+    hand = _mesh_object(OCCLUDER_PREFIX + "Hand", vertices, faces,
+                        _principled("Hand", (0.52, 0.31, 0.22), 0.55))
+    hand.rotation_euler = (0.0, math.radians(-35.0), 0.0)  # fingers up and to the image's left
+    # The palm below the mouth's corner (image right), the fingers across the mouth and chin.
+    cover = np.array([mouth[0] + 0.04, front - 0.03, mouth[2] - 0.055])
+    for fraction, offset in HAND_PATH:
+        hand.location = Vector(cover + np.array(offset))
+        hand.keyframe_insert("location", frame=round(fraction * max(n_frames - 1, 0)))
+    return hand
+
+
+def add_occluder(kind: str, head_obj: bpy.types.Object, landmarks: np.ndarray,
+                 n_frames: int) -> list[bpy.types.Object]:
+    """The occluder `kind` (one of OCCLUDERS) for a clip of n_frames frames: none, glasses worn
+    by the head, or a hand moving in front of the lower face. landmarks: (68, 3) rest head
+    space, NaN where the head places none. Returns the objects added."""
+    if kind == "none":
+        return []
+    if kind == "glasses":
+        return add_glasses(head_obj, landmarks)
+    if kind == "hand":
+        return [add_hand(landmarks, n_frames)]
+    raise ValueError(f"unknown occluder {kind!r}; one of {', '.join(OCCLUDERS)}")
+
+
+def occluded_landmarks(points: np.ndarray, max_hops: int = 4) -> np.ndarray:
+    """(M,) bool: which world points (M, 3) an occluder hides from the scene's camera at the
+    current frame (a ray from the camera to the point meets an OCCLUDER_PREFIX object first;
+    see-through lenses are passed, the head hiding itself is not counted)."""
+    scene = bpy.context.scene
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    origin = np.array(scene.camera.matrix_world.translation)
+    hidden = np.zeros(len(points), bool)
+    for i, point in enumerate(points):
+        start, remaining = origin.copy(), float(np.linalg.norm(point - origin))
+        direction = (point - origin) / remaining
+        for _ in range(max_hops):
+            hit, location, _, _, obj, _ = scene.ray_cast(depsgraph, Vector(start), Vector(direction),
+                                                          distance=remaining - 1e-4)
+            if not hit or not obj.name.startswith(LENS_PREFIX):
+                hidden[i] = bool(hit) and obj.name.startswith(OCCLUDER_PREFIX)
+                break
+            step = float(np.dot(np.array(location) - start, direction)) + 1e-4
+            start, remaining = start + step * direction, remaining - step
+    return hidden

@@ -6,16 +6,18 @@ A Blender-side program run as its own process (stdlib, bpy and numpy only):
         --performance PERFORMANCE.npz --out DIR
         [--width 320 --height 320] [--samples 16] [--seed 0]
         [--light coloured|studio|hard|environment] [--background room|plain|world]
-        [--lens-mm MM] [--motion-blur SHUTTER] [--overwrite]
+        [--lens-mm MM] [--motion-blur SHUTTER] [--occluder none|glasses|hand] [--overwrite]
 
 The head performs the given performance (per-frame blendshape weights and rigid head motion,
 see backend/formats/clip_files.py) in front of a static camera. Weights drive shape keys and
 the motion drives the object, both as linear keyframes, so Cycles' motion blur sees the motion
 between frames. The domain is chosen by options: the light rig, the surroundings, the lens
 (35 mm-equivalent focal length; the camera distance keeps the face's size in the frame) and
-the shutter. DIR receives `frames/NNNNNN.png` (RGB, 8 bit), `truth.npz` (what the tracker should
-recover) and `clip.json`. Everything is rendered into a temporary sibling
-directory that is renamed to DIR only when complete.
+the shutter, and what partly covers the face (glasses worn by the head, or a hand moving in
+front of the lower face; clip.json then counts the landmarks it hides per frame). DIR
+receives `frames/NNNNNN.png` (RGB, 8 bit), `truth.npz` (what the tracker should recover) and
+`clip.json`. Everything is rendered into a temporary sibling directory that is renamed to DIR
+only when complete.
 """
 
 from __future__ import annotations
@@ -43,12 +45,15 @@ from .camera_conversion import intrinsics_from_blender_camera, opencv_pose_from_
 from .clip_scene import (
     BACKGROUNDS,
     LIGHTS,
+    OCCLUDERS,
     add_camera,
     add_head,
     add_lights,
+    add_occluder,
     add_surroundings,
     configure_render,
     face_frame,
+    occluded_landmarks,
 )
 from .keyframes import new_channelbag, set_keys, set_transform_keys
 
@@ -139,19 +144,25 @@ def _evaluated_vertices(obj: bpy.types.Object) -> np.ndarray:
 
 
 def render_frames(head_obj: bpy.types.Object, vertices: np.ndarray, frames_dir: Path,
-                  ) -> tuple[np.ndarray, float]:
+                  landmark_vertex: np.ndarray | None = None) -> tuple[np.ndarray, float, np.ndarray]:
     """Render frames 0..F-1 of the animated scene to frames_dir/NNNNNN.png, checking at each that
     the evaluated mesh matches the truth vertices (F, V, 3). Returns the head->world matrices
-    (F, 4, 4) Blender used and the largest vertex deviation from the truth, metres."""
+    (F, 4, 4) Blender used, the largest vertex deviation from the truth, metres, and (F, M) bool:
+    which of the vertices `landmark_vertex` (M,) an occluder hides per frame (all False when
+    None is given)."""
     scene = bpy.context.scene
     n_frames = len(vertices)
     used = np.empty((n_frames, 4, 4))
     deviation = 0.0
+    hidden = np.zeros((n_frames, 0 if landmark_vertex is None else len(landmark_vertex)), bool)
     for i in range(n_frames):
         if CANCEL.is_set():
             raise Cancelled
         scene.frame_set(i)  # also drives the animated noise seed
         used[i] = _matrix(head_obj)
+        if landmark_vertex is not None:
+            world = vertices[i, landmark_vertex].astype(np.float64) @ used[i, :3, :3].T + used[i, :3, 3]
+            hidden[i] = occluded_landmarks(world)
         deviation = max(deviation, float(np.abs(_evaluated_vertices(head_obj) - vertices[i]).max()))
         if deviation > TRUTH_TOLERANCE_M:
             raise RuntimeError(f"frame {i}: the rendered mesh is {deviation:.2e} m off the truth")
@@ -159,7 +170,7 @@ def render_frames(head_obj: bpy.types.Object, vertices: np.ndarray, frames_dir: 
         bpy.ops.render.render(write_still=True)
         print(protocol.event_line(protocol.EVENT_PROGRESS, stage="render", done=i + 1,
                                   total=n_frames, eta_s=None), file=sys.stderr, flush=True)
-    return used, deviation
+    return used, deviation, hidden
 
 
 def render_clip(head: HeadAsset, args: argparse.Namespace, work: Path) -> None:
@@ -171,10 +182,15 @@ def render_clip(head: HeadAsset, args: argparse.Namespace, work: Path) -> None:
 
     head_obj, denoised, distance = build_scene(head, args)
     animate_head(head_obj, head, weights, motion)
+    rest_landmarks = head.vertices[head.landmark_vertex].astype(np.float64)
+    rest_landmarks[~head.landmark_mask] = np.nan
+    occluders = add_occluder(args.occluder, head_obj, rest_landmarks, n_frames)
+    placed = head.landmark_vertex[head.landmark_mask]
     frames_dir = work / FRAMES_DIR
     frames_dir.mkdir()
     start = time.perf_counter()
-    head_to_world, deviation = render_frames(head_obj, vertices, frames_dir)
+    head_to_world, deviation, hidden = render_frames(head_obj, vertices, frames_dir,
+                                                     placed if occluders else None)
     seconds = time.perf_counter() - start
 
     camera = bpy.context.scene.camera
@@ -203,6 +219,10 @@ def render_clip(head: HeadAsset, args: argparse.Namespace, work: Path) -> None:
         "focal_px": float(intrinsics[0, 0]),
         "camera_distance_m": round(distance, 4),
         "motion_blur": args.motion_blur,
+        "occluder": args.occluder,
+        # Per frame, how many of the head's placed landmarks the occluder hides from the camera.
+        "occluded_landmarks": hidden.sum(1).tolist() if occluders else [0] * n_frames,
+        "placed_landmarks": len(placed),
         "truth_vertex_deviation_m": deviation,
         "render_seconds": round(seconds, 3),
     }
@@ -234,6 +254,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "size (default: 0.62 m away)")
     parser.add_argument("--motion-blur", type=float, default=0.0,
                         help="shutter as a fraction of the frame interval (0: none)")
+    parser.add_argument("--occluder", choices=OCCLUDERS, default="none",
+                        help="what partly covers the face: glasses worn by the head, or a hand "
+                        "moving in front of the lower face")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
     for name in ("width", "height", "samples"):

@@ -47,12 +47,15 @@ def clip_seed(seed: int, name: str) -> int:
 
 
 def is_complete(folder: Path, spec: ClipSpec, seed: int) -> bool:
-    """Whether `folder` already holds this spec rendered with this seed."""
+    """Whether `folder` already holds this spec rendered with this seed. A clip made before a
+    spec field existed counts as made with that field's default (a new field's default always
+    renders what the clip was rendered with before)."""
     try:
         clip = json.loads((folder / CLIP_JSON).read_text())
-    except (OSError, ValueError):
+        made = ClipSpec.from_dict(clip["spec"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, BadInput):
         return False
-    return (clip.get("spec") == json.loads(json.dumps(spec.as_dict())) and clip.get("seed") == seed
+    return (made == spec and clip.get("seed") == seed
             and all((folder / name).is_file() for name in (FOOTAGE, TRUTH, HEAD)))
 
 
@@ -67,15 +70,28 @@ def sensor_noise(image: np.ndarray, level: float, rng: np.random.Generator) -> n
     ).astype(np.uint8)
 
 
-def degraded_frames(frames_dir: Path, noise: float, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """The rendered PNG frames (RGB uint8) in order, with sensor noise added."""
+def lens_blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """(H, W, 3) uint8 blurred by a Gaussian of standard deviation sigma_px pixels (a soft or
+    defocused lens, before the sensor adds its noise); the image itself when sigma_px is 0."""
+    import cv2
+
+    if sigma_px <= 0:
+        return image
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma_px, sigmaY=sigma_px,
+                            borderType=cv2.BORDER_REFLECT)
+
+
+def degraded_frames(frames_dir: Path, noise: float, rng: np.random.Generator,
+                    blur_px: float = 0.0) -> Iterator[np.ndarray]:
+    """The rendered PNG frames (RGB uint8) in order, blurred (lens_blur) and with sensor noise
+    added."""
     import cv2
 
     for path in sorted(frames_dir.glob("*.png")):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise OSError(f"cannot read rendered frame {path}")
-        yield sensor_noise(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), noise, rng)
+        yield sensor_noise(lens_blur(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), blur_px), noise, rng)
 
 
 def make_clip(spec: ClipSpec, out_dir: Path, seed: int, sink: EventSink) -> Path:
@@ -92,7 +108,7 @@ def make_clip(spec: ClipSpec, out_dir: Path, seed: int, sink: EventSink) -> Path
         save_head(head, tmp / HEAD)
         if spec.performance == PROCEDURAL:
             performance = procedural_performance(tuple(head.blendshape_names), spec.frames,
-                                                 spec.fps, own_seed)
+                                                 spec.fps, own_seed, spec.yaw_deg)
         else:
             video = data_file("videos/" + spec.performance.removeprefix(MEASURED_PREFIX))
             if not video.is_file():
@@ -105,13 +121,13 @@ def make_clip(spec: ClipSpec, out_dir: Path, seed: int, sink: EventSink) -> Path
                      "--out", str(tmp / "render"), "--width", str(d.width), "--height",
                      str(d.height), "--samples", str(d.samples), "--seed", str(own_seed % 2**31),
                      "--light", d.light, "--background", d.background,
-                     "--motion-blur", str(d.motion_blur)]
+                     "--motion-blur", str(d.motion_blur), "--occluder", d.occluder]
         if d.lens_mm is not None:
             arguments += ["--lens-mm", str(d.lens_mm)]
         run_blender_program("render_clip", arguments, f"render {spec.name}", sink)
         render = json.loads((tmp / "render" / CLIP_JSON).read_text())
         rng = np.random.default_rng([seed, own_seed, 1])
-        write_movie(degraded_frames(tmp / "render" / "frames", d.noise, rng), tmp / FOOTAGE,
+        write_movie(degraded_frames(tmp / "render" / "frames", d.noise, rng, d.blur_px), tmp / FOOTAGE,
                     float(render["fps"]), crf=d.crf)
         (tmp / "render" / TRUTH).rename(tmp / TRUTH)
         clip = {"spec": spec.as_dict(), "seed": seed, "clip_seed": own_seed, "render": render,

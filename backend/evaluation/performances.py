@@ -6,7 +6,7 @@ framed or degraded. Two sources:
 - `procedural_performance`: smooth seeded trajectories of the channels faces use most (jaw,
   smile, blinks, brows, pucker/funnel) with the co-activations real faces show (cheeks and lids
   squint with a smile, the lower lip follows the jaw, a smile excludes a pucker), and smooth
-  head turns about the neck pivot.
+  head turns about the neck pivot (within yaw +-20 degrees, or sweeping to a given yaw).
 - `measured_performance`: MediaPipe Face Landmarker's 52 blendshape scores and head rotation
   measured frame by frame on a real clip, so timing, amplitudes and co-activations are a real
   person's.
@@ -125,11 +125,18 @@ def rotation_zxy(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ rx @ ry
 
 
-def procedural_motion(n_frames: int, fps: float, rng: np.random.Generator) -> np.ndarray:
+def procedural_motion(n_frames: int, fps: float, rng: np.random.Generator,
+                      yaw_deg: float | None = None) -> np.ndarray:
     """Rigid head motion (F, 4, 4) float64, head space -> world: smooth turns about the neck
-    pivot within yaw +-20, pitch +-10, roll +-5 degrees and a shift within +-1 cm per axis."""
+    pivot within yaw +-20, pitch +-10, roll +-5 degrees and a shift within +-1 cm per axis.
+    With `yaw_deg`, the same yaw wave is stretched so that its largest turn over the clip is
+    exactly yaw_deg degrees (a clip of large head turns); the rest is unchanged."""
     t = np.arange(n_frames) / fps
-    yaw = math.radians(MAX_YAW_DEG) * _wave(rng, t, 0.2, 0.6)
+    wave = _wave(rng, t, 0.2, 0.6)
+    if yaw_deg is None:
+        yaw = math.radians(MAX_YAW_DEG) * wave
+    else:
+        yaw = math.radians(yaw_deg) * wave / max(float(np.abs(wave).max()), 1e-9)
     pitch = math.radians(MAX_PITCH_DEG) * _wave(rng, t, 0.2, 0.7)
     roll = math.radians(MAX_ROLL_DEG) * _wave(rng, t, 0.1, 0.4)
     shift = MAX_TRANSLATION_M * np.stack([_wave(rng, t, 0.1, 0.5) for _ in range(3)], 1)
@@ -141,14 +148,17 @@ def procedural_motion(n_frames: int, fps: float, rng: np.random.Generator) -> np
 
 
 def procedural_performance(names: tuple[str, ...], n_frames: int, fps: float,
-                           seed: int) -> Performance:
-    """A seeded procedural performance of `n_frames` frames for a head with channels `names`."""
+                           seed: int, yaw_deg: float | None = None) -> Performance:
+    """A seeded procedural performance of `n_frames` frames for a head with channels `names`;
+    yaw_deg: see procedural_motion (None: the usual turns within +-20 degrees)."""
     if n_frames < 1 or not fps > 0:
         raise BadInput(f"a performance needs frames >= 1 and fps > 0 (got {n_frames}, {fps})")
     rng = np.random.default_rng([seed, 0])
     weights = procedural_weights(names, n_frames, fps, rng)
-    return Performance(tuple(names), weights, procedural_motion(n_frames, fps, rng), fps,
-                       f"procedural (seed {seed})")
+    source = f"procedural (seed {seed})" if yaw_deg is None else \
+        f"procedural (seed {seed}, yaw to {yaw_deg:g} degrees)"
+    return Performance(tuple(names), weights, procedural_motion(n_frames, fps, rng, yaw_deg), fps,
+                       source)
 
 
 # --- measured on a real clip -------------------------------------------------------------

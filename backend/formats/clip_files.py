@@ -24,9 +24,11 @@ from .errors import BadInput
 from .npz_arrays import read_npz
 from .protocol import NUM_LANDMARKS
 
-# The domains a clip can be rendered in (render_clip --light, --background; clip specs).
-RENDER_LIGHTS = ("coloured", "studio", "hard", "environment")
+# The domains a clip can be rendered in (render_clip --light, --background, --occluder; clip
+# specs): light rigs, surroundings, and what partly covers the face.
+RENDER_LIGHTS = ("coloured", "studio", "hard", "environment", "window", "neon")
 RENDER_BACKGROUNDS = ("room", "plain", "world")
+RENDER_OCCLUDERS = ("none", "glasses", "hand")
 REMAKE_PERFORMANCE = "write it again (evaluation.performances)"
 REMAKE_CLIP = "render the clip again (make-benchmark)"
 PERFORMANCE_FILE = "performance.npz"

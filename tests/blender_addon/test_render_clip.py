@@ -291,3 +291,44 @@ def test_bad_performance_file_is_refused(tmp_path: Path) -> None:
     run = _run(tmp_path, head_path, tmp_path / "clip", performance=tmp_path / "empty.npz")
     assert run.returncode == 2 and "lacks" in run.stderr
     assert not (tmp_path / "clip").exists()
+
+
+@pytest.fixture(scope="module")
+def unoccluded(tmp_path_factory: pytest.TempPathFactory, default_head_file: Path) -> Path:
+    """Three tiny frames of the default head on the flat grey world, nothing over the face."""
+    root = tmp_path_factory.mktemp("unoccluded")
+    run = _run(root, default_head_file, root / "clip", *OCCLUDER_RENDER, "--occluder", "none")
+    assert run.returncode == 0, run.stderr
+    return root / "clip"
+
+
+OCCLUDER_RENDER = ("--width", "64", "--height", "64", "--samples", "1", "--background", "plain",
+                   "--seed", "5")
+
+
+@pytest.mark.parametrize("occluder", ["glasses", "hand"])
+def test_an_occluder_covers_part_of_the_face(tmp_path: Path, default_head_file: Path,
+                                             unoccluded: Path, occluder: str) -> None:
+    """The same clip with an occluder: the truth is the same, the pixels differ where it is, and
+    clip.json counts the landmarks it hides (a ray from the camera meets it first). The hand
+    rises from below the frame: out of view on the first frame, over the mouth on the middle."""
+    out = tmp_path / "clip"
+    run = _run(tmp_path, default_head_file, out, *OCCLUDER_RENDER, "--occluder", occluder)
+    assert run.returncode == 0, run.stderr
+    clip = json.loads((out / "clip.json").read_text())
+    assert clip["occluder"] == occluder
+    hidden = clip["occluded_landmarks"]
+    for key in ("vertices", "head_pose", "landmarks_2d"):
+        np.testing.assert_array_equal(np.load(out / "truth.npz")[key], np.load(unoccluded / "truth.npz")[key])
+
+    def changed(frame: int) -> float:  # fraction of pixels the occluder changed clearly
+        a, b = (np.asarray(Image.open(folder / "frames" / f"{frame:06d}.png")).astype(int)
+                for folder in (out, unoccluded))
+        return float((np.abs(a - b).sum(-1) > 60).mean())
+
+    assert changed(1) > 0.02 and hidden[1] > 3
+    if occluder == "hand":
+        assert hidden[0] == 0 and changed(0) < 0.25 * changed(1)
+        assert hidden[1] < clip["placed_landmarks"]  # partly: the eyes stay in view
+    else:
+        assert min(hidden) > 0  # worn on every frame

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.evaluation.clip_making import sensor_noise
+from backend.evaluation.clip_making import CLIP_JSON, is_complete, lens_blur, sensor_noise
 from backend.evaluation.clip_specs import QUICK_CLIPS, STANDARD_CLIPS, ClipSpec, Domain, load_specs
 from backend.evaluation.performances import (
     CAMERA_TO_WORLD_AXES,
@@ -30,6 +30,16 @@ def test_the_standard_set_covers_what_the_issue_asks():
     assert {s.head for s in STANDARD_CLIPS} == {"default", "ict"}
     assert {s.performance.split(":")[0] for s in STANDARD_CLIPS} == {"procedural", "mediapipe"}
     assert len({(s.domain.light, s.domain.background) for s in STANDARD_CLIPS}) >= 4
+    # Issue 12: six clips of the default head (the DAM's) in domains unlike the lab.
+    default = [s for s in STANDARD_CLIPS if s.head == "default"]
+    assert len(default) >= 6 and any(s.head == "default" for s in QUICK_CLIPS)
+    assert {"glasses", "hand"} <= {s.domain.occluder for s in default}
+    assert max(s.yaw_deg or 0 for s in default) >= 45
+    lenses = [s.domain.lens_mm for s in default if s.domain.lens_mm is not None]
+    assert min(lenses) <= 24 and max(lenses) >= 85
+    assert len({s.domain.light for s in default}) >= 5
+    assert any(s.domain.blur_px > 0 or s.domain.motion_blur > 0 for s in default)
+    assert min(s.domain.width for s in default) <= 160 and max(s.domain.crf for s in default) >= 30
 
 
 def test_bad_specs_name_the_field(tmp_path: Path):
@@ -37,6 +47,15 @@ def test_bad_specs_name_the_field(tmp_path: Path):
         replace(QUICK_CLIPS[0], domain=Domain(light="candle")).check()
     with pytest.raises(BadInput, match="performance"):
         replace(QUICK_CLIPS[0], performance="mocap").check()
+    with pytest.raises(BadInput, match="occluder"):
+        replace(QUICK_CLIPS[0], domain=Domain(occluder="scarf")).check()
+    with pytest.raises(BadInput, match="blur_px"):
+        replace(QUICK_CLIPS[0], domain=Domain(blur_px=-1.0)).check()
+    with pytest.raises(BadInput, match="yaw_deg"):
+        replace(QUICK_CLIPS[0], yaw_deg=95.0).check()
+    with pytest.raises(BadInput, match="yaw_deg"):  # a measured performance brings its own turns
+        replace(QUICK_CLIPS[1], yaw_deg=45.0).check()
+    replace(QUICK_CLIPS[0], yaw_deg=45.0, domain=Domain(occluder="hand", blur_px=1.5)).check()
     path = tmp_path / "specs.json"
     path.write_text(json.dumps([{**QUICK_CLIPS[0].as_dict(), "colour": "red"}]))
     with pytest.raises(BadInput, match="colour"):
@@ -62,6 +81,45 @@ def test_procedural_performances_are_seeded_and_drive_split_channels():
     rotations = a.head_motion[:, :3, :3]
     np.testing.assert_allclose(rotations @ rotations.transpose(0, 2, 1),
                                np.broadcast_to(np.eye(3), rotations.shape), atol=1e-12)
+
+
+def test_a_procedural_head_turn_reaches_the_asked_yaw_and_changes_nothing_else():
+    names = ("jawOpen", "eyeBlinkLeft")
+    usual = procedural_performance(names, 150, 25.0, seed=4)
+    wide = procedural_performance(names, 150, 25.0, seed=4, yaw_deg=45.0)
+    np.testing.assert_array_equal(wide.weights, usual.weights)
+
+    def yaws(motion: np.ndarray) -> np.ndarray:  # about +Z (up): the head's forward -Y turns
+        forward = -motion[:, :3, 1]
+        return np.degrees(np.arctan2(-forward[:, 0], -forward[:, 1]))
+
+    assert np.abs(yaws(usual.head_motion)).max() <= 20.0
+    assert np.abs(yaws(wide.head_motion)).max() == pytest.approx(45.0, abs=1.5)  # pitch/roll tilt it
+    np.testing.assert_array_equal(wide.head_motion[:, :3, 3], usual.head_motion[:, :3, 3])
+
+
+def test_clips_made_before_a_spec_field_existed_are_kept(tmp_path: Path):
+    spec = QUICK_CLIPS[0]
+    folder = tmp_path / spec.name
+    folder.mkdir()
+    for name in ("footage.mp4", "truth.npz", "head.npz"):
+        (folder / name).write_bytes(b"made")
+    old = spec.as_dict()
+    del old["yaw_deg"], old["domain"]["occluder"], old["domain"]["blur_px"]  # an older spec
+    (folder / CLIP_JSON).write_text(json.dumps({"spec": old, "seed": 0}))
+    assert is_complete(folder, spec, 0)
+    assert not is_complete(folder, replace(spec, domain=replace(spec.domain, occluder="hand")), 0)
+    assert not is_complete(folder, spec, 1)
+
+
+def test_lens_blur_softens_and_zero_keeps_the_image():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert lens_blur(image, 0.0) is image
+    soft = lens_blur(image, 1.5)
+    assert soft.shape == image.shape and soft.dtype == np.uint8
+    assert soft.astype(float).std() < 0.5 * image.astype(float).std()
+    assert abs(soft.astype(float).mean() - image.astype(float).mean()) < 2
 
 
 def test_measured_poses_become_motion_about_the_mean():
