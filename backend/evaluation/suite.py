@@ -295,9 +295,11 @@ def score_photos(method: str, work: Path, device: str, keys: SuiteKeys, sink: Ev
 def clip_entry(spec: ClipSpec, clip: Path) -> dict:
     info = json.loads((clip / "clip.json").read_text())
     return {"name": spec.name, "kind": "truth", "head": spec.head, "performance": spec.performance,
-            "performance_source": info["performance_source"], "frames": info["render"]["frames"],
-            "fps": info["render"]["fps"], "domain": spec.as_dict()["domain"],
-            "render_seconds": info["render"]["render_seconds"], "folder": str(clip)}
+            "yaw_deg": spec.yaw_deg, "performance_source": info["performance_source"],
+            "frames": info["render"]["frames"], "fps": info["render"]["fps"],
+            "domain": spec.as_dict()["domain"], "render_seconds": info["render"]["render_seconds"],
+            "occluded_landmarks_max": max(info["render"].get("occluded_landmarks") or [0]),
+            "folder": str(clip)}
 
 
 def run_suite(settings: SuiteSettings, sink: EventSink) -> Path:

@@ -233,12 +233,16 @@ def _domain_row(clip: dict) -> list[str]:
     lens = domain.get("lens_mm")
     size = (f"{domain['width']}x{domain['height']}" if "width" in domain and "height" in domain
             else MISSING)
-    return [str(clip.get("name")), str(clip.get("head", MISSING)), str(clip.get("performance", MISSING)),
+    performance = str(clip.get("performance", MISSING))
+    if clip.get("yaw_deg") is not None:
+        performance += f", yaw to ±{clip['yaw_deg']:g}°"
+    return [str(clip.get("name")), str(clip.get("head", MISSING)), performance,
             format_value(clip.get("frames"), "{}"), format_value(domain.get("light"), "{}"),
             format_value(domain.get("background"), "{}"),
             "default (0.62 m)" if "lens_mm" in domain and lens is None else format_value(lens, "{:g}"),
-            format_value(domain.get("motion_blur"), "{:g}"), format_value(domain.get("noise"), "{:g}"),
-            format_value(domain.get("crf"), "{}"), size, format_value(domain.get("samples"), "{}")]
+            format_value(domain.get("motion_blur"), "{:g}"), format_value(domain.get("blur_px"), "{:g}"),
+            format_value(domain.get("noise"), "{:g}"), format_value(domain.get("crf"), "{}"), size,
+            format_value(domain.get("samples"), "{}"), format_value(domain.get("occluder"), "{}")]
 
 
 def markdown_report(document: dict, images: Sequence[Path]) -> str:
@@ -274,8 +278,8 @@ def markdown_report(document: dict, images: Sequence[Path]) -> str:
     if truth:
         lines += ["## Ground-truth clips: domains (rendered with Cycles)", "",
                   *_table(["clip", "head", "performance", "frames", "light", "background", "lens mm",
-                           "motion blur", "noise", "crf", "size", "samples"],
-                          [_domain_row(clip) for clip in truth], 12), ""]
+                           "motion blur", "lens blur px", "noise", "crf", "size", "samples", "occluder"],
+                          [_domain_row(clip) for clip in truth], 14), ""]
     for kind, columns in KIND_COLUMNS.items():
         if clips_of_kind(document, kind):
             lines += [f"## {KIND_TITLES[kind]}", "", KIND_NOTES[kind], "",
