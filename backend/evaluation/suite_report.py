@@ -439,7 +439,9 @@ def _mean_per_vertex(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 def plot_error_heatmap(document: dict, path: Path, sink: EventSink) -> bool:
     """Per-vertex error on the neutral head, rows heads, columns methods, to `path`: each
-    method's mean over the head's ground-truth clips, one colour range 0..max for all panels.
+    method's mean over the head's ground-truth clips, one colour range 0..max for all panels
+    (the max over the methods' panels when there are any: the neutral reference's jaw error,
+    several times a tracker's, would leave every tracker's panel dark; larger values saturate).
     Returns False (nothing written) without a head and a score to draw."""
     import matplotlib
 
@@ -484,11 +486,18 @@ def plot_error_heatmap(document: dict, path: Path, sink: EventSink) -> bool:
                 arrays.append(scores["vertex_mm_per_vertex"])
             per_method[method] = _mean_per_vertex(arrays) if arrays else None
         panels[head_name] = (head, per_method)
-    finite = [a[np.isfinite(a)] for _, per in panels.values() for a in per.values() if a is not None]
-    finite = [a for a in finite if a.size]
+    references = {row["label"] for row in rows if row["reference"]}
+
+    def finite_values(kinds: set[bool]) -> list[np.ndarray]:
+        values = [a[np.isfinite(a)] for _, per in panels.values() for method, a in per.items()
+                  if a is not None and (method in references) in kinds]
+        return [a for a in values if a.size]
+
+    finite = finite_values({True, False})
     if not finite or not methods:
         return False
-    vmax = max(float(a.max()) for a in finite) or 1.0
+    scale = finite_values({False}) or finite
+    vmax = max(float(a.max()) for a in scale) or 1.0
     norm, cmap = Normalize(0.0, vmax), matplotlib.colormaps[HEATMAP_CMAP]
     figure, axes = plt.subplots(len(panels), len(methods), squeeze=False,
                                 figsize=(3.6 * len(methods) + 1.2, 3.6 * len(panels)))
@@ -499,7 +508,8 @@ def plot_error_heatmap(document: dict, path: Path, sink: EventSink) -> bool:
             errors = per_method[method]
             if errors is None:
                 errors = np.full(head.num_vertices, np.nan)
-                axis.text(0.5, 0.04, "no scores", transform=axis.transAxes, ha="center")
+                axis.text(0.5, 0.04, "not applicable" if method in references else "no scores",
+                          transform=axis.transAxes, ha="center")
             colours = np.where(np.isfinite(errors)[:, None], cmap(norm(np.nan_to_num(errors)))[:, :3],
                                NO_DATA_GREY)
             axis.imshow(heatmap_image(head.vertices, head.faces, colours, rotation, translation,
@@ -511,7 +521,7 @@ def plot_error_heatmap(document: dict, path: Path, sink: EventSink) -> bool:
             if col == 0:
                 axis.set_ylabel(f"head: {head_name}")
     figure.colorbar(ScalarMappable(norm, cmap), ax=axes, label="mean vertex error (mm); grey: not scored",
-                    shrink=0.8)
+                    shrink=0.8, extend="max" if max(float(a.max()) for a in finite) > vmax else "neither")
     _save_figure(figure, path)
     return True
 
