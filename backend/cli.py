@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .bench.dam_bench import BenchDamConfig, bench_dam
+from .bench.encoder_bench import BenchEncoderConfig, bench_encoder
 from .bench.import_bench import BenchImportConfig, bench_import
 from .bench.render_bench import BenchRenderConfig, bench_render
 from .bench.soak_bench import BenchSoakConfig, bench_soak
@@ -321,6 +322,9 @@ BENCHMARKS: tuple[Command, ...] = (
             _report(bench_dam)),
     Command("soak", "a real clip looped to 5,000 frames, tracked and imported, beside 300 frames: "
             "time, peak memory, memory per frame", BenchSoakConfig, _report(bench_soak)),
+    Command("encoder", "frames/s of the encoder tracker's stages (crop, encode, decode, ARKit solve; "
+            "decoded textures apart) beside the landmark fit and MediaPipe, batch 1 and 32",
+            BenchEncoderConfig, _report(bench_encoder)),
 )
 
 
