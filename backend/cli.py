@@ -103,7 +103,6 @@ class TrainDamConfig:
 class TrainEncoderConfig:
     model: Path = positional("model folder (its DAM is kept; encoder.json and encoder.safetensors are "
                              "written into it)")
-    capture: Path | None = option(None, "the model's lab capture (default: the one model.json names)")
     work: Path | None = option(None, "folder of rendered views and checkpoints (default: in the cache, "
                                "per model)")
     resume: bool = option(False, "continue from the checkpoint in --work")
@@ -226,11 +225,10 @@ def _train_dam(config: TrainDamConfig, sink: EventSink) -> str:
 
 
 def _train_encoder(config: TrainEncoderConfig, sink: EventSink) -> str:
-    from .encoder.training import train_encoder, training_inputs
+    from .encoder.training import train_encoder, training_work
 
-    capture, work = training_inputs(config.model, config.capture, config.work)
-    return str(train_encoder(config.model, capture, work, config.architecture, config.training,
-                             config.resume, sink, config.device))
+    return str(train_encoder(config.model, training_work(config.model, config.work), config.architecture,
+                             config.training, config.resume, sink, config.device))
 
 
 def _evaluate_model(config: EvaluateModelConfig, sink: EventSink) -> str:
@@ -295,7 +293,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("capture", "lab capture of a head for its face model", CaptureCommandConfig, _capture),
     Command("train-dam", "train a Deep Appearance Model on a capture", TrainDamConfig, _train_dam),
     Command("train-encoder", "train a model's image encoder (frame crop -> DAM code and head pose) on "
-            "renders of its lab capture", TrainEncoderConfig, _train_encoder),
+            "lab renders of its head", TrainEncoderConfig, _train_encoder),
     Command("evaluate-model", "vertex error and PSNR of a model on held-out data",
             EvaluateModelConfig, _evaluate_model),
     Command("models", "list the model folders (shipped default and the user's models folder)",

@@ -17,9 +17,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from .config_parser import option, positional, required
-from .dam.model_folder import load_model, load_model_head, model_id, model_record, resolve_model
-from .decoded_textures import write_decoded_textures
-from .encoder.encoder_file import read_encoder_info
+from .detection_cache import cached_detections, detections_key
 from .events import EventSink
 from .footage import Footage, parse_frame_range
 from .formats.atomic import atomic_directory
@@ -140,9 +138,7 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
             raise BadInput(f"--head {settings.head}: the {entry.name} tracker tracks its face model's "
                            "own head; choose the model with --model (--head serves the landmark fit "
                            "and MediaPipe)")
-        model_folder = resolve_model(settings.model)
-        read_encoder_info(model_folder)
-        head = load_model_head(model_folder)
+        model_folder, head = tracker.open_model(settings.model)
     else:
         head = resolve_head(settings.head)
     check_head_for_tracking(head)
@@ -154,8 +150,9 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
     frames = ClipFrames(footage, first, last)
     detections = None
     if entry.needs_detections:
-        detections, timings["detect"] = _without_decoding(frames, lambda: detect_landmarks(
-            frames, settings.detector, settings.device, sink))
+        key = detections_key(settings.footage, first, last, info.fps, settings.detector)
+        detections, timings["detect"] = _without_decoding(frames, lambda: cached_detections(
+            key, lambda: detect_landmarks(frames, settings.detector, settings.device, sink), sink))
         _require_a_face(detections.found, info.path, first, last)
     clip = TrackerInput(head=head, frame_count=len(frames), width=info.width, height=info.height,
                         fps=info.fps, device=settings.device, sink=sink, detections=detections,
@@ -180,9 +177,9 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
         "source": {"path": str(Path(info.path).resolve()), "fps": info.fps,
                    "width": info.width, "height": info.height, "rotation": info.rotation,
                    "frame_range": [first, last], "frame_count": info.frame_count},
-        "model": head_id(settings.head) if model_folder is None else model_id(model_folder),
+        "model": head_id(settings.head) if model_folder is None else head_id(str(model_folder)),
         "intrinsics": tracking.intrinsics.tolist(),
-        **({"dam_model": model_record(settings.model, model_folder)} if model_folder else {}),
+        **tracker.result_fields(),
         "settings": {"detector": settings.detector if entry.needs_detections else None,
                      "device": settings.device, "texture_size": settings.texture_size,
                      "tracker": tracker.settings()},
@@ -205,12 +202,7 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
         write_projected_textures(tmp, footage, tracking.as_dict(), head, settings.texture_size,
                                  settings.device, sink)
         timings["textures"] = time.perf_counter() - start
-    if model_folder is not None and tracking.optional.get("latent") is not None and settings.texture_size > 0:
-        start = time.perf_counter()
-        dam, _ = load_model(model_folder, settings.device)
-        write_decoded_textures(tmp / "textures" / "footage", tracking.optional["latent"],
-                               tracking.head_pose, tracking.frames, dam, head, settings.device, sink)
-        timings["decoded_textures"] = time.perf_counter() - start
+    timings.update(tracker.write_files(tmp, tracking, head, settings.texture_size, settings.device, sink))
     summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     write_summary(tmp, summary, head)
     sink.log(f"landmark reprojection error {summary['metrics']['landmark_reprojection_px']:.2f} px "

@@ -22,7 +22,7 @@ import numpy as np
 BACKGROUND_FILES = ("brick.png", "chelsea.png", "coffee.png", "color.png", "grass.png",
                     "gravel.png", "motorcycle_left.png", "rocket.jpg", "hubble_deep_field.jpg",
                     "page.png", "text.png", "clock_motion.png", "coins.png", "camera.png",
-                    "retina.jpg", "horse.png", "immunohistochemistry.png", "moon.png")
+                    "retina.jpg", "horse.png", "ihc.png", "moon.png")
 
 
 @dataclass(frozen=True)
@@ -177,3 +177,14 @@ def augment(crop: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
         if ok:
             image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1]
     return np.ascontiguousarray(image)
+
+
+def contact_sheet(crops: np.ndarray, masks: np.ndarray, rng: np.random.Generator, variants: int = 7,
+                  config: Augmentation = Augmentation()) -> np.ndarray:
+    """(rows x S, (1 + variants) x S, 3) uint8: per row a lab render, then `variants` draws
+    of the augmentation of it (docs/encoder.md's figure)."""
+    rows = []
+    for crop, mask in zip(crops, masks, strict=True):
+        crop, mask = np.asarray(crop), np.asarray(mask)
+        rows.append(np.concatenate([crop] + [augment(crop, mask, rng, config) for _ in range(variants)], 1))
+    return np.concatenate(rows, 0)

@@ -1,7 +1,8 @@
 """The encoder's training views: lab expressions seen as footage would show them.
 
-For every expression of a lab capture, `views` renders, each through a face crop placed the
-way tracking places it (from the landmarks, with a detector's error), under a random camera
+For every expression (weights on the model head's shapes, drawn as the lab capture draws them:
+lab.capture.expression_weights), `views` renders, each through a face crop placed the way
+tracking places it (from the landmarks, with a detector's error), under a random camera
 and light: lens 20-100 mm (35 mm equivalent), the face 12-60 % of the frame height anywhere in
 its central part, head rotation relative to the line of sight (yaw within the capture's range,
 pitch, roll), one directional light from the camera's side with random ambient and specular.
@@ -10,13 +11,21 @@ augmentation.py's, drawn anew every step.
 
 A views folder (memory-mapped, so training reads only its batch):
 
-    views.json        config, counts, the capture and the model it was made for
+    views.json        config, counts, the model it was made for
     crops.npy         (N, S, S, 3) uint8 renders, black off the head
     masks.npy         (N, S, S) uint8 255 on the head
-    expression.npy    (N,) int64 index into the capture's expressions
+    expression.npy    (N,) int64 index into the expressions
     poses.npy         (N, 4, 4) f32 head -> camera of the view
     intrinsics.npy    (N, 3, 3) f32 the crop camera (pixels of the crop)
-    codes.npy         (E, Z) f32 the DAM encoder's code (mean) of every capture expression
+    weights.npy       (E, K) f32 the expressions' weights on the head's shapes
+    codes.npy         (E, Z) f32 the DAM encoder's code (mean) of every expression
+
+The code of an expression is the DAM encoder's mean for its vertices and the model's mean
+texture (the texture input of the DAM encoder, normalised to zero): in the lab the texture of
+an expression is its shading, a function of its geometry, and the measured difference is
+small (docs/encoder.md: 0.02 mm between the vertices decoded from codes with the capture's
+true view-averaged texture and with the mean texture), while rendering the 8-camera average
+of every expression would cost 8 renders and unwraps each.
 """
 
 from __future__ import annotations
@@ -34,13 +43,15 @@ import torch
 from ..dam.model import DeepAppearanceModel
 from ..events import EventSink
 from ..formats.errors import BadInput
+from ..formats.head_file import HeadAsset
 from ..head_space import HEAD_TO_FRONT_CAMERA
-from ..lab.capture import LabCapture, LabRenderer, face_centre_and_height
+from ..lab.capture import CaptureConfig, LabRenderer, face_centre_and_height
 from ..render.shading import render_textured
 from .crop import box_from_landmarks, crop_intrinsics
 
 VIEWS_FORMAT = 1
 FRAME_PX = 1000.0  # the virtual footage's side; only ratios to it matter
+LIGHT_GROUP = 8  # consecutive views rendered together under one light
 
 
 @dataclass(frozen=True)
@@ -106,33 +117,36 @@ def _light(rng: np.random.Generator) -> dict:
 
 
 @torch.no_grad()
-def dam_codes(model: DeepAppearanceModel, capture: LabCapture, lab: LabRenderer,
-              batch: int = 32) -> np.ndarray:
-    """(E, Z) the DAM encoder's mean code of every expression of the capture."""
+def dam_codes(model: DeepAppearanceModel, vertices: torch.Tensor, batch: int = 64) -> np.ndarray:
+    """(E, Z) the DAM encoder's mean code of head-space vertices (E, V, 3), with the model's
+    mean texture (see the module's note)."""
     device = next(model.parameters()).device
     codes = []
-    for start in range(0, len(capture.weights), batch):
-        weights = torch.as_tensor(capture.weights[start:start + batch], device=lab.device)
-        vertices = lab.vertices(weights).to(device)
-        average = torch.as_tensor(np.asarray(capture.average_texture[start:start + batch]),
-                                  device=device).permute(0, 3, 1, 2).float() / 255
-        codes.append(model.encode(vertices, average)[0].cpu())
+    for start in range(0, len(vertices), batch):
+        chunk = vertices[start:start + batch].to(device)
+        texture = model.texture_mean.expand(len(chunk), -1, -1, -1)
+        codes.append(model.encode(chunk, texture)[0].cpu())
     return torch.cat(codes).numpy().astype(np.float32)
 
 
-def make_views(capture: LabCapture, model: DeepAppearanceModel, expressions: np.ndarray, views: int,
+def lab_renderer(head: HeadAsset, model: DeepAppearanceModel) -> LabRenderer:
+    """The lab's renderer of the model's head (its albedo, its shapes)."""
+    return LabRenderer(head, CaptureConfig(texture_size=model.config.texture_size), "cpu")
+
+
+def make_views(head: HeadAsset, model: DeepAppearanceModel, weights: np.ndarray, views: int,
                crop_size: int, seed: int, out: Path, sink: EventSink, sampling: ViewSampling = ViewSampling(),
-               provenance: dict | None = None) -> Path:
-    """Render `views` views of each of `expressions` (indices into the capture) into the views
-    folder `out` (written beside it, renamed when complete)."""
-    if capture.head.num_vertices != model.num_vertices:
-        raise BadInput(f"the capture's head has {capture.head.num_vertices} vertices, the model "
-                       f"{model.num_vertices}: they are not the same head")
+               yaw_range: float = 60.0, provenance: dict | None = None) -> Path:
+    """Render `views` views of each expression (weights (E, K) on the head's shapes) into the
+    views folder `out` (written beside it, renamed when complete)."""
+    if head.num_vertices != model.num_vertices:
+        raise BadInput(f"the head has {head.num_vertices} vertices, the model {model.num_vertices}: "
+                       "they are not the model's head")
     rng = np.random.default_rng(seed)
-    lab = LabRenderer(capture.head, capture.config, "cpu")
-    centre, height = face_centre_and_height(capture.head)
-    landmark_vertex = torch.as_tensor(capture.head.landmark_vertex)
-    total = len(expressions) * views
+    lab = lab_renderer(head, model)
+    centre, height = face_centre_and_height(head)
+    landmark_vertex = torch.as_tensor(head.landmark_vertex)
+    total = len(weights) * views
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -145,36 +159,47 @@ def make_views(capture: LabCapture, model: DeepAppearanceModel, expressions: np.
     masks = open_array("masks.npy", (total, size, size), np.uint8)
     poses = np.zeros((total, 4, 4), np.float32)
     intrinsics = np.zeros((total, 3, 3), np.float32)
-    expression = np.repeat(expressions, views).astype(np.int64)
-    for n, e in enumerate(expression):
-        weights = torch.as_tensor(capture.weights[e:e + 1])
-        vertices = lab.vertices(weights)[0].double()
-        pose, footage_k = sample_view(centre, height, capture.config.yaw_range, sampling, rng)
-        cam = vertices @ torch.as_tensor(pose[:3, :3]).T + torch.as_tensor(pose[:3, 3])
-        projected = cam[landmark_vertex] @ torch.as_tensor(footage_k).T
-        points = (projected[:, :2] / projected[:, 2:]).numpy()
-        points += rng.normal(0, sampling.landmark_sigma * height / pose[2, 3] * footage_k[0, 0],
-                             points.shape)
-        box = box_from_landmarks(points, np.ones(len(points)))
-        if box is None:
-            raise RuntimeError(f"view {n}: the head's landmarks place no crop")
-        side = box.side * math.exp(rng.normal(0, sampling.box_scale_sigma))
-        shift = rng.normal(0, sampling.box_shift_sigma, 2) * box.side
-        box = type(box)(box.cx + float(shift[0]), box.cy + float(shift[1]), side)
-        k = crop_intrinsics(footage_k, box, size)
-        image, fragments = render_textured(cam[None].float(), lab.faces, lab.uv, lab.uv_faces, lab.albedo,
-                                           torch.as_tensor(k), size, size, **_light(rng))
-        crops[n] = (image[0].clamp(0, 1) * 255).round().byte().numpy()
-        masks[n] = fragments.mask[0].numpy().astype(np.uint8) * 255
-        poses[n], intrinsics[n] = pose, k
-        sink.progress("render views", n + 1, total)
+    expression = np.repeat(np.arange(len(weights)), views).astype(np.int64)
+    # Renders go in groups sharing one light: a batched render costs little more than one.
+    for begin in range(0, total, LIGHT_GROUP):
+        group = range(begin, min(begin + LIGHT_GROUP, total))
+        cams, ks = [], []
+        for n in group:
+            e = expression[n]
+            with torch.no_grad():
+                vertices = lab.vertices(torch.as_tensor(weights[e:e + 1]))[0].double()
+            pose, footage_k = sample_view(centre, height, yaw_range, sampling, rng)
+            cam = vertices @ torch.as_tensor(pose[:3, :3]).T + torch.as_tensor(pose[:3, 3])
+            projected = cam[landmark_vertex] @ torch.as_tensor(footage_k).T
+            points = (projected[:, :2] / projected[:, 2:]).numpy()
+            points += rng.normal(0, sampling.landmark_sigma * height / pose[2, 3] * footage_k[0, 0],
+                                 points.shape)
+            box = box_from_landmarks(points, np.ones(len(points)))
+            if box is None:
+                raise RuntimeError(f"view {n}: the head's landmarks place no crop")
+            side = box.side * math.exp(rng.normal(0, sampling.box_scale_sigma))
+            shift = rng.normal(0, sampling.box_shift_sigma, 2) * box.side
+            box = type(box)(box.cx + float(shift[0]), box.cy + float(shift[1]), side)
+            k = crop_intrinsics(footage_k, box, size)
+            cams.append(cam.float())
+            ks.append(torch.as_tensor(k))
+            poses[n], intrinsics[n] = pose, k
+        with torch.no_grad():
+            image, fragments = render_textured(torch.stack(cams), lab.faces, lab.uv, lab.uv_faces,
+                                               lab.albedo, torch.stack(ks), size, size, **_light(rng))
+        crops[group.start:group.stop] = (image.clamp(0, 1) * 255).round().byte().numpy()
+        masks[group.start:group.stop] = fragments.mask.numpy().astype(np.uint8) * 255
+        sink.progress("render views", group.stop, total)
     crops.flush()
     masks.flush()
     del crops, masks
     np.save(partial / "expression.npy", expression)
     np.save(partial / "poses.npy", poses)
     np.save(partial / "intrinsics.npy", intrinsics)
-    np.save(partial / "codes.npy", dam_codes(model, capture, lab))
+    np.save(partial / "weights.npy", weights.astype(np.float32))
+    with torch.no_grad():
+        all_vertices = lab.vertices(torch.as_tensor(weights, dtype=torch.float32))
+    np.save(partial / "codes.npy", dam_codes(model, all_vertices))
     (partial / "views.json").write_text(json.dumps({
         "format": VIEWS_FORMAT, "views_per_expression": views, "count": total, "crop_size": size,
         "seed": seed, "sampling": asdict(sampling), **(provenance or {})}, indent=1))
@@ -193,6 +218,7 @@ class LabViews:
     expression: np.ndarray
     poses: np.ndarray
     intrinsics: np.ndarray
+    weights: np.ndarray
     codes: np.ndarray
     info: dict
 
@@ -206,4 +232,5 @@ class LabViews:
             return np.load(folder / name, mmap_mode="r" if mmap else None, allow_pickle=False)
 
         return LabViews(load("crops.npy", True), load("masks.npy", True), load("expression.npy"),
-                        load("poses.npy"), load("intrinsics.npy"), load("codes.npy"), info)
+                        load("poses.npy"), load("intrinsics.npy"), load("weights.npy"), load("codes.npy"),
+                        info)

@@ -1,4 +1,4 @@
-"""`train-encoder`: the image encoder learned from lab renders of the model's capture.
+"""`train-encoder`: the image encoder learned from lab renders of the model's head.
 
 L_E = code_weight * L_z + pose_weight * L_h + view_weight * L_view + vertex_weight * L_v:
 - L_z: squared error of the predicted DAM code against the DAM encoder's code of the sample,
@@ -8,7 +8,9 @@ L_E = code_weight * L_z + pose_weight * L_h + view_weight * L_view + vertex_weig
 - L_view: every batch holds two views of each expression; their codes must agree;
 - L_v: the predicted code decoded by the frozen DAM decoder against the true vertices
   (normalised as the DAM normalises them): what tracking is judged by.
-Every sample is a lab render (lab_views.py) under fresh augmentation (augmentation.py).
+Every sample is a lab render (lab_views.py) of an expression drawn as the lab capture draws
+them (seeded; held-out expressions from another seed), under fresh augmentation
+(augmentation.py).
 Checkpoints every `checkpoint_every` steps in the work folder; `--resume` continues there,
 bit-for-bit, in another session. `--budget` stops early after that many seconds of training.
 """
@@ -29,14 +31,16 @@ import torch
 from ..config_parser import option
 from ..dam.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from ..dam.model import DeepAppearanceModel
-from ..dam.model_folder import load_model
+from ..dam.model_folder import load_model, load_model_head
 from ..events import EventSink
+from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
-from ..lab.capture import LabCapture, LabRenderer, face_centre_and_height
-from .augmentation import Augmentation, augment
+from ..formats.head_file import HeadAsset
+from ..lab.capture import LabRenderer, expression_weights, face_centre_and_height
+from .augmentation import Augmentation, augment, contact_sheet
 from .crop_pose import pose_to_crop
 from .encoder_file import save_encoder
-from .lab_views import LabViews, make_views
+from .lab_views import LabViews, lab_renderer, make_views
 from .network import EncoderArchitecture, EncoderOutput, ImageEncoder
 
 EVALUATION_SEED = 7_000_001  # held-out views: another stream than the training views'
@@ -54,8 +58,10 @@ class EncoderTraining:
     pose_weight: float = 1.0
     view_weight: float = 0.1
     vertex_weight: float = 1.0
-    views: int = option(8, "lab renders per training expression")
-    evaluation_views: int = 4
+    expressions: int = option(2400, "training expressions (each rendered --views times)")
+    views: int = option(3, "lab renders per training expression")
+    evaluation_expressions: int = 100
+    evaluation_views: int = 2
     seed: int = option(0, "seed of the initialisation, the renders and the sampling")
     checkpoint_every: int = option(200, "steps between checkpoints (a resumed run continues there)")
 
@@ -79,9 +85,9 @@ class Targets:
 class ViewBatches:
     """Batches of augmented views with their targets."""
 
-    def __init__(self, views: LabViews, capture: LabCapture, lab: LabRenderer, device: str) -> None:
-        self.views, self.capture, self.lab, self.device = views, capture, lab, device
-        centre, self.face_height = face_centre_and_height(capture.head)
+    def __init__(self, views: LabViews, head: HeadAsset, lab: LabRenderer, device: str) -> None:
+        self.views, self.lab, self.device = views, lab, device
+        centre, self.face_height = face_centre_and_height(head)
         self.centre = torch.as_tensor(centre, dtype=torch.float32)
         self.size = int(views.info["crop_size"])
         self.per_expression = int(views.info["views_per_expression"])
@@ -99,7 +105,7 @@ class ViewBatches:
         intrinsics = torch.as_tensor(v.intrinsics[indices])
         rotation, uv, scale = pose_to_crop(poses, intrinsics, self.size, self.centre, self.face_height)
         with torch.no_grad():
-            vertices = self.lab.vertices(torch.as_tensor(self.capture.weights[expressions]))
+            vertices = self.lab.vertices(torch.as_tensor(v.weights[expressions]))
         to = self.device
         return Targets(crops.to(to), torch.as_tensor(v.codes[expressions]).to(to), rotation.to(to),
                        uv.to(to), scale.to(to), vertices.to(to))
@@ -122,66 +128,55 @@ def losses(out: EncoderOutput, target: Targets, encoder: ImageEncoder, dam: Deep
             "scale": scale, "view": view, "vertex": vertex}
 
 
-def _views_folder(work: Path, name: str, capture: LabCapture, dam: DeepAppearanceModel,
-                  expressions: np.ndarray, views: int, size: int, seed: int, model_dir: Path,
-                  sink: EventSink) -> LabViews:
-    """The views folder work/name, rendered unless one made the same way is there."""
+def _views_folder(work: Path, name: str, head: HeadAsset, dam: DeepAppearanceModel, count: int,
+                  views: int, size: int, seed: int, model_dir: Path, sink: EventSink) -> LabViews:
+    """The views folder work/name: `count` expressions drawn with `seed`, `views` renders
+    each; rendered unless one made the same way is there."""
     folder = work / name
     wanted = {"views_per_expression": views, "crop_size": size, "seed": seed,
-              "capture": str(capture.directory.resolve()), "model": str(model_dir.resolve()),
-              "expressions": len(expressions)}
+              "model": str(model_dir.resolve()), "expressions": count,
+              "head": head.topology_hash}
     info_path = folder / "views.json"
     if info_path.is_file():
         info = json.loads(info_path.read_text())
         if all(info.get(k) == v for k, v in wanted.items()):
             return LabViews.open(folder)
         sink.log(f"{folder} was rendered with other settings; rendering it again")
-    sink.log(f"rendering {len(expressions) * views} lab views into {folder}")
-    make_views(capture, dam, expressions, views, size, seed, folder, sink,
-               provenance={"capture": wanted["capture"], "model": wanted["model"],
-                           "expressions": len(expressions)})
+    sink.log(f"rendering {count * views} lab views into {folder}")
+    weights = expression_weights(head.blendshape_names, count, np.random.default_rng(seed))
+    make_views(head, dam, weights, views, size, seed, folder, sink,
+               provenance={k: wanted[k] for k in ("model", "expressions", "head")})
     return LabViews.open(folder)
 
 
-def training_inputs(model_dir: Path, capture: Path | None, work: Path | None) -> tuple[Path, Path]:
-    """(capture folder, work folder) of `train-encoder`: the capture model.json names unless
-    given; the work folder in the cache, one per model folder, unless given."""
+def training_work(model_dir: Path, work: Path | None) -> Path:
+    """The work folder of `train-encoder`: the cache's, one per model folder, unless given."""
     from ..cache import cache_dir
-    from ..dam.model_folder import read_model_info
 
-    if capture is None:
-        named = Path(str(read_model_info(model_dir).get("capture", "")))
-        if not (named / "capture.json").is_file():
-            raise BadInput(f"{model_dir}/model.json names no capture on this machine ({named}); pass "
-                           "--capture (for the default model: `python -m backend capture --out CAPTURE "
-                           "--expressions 1000` makes the capture it was trained on)")
-        capture = named
-    if work is None:
-        key = hashlib.sha256(str(Path(model_dir).resolve()).encode()).hexdigest()[:12]
-        work = cache_dir() / "encoder-training" / f"{Path(model_dir).resolve().name}-{key}"
-    return capture, work
+    if work is not None:
+        return work
+    key = hashlib.sha256(str(Path(model_dir).resolve()).encode()).hexdigest()[:12]
+    return cache_dir() / "encoder-training" / f"{Path(model_dir).resolve().name}-{key}"
 
 
-def train_encoder(model_dir: Path, capture_dir: Path, work: Path, architecture: EncoderArchitecture,
+def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture,
                   config: EncoderTraining, resume: bool, sink: EventSink, device: str = "cpu") -> Path:
-    """Train the image encoder of the model folder `model_dir` on renders of its lab capture
-    and write encoder.json + encoder.safetensors into it; returns `model_dir`."""
+    """Train the image encoder of the model folder `model_dir` on lab renders of its head and
+    write encoder.json + encoder.safetensors into it; returns `model_dir`."""
     model_dir, work = Path(model_dir), Path(work)
-    dam, info = load_model(model_dir, device)
+    dam, _ = load_model(model_dir, device)
+    head = load_model_head(model_dir)
     for parameter in dam.parameters():
         parameter.requires_grad_(False)
-    capture = LabCapture.open(capture_dir)
-    if capture.head.topology_hash != info.get("topology_hash"):
-        raise BadInput(f"the capture {capture_dir} is of another head ({capture.head.topology_hash}) "
-                       f"than the model {model_dir} ({info.get('topology_hash')})")
+    if len(head.blendshapes) == 0:
+        raise BadInput(f"the head of {model_dir} has no blendshapes: no expressions to learn")
     if config.batch_size < 2 or config.batch_size % 2:
         raise BadInput(f"--batch-size {config.batch_size}: must be even (two views per expression)")
     if config.budget is not None and config.budget <= 0:
         raise BadInput(f"--budget {config.budget}: must be a positive number of seconds")
-    if not capture.held_out.any() or capture.held_out.all():
-        raise BadInput(f"the capture {capture_dir} needs both training and held-out expressions "
-                       f"(it has {int(capture.held_out.sum())} held out of {len(capture.held_out)}); "
-                       "make it with another --held-out")
+    if config.expressions < config.batch_size // 2 or config.views < 2:
+        raise BadInput(f"--expressions {config.expressions} and --views {config.views}: a batch needs "
+                       f"{config.batch_size // 2} expressions and two views of each")
     architecture = EncoderArchitecture(**{**architecture.as_dict(), "latent": dam.config.latent})
     checkpoint_dir = work / "checkpoint"
     if (checkpoint_dir / CHECKPOINT).is_file() and not resume:
@@ -189,12 +184,12 @@ def train_encoder(model_dir: Path, capture_dir: Path, work: Path, architecture: 
                        "to continue it or choose another --work")
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    lab = LabRenderer(capture.head, capture.config, "cpu")
-    train = np.flatnonzero(~capture.held_out)
-    held = np.flatnonzero(capture.held_out)
-    views = _views_folder(work, "views", capture, dam, train, config.views, architecture.crop_size,
-                          config.seed, model_dir, sink)
-    batches = ViewBatches(views, capture, lab, device)
+    lab = lab_renderer(head, dam)
+    views = _views_folder(work, "views", head, dam, config.expressions, config.views,
+                          architecture.crop_size, config.seed, model_dir, sink)
+    train = np.arange(config.expressions)
+    batches = ViewBatches(views, head, lab, device)
+    _write_contact_sheet(views, work / "augmentation.png", config.seed)
     encoder = ImageEncoder(architecture).to(device)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.learning_rate)
     step, elapsed = 0, 0.0
@@ -204,7 +199,7 @@ def train_encoder(model_dir: Path, capture_dir: Path, work: Path, architecture: 
         step, elapsed, rng = resumed.step, resumed.elapsed, resumed.rng
         sink.log(f"resuming at step {step} ({elapsed:.0f} s trained)")
     else:
-        codes = torch.as_tensor(views.codes[train])
+        codes = torch.as_tensor(views.codes)
         encoder.code_mean.copy_(codes.mean(0))
         encoder.code_scale.copy_(codes.std(0).clamp(min=1e-3))
     augmentation = Augmentation()
@@ -241,20 +236,20 @@ def train_encoder(model_dir: Path, capture_dir: Path, work: Path, architecture: 
         save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step, seconds, rng)
         sink.log(f"budget of {config.budget:g} s reached at step {step}; `--resume` continues")
     encoder.eval()
-    evaluation_views = _views_folder(work, "evaluation-views", capture, dam, held,
+    evaluation_views = _views_folder(work, "evaluation-views", head, dam, config.evaluation_expressions,
                                      config.evaluation_views, architecture.crop_size,
                                      config.seed + EVALUATION_SEED, model_dir, sink)
-    metrics = evaluate_encoder(encoder, dam, ViewBatches(evaluation_views, capture, lab, device),
-                               capture, augmentation, config.seed)
+    metrics = evaluate_encoder(encoder, dam, ViewBatches(evaluation_views, head, lab, device),
+                               head, augmentation, config.seed)
     sink.log("held-out views: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     save_encoder(model_dir, encoder, {
-        "training": config.as_dict(), "capture": str(Path(capture_dir).resolve()),
+        "training": config.as_dict(),
         "metrics": metrics,
         "run": {"steps": step, "seconds": round(seconds, 1), "stopped_by_budget": stopped_by_budget,
                 "images_per_s": round(step * config.batch_size / max(seconds, 1e-9), 2),
                 "first_losses": _mean(history[:10]), "final_losses": _mean(history[-50:]),
                 "threads": torch.get_num_threads(), "machine": platform.machine(), "device": device},
-        "reproduce": f"python -m backend train-encoder MODEL --capture CAPTURE --steps {config.steps} "
+        "reproduce": f"python -m backend train-encoder MODEL --steps {config.steps} "
                      f"--batch-size {config.batch_size} --seed {config.seed}"
                      + (f" --budget {config.budget:g}" if config.budget is not None else ""),
     })
@@ -263,10 +258,10 @@ def train_encoder(model_dir: Path, capture_dir: Path, work: Path, architecture: 
 
 @torch.no_grad()
 def evaluate_encoder(encoder: ImageEncoder, dam: DeepAppearanceModel, batches: ViewBatches,
-                     capture: LabCapture, augmentation: Augmentation, seed: int) -> dict[str, float]:
+                     head: HeadAsset, augmentation: Augmentation, seed: int) -> dict[str, float]:
     """Held-out expressions from unseen views, clean and augmented (seeded): vertex error (mm,
     face region; mean), rotation error (degrees), code error (units of the codes' spread)."""
-    face = torch.as_tensor(capture.head.face_region)
+    face = torch.as_tensor(head.face_region)
     metrics: dict[str, float] = {}
     total = len(batches.views.expression)
     for label, aug in (("clean", None), ("augmented", augmentation)):
@@ -286,6 +281,17 @@ def evaluate_encoder(encoder: ImageEncoder, dam: DeepAppearanceModel, batches: V
         metrics[f"{label}_rotation_deg"] = float(torch.cat(rotation).mean())
         metrics[f"{label}_code_error"] = float(torch.cat(code).mean())
     return metrics
+
+
+def _write_contact_sheet(views: LabViews, path: Path, seed: int) -> None:
+    """Six training views and their augmentations, as training sees them (PNG)."""
+    import cv2
+
+    pick = np.linspace(0, len(views.expression) - 1, 6).astype(int)
+    sheet = contact_sheet(views.crops[pick], views.masks[pick], np.random.default_rng(seed))
+    with atomic_file(path) as tmp:
+        cv2.imwrite(str(tmp.with_suffix(".png")), sheet[..., ::-1])
+        tmp.with_suffix(".png").replace(tmp)
 
 
 def _mean(history: list[dict[str, float]]) -> dict[str, float]:

@@ -26,7 +26,8 @@ from ..formats.camera import centred_intrinsics, project_points
 from ..formats.errors import BadInput
 from ..lab.capture import face_centre_and_height
 from .arkit_solve import solve_arkit_weights
-from .interface import Detections, Tracker, TrackerInput, TrackerOutput
+from .face_model import FaceModelTracker
+from .interface import Detections, TrackerInput, TrackerOutput
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def encode_clip(clip: TrackerInput, intrinsics: np.ndarray, batch: int) -> Encod
     return Encoded(z, pose, tracked)
 
 
-class EncoderTracker(Tracker):
+class EncoderTracker(FaceModelTracker):
     config_type = EncoderTrackerConfig
 
     def track(self, clip: TrackerInput) -> TrackerOutput:

@@ -174,6 +174,22 @@ class Tracker(ABC):
         """The settings as result.json records them (field name -> value)."""
         return {} if self.config is None else asdict(self.config)
 
+    def open_model(self, spec: str) -> tuple[Path, HeadAsset]:
+        """For trackers of a face model (registry `needs_model`): (model folder, the model's
+        head) for `--model spec`, which the pipeline then tracks (face_model.py)."""
+        raise NotImplementedError(f"{type(self).__name__} tracks no face model")
+
+    def result_fields(self) -> dict[str, Any]:
+        """Top-level fields the tracker adds to result.json."""
+        return {}
+
+    def write_files(self, folder: Path, tracking: Any, head: HeadAsset, texture_size: int, device: str,
+                    sink: EventSink) -> dict[str, float]:
+        """Files beyond the pipeline's, written into the results directory `folder` from the
+        assembled tracking arrays (formats.results_dir.TrackingArrays); returns stage timings
+        (seconds) for result.json."""
+        return {}
+
     @abstractmethod
     def track(self, clip: TrackerInput) -> TrackerOutput:
         """Track the clip; see TrackerOutput for what each frame's output is."""

@@ -126,7 +126,9 @@ def test_the_methods_are_the_registry_s_and_their_code_is_what_they_run(tmp_path
         assert {"track.py", "footage.py", "formats/results_dir.py", TRACKERS[name].module_file} <= files
         others = {TRACKERS[other].module_file for other in METHODS if other != name}
         assert not files & others  # another tracker's module is not this one's code
-        assert not any(f.startswith(("dam/", "evaluation/", "bench/")) for f in files)
+        assert not any(f.startswith(("evaluation/", "bench/")) for f in files)
+        # Only a face-model tracker runs the face model's code.
+        assert any(f.startswith("dam/") for f in files) == TRACKERS[name].needs_model
     assert {"trackers/rotation.py", "render/camera.py"} <= relative["landmark-fit"]
     # A table read beside the code counts; so do the packages that compute.
     assert "landmarks/mediapipe_to_ibug68.json" in relative["mediapipe-blendshapes"]

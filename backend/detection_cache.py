@@ -1,0 +1,79 @@
+"""The landmarks stage of `track`, cached: detecting is the slowest stage of a re-run that
+changes only what comes after it (another tracker, model or texture size).
+
+An entry is `<cache>/stages/detections/<key>.npz` (points, confidence, found), its key the
+SHA-256 of everything the detections depend on: the footage file (resolved path, size,
+modification time), the frame range and frame rate, the detector's name, the detection code
+(every file of backend/landmarks/) and the versions of the packages it runs. Entries are disposable
+(DESIGN.md): one that fails to load is detected again; a cache folder that cannot be written
+is skipped. Never in --out; nothing unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .cache import writable_cache_subdir
+from .events import EventSink
+from .formats.atomic import atomic_file
+from .formats.errors import BadInput
+from .formats.npz_arrays import read_npz
+from .trackers.interface import Detections
+
+DETECTION_CODE = Path(__file__).parent / "landmarks"
+DETECTION_PACKAGES = ("mediapipe", "face-alignment", "opencv-contrib-python", "opencv-python", "torch")
+
+
+def _detection_code_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(DETECTION_CODE.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".json"):
+            digest.update(path.relative_to(DETECTION_CODE).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def detections_key(footage: Path, first: int, last: int, fps: float, detector: str) -> str:
+    """The cache key of the detections of frames first..last of `footage` (a movie file or a
+    folder of images) by `detector`."""
+    path = Path(footage).resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    key = {"footage": [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
+           "frames": [first, last], "fps": fps, "detector": detector,
+           "code": _detection_code_digest(),
+           "packages": {p: _version(p) for p in DETECTION_PACKAGES}}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def cached_detections(key: str, detect: Callable[[], Detections], sink: EventSink) -> Detections:
+    """The detections stored under `key`, else detect() (and store its result)."""
+    folder = writable_cache_subdir("stages/detections")
+    path = folder / f"{key}.npz" if folder is not None else None
+    if path is not None and path.is_file():
+        try:
+            arrays = read_npz(path, "cached detections", ("points", "confidence", "found"),
+                              "it is detected again")
+            sink.log(f"landmarks from the stage cache ({path.name[:12]})")
+            return Detections(arrays["points"], arrays["confidence"], arrays["found"].astype(bool))
+        except BadInput as exc:
+            sink.log(f"ignoring a stage cache entry: {exc}")
+    detections = detect()
+    if path is not None:
+        with atomic_file(path) as tmp:
+            with tmp.open("wb") as file:
+                np.savez(file, points=detections.points, confidence=detections.confidence,
+                         found=detections.found)
+    return detections

@@ -1,0 +1,82 @@
+"""train-encoder end to end at a tiny size: it writes a loadable encoder with its
+held-out metrics, and an interrupted run resumed from its checkpoint ends where an
+uninterrupted one does."""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.encoder.encoder_file import ENCODER_INFO, load_encoder
+from backend.encoder.network import EncoderArchitecture
+from backend.encoder.training import EncoderTraining, train_encoder
+from backend.events import EventSink
+from backend.formats.errors import BadInput
+
+DEFAULT_MODEL = Path(__file__).parents[3] / "backend/models/default"
+ARCHITECTURE = EncoderArchitecture(crop_size=64, width=8)
+TRAINING = EncoderTraining(steps=4, batch_size=4, expressions=6, views=2, evaluation_expressions=3,
+                           evaluation_views=2, checkpoint_every=2)
+
+
+def _model(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(DEFAULT_MODEL, folder, ignore=shutil.ignore_patterns("encoder.*"))
+    return folder
+
+
+class _Interrupt(EventSink):
+    """Stops training (as Ctrl-C does) once `after` steps are done."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__(json_lines=False)
+        self.after = after
+
+    def progress(self, stage, done, total, **extra):
+        if stage == "train encoder" and done > self.after:
+            raise KeyboardInterrupt
+        super().progress(stage, done, total, **extra)
+
+
+def test_training_writes_an_encoder_with_held_out_metrics(tmp_path):
+    model = _model(tmp_path, "model")
+    train_encoder(model, tmp_path / "work", ARCHITECTURE, TRAINING, False,
+                  EventSink(json_lines=False))
+    info = json.loads((model / ENCODER_INFO).read_text())
+    assert info["run"]["steps"] == 4
+    for name in ("clean_vertex_mm", "augmented_vertex_mm", "clean_rotation_deg"):
+        assert np.isfinite(info["metrics"][name])
+    encoder, _ = load_encoder(model)
+    assert encoder.config.crop_size == 64
+    assert (tmp_path / "work" / "augmentation.png").is_file()
+
+
+def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path):
+    whole = _model(tmp_path, "whole")
+    train_encoder(whole, tmp_path / "w1", ARCHITECTURE, TRAINING, False,
+                  EventSink(json_lines=False))
+    resumed = _model(tmp_path, "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train_encoder(resumed, tmp_path / "w2", ARCHITECTURE, TRAINING, False, _Interrupt(2))
+    assert not (resumed / ENCODER_INFO).exists()
+    with pytest.raises(BadInput, match="--resume"):
+        train_encoder(resumed, tmp_path / "w2", ARCHITECTURE, TRAINING, False,
+                      EventSink(json_lines=False))
+    train_encoder(resumed, tmp_path / "w2", ARCHITECTURE, TRAINING, True,
+                  EventSink(json_lines=False))
+    a, _ = load_encoder(whole)
+    b, _ = load_encoder(resumed)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+
+
+def test_too_few_expressions_for_a_batch_are_refused_before_rendering(tmp_path):
+    model = _model(tmp_path, "model")
+    with pytest.raises(BadInput, match="--expressions"):
+        train_encoder(model, tmp_path / "work", ARCHITECTURE, replace(TRAINING, expressions=1), False,
+                      EventSink(json_lines=False))
+    assert not (tmp_path / "work" / "views").exists()
