@@ -134,11 +134,11 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
     first, last = parse_frame_range(settings.frames, info.frame_count)
     model_folder = None
     if entry.needs_model:
-        if settings.head != "default":
-            raise BadInput(f"--head {settings.head}: the {entry.name} tracker tracks its face model's "
-                           "own head; choose the model with --model (--head serves the landmark fit "
-                           "and MediaPipe)")
         model_folder, head = tracker.open_model(settings.model)
+        if settings.head != "default" and resolve_head(settings.head).topology_hash != head.topology_hash:
+            raise BadInput(f"--head {settings.head}: the {entry.name} tracker tracks its face model's "
+                           f"own head (topology {head.topology_hash}), and this head is another; "
+                           "choose the model with --model (--head serves the landmark fit and MediaPipe)")
     else:
         head = resolve_head(settings.head)
     check_head_for_tracking(head)

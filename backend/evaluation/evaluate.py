@@ -22,6 +22,10 @@ def head_for_results(document: dict, head_spec: str | None) -> HeadAsset:
     the model id its result.json records."""
     from ..heads.default_head import resolve_head
 
+    if head_spec is None and isinstance(document.get("dam_model"), dict):
+        from ..dam.model_folder import load_model_head
+
+        return load_model_head(Path(document["dam_model"]["path"]))  # a face-model tracker's
     if head_spec is None:
         model = str(document.get("model", ""))
         head_spec = "default" if model.startswith("default-") else model
