@@ -58,16 +58,25 @@ def detections_key(footage: Path, first: int, last: int, fps: float, detector: s
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def cached_detections(key: str, detect: Callable[[], Detections], sink: EventSink) -> Detections:
-    """The detections stored under `key`, else detect() (and store its result)."""
+def cached_detections(key: str, frame_count: int, detect: Callable[[], Detections],
+                      sink: EventSink) -> Detections:
+    """The detections of `frame_count` frames stored under `key`, else detect() (and store its
+    result). An entry of other shapes or with non-finite values is detected again."""
     folder = writable_cache_subdir("stages/detections")
     path = folder / f"{key}.npz" if folder is not None else None
     if path is not None and path.is_file():
         try:
             arrays = read_npz(path, "cached detections", ("points", "confidence", "found"),
                               "it is detected again")
+            points, confidence, found = arrays["points"], arrays["confidence"], arrays["found"]
+            if (points.shape != (frame_count, 68, 2) or confidence.shape != (frame_count, 68)
+                    or found.shape != (frame_count,) or not np.isfinite(points).all()
+                    or not np.isfinite(confidence).all()):
+                raise BadInput(f"cached detections {path.name}: shapes {points.shape}, "
+                               f"{confidence.shape}, {found.shape} or values unfit for {frame_count} "
+                               "frames; they are detected again")
             sink.log(f"landmarks from the stage cache ({path.name[:12]})")
-            return Detections(arrays["points"], arrays["confidence"], arrays["found"].astype(bool))
+            return Detections(points.astype(np.float32), confidence.astype(np.float32), found.astype(bool))
         except BadInput as exc:
             sink.log(f"ignoring a stage cache entry: {exc}")
     detections = detect()

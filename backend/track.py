@@ -152,7 +152,7 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
     if entry.needs_detections:
         key = detections_key(settings.footage, first, last, info.fps, settings.detector)
         detections, timings["detect"] = _without_decoding(frames, lambda: cached_detections(
-            key, lambda: detect_landmarks(frames, settings.detector, settings.device, sink), sink))
+            key, len(frames), lambda: detect_landmarks(frames, settings.detector, settings.device, sink), sink))
         _require_a_face(detections.found, info.path, first, last)
     clip = TrackerInput(head=head, frame_count=len(frames), width=info.width, height=info.height,
                         fps=info.fps, device=settings.device, sink=sink, detections=detections,
