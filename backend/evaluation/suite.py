@@ -29,16 +29,19 @@ import numpy as np
 import torch
 
 from ..config_parser import option
+from ..dam.model_folder import load_model_head, resolve_model
 from ..data_location import data_dir
 from ..events import EventSink
 from ..formats.atomic import atomic_directory, atomic_file
 from ..formats.errors import BadInput
 from ..formats.head_file import load_head
+from ..formats.results_dir import read_results
 from ..track import TrackSettings, run_track
 from ..trackers.registry import tracker_entry
 from .clip_making import FOOTAGE, HEAD, TRUTH, make_clips
 from .clip_specs import QUICK_CLIPS, STANDARD_CLIPS, ClipSpec
 from .code_closure import BACKEND_ROOT
+from .decoded_texture_psnr import decoded_texture_psnr
 from .evaluate import evaluate_against_truth, evaluate_real
 from .photo_metrics import photo_nme, photos_summary
 from .suite_cache import (
@@ -165,9 +168,16 @@ def _track_seconds(results: Path) -> float:
 
 
 def score_truth_clip(clip: Path, method: str, work: Path, device: str, keys: SuiteKeys,
-                     sink: EventSink) -> dict:
+                     sink: EventSink) -> dict | None:
     """Track a make-benchmark clip with `method` and score it against the truth; per-frame and
-    per-vertex errors are saved beside the scores (TRUTH_ARRAYS) for the plots."""
+    per-vertex errors are saved beside the scores (TRUTH_ARRAYS) for the plots. A face-model
+    tracker also gets the PSNR of its decoded texture over the frames
+    (decoded_texture_psnr.py), and None on a clip of another head than its model's."""
+    entry = tracker_entry(method)
+    model_folder = resolve_model("default") if entry.needs_model else None  # track's default --model
+    if model_folder is not None and (load_head(clip / HEAD).topology_hash
+                                     != load_model_head(model_folder).topology_hash):
+        return None
     settings = TrackSettings(footage=clip / FOOTAGE, out=work / "results" / method / clip.name,
                              head=str(clip / HEAD), device=device, overwrite=True, texture_size=0,
                              tracker=method)
@@ -180,6 +190,10 @@ def score_truth_clip(clip: Path, method: str, work: Path, device: str, keys: Sui
         results = tracked_results(settings, keys, clip_digest, sink)
         report, errors = evaluate_against_truth(results, clip, None)
         _save_truth_arrays(arrays_path, errors)
+        if model_folder is not None:
+            decoded = decoded_texture_psnr(read_results(results).tracking, clip / FOOTAGE, model_folder,
+                                           load_model_head(model_folder), device, PHOTOMETRIC_STEP)
+            report["decoded_texture_psnr_db"] = decoded["psnr_db"]
         return {**report, "track_seconds": _track_seconds(results)}
 
     def check(scores: dict) -> None:
@@ -337,7 +351,9 @@ def run_suite(settings: SuiteSettings, sink: EventSink) -> Path:
     for method, description in METHODS.items():
         per_clip: dict[str, dict] = {}
         for clip in clips:
-            per_clip[clip.name] = score_truth_clip(clip, method, work, device, keys, sink)
+            truth_scores = score_truth_clip(clip, method, work, device, keys, sink)
+            if truth_scores is not None:  # None: not applicable (a face model of another head)
+                per_clip[clip.name] = truth_scores
             done += 1
             sink.progress("suite", done, jobs)
         for video in real:

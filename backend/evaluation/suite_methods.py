@@ -31,7 +31,8 @@ PIPELINE = "track.py"
 # Per clip kind, the modules that turn results into scores, and packages whose version counts
 # though no import statement names them (the dlib predictor's model file ships in one).
 SCORING_MODULES: dict[str, tuple[str, ...]] = {
-    "truth": ("evaluation/evaluate.py", "evaluation/truth_metrics.py"),
+    "truth": ("evaluation/evaluate.py", "evaluation/truth_metrics.py",
+              "evaluation/decoded_texture_psnr.py"),
     "real": ("evaluation/evaluate.py", "evaluation/real_metrics.py", "landmarks/dlib_detector.py"),
     "photos": ("evaluation/photo_metrics.py",),
 }

@@ -52,6 +52,7 @@ TRUTH_COLUMNS: tuple[Column, ...] = (
     ("landmark_nme", "landmark NME", "{:.4f}"),
     ("jitter_px", "jitter px", "{:.3f}"),
     ("truth_jitter_px", "truth jitter px", "{:.3f}"),
+    ("decoded_texture_psnr_db", "decoded texture PSNR dB", "{:.2f}"),
     ("fraction_tracked", "tracked", "{:.1%}"),
     ("frames", "frames scored", "{:.0f}"),
     ("frames_untracked", "untracked", "{:.0f}"),
