@@ -61,6 +61,7 @@ REAL_FRAMES_FULL = 300  # frames scored per real clip (the first ones)
 REAL_FRAMES_QUICK = 60
 QUICK_REAL_CLIPS = ("lp_driving_d0.mp4",)
 PHOTOMETRIC_STEP = 3  # every third frame in the photometric error of real clips
+PHOTOS = "annotated-photos"  # the name of the photos' entry in the report
 PHOTO_FPS = 25.0  # an annotated photo is tracked as a one-frame image sequence
 SEED = 0
 # Per-frame and per-vertex arrays kept beside a truth clip's scores, for the report's plots.
@@ -80,7 +81,24 @@ class SuiteSettings:
     work: Path = option(Path("out/suite"), "folder of clips, results and scores, kept so a run resumes")
     report: Path | None = option(None, "the report (default: WORK/quick|full/suite.json; markdown, "
                                  "plots and contact sheets beside it)", flag="--json")
+    clips: str | None = option(None, "comma-separated clip names to score alone (ground-truth clips, real "
+                               "video names without extension, annotated-photos); default: all")
+    real_frames: int | None = option(None, "frames scored per real clip, the first ones (default: 300, "
+                                     "quick 60)")
     device: str = "cpu"
+
+
+def chosen(names: list[str], wanted: str | None) -> set[str]:
+    """The names `wanted` (comma-separated) picks from `names`; all of them for None. BadInput
+    naming any that is not there."""
+    if wanted is None:
+        return set(names)
+    picked = {name.strip() for name in wanted.split(",") if name.strip()}
+    unknown = sorted(picked - set(names))
+    if unknown or not picked:
+        raise BadInput(f"--clips: no clip named {', '.join(unknown) or '(none given)'}; this set has "
+                       + ", ".join(names))
+    return picked
 
 
 def real_videos(quick: bool) -> list[Path]:
@@ -324,19 +342,27 @@ def run_suite(settings: SuiteSettings, sink: EventSink) -> Path:
     device, quick = settings.device, settings.quick
     work = Path(settings.work) / ("quick" if quick else "full")
     specs = QUICK_CLIPS if quick else STANDARD_CLIPS
+    real = real_videos(quick)
+    picked = chosen([spec.name for spec in specs] + [video.stem for video in real] + [PHOTOS],
+                    settings.clips)
+    if settings.real_frames is not None and settings.real_frames < 3:
+        raise BadInput(f"--real-frames {settings.real_frames}: at least 3 (jitter needs them)")
+    specs = tuple(spec for spec in specs if spec.name in picked)
+    real = [video for video in real if video.stem in picked]
+    with_photos = PHOTOS in picked
     clips = make_clips(specs, work / "clips", SEED, sink)
     render_seconds = time.perf_counter() - start
-    real = real_videos(quick)
-    real_frames = REAL_FRAMES_QUICK if quick else REAL_FRAMES_FULL
+    real_frames = settings.real_frames or (REAL_FRAMES_QUICK if quick else REAL_FRAMES_FULL)
     entries = [clip_entry(spec, clip) for spec, clip in zip(specs, clips, strict=True)]
     for video in real:
         entries.append({"name": video.stem, "kind": "real", "file": video.name,
                         "frames": real_frames})
-    entries.append({"name": "annotated-photos", "kind": "photos",
-                    "photos": [image.name for image, _ in annotated_photos()]})
+    if with_photos:
+        entries.append({"name": PHOTOS, "kind": "photos",
+                        "photos": [image.name for image, _ in annotated_photos()]})
     keys = SuiteKeys()
     methods = []
-    jobs = len(METHODS) * (len(clips) + len(real) + 1) + len(REFERENCES) * len(clips)
+    jobs = len(METHODS) * (len(clips) + len(real) + with_photos) + len(REFERENCES) * len(clips)
     done = 0
     references = []
     for name, description in REFERENCES.items():
@@ -360,16 +386,19 @@ def run_suite(settings: SuiteSettings, sink: EventSink) -> Path:
             per_clip[video.stem] = score_real_clip(video, real_frames, method, work, device, keys, sink)
             done += 1
             sink.progress("suite", done, jobs)
-        per_clip["annotated-photos"] = score_photos(method, work, device, keys, sink)
-        done += 1
-        sink.progress("suite", done, jobs)
+        if with_photos:
+            per_clip[PHOTOS] = score_photos(method, work, device, keys, sink)
+            done += 1
+            sink.progress("suite", done, jobs)
         methods.append({"name": method, "description": description, "clips": per_clip})
     usage_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     usage_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     document = {
         "benchmark": "suite",
         "quick": quick,
-        "command": "python -m backend suite" + (" --quick" if quick else ""),
+        "command": "python -m backend suite" + (" --quick" if quick else "")
+                   + (f" --clips {settings.clips}" if settings.clips else "")
+                   + (f" --real-frames {settings.real_frames}" if settings.real_frames else ""),
         "seed": SEED,
         "work": str(work),
         "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),

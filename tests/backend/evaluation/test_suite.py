@@ -58,3 +58,14 @@ def test_quick_suite_scores_every_method_on_every_clip(tmp_path: Path, data_dir:
     assert kept and all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert json.loads(report.read_text())["methods"] == document["methods"]
     assert json.loads(report.read_text())["references"] == document["references"]
+
+
+def test_clips_are_chosen_by_name_and_an_unknown_one_is_refused_naming_the_set():
+    from backend.evaluation.suite import chosen
+    from backend.formats.errors import BadInput
+
+    names = ["a-clip", "lp_driving_d0", "annotated-photos"]
+    assert chosen(names, None) == set(names)
+    assert chosen(names, "a-clip, annotated-photos") == {"a-clip", "annotated-photos"}
+    with pytest.raises(BadInput, match="no clip named nope.*a-clip, lp_driving_d0"):
+        chosen(names, "a-clip,nope")
