@@ -65,7 +65,12 @@ def method_sources(name: str, root: Path = BACKEND_ROOT) -> Sources:
     the sources under `root` (the backend package)."""
     entry = tracker_entry(name)
     closure = code_closure([PIPELINE, entry.module_file], root)
-    return Sources(closure.files, entry.data_files, closure.packages)
+    # A face-model tracker's results are made by the suite's model (track's default --model):
+    # a retrained encoder or DAM is new code for it.
+    folder = root / "models" / DEFAULT_MODEL_NAME
+    models = (tuple(sorted(p for p in folder.iterdir() if p.is_file()))
+              if entry.needs_model and folder.is_dir() else ())
+    return Sources(tuple(sorted({*closure.files, *models})), entry.data_files, closure.packages)
 
 
 def scoring_sources(kind: str, root: Path = BACKEND_ROOT) -> Sources:
