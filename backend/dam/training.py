@@ -22,7 +22,7 @@ from ..formats.errors import BadInput
 from ..lab.capture import LabCapture
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .model import DamArchitecture, DeepAppearanceModel
-from .model_folder import save_model
+from .model_folder import save_model, save_model_head
 from .training_data import Batch, BatchMaker
 
 
@@ -131,6 +131,8 @@ def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, confi
                      f"--batch-size {config.batch_size} --seed {config.seed} --latent "
                      f"{architecture.latent} --texture-size {architecture.texture_size}",
     })
+    # The model folder carries its head: train-encoder and the face-model trackers need it.
+    save_model_head(out, capture.head)
     return out
 
 

@@ -182,6 +182,7 @@ def test_the_cli_captures_trains_and_evaluates_a_tiny_model(tmp_path: Path):
     assert events[-1] == {"event": "result", "path": str(model)}
     info = json.loads((model / "model.json").read_text())
     assert info["training"]["steps"] == 20 and "reproduce" in info
+    assert info["head"] == "head.npz" and (model / "head.npz").is_file()  # train-encoder needs it
     done = run_backend("evaluate-model", str(model), "--views", "1", "--json", str(report))
     assert done.returncode == 0, done.stderr
     figures = json.loads(report.read_text())
