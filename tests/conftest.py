@@ -12,12 +12,14 @@ are collected, and the extension they install talks to the backend's interpreter
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -189,3 +191,19 @@ def square_head_fields() -> dict:
         uv_faces=np.array([[0, 1, 2], [0, 2, 3]]), blendshapes=np.full((1, 4, 3), 0.01, np.float32),
         blendshape_names=["jawOpen"], landmark_vertex=np.arange(68) % 4,
         landmark_mask=np.ones(68, bool), face_region=np.ones(4, bool))
+
+
+def yawed_poses(head, yaw_degrees: list[float], distance: float = 0.6) -> np.ndarray:
+    """(F, 4, 4) float32 head -> camera poses looking at the head's face centre from `distance`
+    metres, the camera turned about the head's vertical axis by each yaw (degrees)."""
+    from backend.head_space import HEAD_TO_FRONT_CAMERA
+    from backend.lab.capture import face_centre_and_height
+
+    centre, _ = face_centre_and_height(head)
+    poses = np.tile(np.eye(4, dtype=np.float32), (len(yaw_degrees), 1, 1))
+    for pose, yaw in zip(poses, np.radians(yaw_degrees), strict=True):
+        spin = np.array([[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw), math.cos(yaw), 0],
+                         [0, 0, 1]])
+        pose[:3, :3] = HEAD_TO_FRONT_CAMERA @ spin
+        pose[:3, 3] = np.array([0, 0, distance]) - pose[:3, :3] @ centre
+    return poses

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import cv2
@@ -13,27 +12,14 @@ import torch
 from backend.dam.model_folder import DEFAULT_MODEL, decode, load_model, load_model_head
 from backend.decoded_textures import STAGE, decoded_view_directions, write_decoded_textures
 from backend.events import EventSink
-from backend.head_space import HEAD_TO_FRONT_CAMERA
 from backend.lab.capture import face_centre_and_height, view_directions
+from conftest import yawed_poses
 
 
 @pytest.fixture(scope="module")
 def default_model():
     model, _ = load_model(DEFAULT_MODEL)
     return model, load_model_head(DEFAULT_MODEL)
-
-
-def yawed_poses(head, yaw_degrees: list[float], distance: float = 0.6) -> np.ndarray:
-    """(F, 4, 4) head -> camera poses looking at the face centre from `distance` metres, the
-    camera turned about the head's vertical axis by each yaw."""
-    centre, _ = face_centre_and_height(head)
-    poses = np.tile(np.eye(4), (len(yaw_degrees), 1, 1))
-    for pose, yaw in zip(poses, np.radians(yaw_degrees), strict=True):
-        spin = np.array([[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw), math.cos(yaw), 0],
-                         [0, 0, 1]])
-        pose[:3, :3] = HEAD_TO_FRONT_CAMERA @ spin
-        pose[:3, 3] = np.array([0, 0, distance]) - pose[:3, :3] @ centre
-    return poses
 
 
 def read_png(path: Path) -> np.ndarray:

@@ -4,7 +4,6 @@ textures/<view>/ inside the results directory, and every refusal before any deco
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import cv2
@@ -18,9 +17,8 @@ from backend.events import EventSink
 from backend.formats.camera_file import CameraFile
 from backend.formats.errors import BadInput
 from backend.formats.results_dir import TrackingArrays, read_results, write_arrays, write_summary
-from backend.head_space import HEAD_TO_FRONT_CAMERA
-from backend.lab.capture import face_centre_and_height
 from backend.texture_baking import DAM_MODEL_FIELD, BakeTexturesConfig, bake_textures
+from conftest import yawed_poses
 
 FRAMES = np.array([7, 8, 9])
 SOURCE = {"path": "/clips/actor.mp4", "fps": 25.0, "width": 64, "height": 48,
@@ -35,19 +33,6 @@ def head():
 @pytest.fixture(scope="module")
 def model():
     return load_model(DEFAULT_MODEL)[0]
-
-
-def yawed_poses(head, yaw_degrees: list[float], distance: float = 0.6) -> np.ndarray:
-    """(F, 4, 4) float32 head -> camera poses looking at the face centre from `distance`
-    metres, the camera turned about the head's vertical axis by each yaw."""
-    centre, _ = face_centre_and_height(head)
-    poses = np.tile(np.eye(4, dtype=np.float32), (len(yaw_degrees), 1, 1))
-    for pose, yaw in zip(poses, np.radians(yaw_degrees), strict=True):
-        spin = np.array([[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw), math.cos(yaw), 0],
-                         [0, 0, 1]])
-        pose[:3, :3] = HEAD_TO_FRONT_CAMERA @ spin
-        pose[:3, 3] = np.array([0, 0, distance]) - pose[:3, :3] @ centre
-    return poses
 
 
 def write_results(directory: Path, head, latent: bool = True, record: dict | None = None) -> Path:
