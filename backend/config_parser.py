@@ -98,6 +98,25 @@ def option_fields(config_type: type) -> list[dataclasses.Field]:
             if f.init and (_HELP in f.metadata or f.metadata.get(_NESTED))]
 
 
+def command_flags(config: Any, always: tuple[str, ...] = ()) -> list[str]:
+    """The command-line flags that give `config`'s options (not its positional, required or
+    nested fields): those that differ from their defaults, and those named in `always`;
+    booleans as bare flags."""
+    flags = []
+    for field in option_fields(type(config)):
+        if any(field.metadata.get(key) for key in (_POSITIONAL, _REQUIRED, _NESTED)):
+            continue
+        value = getattr(config, field.name)
+        if value is None or (field.name not in always and value == field.default):
+            continue
+        flag = field.metadata.get(_FLAG) or "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            flags += [flag] if value else []
+        else:
+            flags.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    return flags
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, config_type: type) -> None:
     """Add the options of `config_type` to `parser`."""
     hints = typing.get_type_hints(config_type)

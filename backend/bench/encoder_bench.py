@@ -123,7 +123,7 @@ def bench_encoder(config: BenchEncoderConfig, sink: EventSink) -> dict:
 
     from ..dam.model_folder import load_model, load_model_head, resolve_model
     from ..decoded_textures import decode_textures, decoded_view_directions
-    from ..encoder.crop import box_from_landmarks, crop_intrinsics, cut_crop
+    from ..encoder.crop import crop_frame
     from ..encoder.crop_pose import pose_from_crop
     from ..footage import Footage
     from ..formats.camera import centred_intrinsics
@@ -187,29 +187,34 @@ def bench_encoder(config: BenchEncoderConfig, sink: EventSink) -> dict:
     centre, height = face_centre_and_height(model_head)
     centre_t = torch.as_tensor(centre, dtype=torch.float32, device=device)
 
-    def crop_all() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        index, crops, cameras = [], [], []
-        for i, image in enumerate(images):
-            box = (box_from_landmarks(detections.points[i], detections.confidence[i])
-                   if detections.found[i] else None)
-            if box is not None:
-                index.append(i)
-                crops.append(cut_crop(image, box, size))
-                cameras.append(crop_intrinsics(intrinsics, box, size))
-        return np.array(index, int), np.stack(crops), np.stack(cameras)
+    confidence = detections.confidence * model_head.landmark_mask[None]
 
-    (tracked_index, crops, cameras), crop_s = _timed(crop_all, device)
+    def crop_all() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        index, seen = [], []
+        for i, image in enumerate(images):
+            one = (crop_frame(image, detections.points[i], detections.confidence[i], intrinsics, size)
+                   if detections.found[i] else None)
+            if one is not None:
+                index.append(i)
+                seen.append(one)
+        return (np.array(index, int), *(np.stack([s[f] for s in seen]) if seen else np.zeros(0)
+                                        for f in range(3)))
+
+    (tracked_index, crops, points, cameras), crop_s = _timed(crop_all, device)
     tracked = len(tracked_index)
     if tracked == 0:
         raise BadInput(f"no face found in frames 0-{last} of {info.path}: nothing to encode")
     crops_t = torch.as_tensor(crops, device=device)
+    points_t = torch.as_tensor(points, device=device)
+    confidence_t = torch.as_tensor(confidence[tracked_index], dtype=torch.float32, device=device)
     cameras_t = torch.as_tensor(cameras, device=device)
 
     def encode(batch: int, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         zs, poses = [], []
         with torch.no_grad():
             for s in range(0, tracked if limit is None else min(limit, tracked), batch):
-                out = encoder(crops_t[s:s + batch].permute(0, 3, 1, 2).float() / 255)
+                out = encoder(crops_t[s:s + batch].permute(0, 3, 1, 2).float() / 255,
+                              points_t[s:s + batch], confidence_t[s:s + batch])
                 zs.append(out.z)
                 poses.append(pose_from_crop(out.rotation, out.uv, out.scale, cameras_t[s:s + batch],
                                             size, centre_t, height))

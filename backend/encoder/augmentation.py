@@ -3,7 +3,9 @@ training sample (docs/encoder.md shows a contact sheet):
 
 photographic backgrounds (scikit-image's bundled sample photographs, none with a face),
 partial occluders (bars, blobs and glasses of random colour or photographic texture), white
-balance, exposure and gamma, motion blur, low resolution, sensor noise and JPEG compression.
+balance, exposure and gamma, motion blur, low resolution, sensor noise and JPEG compression;
+and more of a detector's error on the landmarks the encoder is given (`detected_landmarks`;
+the detector's own error is in the views, lab_views.py).
 Geometry-changing factors (lens, crop jitter, light direction) are rendered in (lab_views.py).
 Images are (S, S, 3) uint8 RGB; masks (S, S) uint8, 255 on the head.
 """
@@ -45,6 +47,26 @@ class Augmentation:
     jpeg: float = 0.6
     jpeg_low: int = 12
     jpeg_high: int = 90
+    # Per-point error added, as a fraction of the face height: on the detector's own landmarks
+    # of the render (a little more than it makes), or, where it found no face, on the truth.
+    detected_landmark_error: float = 0.004
+    landmark_error: float = 0.015
+    landmark_error_spread: float = 0.5  # log sigma of a sample's error scale (easy and hard frames)
+    landmark_dropout: float = 0.1  # a sample loses a random fifth of its points (unconfident)
+
+
+def detected_landmarks(points: np.ndarray, error_px: np.ndarray, rng: np.random.Generator,
+                       config: Augmentation) -> tuple[np.ndarray, np.ndarray]:
+    """More of a detector's error on landmarks (B, 68, 2) crop pixels: Gaussian per point at
+    `error_px` (B,) times a per-sample scale (easy and hard frames), and in some samples a fifth
+    of the points missing. Returns points (B, 68, 2) f32 and confidence (B, 68) f32 in {0, 1}."""
+    count = len(points)
+    scale = error_px * np.exp(rng.normal(0, config.landmark_error_spread, count))
+    moved = points + rng.normal(0, 1, points.shape) * scale[:, None, None]
+    confidence = np.ones(points.shape[:2], np.float32)
+    for b in np.nonzero(rng.random(count) < config.landmark_dropout)[0]:
+        confidence[b, rng.choice(points.shape[1], points.shape[1] // 5, replace=False)] = 0
+    return moved.astype(np.float32), confidence
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,8 @@ CROP_POINTS = np.array([8, *range(17, 68)])
 # forehead) by RAISE x side: brows-to-chin is about two thirds of the face.
 SIDE_SCALE = 1.7
 RAISE = 0.06
+# A detection at or below this confidence is not used (not for the crop, not as an input).
+CONFIDENT = 0.1
 # Fewer confident crop points than this: no crop (the frame counts as without a face).
 MIN_POINTS = 12
 
@@ -41,7 +43,7 @@ class CropBox:
 
 
 def box_from_landmarks(points: np.ndarray, confidence: np.ndarray,
-                       threshold: float = 0.1) -> CropBox | None:
+                       threshold: float = CONFIDENT) -> CropBox | None:
     """The crop of one face from its 68 landmarks (68, 2) pixels and confidences (68,);
     None when fewer than MIN_POINTS of CROP_POINTS are confident."""
     use = CROP_POINTS[confidence[CROP_POINTS] > threshold]
@@ -54,6 +56,12 @@ def box_from_landmarks(points: np.ndarray, confidence: np.ndarray,
         return None
     centre = (low + high) / 2
     return CropBox(float(centre[0]), float(centre[1] - RAISE * side), side)
+
+
+def to_crop(points: np.ndarray, box: CropBox, size: int) -> np.ndarray:
+    """(..., 2) footage pixels -> crop pixels of a size x size crop of `box`."""
+    a = box.similarity(size)
+    return (points @ a[:2, :2].T + a[:2, 2]).astype(np.float32)
 
 
 def crop_intrinsics(intrinsics: np.ndarray, box: CropBox, size: int) -> np.ndarray:
@@ -79,3 +87,14 @@ def cut_crop(image: np.ndarray, box: CropBox, size: int) -> np.ndarray:
         matrix = matrix @ scale
     return cv2.warpAffine(source, matrix[:2], (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def crop_frame(image: np.ndarray, points: np.ndarray, confidence: np.ndarray, intrinsics: np.ndarray,
+               size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """What the encoder sees of one frame (H, W, 3) uint8 with its 68 landmarks (68, 2) pixels
+    and confidences (68,), footage intrinsics (3, 3): the crop (S, S, 3) uint8, the landmarks
+    in crop pixels (68, 2) and the crop camera (3, 3); None without a confident face."""
+    box = box_from_landmarks(points, confidence)
+    if box is None:
+        return None
+    return cut_crop(image, box, size), to_crop(points, box, size), crop_intrinsics(intrinsics, box, size)

@@ -7,7 +7,9 @@ and light: lens 20-100 mm (35 mm equivalent), the face 12-60 % of the frame heig
 its central part, head rotation relative to the line of sight (yaw within the capture's range,
 pitch, roll), one directional light from the camera's side with random ambient and specular.
 What does not need a render (backgrounds, colour, blur, noise, compression, occluders) is
-augmentation.py's, drawn anew every step.
+augmentation.py's, drawn anew every step. The landmark detector the tracker uses runs on every
+render, so the encoder learns from the detector's own errors (its biases follow pose and
+expression; a Gaussian cannot teach them), not only from the truth.
 
 A views folder (memory-mapped, so training reads only its batch):
 
@@ -17,6 +19,8 @@ A views folder (memory-mapped, so training reads only its batch):
     expression.npy    (N,) int64 index into the expressions
     poses.npy         (N, 4, 4) f32 head -> camera of the view
     intrinsics.npy    (N, 3, 3) f32 the crop camera (pixels of the crop)
+    detected.npy      (N, 68, 2) f32 the detector's landmarks on the render, crop pixels
+    detected_found.npy (N,) bool  whether it found the face
     weights.npy       (E, K) f32 the expressions' weights on the head's shapes
     codes.npy         (E, Z) f32 the DAM encoder's code (mean) of every expression
 
@@ -45,11 +49,12 @@ from ..events import EventSink
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
 from ..head_space import HEAD_TO_FRONT_CAMERA
-from ..lab.capture import CaptureConfig, LabRenderer, face_centre_and_height
+from ..lab.capture import CaptureConfig, LabRenderer, expression_weights, face_centre_and_height
+from ..landmarks.detector_factory import create_detector
 from ..render.shading import render_textured
 from .crop import box_from_landmarks, crop_intrinsics
 
-VIEWS_FORMAT = 1
+VIEWS_FORMAT = 2
 FRAME_PX = 1000.0  # the virtual footage's side; only ratios to it matter
 LIGHT_GROUP = 8  # consecutive views rendered together under one light
 
@@ -77,6 +82,33 @@ def _rotation(axis: int, degrees: float) -> np.ndarray:
     r = np.eye(3)
     r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
     return r
+
+
+DENSE_FRACTION = 0.5  # of the training expressions: dense mixes (encoder_expressions)
+
+
+def encoder_expressions(names: list[str], count: int, rng: np.random.Generator) -> np.ndarray:
+    """(count, K) the encoder's training expressions: half as the lab capture draws them
+    (lab.capture.expression_weights: each shape alone, co-activations, mixes of 1-5), half
+    dense mixes as performances move the face: every shape active with a probability drawn
+    per expression (0.1-0.5), at mostly small weights (uniform squared), a Left shape's Right
+    twin often with it. Why: on the default head's ground-truth clips 9-16 shapes are above
+    0.05 per frame (2.9 in the lab sampler's draws), and an encoder trained on sparse mixes
+    alone regresses dense ones toward them."""
+    dense = round(count * DENSE_FRACTION)
+    rows = [expression_weights(names, count - dense, rng)]
+    k = len(names)
+    twin = np.array([names.index(n.replace("Left", "Right")) if "Left" in n and n.replace("Left", "Right")
+                     in names else -1 for n in names])
+    mixes = np.zeros((dense, k), np.float32)
+    for row in mixes:
+        active = rng.random(k) < rng.uniform(0.1, 0.5)
+        row[active] = rng.uniform(0, 1, int(active.sum())) ** 2
+        paired = (twin >= 0) & (rng.random(k) < 0.6)
+        row[twin[paired]] = np.clip(row[paired] + rng.normal(0, 0.05, int(paired.sum())), 0, 1)
+    rows.append(mixes)
+    weights = np.concatenate(rows).astype(np.float32)
+    return weights[rng.permutation(len(weights))]
 
 
 def sample_view(head_centre: np.ndarray, face_height: float, yaw_range: float, sampling: ViewSampling,
@@ -136,9 +168,10 @@ def lab_renderer(head: HeadAsset, model: DeepAppearanceModel) -> LabRenderer:
 
 def make_views(head: HeadAsset, model: DeepAppearanceModel, weights: np.ndarray, views: int,
                crop_size: int, seed: int, out: Path, sink: EventSink, sampling: ViewSampling = ViewSampling(),
-               yaw_range: float = 60.0, provenance: dict | None = None) -> Path:
+               yaw_range: float = 60.0, provenance: dict | None = None, detector: str = "mediapipe") -> Path:
     """Render `views` views of each expression (weights (E, K) on the head's shapes) into the
-    views folder `out` (written beside it, renamed when complete)."""
+    views folder `out` (written beside it, renamed when complete), each with the landmarks
+    `detector` finds on it."""
     if head.num_vertices != model.num_vertices:
         raise BadInput(f"the head has {head.num_vertices} vertices, the model {model.num_vertices}: "
                        "they are not the model's head")
@@ -159,6 +192,9 @@ def make_views(head: HeadAsset, model: DeepAppearanceModel, weights: np.ndarray,
     masks = open_array("masks.npy", (total, size, size), np.uint8)
     poses = np.zeros((total, 4, 4), np.float32)
     intrinsics = np.zeros((total, 3, 3), np.float32)
+    detected = np.zeros((total, 68, 2), np.float32)
+    detected_found = np.zeros(total, bool)
+    finder = create_detector(detector, video=False)
     expression = np.repeat(np.arange(len(weights)), views).astype(np.int64)
     # Renders go in groups sharing one light: a batched render costs little more than one.
     for begin in range(0, total, LIGHT_GROUP):
@@ -187,22 +223,30 @@ def make_views(head: HeadAsset, model: DeepAppearanceModel, weights: np.ndarray,
         with torch.no_grad():
             image, fragments = render_textured(torch.stack(cams), lab.faces, lab.uv, lab.uv_faces,
                                                lab.albedo, torch.stack(ks), size, size, **_light(rng))
-        crops[group.start:group.stop] = (image.clamp(0, 1) * 255).round().byte().numpy()
+        pixels = (image.clamp(0, 1) * 255).round().byte().numpy()
+        crops[group.start:group.stop] = pixels
         masks[group.start:group.stop] = fragments.mask.numpy().astype(np.uint8) * 255
+        for n, render in zip(group, pixels, strict=True):
+            found = finder.detect(np.ascontiguousarray(render))
+            detected[n], detected_found[n] = found.points, found.found
         sink.progress("render views", group.stop, total)
+    finder.close()
     crops.flush()
     masks.flush()
     del crops, masks
     np.save(partial / "expression.npy", expression)
     np.save(partial / "poses.npy", poses)
     np.save(partial / "intrinsics.npy", intrinsics)
+    np.save(partial / "detected.npy", detected)
+    np.save(partial / "detected_found.npy", detected_found)
     np.save(partial / "weights.npy", weights.astype(np.float32))
     with torch.no_grad():
         all_vertices = lab.vertices(torch.as_tensor(weights, dtype=torch.float32))
     np.save(partial / "codes.npy", dam_codes(model, all_vertices))
     (partial / "views.json").write_text(json.dumps({
         "format": VIEWS_FORMAT, "views_per_expression": views, "count": total, "crop_size": size,
-        "seed": seed, "sampling": asdict(sampling), **(provenance or {})}, indent=1))
+        "seed": seed, "sampling": asdict(sampling), "detector": detector,
+        "detected_fraction": round(float(detected_found.mean()), 4), **(provenance or {})}, indent=1))
     if out.exists():
         shutil.rmtree(out)
     os.replace(partial, out)
@@ -218,6 +262,8 @@ class LabViews:
     expression: np.ndarray
     poses: np.ndarray
     intrinsics: np.ndarray
+    detected: np.ndarray
+    detected_found: np.ndarray
     weights: np.ndarray
     codes: np.ndarray
     info: dict
@@ -232,5 +278,5 @@ class LabViews:
             return np.load(folder / name, mmap_mode="r" if mmap else None, allow_pickle=False)
 
         return LabViews(load("crops.npy", True), load("masks.npy", True), load("expression.npy"),
-                        load("poses.npy"), load("intrinsics.npy"), load("weights.npy"), load("codes.npy"),
-                        info)
+                        load("poses.npy"), load("intrinsics.npy"), load("detected.npy"),
+                        load("detected_found.npy"), load("weights.npy"), load("codes.npy"), info)

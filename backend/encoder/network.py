@@ -1,11 +1,17 @@
-"""The image encoder's network: a face crop (B, 3, S, S) -> DAM code z and crop-relative pose.
+"""The image encoder's network: a face crop (B, 3, S, S) and the landmarks that placed it
+-> DAM code z and crop-relative pose.
 
-A plain convolutional backbone (no pretrained weights: everything is trained here): per stage
-a stride-2 3x3 convolution then (below full resolution) a residual 3x3 convolution, GroupNorm
-(batch statistics would change with the batch size, and adaptation runs tiny batches) and
-SiLU; global average pooling;
-one linear head. Codes are predicted normalised by the training codes' mean and spread (stored
-as buffers, so a saved encoder needs nothing else).
+Two branches meet in one head. The image: a plain convolutional backbone (no pretrained
+weights: everything is trained here), per stage a stride-2 3x3 convolution then (below full
+resolution) a residual 3x3 convolution, GroupNorm (batch statistics would change with the
+batch size, and adaptation runs tiny batches) and SiLU, global average pooling. The landmarks:
+the detected crop points (crop.CROP_POINTS) in crop coordinates with a presence flag, through a
+two-layer perceptron. Why both (docs/encoder.md, "Why the landmarks go in"): trained from
+scratch on this CPU's budget, the image branch learns the pose but hardly the expression, while
+the landmark geometry gives most of the expression within minutes; the image branch adds what
+landmarks cannot show (cheeks, mouth interior, shading) and what adaptation can refine.
+Codes are predicted normalised by the training codes' mean and spread (stored as buffers, so
+a saved encoder needs nothing else).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import torch
 from torch import nn
 
 from ..config_parser import option
+from .crop import CONFIDENT, CROP_POINTS
 from .crop_pose import rotation_from_6d
 
 POSE_OUTPUTS = 6 + 2 + 1  # rotation (6D), crop position (u, v), log scale
@@ -29,6 +36,7 @@ class EncoderArchitecture:
     width: int = option(24, "channels of the first stage (doubled per stage, at most 8x)")
     stages: int = 5
     latent: int = 64  # the DAM's code size; train-encoder takes it from the model
+    landmark_width: int = option(256, "units of the landmark branch's two layers")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -73,20 +81,39 @@ class ImageEncoder(nn.Module):
             stages.append(_stage(channels, out, residual=level > 0))
             channels = out
         self.backbone = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(channels, 256), nn.SiLU(),
+        width = config.landmark_width
+        self.landmark_branch = nn.Sequential(nn.Linear(3 * len(CROP_POINTS), width), nn.SiLU(),
+                                             nn.Linear(width, width), nn.SiLU())
+        self.head = nn.Sequential(nn.Linear(channels + width, 256), nn.SiLU(),
                                   nn.Linear(256, config.latent + POSE_OUTPUTS))
         self.register_buffer("code_mean", torch.zeros(config.latent))
         self.register_buffer("code_scale", torch.ones(config.latent))
-        # A frontal face at the crop centre: the head's output starts there.
+        # A frontal face at the crop centre: the head's output starts there. The image branch
+        # starts silent: training fits the landmark branch first (training.py), and image
+        # features must not disturb that fit when they join.
         with torch.no_grad():
+            self.head[0].weight[:, :channels].zero_()
             last = self.head[-1]
             last.weight.mul_(0.1)
             last.bias.zero_()
             last.bias[config.latent:config.latent + 6] = torch.tensor([1.0, 0, 0, 0, 1.0, 0])
 
-    def forward(self, crops: torch.Tensor) -> EncoderOutput:
-        """crops (B, 3, S, S) RGB in [0, 1]."""
-        out = self.head(self.backbone(crops - 0.5))
+    def forward(self, crops: torch.Tensor | None, landmarks: torch.Tensor,
+                confidence: torch.Tensor) -> EncoderOutput:
+        """crops (B, 3, S, S) RGB in [0, 1], or None for the landmark branch alone (image
+        features zero: the first phase of training); landmarks (B, 68, 2) the iBUG-68 detections in
+        crop pixels (0-based, centres at integers); confidence (B, 68) in [0, 1] (points at or
+        below crop.CONFIDENT count as missing)."""
+        points = landmarks[:, CROP_POINTS]
+        present = (confidence[:, CROP_POINTS] > CONFIDENT).to(points.dtype)
+        half = self.config.crop_size / 2
+        # Crop pixels -> [-1, 1]; a missing point is zero with its flag zero.
+        normalised = (points - (self.config.crop_size - 1) / 2) / half * present[..., None]
+        geometry = torch.cat([normalised.flatten(1), present], 1)
+        image = (self.backbone(crops - 0.5) if crops is not None else
+                 geometry.new_zeros(len(geometry), self.head[0].in_features - self.config.landmark_width))
+        features = torch.cat([image, self.landmark_branch(geometry)], 1)
+        out = self.head(features)
         latent = self.config.latent
         normalised, six = out[:, :latent], out[:, latent:latent + 6]
         uv, scale = out[:, latent + 6:latent + 8], out[:, latent + 8]

@@ -8,6 +8,11 @@ L_E = code_weight * L_z + pose_weight * L_h + view_weight * L_view + vertex_weig
 - L_view: every batch holds two views of each expression; their codes must agree;
 - L_v: the predicted code decoded by the frozen DAM decoder against the true vertices
   (normalised as the DAM normalises them): what tracking is judged by.
+Training runs in two phases: first (`landmark_steps`) the landmark branch and the head alone,
+on large batches of landmarks without images (the image features are zero: cheap, and the
+branch that learns the expression fastest gets the most samples; network.py), then
+(`steps`) everything on images; the image branch starts silent (network.py), so it adds to the
+fitted landmark branch instead of disturbing it.
 Every sample is a lab render (lab_views.py) of an expression drawn as the lab capture draws
 them (seeded; held-out expressions from another seed), under fresh augmentation
 (augmentation.py).
@@ -28,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config_parser import option
+from ..config_parser import command_flags, option
 from ..dam.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from ..dam.model import DeepAppearanceModel
 from ..dam.model_folder import load_model, load_model_head
@@ -36,11 +41,11 @@ from ..events import EventSink
 from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
-from ..lab.capture import LabRenderer, expression_weights, face_centre_and_height
-from .augmentation import Augmentation, augment, contact_sheet
+from ..lab.capture import LabRenderer, face_centre_and_height
+from .augmentation import Augmentation, augment, contact_sheet, detected_landmarks
 from .crop_pose import pose_to_crop
 from .encoder_file import save_encoder
-from .lab_views import LabViews, lab_renderer, make_views
+from .lab_views import VIEWS_FORMAT, LabViews, encoder_expressions, lab_renderer, make_views
 from .network import EncoderArchitecture, EncoderOutput, ImageEncoder
 
 EVALUATION_SEED = 7_000_001  # held-out views: another stream than the training views'
@@ -50,14 +55,17 @@ EVALUATION_SEED = 7_000_001  # held-out views: another stream than the training 
 class EncoderTraining:
     """How the encoder is trained (encoder.json "training")."""
 
-    steps: int = option(6000, "training steps")
+    steps: int = option(6000, "training steps on images")
+    landmark_steps: int = option(3000, "steps fitting the landmark branch and the head alone first, on "
+                                       "image-free batches (cheap: no render, no backbone)")
+    landmark_batch_size: int = option(256, "views per step of the landmark phase")
     budget: float | None = option(None, "stop after this many seconds of training (resumable)")
     batch_size: int = option(32, "images per step (two views of each expression)")
     learning_rate: float = option(1e-3, "Adam's peak learning rate (cosine decay over --steps)")
-    code_weight: float = 1.0
-    pose_weight: float = 1.0
-    view_weight: float = 0.1
-    vertex_weight: float = 1.0
+    code_weight: float = option(1.0, "weight of the code loss L_z")
+    pose_weight: float = option(1.0, "weight of the pose loss L_h")
+    view_weight: float = option(0.1, "weight of the loss of code disagreement between views L_view")
+    vertex_weight: float = option(1.0, "weight of the decoded-vertex loss L_v")
     expressions: int = option(2400, "training expressions (each rendered --views times)")
     views: int = option(3, "lab renders per training expression")
     evaluation_expressions: int = 100
@@ -71,10 +79,14 @@ class EncoderTraining:
 
 @dataclass
 class Targets:
-    """What a batch of views should give: crops (B, 3, S, S) in [0, 1]; codes (B, Z);
-    rotation (B, 3, 3), uv (B, 2), scale (B,) crop-relative; vertices (B, V, 3) metres."""
+    """A batch of views, what the encoder is given and what it should give: crops (B, 3, S, S)
+    in [0, 1] (None in the landmark phase); landmarks (B, 68, 2) crop pixels as a detector
+    gives them, with confidence (B, 68); codes (B, Z); rotation (B, 3, 3), uv (B, 2), scale
+    (B,) crop-relative; vertices (B, V, 3) metres."""
 
-    crops: torch.Tensor
+    crops: torch.Tensor | None
+    landmarks: torch.Tensor
+    confidence: torch.Tensor
     codes: torch.Tensor
     rotation: torch.Tensor
     uv: torch.Tensor
@@ -89,26 +101,45 @@ class ViewBatches:
         self.views, self.lab, self.device = views, lab, device
         centre, self.face_height = face_centre_and_height(head)
         self.centre = torch.as_tensor(centre, dtype=torch.float32)
+        self.landmark_vertex = torch.as_tensor(head.landmark_vertex)
+        self.landmark_mask = head.landmark_mask.astype(np.float32)
         self.size = int(views.info["crop_size"])
         self.per_expression = int(views.info["views_per_expression"])
 
     def make(self, indices: np.ndarray, rng: np.random.Generator | None,
-             augmentation: Augmentation | None) -> Targets:
-        """Views `indices`; augmented with `rng` unless augmentation is None."""
+             augmentation: Augmentation | None, images: bool = True) -> Targets:
+        """Views `indices`; augmented with `rng` unless augmentation is None (then the
+        landmarks are exact); without `images`, crops is None (the landmark phase)."""
         v = self.views
-        images = np.stack([augment(v.crops[i], v.masks[i], rng, augmentation)
-                           if augmentation is not None and rng is not None else np.asarray(v.crops[i])
-                           for i in indices])
-        crops = torch.as_tensor(images).permute(0, 3, 1, 2).float() / 255
+        crops = None
+        if images:
+            pixels = np.stack([augment(v.crops[i], v.masks[i], rng, augmentation)
+                               if augmentation is not None and rng is not None else np.asarray(v.crops[i])
+                               for i in indices])
+            crops = (torch.as_tensor(pixels).permute(0, 3, 1, 2).float() / 255).to(self.device)
         expressions = v.expression[indices]
         poses = torch.as_tensor(v.poses[indices])
         intrinsics = torch.as_tensor(v.intrinsics[indices])
         rotation, uv, scale = pose_to_crop(poses, intrinsics, self.size, self.centre, self.face_height)
         with torch.no_grad():
             vertices = self.lab.vertices(torch.as_tensor(v.weights[expressions]))
+        camera = vertices[:, self.landmark_vertex] @ poses[:, :3, :3].transpose(1, 2) + poses[:, None, :3, 3]
+        projected = camera @ intrinsics.transpose(1, 2)
+        landmarks = (projected[..., :2] / projected[..., 2:]).numpy()
+        confidence = np.ones(landmarks.shape[:2], np.float32)
+        if augmentation is not None and rng is not None:
+            # What the detector found on the render, where it found the face; the truth with a
+            # detector's typical error where it did not.
+            found = v.detected_found[indices]
+            landmarks = np.where(found[:, None, None], v.detected[indices], landmarks)
+            face_px = self.face_height / poses[:, 2, 3].numpy() * intrinsics[:, 0, 0].numpy()
+            error = np.where(found, augmentation.detected_landmark_error, augmentation.landmark_error)
+            landmarks, confidence = detected_landmarks(landmarks, error * face_px, rng, augmentation)
+        confidence = confidence * self.landmark_mask
         to = self.device
-        return Targets(crops.to(to), torch.as_tensor(v.codes[expressions]).to(to), rotation.to(to),
-                       uv.to(to), scale.to(to), vertices.to(to))
+        return Targets(crops, torch.as_tensor(landmarks, dtype=torch.float32).to(to),
+                       torch.as_tensor(confidence).to(to), torch.as_tensor(v.codes[expressions]).to(to),
+                       rotation.to(to), uv.to(to), scale.to(to), vertices.to(to))
 
 
 def losses(out: EncoderOutput, target: Targets, encoder: ImageEncoder, dam: DeepAppearanceModel,
@@ -135,17 +166,17 @@ def _views_folder(work: Path, name: str, head: HeadAsset, dam: DeepAppearanceMod
     folder = work / name
     wanted = {"views_per_expression": views, "crop_size": size, "seed": seed,
               "model": str(model_dir.resolve()), "expressions": count,
-              "head": head.topology_hash}
+              "head": head.topology_hash, "detector": "mediapipe", "expression_sampler": "lab+dense"}
     info_path = folder / "views.json"
     if info_path.is_file():
         info = json.loads(info_path.read_text())
-        if all(info.get(k) == v for k, v in wanted.items()):
+        if info.get("format") == VIEWS_FORMAT and all(info.get(k) == v for k, v in wanted.items()):
             return LabViews.open(folder)
         sink.log(f"{folder} was rendered with other settings; rendering it again")
     sink.log(f"rendering {count * views} lab views into {folder}")
-    weights = expression_weights(head.blendshape_names, count, np.random.default_rng(seed))
-    make_views(head, dam, weights, views, size, seed, folder, sink,
-               provenance={k: wanted[k] for k in ("model", "expressions", "head")})
+    weights = encoder_expressions(list(head.blendshape_names), count, np.random.default_rng(seed))
+    make_views(head, dam, weights, views, size, seed, folder, sink, detector=wanted["detector"],
+               provenance={k: wanted[k] for k in ("model", "expressions", "head", "expression_sampler")})
     return LabViews.open(folder)
 
 
@@ -174,7 +205,10 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         raise BadInput(f"--batch-size {config.batch_size}: must be even (two views per expression)")
     if config.budget is not None and config.budget <= 0:
         raise BadInput(f"--budget {config.budget}: must be a positive number of seconds")
-    if config.expressions < config.batch_size // 2 or config.views < 2:
+    if config.landmark_steps < 0 or config.landmark_batch_size < 2 or config.landmark_batch_size % 2:
+        raise BadInput(f"--landmark-steps {config.landmark_steps} and --landmark-batch-size "
+                       f"{config.landmark_batch_size}: steps at least 0, an even batch")
+    if config.expressions < max(config.batch_size, config.landmark_batch_size) // 2 or config.views < 2:
         raise BadInput(f"--expressions {config.expressions} and --views {config.views}: a batch needs "
                        f"{config.batch_size // 2} expressions and two views of each")
     architecture = EncoderArchitecture(**{**architecture.as_dict(), "latent": dam.config.latent})
@@ -204,33 +238,42 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         encoder.code_scale.copy_(codes.std(0).clamp(min=1e-3))
     augmentation = Augmentation()
     history: list[dict[str, float]] = []
+    landmark_history: list[dict[str, float]] = []
     start = time.perf_counter() - elapsed
     per_expression = batches.per_expression
     encoder.train()
     stopped_by_budget = False
-    while step < config.steps:
+    total = config.landmark_steps + config.steps
+    while step < total:
         if config.budget is not None and time.perf_counter() - start >= config.budget:
             stopped_by_budget = True
             break
-        chosen = rng.choice(len(train), config.batch_size // 2, replace=False)
+        # First the landmark branch and the head alone on large image-free batches, then
+        # everything on images; each phase has its own cosine schedule.
+        images = step >= config.landmark_steps
+        phase_step, phase_steps = ((step - config.landmark_steps, config.steps) if images
+                                   else (step, config.landmark_steps))
+        batch = config.batch_size if images else config.landmark_batch_size
+        chosen = rng.choice(len(train), batch // 2, replace=False)
         pairs = np.stack([rng.choice(per_expression, 2, replace=False) for _ in chosen])
         indices = (chosen[:, None] * per_expression + pairs).reshape(-1)
-        target = batches.make(indices, rng, augmentation)
+        target = batches.make(indices, rng, augmentation, images)
         for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * 0.5 * (1 + math.cos(math.pi * step / config.steps))
-        terms = losses(encoder(target.crops), target, encoder, dam, config)
+            group["lr"] = config.learning_rate * 0.5 * (1 + math.cos(math.pi * phase_step / phase_steps))
+        terms = losses(encoder(target.crops, target.landmarks, target.confidence), target, encoder, dam, config)
         optimizer.zero_grad()
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
         optimizer.step()
         step += 1
-        history.append({k: float(v.detach()) for k, v in terms.items()})
-        sink.progress("train encoder", step, config.steps)
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        (history if images else landmark_history).append({k: float(v.detach()) for k, v in terms.items()})
+        sink.progress("train encoder" if images else "train encoder (landmarks)", phase_step + 1, phase_steps)
+        if step % config.checkpoint_every == 0 or step == total:
             save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step,
                             time.perf_counter() - start, rng)
-            recent = _mean(history[-50:])
-            sink.log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
+            recent = _mean((history if images else landmark_history)[-50:])
+            sink.log(f"step {step}{'' if images else ' (landmarks)'}: "
+                     + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
     seconds = time.perf_counter() - start
     if stopped_by_budget:
         save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step, seconds, rng)
@@ -245,13 +288,17 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
     save_encoder(model_dir, encoder, {
         "training": config.as_dict(),
         "metrics": metrics,
-        "run": {"steps": step, "seconds": round(seconds, 1), "stopped_by_budget": stopped_by_budget,
-                "images_per_s": round(step * config.batch_size / max(seconds, 1e-9), 2),
+        "run": {"landmark_steps": min(step, config.landmark_steps),
+                "steps": max(step - config.landmark_steps, 0), "seconds": round(seconds, 1),
+                "stopped_by_budget": stopped_by_budget,
+                # Over both phases' seconds: the landmark phase costs a few minutes.
+                "images_per_s_overall": round(max(step - config.landmark_steps, 0) * config.batch_size
+                                              / max(seconds, 1e-9), 2),
+                "landmark_phase_losses": {"first": _mean(landmark_history[:10]),
+                                          "final": _mean(landmark_history[-50:])},
                 "first_losses": _mean(history[:10]), "final_losses": _mean(history[-50:]),
                 "threads": torch.get_num_threads(), "machine": platform.machine(), "device": device},
-        "reproduce": f"python -m backend train-encoder MODEL --steps {config.steps} "
-                     f"--batch-size {config.batch_size} --seed {config.seed}"
-                     + (f" --budget {config.budget:g}" if config.budget is not None else ""),
+        "reproduce": _command(config),
     })
     return model_dir
 
@@ -270,7 +317,7 @@ def evaluate_encoder(encoder: ImageEncoder, dam: DeepAppearanceModel, batches: V
         for begin in range(0, total, 32):
             indices = np.arange(begin, min(begin + 32, total))
             target = batches.make(indices, rng, aug)
-            out = encoder(target.crops)
+            out = encoder(target.crops, target.landmarks, target.confidence)
             decoded = dam.decode_vertices(out.z).cpu()
             vertex.append(((decoded - target.vertices.cpu()).norm(dim=-1)[:, face] * 1000).mean(1))
             relative = out.rotation.transpose(-1, -2) @ target.rotation
@@ -292,6 +339,12 @@ def _write_contact_sheet(views: LabViews, path: Path, seed: int) -> None:
     with atomic_file(path) as tmp:
         cv2.imwrite(str(tmp.with_suffix(".png")), sheet[..., ::-1])
         tmp.with_suffix(".png").replace(tmp)
+
+
+def _command(config: EncoderTraining) -> str:
+    """The train-encoder command line of `config`."""
+    return " ".join(["python -m backend train-encoder MODEL",
+                     *command_flags(config, always=("steps", "landmark_steps", "batch_size", "seed"))])
 
 
 def _mean(history: list[dict[str, float]]) -> dict[str, float]:

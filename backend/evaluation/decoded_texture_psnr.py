@@ -2,16 +2,21 @@
 tracked mesh (vertices, pose, intrinsics of the results) textured with the DAM's texture
 decoded for that frame's view, rendered over the footage, against the frame itself on the
 face region's pixels (PSNR, 8-bit range). Shading is not applied: the decoded texture holds
-the light (render/unlit.py). Trackers without a latent code have no decoded texture."""
+the light (render/unlit.py). Trackers without a latent code have no decoded texture.
+
+`render_decoded_texture` is that render alone; the suite report's contact sheets draw it too,
+so what the sheets show is what the PSNR scores."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from ..dam.model import DeepAppearanceModel
 from ..dam.model_folder import load_model
 from ..decoded_textures import decoded_view_directions
 from ..footage import Footage
@@ -20,7 +25,36 @@ from ..render.camera import head_to_camera
 from ..render.unlit import render_unlit
 
 
+class DecodedRender(NamedTuple):
+    """One frame's decoded texture rendered through its tracked mesh, on the model's device."""
+
+    image: torch.Tensor  # (H, W, 3) float RGB in [0, 1], zero off the mesh
+    mesh: torch.Tensor  # (H, W) bool: pixels the mesh covers
+    face: torch.Tensor  # (H, W) bool: pixels of the head's face region (those the PSNR scores)
+
+
 @torch.no_grad()
+def render_decoded_texture(model: DeepAppearanceModel, head: HeadAsset, tracking: dict[str, np.ndarray],
+                           row: int, height: int, width: int) -> DecodedRender:
+    """Row `row` of a results directory's tracking arrays (tracking.npz layout with `latent`):
+    its mesh, posed and projected as tracked, textured with the texture `model` decodes from
+    its latent for its view, rendered unlit at height x width (the footage's size)."""
+    device = model.texture_mean.device
+    faces = torch.as_tensor(head.faces, device=device)
+    pose = tracking["head_pose"][row:row + 1]
+    z = torch.as_tensor(tracking["latent"][row:row + 1], device=device)
+    view = torch.as_tensor(decoded_view_directions(pose, head), device=device)
+    texture = model.decode_texture_for_view(z, view).clamp(0, 1)
+    cam = head_to_camera(torch.as_tensor(tracking["vertices"][row:row + 1], device=device),
+                         torch.as_tensor(pose, device=device))
+    rendered, fragments = render_unlit(cam, faces, torch.as_tensor(head.uv, device=device),
+                                       torch.as_tensor(head.uv_faces, device=device), texture,
+                                       torch.as_tensor(tracking["intrinsics"], device=device), height, width)
+    face_triangles = torch.as_tensor(head.face_region, device=device)[faces].all(1)
+    mesh = fragments.mask[0]
+    return DecodedRender(rendered[0], mesh, mesh & face_triangles[fragments.triangle[0].clamp(min=0)])
+
+
 def decoded_texture_psnr(tracking: dict[str, np.ndarray], footage: Path, model_dir: Path,
                          head: HeadAsset, device: str = "cpu", step: int = 1) -> dict[str, float | int]:
     """{"psnr_db", "frames"} over every `step`-th tracked frame of a results directory's
@@ -28,29 +62,17 @@ def decoded_texture_psnr(tracking: dict[str, np.ndarray], footage: Path, model_d
     model, _ = load_model(model_dir, device)
     frames, confidence = tracking["frames"], tracking["confidence"]
     wanted = {int(f): i for i, f in enumerate(frames) if confidence[i] > 0 and i % step == 0}
-    faces = torch.as_tensor(head.faces, device=device)
-    uv = torch.as_tensor(head.uv, device=device)
-    uv_faces = torch.as_tensor(head.uv_faces, device=device)
-    face_triangles = torch.as_tensor(head.face_region, device=device)[faces].all(1)
-    intrinsics = torch.as_tensor(tracking["intrinsics"], device=device)
-    views = decoded_view_directions(tracking["head_pose"], head)
     squared, pixels = 0.0, 0
     for index, image in Footage(footage).frames(int(frames[0]), int(frames[-1])):
         i = wanted.get(int(index))
         if i is None:
             continue
-        z = torch.as_tensor(tracking["latent"][i:i + 1], device=device)
-        texture = model.decode_texture_for_view(z, torch.as_tensor(views[i:i + 1], device=device)).clamp(0, 1)
-        cam = head_to_camera(torch.as_tensor(tracking["vertices"][i:i + 1], device=device),
-                             torch.as_tensor(tracking["head_pose"][i:i + 1], device=device))
-        height, width = image.shape[:2]
-        rendered, fragments = render_unlit(cam, faces, uv, uv_faces, texture, intrinsics, height, width)
-        mask = fragments.mask[0] & face_triangles[fragments.triangle[0].clamp(min=0)]
-        if not mask.any():
+        render = render_decoded_texture(model, head, tracking, i, *image.shape[:2])
+        if not render.face.any():
             continue
         frame = torch.as_tensor(image, device=device).float() / 255
-        difference = (rendered[0] - frame)[mask]
+        difference = (render.image - frame)[render.face]
         squared += float((difference ** 2).sum())
-        pixels += int(mask.sum()) * 3
+        pixels += int(render.face.sum()) * 3
     psnr = 10 * math.log10(1.0 / max(squared / pixels, 1e-12)) if pixels else float("nan")
     return {"psnr_db": psnr, "frames": len(wanted)}

@@ -9,17 +9,22 @@
 - `S_vertex_error_heatmap.png`: each method's (and reference row's) per-vertex error, averaged
   over a head's ground-truth clips, coloured on that neutral head seen from the front (rows
   heads, columns references then methods, one colour range for all);
-- `S_sheet_<clip>.jpg` per ground-truth clip: 4 evenly spaced frames, the footage beside each
-  method's tracked mesh drawn over it;
+- `S_sheet_<clip>.jpg` per ground-truth clip: its contact sheet (below);
 - `S.md`: header, clip, method and reference lists, one table per clip kind (per clip and mean
   rows; on ground-truth clips the reference rows, labelled "NAME (reference)", come first in
-  each clip's rows), links to the images.
+  each clip's rows), links to the images, and the folder of the real clips' sheets (unlinked).
+
+A contact sheet shows 4 evenly spaced tracked frames of a clip: the footage, each method's
+tracked mesh drawn over it, and for a method whose results hold DAM latent codes (a face-model
+tracker) the texture decoded for the frame's view rendered through the tracked mesh over the
+frame (decoded_texture_psnr.render_decoded_texture, the render the PSNR column scores).
+Real clips get sheets too, for the person running the suite, but only in the work folder
+(`work/sheets/<clip>.jpg`; the default work folder, under out/, is ignored by git), never
+beside the report: that footage may never be committed or shown. The annotated photos get none.
 
 The document's `references` (yardsticks.py: the neutral head, the DAM oracle) have the layout of
 its `methods`, their per-frame scores under work/scores/references/<name>/; they are rows of the
 ground-truth tables and plots only, never of the contact sheets (they track no footage).
-Only our own renders (the ground-truth clips) are ever drawn: no image of a real clip or of
-the annotated photos is written, since that footage may never be committed or shown.
 """
 
 from __future__ import annotations
@@ -28,14 +33,20 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from ..data_location import data_dir
 from ..events import EventSink
 from ..formats.atomic import atomic_file
 from ..formats.camera import centred_intrinsics, head_to_camera
 from .clip_making import FOOTAGE, HEAD
+
+if TYPE_CHECKING:  # torch and the DAM load only when a sheet is drawn
+    from ..dam.model import DeepAppearanceModel
+    from ..formats.head_file import HeadAsset
+    from ..formats.results_dir import Results
 
 # Per-frame scores of the reference rows live under work/scores/REFERENCE_SCORES/<name>/.
 REFERENCE_SCORES = "references"
@@ -94,6 +105,9 @@ MISSING = "–"
 SHEET_ROWS = 4
 SHEET_TILE_WIDTH = 320  # px: clips are 160-320 px wide; one size keeps sheets comparable
 SHEET_LABEL_HEIGHT = 28  # px band above the tiles for the column names
+DECODED_TITLE = "{}: decoded texture"  # sheet column of a method's decoded texture over the frame
+# Real clips' contact sheets: work/REAL_SHEETS/<clip>.jpg, out of the committed report's folder.
+REAL_SHEETS = "sheets"
 HEATMAP_SIZE = 512  # px, square render per head and method
 HEATMAP_FILL = 0.85  # fraction of the render the face region's bounding box spans
 HEATMAP_FOCAL = 4.0  # focal length in image widths: a long lens, so the shape is barely distorted
@@ -246,9 +260,11 @@ def _domain_row(clip: dict) -> list[str]:
             format_value(domain.get("samples"), "{}"), format_value(domain.get("occluder"), "{}")]
 
 
-def markdown_report(document: dict, images: Sequence[Path]) -> str:
+def markdown_report(document: dict, images: Sequence[Path], real_sheets: Path | None = None) -> str:
     """The markdown report of a suite document; `images` (written next to it) are linked by
-    name. Date-free, so that reruns diff only where results changed."""
+    name; `real_sheets`, the folder of the real clips' contact sheets, is named but never
+    linked (those stay with whoever ran the suite). Date-free, so that reruns diff only where
+    results changed."""
     machine = document.get("machine", {})
     memory = document.get("peak_memory_mib", {})
     lines = [
@@ -297,6 +313,10 @@ def markdown_report(document: dict, images: Sequence[Path]) -> str:
     if images:
         lines += ["## Images (ground-truth clips only)", "",
                   *(f"![{image.stem}]({image.name})" for image in images), ""]
+    if real_sheets is not None:
+        lines += ["## Real clips: contact sheets", "",
+                  f"In the suite's work folder, `{real_sheets}/<clip>.jpg`, for whoever ran it: "
+                  "real footage is never committed or shown, so they are not linked here.", ""]
     return "\n".join(lines)
 
 
@@ -549,12 +569,78 @@ def sheet_frames(frame_count: int, rows: int = SHEET_ROWS) -> list[int]:
     return sorted({round(i) for i in np.linspace(0, frame_count - 1, rows)})
 
 
+def clip_footage(clip: dict) -> Path:
+    """The footage of a report clip: a ground-truth clip's in its folder, a real clip's in
+    FACEADAPT_DATA/videos (where suite.real_videos finds it)."""
+    if clip.get("kind") == "real":
+        return data_dir() / "videos" / str(clip.get("file"))
+    return Path(clip.get("folder", "")) / FOOTAGE
+
+
+class SheetResults(NamedTuple):
+    """A method's results on a clip, as its contact sheet columns draw them."""
+
+    tracking: dict[str, np.ndarray]
+    faces: np.ndarray  # (T, 3) of mesh.npz
+    # The DAM decoding the results' latent codes and its head; None without codes to decode.
+    decoder: tuple[DeepAppearanceModel, HeadAsset] | None
+
+
+def results_decoder(results: Results, label: str, sink: EventSink
+                    ) -> tuple[DeepAppearanceModel, HeadAsset] | None:
+    """The DAM (on the CPU) and head that decode the results' latent codes: the model folder
+    result.json records, chosen as bake-textures chooses it. None for results without codes
+    (trackers that are no face model), and, with a warning naming `label`, where that model
+    is unreadable or not the one the codes belong to."""
+    from ..dam.model_folder import load_model, load_model_head
+    from ..formats.errors import BadInput
+    from ..texture_baking import bake_model_folder
+
+    latent = results.tracking.get("latent")
+    if latent is None:
+        return None
+    try:
+        folder = bake_model_folder(results, None, sink)
+        model, _ = load_model(folder)
+        head = load_model_head(folder)
+    except BadInput as exc:
+        sink.warning(f"report: no decoded texture of {label} ({exc})")
+        return None
+    if (head.topology_hash != results.topology_hash or head.num_vertices != results.vertices.shape[1]
+            or latent.shape[1] != model.config.latent):
+        sink.warning(f"report: no decoded texture of {label}: the model {folder} ({head.num_vertices} "
+                     f"vertices, latent {model.config.latent}) is not the one its results were "
+                     f"tracked with ({results.vertices.shape[1]} vertices, latent {latent.shape[1]})")
+        return None
+    return model, head
+
+
+def _note_tile(image: np.ndarray, note: str) -> np.ndarray:
+    """A tile of the darkened frame with `note`, where a column has nothing to draw."""
+    tile = _tile((image // 3).astype(np.uint8))
+    _label(tile, note, (6, 18))
+    return tile
+
+
+def decoded_over_frame(image: np.ndarray, model: DeepAppearanceModel, head: HeadAsset,
+                       tracking: dict[str, np.ndarray], row: int) -> np.ndarray:
+    """(H, W, 3) uint8: `image` with tracking row `row`'s decoded texture rendered through its
+    tracked mesh drawn opaque over it, so its seams with the frame show the fit."""
+    from .decoded_texture_psnr import render_decoded_texture
+
+    render = render_decoded_texture(model, head, tracking, row, *image.shape[:2])
+    decoded = (render.image.cpu().numpy() * 255).round()
+    return np.where(render.mesh.cpu().numpy()[..., None], decoded, image).astype(np.uint8)
+
+
 def contact_sheet(clip: dict, methods: Sequence[str], work: Path, sink: EventSink) -> np.ndarray | None:
-    """(H, W, 3) uint8 RGB sheet of a ground-truth clip: SHEET_ROWS frames (rows) x footage and
-    each method's tracked mesh over the frame (columns), labelled; None without footage.
+    """(H, W, 3) uint8 RGB sheet of a ground-truth or real clip: SHEET_ROWS of its tracked
+    frames (rows) x the footage, each method's tracked mesh over the frame and, for a method
+    whose results hold latent codes, the decoded texture over the frame (columns), labelled;
+    None without footage.
 
     A method without results, or that did not track a frame, gets the darkened frame and a
-    note instead of an overlay."""
+    note instead of a drawing."""
     from ..footage import Footage
     from ..formats.errors import BadInput
     from ..formats.results_dir import read_results
@@ -562,20 +648,29 @@ def contact_sheet(clip: dict, methods: Sequence[str], work: Path, sink: EventSin
 
     name = str(clip.get("name"))
     try:
-        footage = Footage(Path(clip.get("folder", "")) / FOOTAGE)
+        footage = Footage(clip_footage(clip))
     except BadInput as exc:
         sink.warning(f"report: no contact sheet of {name}: {exc}")
         return None
-    wanted = sheet_frames(footage.info.frame_count)
-    results: dict[str, tuple[dict[str, np.ndarray], np.ndarray] | None] = {}
+    count = footage.info.frame_count
+    tracked = clip.get("frames")
+    if isinstance(tracked, int) and tracked > 0:
+        count = min(count, tracked)  # a real clip is tracked on its first frames only
+    wanted = sheet_frames(count)
+    results: dict[str, SheetResults | None] = {}
+    titles = ["footage"]
     for method in methods:
+        titles.append(method)
         try:
             read = read_results(work / "results" / method / name)
-            tracking, mesh = read.tracking, read.mesh
-            results[method] = (tracking, mesh["faces"])
         except (BadInput, OSError) as exc:
             sink.warning(f"report: {method} results of {name} unreadable ({exc}); sheet column left empty")
             results[method] = None
+            continue
+        decoder = results_decoder(read, f"{method} on {name}", sink)
+        results[method] = SheetResults(read.tracking, read.mesh["faces"], decoder)
+        if decoder is not None:
+            titles.append(DECODED_TITLE.format(method))
     rows = []
     try:
         decoded = [(i, image) for i, image in footage.frames(wanted[0], wanted[-1]) if i in wanted]
@@ -588,20 +683,24 @@ def contact_sheet(clip: dict, methods: Sequence[str], work: Path, sink: EventSin
         tiles = [footage_tile]
         for method in methods:
             entry = results[method]
-            found = np.array([], int) if entry is None else np.flatnonzero(entry[0]["frames"] == index)
-            if entry is None or len(found) == 0 or entry[0]["confidence"][found[0]] <= 0:
-                tile = _tile((image // 3).astype(np.uint8))
-                _label(tile, "no results" if entry is None else "untracked", (6, 18))
-            else:
-                tracking, faces, row = entry[0], entry[1], int(found[0])
-                camera = head_to_camera(tracking["vertices"][row], tracking["head_pose"][row])
-                tile = _tile(overlay_frame(image, camera, faces, tracking["intrinsics"],
-                                           tracking["landmarks_2d"][row], tracking["landmarks_fit"][row]))
-            tiles.append(tile)
+            if entry is None:
+                tiles.append(_note_tile(image, "no results"))
+                continue
+            columns = 1 if entry.decoder is None else 2
+            found = np.flatnonzero(entry.tracking["frames"] == index)
+            if len(found) == 0 or entry.tracking["confidence"][found[0]] <= 0:
+                tiles += [_note_tile(image, "untracked")] * columns
+                continue
+            tracking, row = entry.tracking, int(found[0])
+            camera = head_to_camera(tracking["vertices"][row], tracking["head_pose"][row])
+            tiles.append(_tile(overlay_frame(image, camera, entry.faces, tracking["intrinsics"],
+                                             tracking["landmarks_2d"][row], tracking["landmarks_fit"][row])))
+            if entry.decoder is not None:
+                tiles.append(_tile(decoded_over_frame(image, *entry.decoder, tracking, row)))
         rows.append(np.concatenate(tiles, axis=1))
     sheet = np.concatenate(rows, axis=0)
     band = np.full((SHEET_LABEL_HEIGHT, sheet.shape[1], 3), 32, np.uint8)
-    for col, title in enumerate(["footage", *methods]):
+    for col, title in enumerate(titles):
         _label(band, title, (col * SHEET_TILE_WIDTH + 6, 19), 0.55)
     return np.concatenate([band, sheet], axis=0)
 
@@ -637,18 +736,25 @@ def write_report(document: dict, json_path: Path, sink: EventSink) -> None:
         sink.log(f"wrote {path}")
     methods = [str(m.get("name")) for m in document.get("methods", [])]
     work = Path(document.get("work", "."))
-    # Truth clips only: the real clips and photos may never be shown.
-    for clip in clips_of_kind(document, "truth"):
+    real_sheets = None
+    # Ground-truth clips are our own renders, drawn beside the report (committed with it). Real
+    # footage may never be committed or shown: its sheets go to the work folder alone, for
+    # whoever runs the suite. The photos get none.
+    for clip in clips_of_kind(document, "truth") + clips_of_kind(document, "real"):
         sheet = contact_sheet(clip, methods, work, sink)
         if sheet is None:
             continue
-        # JPEG: photographic sheets are committed with the report, a PNG is 5-8x larger.
-        path = folder / f"{stem}_sheet_{clip.get('name')}.jpg"
+        if clip.get("kind") == "truth":
+            # JPEG: photographic sheets are committed with the report, a PNG is 5-8x larger.
+            path = folder / f"{stem}_sheet_{clip.get('name')}.jpg"
+            images.append(path)
+        else:
+            real_sheets = work / REAL_SHEETS
+            path = real_sheets / f"{clip.get('name')}.jpg"
         _write_image(sheet, path)
         sink.log(f"wrote {path}")
-        images.append(path)
 
     markdown = json_path.with_suffix(".md")
     with atomic_file(markdown) as tmp:
-        tmp.write_text(markdown_report(document, images) + "\n")
+        tmp.write_text(markdown_report(document, images, real_sheets) + "\n")
     sink.log(f"wrote {markdown}")

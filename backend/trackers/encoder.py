@@ -1,8 +1,8 @@
 """The image encoder as a tracker (`--tracker encoder`): detect -> crop -> encode -> decode.
 
-Per frame, from the pipeline's landmarks, a face crop (encoder/crop.py) goes through the
-model's image encoder (a DAM code z and a crop-relative pose); the frozen DAM decoder gives the
-vertices; the pose comes back to the footage camera through the crop camera
+Per frame, from the pipeline's landmarks, a face crop (encoder/crop.py) and those landmarks in
+crop pixels go through the model's image encoder (a DAM code z and a crop-relative pose); the
+frozen DAM decoder gives the vertices; the pose comes back to the footage camera through the crop camera
 (encoder/crop_pose.py). The focal length is not observed by one crop: it is assumed
 (`focal_factor` x the footage's longer side, the landmark fit's starting value). ARKit weights
 are solved from the decoded vertices onto the head's shapes (arkit_solve.py), so the Blender
@@ -19,7 +19,7 @@ import torch
 
 from ..config_parser import option
 from ..dam.model_folder import load_model
-from ..encoder.crop import box_from_landmarks, crop_intrinsics, cut_crop
+from ..encoder.crop import crop_frame
 from ..encoder.crop_pose import pose_from_crop
 from ..encoder.encoder_file import load_encoder
 from ..formats.camera import centred_intrinsics, project_points
@@ -61,16 +61,22 @@ def encode_clip(clip: TrackerInput, intrinsics: np.ndarray, batch: int) -> Encod
     z = np.zeros((frames, encoder.config.latent), np.float32)
     pose = np.tile(np.eye(4, dtype=np.float32), (frames, 1, 1))
     tracked = np.zeros(frames, bool)
-    pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+    # The head's unplaceable points are not given to the encoder, as in training.
+    confidence = detections.confidence * clip.head.landmark_mask[None]
+    pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def flush() -> None:
         if not pending:
             return
-        index = [i for i, _, _ in pending]
-        crops = torch.as_tensor(np.stack([c for _, c, _ in pending]), device=clip.device)
-        k = torch.as_tensor(np.stack([k for _, _, k in pending]), device=clip.device)
+        index = [p[0] for p in pending]
+
+        def stacked(field: int) -> torch.Tensor:
+            return torch.as_tensor(np.stack([p[field] for p in pending]), device=clip.device)
+
+        crops, points, k = stacked(1), stacked(2), stacked(3)
         with torch.no_grad():
-            out = encoder(crops.permute(0, 3, 1, 2).float() / 255)
+            out = encoder(crops.permute(0, 3, 1, 2).float() / 255, points,
+                          torch.as_tensor(confidence[index], dtype=torch.float32, device=clip.device))
             poses = pose_from_crop(out.rotation, out.uv, out.scale, k, size, centre_t, height)
         z[index] = out.z.cpu().numpy()
         pose[index] = poses.cpu().numpy()
@@ -78,10 +84,10 @@ def encode_clip(clip: TrackerInput, intrinsics: np.ndarray, batch: int) -> Encod
         pending.clear()
 
     for i, image in enumerate(clip.frames):
-        box = (box_from_landmarks(detections.points[i], detections.confidence[i])
-               if detections.found[i] else None)
-        if box is not None:
-            pending.append((i, cut_crop(image, box, size), crop_intrinsics(intrinsics, box, size)))
+        seen = (crop_frame(image, detections.points[i], detections.confidence[i], intrinsics, size)
+                if detections.found[i] else None)
+        if seen is not None:
+            pending.append((i, *seen))
         if len(pending) >= batch:
             flush()
         clip.sink.progress("encode", i + 1, frames)

@@ -11,6 +11,7 @@ import pytest
 
 from backend.config_parser import (
     add_config_arguments,
+    command_flags,
     config_from_namespace,
     nested,
     option,
@@ -92,3 +93,12 @@ def test_overrides_and_help_shows_defaults():
     config = config_from_namespace(Example, parser.parse_args(["c", "--out", "o"]), size=7,
                                    device="cuda")
     assert config.size == 7 and config.device == "cuda"
+
+
+def test_command_flags_give_back_the_options_that_differ():
+    config = _parse("clip.mp4", "--out", "res", "--size", "64", "--scale", "0.25", "--overwrite",
+                    "--held", "0.1")
+    flags = command_flags(config, always=("detector",))
+    assert flags == ["--size 64", "--scale 0.25", "--detector mediapipe", "--overwrite", "--held 0.1"]
+    argv = [part for flag in flags for part in flag.split()]
+    assert _parse("clip.mp4", "--out", "res", *argv) == config

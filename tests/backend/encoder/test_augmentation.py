@@ -1,6 +1,12 @@
 import numpy as np
 
-from backend.encoder.augmentation import Augmentation, augment, background_photos, contact_sheet
+from backend.encoder.augmentation import (
+    Augmentation,
+    augment,
+    background_photos,
+    contact_sheet,
+    detected_landmarks,
+)
 
 
 def _render():
@@ -40,3 +46,18 @@ def test_the_contact_sheet_shows_each_render_and_its_variants():
     sheet = contact_sheet(np.stack([crop, crop]), np.stack([mask, mask]), np.random.default_rng(0), variants=3)
     assert sheet.shape == (128, 256, 3)
     assert np.array_equal(sheet[:64, :64], crop)
+
+
+def test_detected_landmarks_err_as_asked_and_sometimes_go_missing():
+    truth = np.random.default_rng(0).uniform(20, 100, (400, 68, 2)).astype(np.float32)
+    error_px = np.full(400, 1.2)
+    config = Augmentation(landmark_error_spread=0.0)
+    points, confidence = detected_landmarks(truth, error_px, np.random.default_rng(1), config)
+    error = points - truth
+    assert abs(error.std() - 1.2) < 0.05
+    missing = confidence == 0
+    assert set(np.unique(confidence)) == {0.0, 1.0}
+    samples = missing.any(1)
+    assert 0.05 < samples.mean() < 0.15 and np.all(missing[samples].sum(1) == 68 // 5)
+    again, _ = detected_landmarks(truth, error_px, np.random.default_rng(1), config)
+    assert np.array_equal(points, again)

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from backend.encoder.crop import CROP_POINTS, CropBox, box_from_landmarks, crop_intrinsics, cut_crop
+from backend.encoder.crop import (
+    CROP_POINTS,
+    CropBox,
+    box_from_landmarks,
+    crop_frame,
+    crop_intrinsics,
+    cut_crop,
+    to_crop,
+)
 from backend.formats.camera import centred_intrinsics
 
 
@@ -46,9 +54,24 @@ def test_a_footage_pixel_lands_where_the_crop_camera_says(side):
     ys, xs = np.mgrid[:128, :128]
     centroid = np.array([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum()
     assert np.abs(centroid - expected).max() < 1.0
+    # The landmarks the encoder is given land there too.
+    assert np.abs(to_crop(point[None], box, 128)[0] - expected).max() < 1e-3
 
 
 def test_a_face_leaving_the_frame_crops_with_black_outside():
     image = np.full((100, 100, 3), 200, np.uint8)
     crop = cut_crop(image, CropBox(95.0, 50.0, 60.0), 64)
     assert crop[:, -10:].max() == 0 and crop[:, :20].min() == 200
+
+
+def test_a_frame_crops_with_its_landmarks_in_crop_pixels_or_not_at_all():
+    image = np.zeros((300, 400, 3), np.uint8)
+    points = _face_points()
+    k = centred_intrinsics(400.0, 400, 300)
+    crop, landmarks, camera = crop_frame(image, points, np.ones(68), k, 64)
+    box = box_from_landmarks(points, np.ones(68))
+    assert crop.shape == (64, 64, 3) and landmarks.shape == (68, 2)
+    assert np.allclose(camera, crop_intrinsics(k, box, 64))
+    # The crop points span the crop's middle 1/SIDE_SCALE, whatever the face's size in the frame.
+    assert 64 / 1.8 < np.ptp(landmarks[CROP_POINTS], 0).max() < 64 / 1.6
+    assert crop_frame(image, points, np.zeros(68), k, 64) is None

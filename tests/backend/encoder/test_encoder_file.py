@@ -26,9 +26,9 @@ def model(tmp_path):
 def test_a_saved_encoder_loads_and_predicts_the_same(model):
     folder, encoder = model
     loaded, info = load_encoder(folder)
-    crops = torch.rand(2, 3, 64, 64)
+    crops, points, confidence = torch.rand(2, 3, 64, 64), torch.rand(2, 68, 2) * 64, torch.ones(2, 68)
     with torch.no_grad():
-        a, b = encoder.eval()(crops), loaded(crops)
+        a, b = encoder.eval()(crops, points, confidence), loaded(crops, points, confidence)
     assert info["metrics"] == {"clean_vertex_mm": 1.0}
     assert torch.allclose(a.z, b.z, atol=2e-2) and torch.allclose(a.rotation, b.rotation, atol=1e-2)
 

@@ -19,8 +19,8 @@ from backend.formats.errors import BadInput
 
 DEFAULT_MODEL = Path(__file__).parents[3] / "backend/models/default"
 ARCHITECTURE = EncoderArchitecture(crop_size=64, width=8)
-TRAINING = EncoderTraining(steps=4, batch_size=4, expressions=6, views=2, evaluation_expressions=3,
-                           evaluation_views=2, checkpoint_every=2)
+TRAINING = EncoderTraining(steps=4, landmark_steps=3, landmark_batch_size=8, batch_size=4, expressions=6,
+                           views=2, evaluation_expressions=3, evaluation_views=2, checkpoint_every=2)
 
 
 def _model(tmp_path: Path, name: str) -> Path:
@@ -47,7 +47,11 @@ def test_training_writes_an_encoder_with_held_out_metrics(tmp_path):
     train_encoder(model, tmp_path / "work", ARCHITECTURE, TRAINING, False,
                   EventSink(json_lines=False))
     info = json.loads((model / ENCODER_INFO).read_text())
-    assert info["run"]["steps"] == 4
+    assert info["run"]["steps"] == 4 and info["run"]["landmark_steps"] == 3
+    assert set(info["run"]["landmark_phase_losses"]["final"]) >= {"code", "vertex", "rotation"}
+    assert info["reproduce"] == ("python -m backend train-encoder MODEL --steps 4 --landmark-steps 3 "
+                                 "--landmark-batch-size 8 --batch-size 4 --expressions 6 --views 2 --seed 0 "
+                                 "--checkpoint-every 2")
     for name in ("clean_vertex_mm", "augmented_vertex_mm", "clean_rotation_deg"):
         assert np.isfinite(info["metrics"][name])
     encoder, _ = load_encoder(model)

@@ -1,6 +1,7 @@
 """The suite report (backend/evaluation/suite_report.py) on a small synthetic suite: tables with a
 row per method and clip, missing values shown, honest means, JSON without NaN, plots and
-contact sheets of the ground-truth clips only."""
+contact sheets of the ground-truth clips beside the report, those of the real clips in the
+work folder alone, and a decoded-texture column for methods whose results hold latent codes."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
+from backend.dam.model import DamArchitecture, DeepAppearanceModel
+from backend.dam.model_folder import model_record, save_model, save_model_head
 from backend.evaluation.suite_report import (
     MISSING,
     REAL_COLUMNS,
+    REAL_SHEETS,
     SHEET_LABEL_HEIGHT,
     SHEET_ROWS,
     SHEET_TILE_WIDTH,
@@ -57,8 +62,10 @@ def ellipsoid_head(rings: int = 14, segments: int = 24) -> HeadAsset:
                      landmark_mask=np.ones(68, bool), face_region=face_region)
 
 
-def write_results(folder: Path, head: HeadAsset, untracked: tuple[int, ...]) -> None:
-    """A results directory of the head, still, 0.5 m in front of the camera."""
+def write_results(folder: Path, head: HeadAsset, untracked: tuple[int, ...],
+                  latent: np.ndarray | None = None, summary: dict | None = None) -> None:
+    """A results directory of the head, still, 0.5 m in front of the camera; `latent` (F, Z)
+    and `summary` (result.json fields) as a face-model tracker writes them."""
     rotation = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
     pose = np.eye(4)
     pose[:3, :3], pose[:3, 3] = rotation, -rotation @ np.array([0.0, -0.5, 0.1])
@@ -70,9 +77,18 @@ def write_results(folder: Path, head: HeadAsset, untracked: tuple[int, ...]) -> 
                               intrinsics=np.array([[150.0, 0, 47.5], [0, 150.0, 47.5], [0, 0, 1]]),
                               confidence=confidence, landmarks_2d=np.full((FRAMES, 68, 2), 48.0),
                               landmarks_conf=np.ones((FRAMES, 68)),
-                              landmarks_fit=np.full((FRAMES, 68, 2), 50.0))
+                              landmarks_fit=np.full((FRAMES, 68, 2), 50.0),
+                              optional={} if latent is None else {"latent": latent})
     write_arrays(folder, tracking, head)
-    write_summary(folder, {"tracker": folder.parent.name}, head)
+    write_summary(folder, {"tracker": folder.parent.name, **(summary or {})}, head)
+
+
+def write_footage(path: Path) -> None:
+    """FRAMES frames of colour ramps, changing over time, as an mp4."""
+    ramp = np.linspace(0, 255, SIZE, dtype=np.float32)
+    write_movie((np.stack([np.add.outer(ramp, ramp) / 2, np.full((SIZE, SIZE), 20.0 * f),
+                           np.add.outer(ramp, -ramp) / 2 + 128], -1).clip(0, 255).astype(np.uint8)
+                 for f in range(FRAMES)), path, 25.0)
 
 
 def truth_metrics(scale: float) -> dict:
@@ -100,10 +116,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     clip_folder.mkdir(parents=True)
     head = ellipsoid_head()
     save_head(head, clip_folder / "head.npz")
-    ramp = np.linspace(0, 255, SIZE, dtype=np.float32)
-    write_movie((np.stack([np.add.outer(ramp, ramp) / 2, np.full((SIZE, SIZE), 20.0 * f),
-                           np.add.outer(ramp, -ramp) / 2 + 128], -1).clip(0, 255).astype(np.uint8)
-                 for f in range(FRAMES)), clip_folder / "footage.mp4", 25.0)
+    write_footage(clip_folder / "footage.mp4")
     per_vertex = np.where(head.face_region, np.abs(head.vertices[:, 2] - 0.1) * 100, np.nan)
     for method, scale in zip(METHODS, (1.0, 2.0), strict=True):
         for clip in ("truth-a", "truth-b"):
@@ -264,3 +277,95 @@ def test_reference_rows_come_first_on_truth_clips_only(report):
     assert "**neutral (reference)**: the neutral yardstick" in _section(markdown, "Reference rows")
     assert "dam-oracle on truth-b" not in log  # not applicable: no warning about missing scores
     assert "alpha on truth-b" not in log and "beta on truth-b" in log
+
+
+DECODED_COLOUR = (255, 0, 255)  # the tiny DAM's texture, whatever the code and view: magenta
+
+
+def magenta_model(head: HeadAsset, folder: Path) -> Path:
+    """A tiny DAM of `head` in a model folder whose decoded texture is DECODED_COLOUR for every
+    code and view (its last layer zeroed, its mean texture that colour)."""
+    model = DeepAppearanceModel(DamArchitecture(latent=4, texture_size=16, hidden=8, base_channels=4),
+                                head.num_vertices)
+    last = model.decode_texture[-1]
+    last.weight.data.zero_()
+    last.bias.data.zero_()
+    model.texture_mean[:] = (torch.tensor(DECODED_COLOUR, dtype=torch.float32) / 255)[:, None, None]
+    save_model(folder, model, {"topology_hash": head.topology_hash})
+    save_model_head(folder, head)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sheets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """A suite of one ground-truth and one real clip, tracked by a method without latent codes
+    ("plain") and one with them ("face-model", its result.json recording its DAM), reported
+    with FACEADAPT_DATA holding the real clip; returns the JSON path, the work folder and the
+    sink's stderr."""
+    root = tmp_path_factory.mktemp("sheets")
+    work, data, clip_folder = root / "work", root / "data", root / "work" / "clips" / "truth-a"
+    head = ellipsoid_head()
+    clip_folder.mkdir(parents=True)
+    save_head(head, clip_folder / "head.npz")
+    write_footage(clip_folder / "footage.mp4")
+    (data / "videos").mkdir(parents=True)
+    write_footage(data / "videos" / "real-one.mp4")
+    model = magenta_model(head, root / "model")
+    for clip in ("truth-a", "real-one"):
+        write_results(work / "results" / "plain" / clip, head, ())
+        write_results(work / "results" / "face-model" / clip, head, (), np.zeros((FRAMES, 4), np.float32),
+                      {"dam_model": model_record(str(model), model)})
+    document = {
+        "benchmark": "suite", "command": "python -m backend suite --quick", "work": str(work),
+        "clips": [{"name": "truth-a", "kind": "truth", "head": "default", "frames": FRAMES,
+                   "folder": str(clip_folder)},
+                  {"name": "real-one", "kind": "real", "file": "real-one.mp4", "frames": 60}],
+        "methods": [{"name": method, "description": method,
+                     "clips": {"truth-a": truth_metrics(1.0), "real-one": real_metrics(1.0)}}
+                    for method in ("plain", "face-model")],
+    }
+    err = io.StringIO()
+    json_path = root / "report" / "suite.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACEADAPT_DATA", str(data))
+        write_report(document, json_path, EventSink(False, out=io.StringIO(), err=err))
+    return json_path, work, err.getvalue()
+
+
+def _tiles(sheet: np.ndarray) -> list[np.ndarray]:
+    """The columns of a sheet's first row of tiles, RGB."""
+    row = cv2.cvtColor(sheet, cv2.COLOR_BGR2RGB)[SHEET_LABEL_HEIGHT:SHEET_LABEL_HEIGHT + SHEET_TILE_WIDTH]
+    return [row[:, i:i + SHEET_TILE_WIDTH].astype(np.int16)
+            for i in range(0, row.shape[1], SHEET_TILE_WIDTH)]
+
+
+def test_real_clip_sheets_stay_in_the_work_folder(sheets):
+    json_path, work, log = sheets
+    real = work / REAL_SHEETS / "real-one.jpg"
+    image = cv2.imread(str(real))
+    assert image is not None and image.std() > 10
+    assert f"wrote {real}" in log
+    beside = {p.name for p in json_path.parent.iterdir()}
+    assert "suite_sheet_truth-a.jpg" in beside
+    assert not [name for name in beside if "real-one" in name]
+    markdown = json_path.with_suffix(".md").read_text()
+    assert "real-one.jpg" not in markdown and f"`{work / REAL_SHEETS}/<clip>.jpg`" in markdown
+    assert "![suite_sheet_truth-a](suite_sheet_truth-a.jpg)" in markdown
+
+
+def test_methods_with_latent_codes_get_a_decoded_texture_column(sheets):
+    json_path, work, log = sheets
+    for sheet in (cv2.imread(str(json_path.parent / "suite_sheet_truth-a.jpg")),
+                  cv2.imread(str(work / REAL_SHEETS / "real-one.jpg"))):
+        # footage | plain | face-model | face-model's decoded texture: none for "plain"
+        assert sheet.shape == (SHEET_LABEL_HEIGHT + SHEET_ROWS * SHEET_TILE_WIDTH, 4 * SHEET_TILE_WIDTH, 3)
+        footage, plain, mesh, decoded = _tiles(sheet)
+        face = (slice(140, 180), slice(140, 180))  # the head's front, at the frame's centre
+        corner = (slice(0, 40), slice(280, 320))  # off the head: the frame itself
+        assert np.abs(decoded[face] - DECODED_COLOUR).mean() < 30
+        assert np.abs(decoded[face] - footage[face]).mean() > 60
+        assert np.abs(decoded[corner] - footage[corner]).mean() < 8
+        # The mesh overlays (grey mesh, landmarks) are not the decoded texture.
+        for overlay in (plain, mesh):
+            assert np.abs(overlay[face] - DECODED_COLOUR).mean() > 60
+    assert "no decoded texture" not in log
