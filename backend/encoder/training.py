@@ -36,7 +36,7 @@ import torch
 from ..config_parser import command_flags, option
 from ..dam.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from ..dam.model import DeepAppearanceModel
-from ..dam.model_folder import load_model, load_model_head
+from ..dam.model_folder import load_model, load_model_head, model_id
 from ..events import EventSink
 from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
@@ -165,7 +165,7 @@ def _views_folder(work: Path, name: str, head: HeadAsset, dam: DeepAppearanceMod
     each; rendered unless one made the same way is there."""
     folder = work / name
     wanted = {"views_per_expression": views, "crop_size": size, "seed": seed,
-              "model": str(model_dir.resolve()), "expressions": count,
+              "model": model_id(model_dir), "expressions": count,
               "head": head.topology_hash, "detector": "mediapipe", "expression_sampler": "lab+dense"}
     info_path = folder / "views.json"
     if info_path.is_file():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from backend.dam.model_folder import model_id
 from backend.encoder.encoder_file import ENCODER_INFO, load_encoder
 from backend.encoder.network import EncoderArchitecture
 from backend.encoder.training import EncoderTraining, train_encoder
@@ -57,6 +58,9 @@ def test_training_writes_an_encoder_with_held_out_metrics(tmp_path):
     encoder, _ = load_encoder(model)
     assert encoder.config.crop_size == 64
     assert (tmp_path / "work" / "augmentation.png").is_file()
+    # Views are keyed by the DAM's weights, not the folder's path: a copy of the model reuses them.
+    views = json.loads((tmp_path / "work" / "views" / "views.json").read_text())
+    assert views["model"] == model_id(model)
 
 
 def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path):
