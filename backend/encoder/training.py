@@ -39,6 +39,7 @@ from ..dam.model import DeepAppearanceModel
 from ..dam.model_folder import load_model, load_model_head, model_id
 from ..events import EventSink
 from ..formats.atomic import atomic_file
+from ..formats.camera import project_points
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
 from ..lab.capture import LabRenderer, face_centre_and_height
@@ -123,9 +124,8 @@ class ViewBatches:
         rotation, uv, scale = pose_to_crop(poses, intrinsics, self.size, self.centre, self.face_height)
         with torch.no_grad():
             vertices = self.lab.vertices(torch.as_tensor(v.weights[expressions]))
-        camera = vertices[:, self.landmark_vertex] @ poses[:, :3, :3].transpose(1, 2) + poses[:, None, :3, 3]
-        projected = camera @ intrinsics.transpose(1, 2)
-        landmarks = (projected[..., :2] / projected[..., 2:]).numpy()
+        landmarks = project_points(vertices[:, self.landmark_vertex].numpy(), poses.numpy(),
+                                   intrinsics.numpy())
         confidence = np.ones(landmarks.shape[:2], np.float32)
         if augmentation is not None and rng is not None:
             # What the detector found on the render, where it found the face; the truth with a

@@ -27,9 +27,9 @@ def head_to_camera(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
 
 def project_points(points: np.ndarray, pose: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     """Pixel coordinates (..., N, 2) of head-space points (..., N, 3) under poses (..., 4, 4)
-    and intrinsics (3, 3)."""
+    and intrinsics (3, 3) or one per pose (..., 3, 3)."""
     camera = head_to_camera(points, pose)
-    pixels = camera @ np.asarray(intrinsics).T
+    pixels = camera @ np.swapaxes(np.asarray(intrinsics), -1, -2)
     return pixels[..., :2] / pixels[..., 2:3]
 
 

@@ -10,6 +10,7 @@ from backend.dam.model_folder import load_model, load_model_head
 from backend.encoder.crop import CROP_POINTS
 from backend.encoder.lab_views import VIEWS_FORMAT, LabViews, encoder_expressions, lab_renderer, make_views
 from backend.events import EventSink
+from backend.formats.camera import project_points
 from backend.lab.capture import expression_weights
 
 DEFAULT_MODEL = Path(__file__).parents[3] / "backend/models/default"
@@ -27,10 +28,7 @@ def test_views_hold_the_detectors_landmarks_near_the_truth(tmp_path):
     assert views.detected.shape == (6, 68, 2) and views.detected_found.mean() >= 0.5
     with torch.no_grad():
         vertices = lab_renderer(head, dam).vertices(torch.as_tensor(weights)).numpy()[views.expression]
-    camera = (np.einsum("nij,nvj->nvi", views.poses[:, :3, :3], vertices[:, head.landmark_vertex])
-              + views.poses[:, None, :3, 3])
-    projected = np.einsum("nij,nvj->nvi", views.intrinsics, camera)
-    truth = projected[..., :2] / projected[..., 2:]
+    truth = project_points(vertices[:, head.landmark_vertex], views.poses, views.intrinsics)
     found = views.detected_found
     error = np.linalg.norm(views.detected[found] - truth[found], axis=-1)[:, CROP_POINTS]
     # A detector's error: a few pixels of a 128-px crop, not a misplaced face.

@@ -82,3 +82,13 @@ def test_pose_matrix_builds_rigid_4x4():
     point = np.array([0.3, -0.1, 0.2])
     np.testing.assert_allclose((single @ np.append(point, 1))[:3], head_to_camera(point[None], single)[0],
                                atol=1e-6)
+
+
+def test_projection_takes_one_intrinsics_per_pose():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-0.1, 0.1, (3, 5, 3))
+    poses = pose_matrix(np.tile(np.eye(3), (3, 1, 1)), np.array([[0, 0, 1.0], [0.1, 0, 2.0], [0, 0.1, 3.0]]))
+    intrinsics = np.stack([centred_intrinsics(f, 64, 48) for f in (50.0, 80.0, 120.0)])
+    together = project_points(points, poses, intrinsics)
+    one_by_one = np.stack([project_points(points[i], poses[i], intrinsics[i]) for i in range(3)])
+    assert np.allclose(together, one_by_one)
