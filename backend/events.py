@@ -30,8 +30,9 @@ class EventSink:
         self._out.write(protocol.event_line(event_kind, **fields) + "\n")
         self._out.flush()
 
-    def progress(self, stage: str, done: int, total: int) -> None:
-        """Report `done` of `total` units of `stage`; the ETA is extrapolated from the stage's rate."""
+    def progress(self, stage: str, done: int, total: int, values: dict[str, float] | None = None) -> None:
+        """Report `done` of `total` units of `stage`; the ETA is extrapolated from the stage's rate.
+        `values`: the stage's current figures (an optimisation's loss terms), shown beside it."""
         now = time.monotonic()
         # Rate since the stage's first report, so a resumed stage (done starting high) is right.
         start, first_done = self._stage_start.setdefault(stage, (now, done))
@@ -43,13 +44,14 @@ class EventSink:
                 return
             self._last_event[stage] = now
             self._emit(protocol.EVENT_PROGRESS, stage=stage, done=done, total=total,
-                       eta_s=None if eta is None else round(eta, 2))
+                       eta_s=None if eta is None else round(eta, 2), **({"values": values} if values else {}))
             return
         if done == total or now - self._last_human > 0.5:
             self._last_human = now
             eta_text = "" if eta is None else f", ETA {eta:.0f} s"
+            figures = "".join(f" {k} {v:.4g}" for k, v in (values or {}).items())
             end = "\n" if done == total else "\r"
-            self._err.write(f"{stage}: {done}/{total}{eta_text}    {end}")
+            self._err.write(f"{stage}: {done}/{total}{eta_text}{figures}    {end}")
             self._err.flush()
 
     def log(self, message: str) -> None:

@@ -16,7 +16,8 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from .config_parser import option, positional, required
+from .adaptation.config import AdaptationConfig
+from .config_parser import nested, option, positional, required
 from .detection_cache import cached_detections, detections_key
 from .events import EventSink
 from .footage import Footage, parse_frame_range
@@ -34,7 +35,7 @@ from .landmarks.detector_factory import create_detector
 from .landmarks.nme import clip_inter_ocular
 from .projected_textures import write_projected_textures
 from .trackers.interface import ClipFrames, Detections, TrackerInput, TrackerOutput
-from .trackers.registry import DEFAULT_TRACKER, TRACKERS, tracker_entry, tracker_names
+from .trackers.registry import ADAPTED_TRACKER, DEFAULT_TRACKER, TRACKERS, tracker_entry, tracker_names
 from .trackers.untracked_frames import frame_ranges, hold_untracked
 
 T = TypeVar("T")
@@ -60,6 +61,7 @@ class TrackSettings:
     tracker: str = option(DEFAULT_TRACKER, "; ".join(f"{e.name}: {e.description} (needs {e.needs()})"
                                                     for e in TRACKERS.values()),
                           choices=tracker_names())
+    adaptation: AdaptationConfig = nested(AdaptationConfig)  # --adapt-*, of --tracker adapted
     tracker_config: Any = None  # the tracker's own settings (its config_type); None: its defaults
 
 
@@ -125,7 +127,10 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
 def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
     """Track and write the results directory's files into the empty directory `tmp`."""
     entry = tracker_entry(settings.tracker)
-    tracker = entry.create(settings.tracker_config)
+    config = settings.tracker_config
+    if config is None and settings.tracker == ADAPTED_TRACKER:
+        config = entry.tracker_class().config_type(adaptation=settings.adaptation)
+    tracker = entry.create(config)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     data_files = entry.resolve_data_files()

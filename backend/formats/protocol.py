@@ -12,7 +12,7 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 # --- events (one JSON object per stdout line with --events) -----------------------------
-EVENT_PROGRESS = "progress"  # stage, done, total, eta_s
+EVENT_PROGRESS = "progress"  # stage, done, total, eta_s, optionally values (name -> number)
 EVENT_LOG = "log"  # message
 EVENT_WARNING = "warning"  # message
 EVENT_ERROR = "error"  # kind, message

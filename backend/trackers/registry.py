@@ -70,6 +70,8 @@ class TrackerEntry:
         return tuple(data_file(path) for path in self.data_files)
 
 
+ADAPTED_TRACKER = "adapted"  # its --adapt-* options are track's own (TrackSettings.adaptation)
+
 TRACKERS: dict[str, TrackerEntry] = {entry.name: entry for entry in (
     TrackerEntry(
         name="landmark-fit",
@@ -91,6 +93,12 @@ TRACKERS: dict[str, TrackerEntry] = {entry.name: entry for entry in (
         description="the face model's image encoder, unadapted: each frame's face crop -> DAM "
                     "code and head pose, vertices and view-dependent textures decoded by the DAM",
         implementation="encoder:EncoderTracker",
+        needs_detections=True, needs_frames=True, needs_model=True),
+    TrackerEntry(
+        name=ADAPTED_TRACKER,
+        description="the paper's method: the face model's image encoder adapted to the clip with "
+                    "no labels (texture consistency, landmarks, appearance), then as the encoder",
+        implementation="adapted:AdaptedTracker",
         needs_detections=True, needs_frames=True, needs_model=True),
 )}
 DEFAULT_TRACKER = "landmark-fit"

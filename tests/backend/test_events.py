@@ -32,6 +32,14 @@ def test_human_progress_goes_to_stderr_not_stdout():
     assert out.getvalue() == "" and "fit: 5/5" in err.getvalue() and "hello" in err.getvalue()
 
 
+def test_progress_carries_an_optimisations_figures_in_both_forms():
+    out, err = io.StringIO(), io.StringIO()
+    EventSink(json_lines=True, out=out).progress("adapt", 1, 2, values={"landmark": 0.25})
+    EventSink(json_lines=False, out=io.StringIO(), err=err).progress("adapt", 2, 2, values={"landmark": 0.25})
+    assert json.loads(out.getvalue())["values"] == {"landmark": 0.25}
+    assert "adapt: 2/2" in err.getvalue() and "landmark 0.25" in err.getvalue()
+
+
 def test_a_second_cancel_signal_during_cleanup_is_ignored():
     """The report: Esc pressed twice killed the backend with -15 in the middle of its cleanup.
     The first SIGTERM raises Cancelled; one during the cleanup that follows changes nothing."""
