@@ -35,7 +35,7 @@ from .landmarks.detector_factory import create_detector
 from .landmarks.nme import clip_inter_ocular
 from .projected_textures import write_projected_textures
 from .trackers.interface import ClipFrames, Detections, TrackerInput, TrackerOutput
-from .trackers.registry import ADAPTED_TRACKER, DEFAULT_TRACKER, TRACKERS, tracker_entry, tracker_names
+from .trackers.registry import ADAPTATION_TRACKERS, DEFAULT_TRACKER, TRACKERS, tracker_entry, tracker_names
 from .trackers.untracked_frames import frame_ranges, hold_untracked
 
 T = TypeVar("T")
@@ -61,7 +61,7 @@ class TrackSettings:
     tracker: str = option(DEFAULT_TRACKER, "; ".join(f"{e.name}: {e.description} (needs {e.needs()})"
                                                     for e in TRACKERS.values()),
                           choices=tracker_names())
-    adaptation: AdaptationConfig = nested(AdaptationConfig)  # --adapt-*, of --tracker adapted
+    adaptation: AdaptationConfig = nested(AdaptationConfig)  # --adapt-*: adapted and latent-fit
     tracker_config: Any = None  # the tracker's own settings (its config_type); None: its defaults
 
 
@@ -128,7 +128,7 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
     """Track and write the results directory's files into the empty directory `tmp`."""
     entry = tracker_entry(settings.tracker)
     config = settings.tracker_config
-    if config is None and settings.tracker == ADAPTED_TRACKER:
+    if config is None and settings.tracker in ADAPTATION_TRACKERS:
         config = entry.tracker_class().config_type(adaptation=settings.adaptation)
     tracker = entry.create(config)
     timings: dict[str, float] = {}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..dam.model import DeepAppearanceModel
-from ..encoder.crop_pose import pose_from_crop
+from ..encoder.crop_pose import pose_from_crop, rotation_from_6d, rotation_to_6d
 from ..encoder.network import EncoderOutput, ImageEncoder
 from ..events import EventSink
 from ..formats.errors import BadInput
@@ -129,6 +130,71 @@ def adapt_encoder(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAss
                   initial: Prediction, device: str, sink: EventSink) -> Adapted:
     """Adapt a copy of `encoder` to the clip of `crops` (footage width x height pixels, focal
     length `focal_px` assumed to start); `initial` is the unadapted encoder's prediction."""
+    encoder = copy.deepcopy(encoder).to(device).train()
+    fit = _optimise(lambda index: _encode(encoder, crops, index, device), list(encoder.parameters()),
+                    config.learning_rate, encoder, dam, head, crops, width, height, focal_px, config,
+                    initial, device, sink)
+    encoder.eval()
+    return Adapted(encoder, *fit)
+
+
+class FrameParameters(torch.nn.Module):
+    """Free per-frame outputs (the analysis-by-synthesis alternative to adapting the
+    encoder): codes (F, Z) and crop-relative poses, starting at a prediction."""
+
+    def __init__(self, initial: Prediction, device: str) -> None:
+        super().__init__()
+
+        def parameter(array: np.ndarray) -> torch.nn.Parameter:
+            return torch.nn.Parameter(torch.as_tensor(array, dtype=torch.float32, device=device).clone())
+
+        self.z, self.uv, self.scale = parameter(initial.z), parameter(initial.uv), parameter(initial.scale)
+        self.rotation_6d = parameter(rotation_to_6d(torch.as_tensor(initial.rotation)).numpy())
+
+    def forward(self, index: np.ndarray) -> EncoderOutput:
+        rows = torch.as_tensor(index, device=self.z.device)
+        six = self.rotation_6d[rows]
+        return EncoderOutput(self.z[rows], rotation_from_6d(six), self.uv[rows], self.scale[rows], six)
+
+    def prediction(self) -> Prediction:
+        with torch.no_grad():
+            rotation = rotation_from_6d(self.rotation_6d)
+        return Prediction(*(t.detach().cpu().numpy() for t in (self.z, rotation, self.uv, self.scale)))
+
+
+@dataclass
+class FittedFrames:
+    """The per-frame optimisation's result: the fitted outputs, and as Adapted the rest."""
+
+    prediction: Prediction
+    colour_matrix: np.ndarray
+    colour_offset: np.ndarray
+    focal_px: float
+    history: list[dict[str, float]]
+    steps: int
+    seconds: float
+    used_texture_term: bool
+
+
+def fit_frames(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset, crops: ClipCrops,
+               width: int, height: int, focal_px: float, config: AdaptationConfig, initial: Prediction,
+               device: str, sink: EventSink) -> FittedFrames:
+    """Optimise every frame's code and pose directly with the adaptation's losses and budget,
+    starting at `initial` (the encoder, unadapted; `encoder` lends only its code statistics to
+    the prior). The comparison the paper's choice of adapting the encoder must win."""
+    frames = FrameParameters(initial, device)
+    fit = _optimise(frames, list(frames.parameters()), config.frame_learning_rate, encoder, dam, head,
+                    crops, width, height, focal_px, config, initial, device, sink)
+    return FittedFrames(frames.prediction(), *fit)
+
+
+def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[torch.nn.Parameter],
+              learning_rate: float, encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset,
+              crops: ClipCrops, width: int, height: int, focal_px: float, config: AdaptationConfig,
+              initial: Prediction, device: str, sink: EventSink) -> tuple:
+    """The loop both methods share: minimise L_S over `parameters` (with the colour transform
+    and focal length), `outputs(frame indices)` giving the per-frame codes and poses. Returns
+    (colour matrix, colour offset, focal px, history, steps, seconds, used L_T)."""
     tracked = np.nonzero(crops.tracked)[0]
     if len(tracked) == 0:
         raise BadInput("no frame of the clip has a confident face: nothing to adapt to")
@@ -139,18 +205,18 @@ def adapt_encoder(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAss
                      "without the texture-consistency term L_T")
     frames_per_step = 2 * config.pairs if len(pairs) else config.pairs
     steps = max(1, math.ceil(config.passes * len(tracked) / frames_per_step))
-    encoder = copy.deepcopy(encoder).to(device).train()
     for parameter in dam.parameters():
         parameter.requires_grad_(False)
     colour = ColourTransform().to(device)
     log_focal = torch.zeros((), device=device, requires_grad=not config.fixed_focal)
-    groups = [{"params": list(encoder.parameters()), "lr": config.learning_rate},
+    groups = [{"params": parameters, "lr": learning_rate},
               {"params": list(colour.parameters()), "lr": config.learning_rate * 100}]
     if not config.fixed_focal:
         groups.append({"params": [log_focal], "lr": config.learning_rate * 100})
     optimizer = torch.optim.Adam(groups)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    losses = _Losses(encoder, dam, head, crops, width, height, focal_px, config, initial, device)
+    losses = _Losses(encoder.code_mean.detach(), encoder.code_scale.detach(), dam, head, crops, width, height,
+                     focal_px, config, initial, device)
     rng = np.random.default_rng(config.seed)
     history: list[dict[str, float]] = []
     window: list[dict[str, float]] = []
@@ -161,7 +227,7 @@ def adapt_encoder(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAss
             index = np.concatenate([first, first + 1])
         else:
             index = rng.choice(tracked, config.pairs)
-        terms = losses(index, log_focal, colour, paired=len(pairs) > 0, texture=use_texture)
+        terms = losses(index, outputs(index), log_focal, colour, paired=len(pairs) > 0, texture=use_texture)
         total = sum(getattr(config, f"{name}_weight") * value for name, value in terms.items())
         optimizer.zero_grad()
         total.backward()
@@ -173,19 +239,19 @@ def adapt_encoder(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAss
             history.append({name: float(np.mean([w[name] for w in window])) for name in window[0]})
             window.clear()
         sink.progress(STAGE, step + 1, steps, values={k: round(v, 5) for k, v in figures.items()})
-    encoder.eval()
-    return Adapted(encoder, colour.matrix.detach().cpu().numpy(), colour.offset.detach().cpu().numpy(),
-                   float(focal_px * math.exp(float(log_focal))), history, steps,
-                   time.perf_counter() - start, use_texture)
+    return (colour.matrix.detach().cpu().numpy(), colour.offset.detach().cpu().numpy(),
+            float(focal_px * math.exp(log_focal.item())), history, steps, time.perf_counter() - start,
+            use_texture)
 
 
 class _Losses:
     """The loss terms of one step (see the module's note)."""
 
-    def __init__(self, encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset, crops: ClipCrops,
-                 width: int, height: int, focal_px: float, config: AdaptationConfig, initial: Prediction,
-                 device: str) -> None:
-        self.encoder, self.dam, self.crops, self.config, self.device = encoder, dam, crops, config, device
+    def __init__(self, code_mean: torch.Tensor, code_scale: torch.Tensor, dam: DeepAppearanceModel,
+                 head: HeadAsset, crops: ClipCrops, width: int, height: int, focal_px: float,
+                 config: AdaptationConfig, initial: Prediction, device: str) -> None:
+        self.code_mean, self.code_scale = code_mean, code_scale
+        self.dam, self.crops, self.config, self.device = dam, crops, config, device
         self.width, self.height, self.focal = width, height, focal_px
         centre, self.face_height = face_centre_and_height(head)
         self.centre = torch.as_tensor(centre, dtype=torch.float32, device=device)
@@ -200,11 +266,10 @@ class _Losses:
         self.initial = {name: torch.as_tensor(getattr(initial, name), device=device)
                         for name in ("z", "rotation", "uv", "scale")}
 
-    def __call__(self, index: np.ndarray, log_focal: torch.Tensor, colour: ColourTransform, paired: bool,
-                 texture: bool) -> dict[str, torch.Tensor]:
-        crops, config, encoder = self.crops, self.config, self.encoder
+    def __call__(self, index: np.ndarray, out: EncoderOutput, log_focal: torch.Tensor, colour: ColourTransform,
+                 paired: bool, texture: bool) -> dict[str, torch.Tensor]:
+        crops, config = self.crops, self.config
         size = crops.size
-        out = _encode(encoder, crops, index, self.device)
         k = footage_intrinsics(self.focal * torch.exp(log_focal), self.width, self.height)
         crop_k = torch.as_tensor(crops.similarity[index], device=self.device) @ k
         pose = pose_from_crop(out.rotation, out.uv, out.scale, crop_k, size, self.centre, self.face_height)
@@ -237,8 +302,8 @@ class _Losses:
                                                   config.shading_window, config.shading_weight)
         else:
             terms["appearance"] = zero
-        spread = encoder.code_scale
-        terms["prior"] = (((out.z - encoder.code_mean) / spread) ** 2).mean()
+        spread = self.code_scale
+        terms["prior"] = (((out.z - self.code_mean) / spread) ** 2).mean()
         if paired:
             a, b = slice(0, half), slice(half, None)
             terms["smooth"] = ((((out.z[a] - out.z[b]) / spread) ** 2).mean()

@@ -24,6 +24,8 @@ class AdaptationConfig:
                                     flag="--adapt-appearance-frames")
     learning_rate: float = option(3e-4, "the encoder's learning rate (Adam; the colour transform's and "
                                         "the focal length's are 100x)", flag="--adapt-learning-rate")
+    frame_learning_rate: float = option(0.01, "the per-frame codes' and poses' learning rate (--tracker "
+                                              "latent-fit)", flag="--adapt-frame-learning-rate")
     texture_weight: float = option(1.0, "λT, texture consistency of consecutive frames",
                                    flag="--adapt-texture-weight")
     landmark_weight: float = option(1.0, "λL, landmark reprojection", flag="--adapt-landmark-weight")
@@ -51,6 +53,8 @@ class AdaptationConfig:
                   ("--adapt-appearance-frames", self.appearance_frames, self.appearance_frames >= 0,
                    "0 or more"),
                   ("--adapt-learning-rate", self.learning_rate, self.learning_rate > 0, "positive"),
+                  ("--adapt-frame-learning-rate", self.frame_learning_rate, self.frame_learning_rate > 0,
+                   "positive"),
                   ("--adapt-texels", self.texels, 8 <= self.texels <= 1024, "in 8..1024"),
                   ("--adapt-shading-window", self.shading_window, 0 <= self.shading_window < self.texels,
                    "0 or more, below --adapt-texels"),

@@ -70,7 +70,9 @@ class TrackerEntry:
         return tuple(data_file(path) for path in self.data_files)
 
 
-ADAPTED_TRACKER = "adapted"  # its --adapt-* options are track's own (TrackSettings.adaptation)
+# The trackers whose settings are track's own --adapt-* options (TrackSettings.adaptation).
+ADAPTED_TRACKER, LATENT_FIT_TRACKER = "adapted", "latent-fit"
+ADAPTATION_TRACKERS = (ADAPTED_TRACKER, LATENT_FIT_TRACKER)
 
 TRACKERS: dict[str, TrackerEntry] = {entry.name: entry for entry in (
     TrackerEntry(
@@ -99,6 +101,12 @@ TRACKERS: dict[str, TrackerEntry] = {entry.name: entry for entry in (
         description="the paper's method: the face model's image encoder adapted to the clip with "
                     "no labels (texture consistency, landmarks, appearance), then as the encoder",
         implementation="adapted:AdaptedTracker",
+        needs_detections=True, needs_frames=True, needs_model=True),
+    TrackerEntry(
+        name=LATENT_FIT_TRACKER,
+        description="per-frame latent optimisation: the adaptation's losses and budget on each "
+                    "frame's DAM code and pose directly, from the unadapted encoder's (the comparison)",
+        implementation="adapted:LatentFitTracker",
         needs_detections=True, needs_frames=True, needs_model=True),
 )}
 DEFAULT_TRACKER = "landmark-fit"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.adaptation.adapt import adapt_encoder, consecutive_pairs, predict
+from backend.adaptation.adapt import adapt_encoder, consecutive_pairs, fit_frames, predict
 from backend.adaptation.clip_crops import ClipCrops
 from backend.adaptation.config import AdaptationConfig
 from backend.dam.model_folder import load_model, load_model_head
@@ -89,6 +89,17 @@ def test_frames_without_a_face_are_never_adapted_on_and_a_faceless_clip_is_refus
     with pytest.raises(BadInput, match="no frame of the clip has a confident face"):
         adapt_encoder(encoder, dam, head, _crops(empty, [False, False]), 256, 256, 256.0, config,
                       initial, "cpu", Sink())
+
+
+def test_the_per_frame_fit_moves_the_frames_with_a_face_and_no_other(model, tmp_path: Path):
+    encoder, dam, head = model
+    crops = _crops(tmp_path, [True, True, False])
+    initial = predict(encoder, crops, "cpu")
+    config = AdaptationConfig(passes=4, pairs=1, appearance_frames=1, texels=32, shading_window=5)
+    fitted = fit_frames(encoder, dam, head, crops, 256, 256, 256.0, config, initial, "cpu", Sink())
+    moved = np.abs(fitted.prediction.z - initial.z).max(1)
+    assert moved[0] > 0 and moved[1] > 0 and moved[2] == 0
+    assert np.allclose(fitted.prediction.rotation[2], initial.rotation[2], atol=1e-6)
 
 
 def test_bad_settings_are_refused_before_any_work():
