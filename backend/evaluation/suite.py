@@ -5,8 +5,10 @@ Clips of three kinds: `truth` (make-benchmark clips rendered with Cycles, scored
 ground truth), `real` (the real videos in FACEADAPT_DATA/videos, scored against an independent
 detector, by jitter, photometric error and frames tracked) and `photos` (the annotated photos,
 NME against the human annotation). Methods: suite_methods.METHODS, the trackers `track
---tracker` offers. Reference rows on ground-truth clips (yardsticks.py): the neutral head and
-the DAM oracle, scored like the methods and shown apart from them.
+--tracker` offers, and on ground-truth clips the adaptation's ablation rows
+(suite_methods.ABLATIONS: `adapted` with one loss term off). Reference rows on ground-truth
+clips (yardsticks.py): the neutral head and the DAM oracle, scored like the methods and shown
+apart from them.
 
 Everything made along the way (clips, results, per-clip scores) is kept under --work, keyed by
 what made it (suite_cache.py), so an interrupted suite resumes and a changed tracker, setting,
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..adaptation.config import AdaptationConfig
 from ..config_parser import option
 from ..dam.model_folder import load_model_head, resolve_model
 from ..data_location import data_dir
@@ -37,7 +40,7 @@ from ..formats.errors import BadInput
 from ..formats.head_file import load_head
 from ..formats.results_dir import read_results
 from ..track import TrackSettings, run_track
-from ..trackers.registry import tracker_entry
+from ..trackers.registry import ADAPTED_TRACKER, tracker_entry
 from .clip_making import FOOTAGE, HEAD, TRUTH, make_clips
 from .clip_specs import QUICK_CLIPS, STANDARD_CLIPS, ClipSpec
 from .code_closure import BACKEND_ROOT
@@ -53,7 +56,14 @@ from .suite_cache import (
     load_arrays,
     sources_key,
 )
-from .suite_methods import METHODS, method_sources, reference_sources, scoring_sources
+from .suite_methods import (
+    ABLATIONS,
+    METHODS,
+    Ablation,
+    method_sources,
+    reference_sources,
+    scoring_sources,
+)
 from .suite_report import REFERENCE_SCORES
 from .yardsticks import DAM_ORACLE, ORACLE, REFERENCES, reference_on_clip
 
@@ -186,21 +196,26 @@ def _track_seconds(results: Path) -> float:
 
 
 def score_truth_clip(clip: Path, method: str, work: Path, device: str, keys: SuiteKeys,
-                     sink: EventSink) -> dict | None:
+                     sink: EventSink, ablation: Ablation | None = None) -> dict | None:
     """Track a make-benchmark clip with `method` and score it against the truth; per-frame and
     per-vertex errors are saved beside the scores (TRUTH_ARRAYS) for the plots. A face-model
     tracker also gets the PSNR of its decoded texture over the frames
-    (decoded_texture_psnr.py), and None on a clip of another head than its model's."""
+    (decoded_texture_psnr.py), and None on a clip of another head than its model's. With an
+    `ablation`, `method` is adapted with that loss term off, its results and scores filed under
+    the ablation's name."""
     entry = tracker_entry(method)
     model_folder = resolve_model("default") if entry.needs_model else None  # track's default --model
     if model_folder is not None and (load_head(clip / HEAD).topology_hash
                                      != load_model_head(model_folder).topology_hash):
         return None
-    settings = TrackSettings(footage=clip / FOOTAGE, out=work / "results" / method / clip.name,
+    row = ablation.name if ablation is not None else method
+    settings = TrackSettings(footage=clip / FOOTAGE, out=work / "results" / row / clip.name,
                              head=str(clip / HEAD), device=device, overwrite=True, texture_size=0,
                              tracker=method)
+    if ablation is not None:
+        settings = replace(settings, adaptation=AdaptationConfig(**ablation.overrides))
     clip_digest = files_digest(clip, [clip / name for name in (FOOTAGE, TRUTH, HEAD)])
-    scores_path = work / "scores" / method / f"{clip.name}.json"
+    scores_path = work / "scores" / row / f"{clip.name}.json"
     arrays_path = scores_path.with_suffix(".npz")
     key = {"results": keys.tracking(settings, clip_digest), "scoring": keys.scoring("truth")}
 
@@ -362,7 +377,8 @@ def run_suite(settings: SuiteSettings, sink: EventSink) -> Path:
                         "photos": [image.name for image, _ in annotated_photos()]})
     keys = SuiteKeys()
     methods = []
-    jobs = len(METHODS) * (len(clips) + len(real) + with_photos) + len(REFERENCES) * len(clips)
+    jobs = ((len(METHODS) * (len(clips) + len(real) + with_photos)) + len(REFERENCES) * len(clips)
+            + len(ABLATIONS) * len(clips))
     done = 0
     references = []
     for name, description in REFERENCES.items():
@@ -391,6 +407,17 @@ def run_suite(settings: SuiteSettings, sink: EventSink) -> Path:
             done += 1
             sink.progress("suite", done, jobs)
         methods.append({"name": method, "description": description, "clips": per_clip})
+    for ablation in ABLATIONS:
+        per_truth_clip = {}
+        for clip in clips:
+            truth_scores = score_truth_clip(clip, ADAPTED_TRACKER, work, device, keys, sink, ablation)
+            if truth_scores is not None:
+                per_truth_clip[clip.name] = truth_scores
+            done += 1
+            sink.progress("suite", done, jobs)
+        if per_truth_clip:
+            methods.append({"name": ablation.name, "description": ablation.description,
+                            "clips": per_truth_clip})
     usage_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     usage_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     document = {

@@ -24,6 +24,26 @@ from .yardsticks import DAM_ORACLE, NEUTRAL, ORACLE_MODEL_FILES
 
 METHODS: dict[str, str] = tracker_descriptions()
 
+
+@dataclass(frozen=True)
+class Ablation:
+    """A row of the adaptation's ablation: the `adapted` tracker with one loss weight at 0
+    (`--adapt-<term>-weight 0`), on the ground-truth clips only (the issue's ablations)."""
+
+    name: str
+    term: str  # AdaptationConfig's <term>_weight set to 0
+    description: str
+
+    @property
+    def overrides(self) -> dict[str, float]:
+        return {f"{self.term}_weight": 0.0}
+
+
+ABLATIONS: tuple[Ablation, ...] = tuple(
+    Ablation(f"adapted-without-{term}", term, f"adapted, without {label} (--adapt-{term}-weight 0)")
+    for term, label in (("texture", "L_T, texture consistency"), ("landmark", "L_L, landmarks"),
+                        ("appearance", "L_A, appearance")))
+
 # The pipeline every tracker runs through: decoding, detection when asked, assembling and
 # writing the results (backend/track.py and what it imports).
 PIPELINE = "track.py"

@@ -1,9 +1,10 @@
 """What every tracker of a face model (a model folder: DAM, its head, its image encoder) does
 beyond tracking: it tracks the model's own head, records which model it used (so a latent is
 never decoded by other weights), and writes the decoded view-dependent texture of each frame
-for the footage camera (textures/footage/). The pipeline calls these hooks for registry
-entries with `needs_model`; it imports nothing of the face model itself, so the other
-trackers' code (and the suite's cache of their results) does not depend on it.
+for the footage camera (textures/footage/); and what they share in tracking: the clip's crops
+on disk, the results of an encoder's prediction (`face_model_output`). The pipeline calls the
+hooks for registry entries with `needs_model`; it imports nothing of the face model itself, so
+the other trackers' code (and the suite's cache of their results) does not depend on it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from ..adaptation.adapt import Prediction
+from ..adaptation.clip_crops import ClipCrops, write_clip_crops
 from ..dam.model_folder import load_model, load_model_head, model_record, resolve_model
 from ..decoded_textures import write_decoded_textures
+from ..encoder.crop_pose import pose_from_crop
 from ..encoder.encoder_file import read_encoder_info
 from ..events import EventSink
+from ..formats.camera import project_points
+from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
 from ..formats.results_dir import TrackingArrays
-from .interface import Tracker
+from ..lab.capture import face_centre_and_height
+from .arkit_solve import solve_arkit_weights
+from .interface import Detections, Tracker, TrackerInput, TrackerOutput
 
 
 class FaceModelTracker(Tracker):
@@ -52,3 +63,64 @@ class FaceModelTracker(Tracker):
         write_decoded_textures(folder / "textures" / "footage", latent, tracking.head_pose,
                                tracking.frames, dam, head, device, sink)
         return {"decoded_textures": time.perf_counter() - start}
+
+
+def clip_crops(clip: TrackerInput, crop_size: int, folder: Path) -> ClipCrops:
+    """The clip's crops cut into `folder` (memory-mapped; a temporary folder of the tracker)."""
+    if clip.frames is None or clip.detections is None:
+        raise ValueError("a face-model tracker needs the frames and detections")
+    return write_clip_crops(clip.frames, clip.detections, clip.head.landmark_mask, crop_size, folder,
+                            clip.sink)
+
+
+def face_model_output(clip: TrackerInput, crops: ClipCrops, prediction: Prediction, intrinsics: np.ndarray,
+                      metrics: dict[str, float] | None = None) -> TrackerOutput:
+    """The per-frame results of an encoder's prediction for the clip: poses back through the
+    crop cameras of footage `intrinsics` (3, 3), vertices decoded by the frozen DAM, ARKit
+    weights solved from them, fitted landmarks and their residuals."""
+    if clip.model_folder is None or clip.detections is None:
+        raise ValueError("a face-model tracker needs the model folder and detections")
+    device = clip.device
+    centre, height = face_centre_and_height(clip.head)
+    tracked = crops.tracked.copy()
+    pose = np.tile(np.eye(4, dtype=np.float32), (len(crops), 1, 1))
+    with torch.no_grad():
+        poses = pose_from_crop(torch.as_tensor(prediction.rotation[tracked], device=device),
+                               torch.as_tensor(prediction.uv[tracked], device=device),
+                               torch.as_tensor(prediction.scale[tracked], device=device),
+                               torch.as_tensor(crops.crop_intrinsics(intrinsics, tracked), device=device),
+                               crops.size, torch.as_tensor(centre, dtype=torch.float32, device=device), height)
+    pose[tracked] = poses.cpu().numpy()
+    dam, _ = load_model(clip.model_folder, device)
+    with torch.no_grad():
+        vertices = np.concatenate([
+            dam.decode_vertices(torch.as_tensor(prediction.z[s:s + 256], device=device)).cpu().numpy()
+            for s in range(0, len(prediction.z), 256)])
+    solve = solve_arkit_weights(clip.head, vertices, tracked)
+    fit = project_points(vertices[:, clip.head.landmark_vertex], pose, intrinsics)
+    residual = _landmark_residual(fit, clip.detections, clip.head.landmark_mask)
+    return TrackerOutput(
+        vertices=vertices.astype(np.float32), head_pose=pose, intrinsics=intrinsics.astype(np.float32),
+        landmarks=clip.detections, landmarks_fit=fit.astype(np.float32),
+        residual_px=np.where(tracked, residual, np.nan).astype(np.float32),
+        tracked=tracked, weights=solve.weights, weight_names=tuple(clip.head.blendshape_names),
+        latent=prediction.z, metrics={"arkit_solve_vertex_mm": solve.vertex_mm,
+                                      "arkit_solve_vertex_mm_p95": solve.vertex_mm_p95, **(metrics or {})})
+
+
+def check_face_model_settings(tracker: str, batch: int, focal_factor: float, clip: TrackerInput) -> Path:
+    """Refuse a face-model tracker's bad settings; returns the clip's model folder."""
+    if batch < 1:
+        raise BadInput(f"{tracker} tracker batch {batch}: must be at least 1")
+    if not (focal_factor > 0 and np.isfinite(focal_factor)):
+        raise BadInput(f"{tracker} tracker focal factor {focal_factor}: must be a positive number")
+    if clip.model_folder is None:
+        raise ValueError(f"the {tracker} tracker needs the model folder")
+    return clip.model_folder
+
+
+def _landmark_residual(fit: np.ndarray, detections: Detections, mask: np.ndarray) -> np.ndarray:
+    """(F,) mean pixel distance over the head's usable, confidently detected landmarks."""
+    use = (detections.confidence > 0.1) & mask[None]
+    distance = np.linalg.norm(fit - detections.points, axis=-1)
+    return (distance * use).sum(1) / np.maximum(use.sum(1), 1)

@@ -106,7 +106,7 @@ TRACKERS: dict[str, TrackerEntry] = {entry.name: entry for entry in (
         name=LATENT_FIT_TRACKER,
         description="per-frame latent optimisation: the adaptation's losses and budget on each "
                     "frame's DAM code and pose directly, from the unadapted encoder's (the comparison)",
-        implementation="adapted:LatentFitTracker",
+        implementation="latent_fit:LatentFitTracker",
         needs_detections=True, needs_frames=True, needs_model=True),
 )}
 DEFAULT_TRACKER = "landmark-fit"

@@ -239,3 +239,23 @@ def test_a_changed_tracker_settings_or_clip_re_tracks_and_nothing_else_does(
     assert (clip / photo.name).read_bytes() != image
     assert track(changed) == 4
     assert track(changed) == 4
+
+
+def test_each_ablation_turns_one_adaptation_term_off_and_is_cached_apart():
+    from dataclasses import replace
+
+    from backend.adaptation.config import TERMS, AdaptationConfig
+    from backend.evaluation.suite import SuiteKeys
+    from backend.evaluation.suite_methods import ABLATIONS
+    from backend.track import TrackSettings
+
+    assert {a.term for a in ABLATIONS} == {"texture", "landmark", "appearance"} <= set(TERMS)
+    base = TrackSettings(footage=Path("clip.mp4"), out=Path("out"), tracker="adapted")
+    keys = SuiteKeys()
+    seen = {str(keys.tracking(base, "clip"))}
+    for ablation in ABLATIONS:
+        config = AdaptationConfig(**ablation.overrides)
+        changed = {k for k, v in config.as_dict().items() if v != AdaptationConfig().as_dict()[k]}
+        assert changed == {f"{ablation.term}_weight"} and getattr(config, f"{ablation.term}_weight") == 0
+        seen.add(str(keys.tracking(replace(base, adaptation=config), "clip")))
+    assert len(seen) == 1 + len(ABLATIONS)

@@ -1,0 +1,67 @@
+"""What the adaptation trackers share (`adapted`, `latent-fit`): detect -> crop -> encode ->
+optimise the adaptation's losses over the clip (adaptation/adapt.py; the subclass says what is
+optimised) -> results, written as the encoder tracker writes them (trackers/face_model.py).
+result.json's metrics carry the optimisation's steps, seconds, focal length and loss terms over
+the first and the last tenth of the steps; the colour transform is logged.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..adaptation.adapt import Adapted, FittedFrames, Prediction, predict
+from ..adaptation.clip_crops import ClipCrops
+from ..adaptation.config import AdaptationConfig
+from ..config_parser import nested, option
+from ..dam.model import DeepAppearanceModel
+from ..dam.model_folder import load_model
+from ..encoder.encoder_file import load_encoder
+from ..encoder.network import ImageEncoder
+from ..formats.camera import centred_intrinsics
+from .face_model import FaceModelTracker, check_face_model_settings, clip_crops, face_model_output
+from .interface import TrackerInput, TrackerOutput
+
+
+@dataclass(frozen=True)
+class ClipOptimisationConfig:
+    """The settings of a tracker that optimises the adaptation's losses over the clip."""
+
+    batch: int = option(32, "frames encoded at once (before and after adapting)")
+    focal_factor: float = option(1.0, "starting focal length, x the footage's longer side (pixels)")
+    adaptation: AdaptationConfig = nested(AdaptationConfig)
+
+
+class ClipOptimisationTracker(FaceModelTracker):
+    """crop -> encode -> `optimise` (the subclass's) -> results, as the encoder tracker writes."""
+
+    config_type = ClipOptimisationConfig
+    method = ""
+
+    def optimise(self, encoder: ImageEncoder, dam: DeepAppearanceModel, clip: TrackerInput, crops: ClipCrops,
+                 initial: Prediction) -> tuple[Prediction, Adapted | FittedFrames]:
+        """The clip's optimised prediction and what the optimisation found."""
+        raise NotImplementedError
+
+    def track(self, clip: TrackerInput) -> TrackerOutput:
+        config: ClipOptimisationConfig = self.config
+        model_folder = check_face_model_settings(self.method, config.batch, config.focal_factor, clip)
+        device, sink = clip.device, clip.sink
+        encoder, _ = load_encoder(model_folder, device)
+        dam, _ = load_model(model_folder, device)
+        with tempfile.TemporaryDirectory(prefix="faceadapt-crops-") as work:
+            crops = clip_crops(clip, encoder.config.crop_size, Path(work) / "crops")
+            initial = predict(encoder, crops, device, config.batch, sink, stage="encode")
+            prediction, fit = self.optimise(encoder, dam, clip, crops, initial)
+            intrinsics = centred_intrinsics(fit.focal_px, clip.width, clip.height)
+            metrics = {"adaptation_steps": fit.steps, "adaptation_s": round(fit.seconds, 2),
+                       "adaptation_used_texture_term": float(fit.used_texture_term),
+                       "adapted_focal_px": round(fit.focal_px, 2),
+                       **{f"adaptation_{name}_{when}": round(value, 5)
+                          for when, terms in (("first", fit.history[0]), ("last", fit.history[-1]))
+                          for name, value in terms.items()}}
+            sink.log(f"{self.method}: {fit.seconds:.0f} s ({fit.steps} steps): focal {fit.focal_px:.0f} px, "
+                     f"colour matrix {fit.colour_matrix.round(3).tolist()}, offset "
+                     f"{fit.colour_offset.round(3).tolist()}")
+            return face_model_output(clip, crops, prediction, intrinsics, metrics)
