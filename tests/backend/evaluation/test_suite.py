@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from backend.evaluation.suite_methods import ABLATIONS
+from backend.trackers.registry import TRACKERS
 from conftest import run_backend
 
 pytestmark = pytest.mark.blender
@@ -23,12 +25,19 @@ def test_quick_suite_scores_every_method_on_every_clip(tmp_path: Path, data_dir:
     kinds = {clip["kind"] for clip in document["clips"]}
     assert kinds == {"truth", "real", "photos"}
     names = {clip["name"] for clip in document["clips"]}
-    assert {m["name"] for m in document["methods"]} == {"landmark-fit", "mediapipe-blendshapes", "encoder"}
+    ablations = {ablation.name for ablation in ABLATIONS}
+    assert {m["name"] for m in document["methods"]} == set(TRACKERS) | ablations
     other_heads = {clip["name"] for clip in document["clips"]
                    if clip["kind"] == "truth" and clip["head"] != "default"}
+    default_truth = {clip["name"] for clip in document["clips"]
+                     if clip["kind"] == "truth" and clip["head"] == "default"}
+    face_model = {name for name, entry in TRACKERS.items() if entry.needs_model} | ablations
     for method in document["methods"]:
-        # The encoder tracks its model's (the default) head: not applicable on the ICT clip.
-        assert set(method["clips"]) == (names - other_heads if method["name"] == "encoder" else names)
+        # A face-model tracker tracks its model's (the default) head: not applicable on the ICT
+        # clip; the adaptation's ablations run on the ground-truth clips only.
+        expected = (default_truth if method["name"] in ablations
+                    else names - other_heads if method["name"] in face_model else names)
+        assert set(method["clips"]) == expected
         for clip in document["clips"]:
             scores = method["clips"].get(clip["name"])
             if scores is None:
@@ -36,7 +45,7 @@ def test_quick_suite_scores_every_method_on_every_clip(tmp_path: Path, data_dir:
             if clip["kind"] == "truth":
                 assert scores["frames"] + scores["frames_untracked"] + scores["frames_missing"] == 24
                 assert 0 < scores["vertex_mm_mean"] < 10
-                assert ("decoded_texture_psnr_db" in scores) == (method["name"] == "encoder")
+                assert ("decoded_texture_psnr_db" in scores) == (method["name"] in face_model)
             elif clip["kind"] == "real":
                 assert scores["agreement_nme_mean"] < 0.2 and scores["fraction_tracked"] > 0.9
             else:
