@@ -63,12 +63,11 @@ class Prediction:
 
 
 @dataclass
-class Adapted:
-    """The adaptation's result: the adapted encoder, the clip's colour transform (3, 3) and
-    offset (3,), the focal length (pixels of the footage) and the mean loss terms of every
-    tenth of the steps (`history`), with the step count and seconds."""
+class ClipFit:
+    """What an optimisation over the clip found besides its per-frame outputs: the clip's colour
+    transform (3, 3) and offset (3,), the focal length (pixels of the footage) and the mean loss
+    terms of every tenth of the steps (`history`), with the step count and seconds."""
 
-    encoder: ImageEncoder
     colour_matrix: np.ndarray
     colour_offset: np.ndarray
     focal_px: float
@@ -76,6 +75,14 @@ class Adapted:
     steps: int
     seconds: float
     used_texture_term: bool
+
+
+@dataclass
+class Adapted:
+    """The adaptation's result: the adapted encoder and the fit."""
+
+    encoder: ImageEncoder
+    fit: ClipFit
 
 
 def footage_intrinsics(focal: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -135,7 +142,7 @@ def adapt_encoder(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAss
                     config.learning_rate, encoder, dam, head, crops, width, height, focal_px, config,
                     initial, device, sink)
     encoder.eval()
-    return Adapted(encoder, *fit)
+    return Adapted(encoder, fit)
 
 
 class FrameParameters(torch.nn.Module):
@@ -164,16 +171,10 @@ class FrameParameters(torch.nn.Module):
 
 @dataclass
 class FittedFrames:
-    """The per-frame optimisation's result: the fitted outputs, and as Adapted the rest."""
+    """The per-frame optimisation's result: the fitted outputs and the fit."""
 
     prediction: Prediction
-    colour_matrix: np.ndarray
-    colour_offset: np.ndarray
-    focal_px: float
-    history: list[dict[str, float]]
-    steps: int
-    seconds: float
-    used_texture_term: bool
+    fit: ClipFit
 
 
 def fit_frames(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset, crops: ClipCrops,
@@ -185,16 +186,15 @@ def fit_frames(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset,
     frames = FrameParameters(initial, device)
     fit = _optimise(frames, list(frames.parameters()), config.frame_learning_rate, encoder, dam, head,
                     crops, width, height, focal_px, config, initial, device, sink)
-    return FittedFrames(frames.prediction(), *fit)
+    return FittedFrames(frames.prediction(), fit)
 
 
 def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[torch.nn.Parameter],
               learning_rate: float, encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset,
               crops: ClipCrops, width: int, height: int, focal_px: float, config: AdaptationConfig,
-              initial: Prediction, device: str, sink: EventSink) -> tuple:
+              initial: Prediction, device: str, sink: EventSink) -> ClipFit:
     """The loop both methods share: minimise L_S over `parameters` (with the colour transform
-    and focal length), `outputs(frame indices)` giving the per-frame codes and poses. Returns
-    (colour matrix, colour offset, focal px, history, steps, seconds, used L_T)."""
+    and focal length), `outputs(frame indices)` giving the per-frame codes and poses."""
     tracked = np.nonzero(crops.tracked)[0]
     if len(tracked) == 0:
         raise BadInput("no frame of the clip has a confident face: nothing to adapt to")
@@ -239,9 +239,9 @@ def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[t
             history.append({name: float(np.mean([w[name] for w in window])) for name in window[0]})
             window.clear()
         sink.progress(STAGE, step + 1, steps, values={k: round(v, 5) for k, v in figures.items()})
-    return (colour.matrix.detach().cpu().numpy(), colour.offset.detach().cpu().numpy(),
-            float(focal_px * math.exp(log_focal.item())), history, steps, time.perf_counter() - start,
-            use_texture)
+    return ClipFit(colour.matrix.detach().cpu().numpy(), colour.offset.detach().cpu().numpy(),
+                   float(focal_px * math.exp(log_focal.item())), history, steps, time.perf_counter() - start,
+                   use_texture)
 
 
 class _Losses:

@@ -9,7 +9,7 @@ encoder (trackers/clip_optimisation.py writes the results).
 
 from __future__ import annotations
 
-from ..adaptation.adapt import Adapted, FittedFrames, Prediction, adapt_encoder, predict
+from ..adaptation.adapt import ClipFit, Prediction, adapt_encoder, predict
 from ..adaptation.clip_crops import ClipCrops
 from ..dam.model import DeepAppearanceModel
 from ..encoder.network import ImageEncoder
@@ -21,9 +21,9 @@ class AdaptedTracker(ClipOptimisationTracker):
     method = "adapted"
 
     def optimise(self, encoder: ImageEncoder, dam: DeepAppearanceModel, clip: TrackerInput, crops: ClipCrops,
-                 initial: Prediction) -> tuple[Prediction, Adapted | FittedFrames]:
+                 initial: Prediction, focal_px: float) -> tuple[Prediction, ClipFit]:
         config: ClipOptimisationConfig = self.config
-        focal = config.focal_factor * max(clip.width, clip.height)
-        adapted = adapt_encoder(encoder, dam, clip.head, crops, clip.width, clip.height, focal,
+        adapted = adapt_encoder(encoder, dam, clip.head, crops, clip.width, clip.height, focal_px,
                                 config.adaptation, initial, clip.device, clip.sink)
-        return predict(adapted.encoder, crops, clip.device, config.batch, clip.sink, "encode adapted"), adapted
+        return (predict(adapted.encoder, crops, clip.device, config.batch, clip.sink, "encode adapted"),
+                adapted.fit)

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..adaptation.adapt import Adapted, FittedFrames, Prediction, predict
+from ..adaptation.adapt import ClipFit, Prediction, predict
 from ..adaptation.clip_crops import ClipCrops
 from ..adaptation.config import AdaptationConfig
 from ..config_parser import nested, option
@@ -40,8 +40,9 @@ class ClipOptimisationTracker(FaceModelTracker):
     method = ""
 
     def optimise(self, encoder: ImageEncoder, dam: DeepAppearanceModel, clip: TrackerInput, crops: ClipCrops,
-                 initial: Prediction) -> tuple[Prediction, Adapted | FittedFrames]:
-        """The clip's optimised prediction and what the optimisation found."""
+                 initial: Prediction, focal_px: float) -> tuple[Prediction, ClipFit]:
+        """The clip's optimised prediction and what the optimisation found, starting at the
+        focal length focal_px."""
         raise NotImplementedError
 
     def track(self, clip: TrackerInput) -> TrackerOutput:
@@ -53,7 +54,8 @@ class ClipOptimisationTracker(FaceModelTracker):
         with tempfile.TemporaryDirectory(prefix="faceadapt-crops-") as work:
             crops = clip_crops(clip, encoder.config.crop_size, Path(work) / "crops")
             initial = predict(encoder, crops, device, config.batch, sink, stage="encode")
-            prediction, fit = self.optimise(encoder, dam, clip, crops, initial)
+            focal = config.focal_factor * max(clip.width, clip.height)
+            prediction, fit = self.optimise(encoder, dam, clip, crops, initial, focal)
             intrinsics = centred_intrinsics(fit.focal_px, clip.width, clip.height)
             metrics = {"adaptation_steps": fit.steps, "adaptation_s": round(fit.seconds, 2),
                        "adaptation_used_texture_term": float(fit.used_texture_term),

@@ -6,7 +6,7 @@ starting where the unadapted encoder does (adaptation/adapt.py, fit_frames).
 
 from __future__ import annotations
 
-from ..adaptation.adapt import Adapted, FittedFrames, Prediction, fit_frames
+from ..adaptation.adapt import ClipFit, Prediction, fit_frames
 from ..adaptation.clip_crops import ClipCrops
 from ..dam.model import DeepAppearanceModel
 from ..encoder.network import ImageEncoder
@@ -18,9 +18,8 @@ class LatentFitTracker(ClipOptimisationTracker):
     method = "latent-fit"
 
     def optimise(self, encoder: ImageEncoder, dam: DeepAppearanceModel, clip: TrackerInput, crops: ClipCrops,
-                 initial: Prediction) -> tuple[Prediction, Adapted | FittedFrames]:
+                 initial: Prediction, focal_px: float) -> tuple[Prediction, ClipFit]:
         config: ClipOptimisationConfig = self.config
-        focal = config.focal_factor * max(clip.width, clip.height)
-        fitted = fit_frames(encoder, dam, clip.head, crops, clip.width, clip.height, focal, config.adaptation,
-                            initial, clip.device, clip.sink)
-        return fitted.prediction, fitted
+        fitted = fit_frames(encoder, dam, clip.head, crops, clip.width, clip.height, focal_px,
+                            config.adaptation, initial, clip.device, clip.sink)
+        return fitted.prediction, fitted.fit

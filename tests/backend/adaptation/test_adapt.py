@@ -69,9 +69,9 @@ def test_a_one_frame_clip_adapts_without_the_texture_term_and_says_so(model, tmp
     config = AdaptationConfig(passes=2, pairs=2, appearance_frames=1, texels=32, shading_window=5)
     initial = predict(encoder, crops, "cpu")
     adapted = adapt_encoder(encoder, dam, head, crops, 256, 256, 256.0, config, initial, "cpu", sink)
-    assert not adapted.used_texture_term and any("L_T" in w for w in sink.warnings)
-    assert adapted.steps == 1 and adapted.history[-1]["texture"] == 0.0
-    assert adapted.history[-1]["landmark"] > 0 and "adapt" in sink.stages
+    assert not adapted.fit.used_texture_term and any("L_T" in w for w in sink.warnings)
+    assert adapted.fit.steps == 1 and adapted.fit.history[-1]["texture"] == 0.0
+    assert adapted.fit.history[-1]["landmark"] > 0 and "adapt" in sink.stages
     assert all(torch.equal(a, b) for a, b in zip(before, encoder.parameters(), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(before, adapted.encoder.parameters(), strict=True))
 
@@ -83,7 +83,7 @@ def test_frames_without_a_face_are_never_adapted_on_and_a_faceless_clip_is_refus
     assert np.all(initial.z[2:] == 0) and np.any(initial.z[:2] != 0)
     config = AdaptationConfig(passes=4, pairs=1, appearance_frames=1, texels=32, shading_window=5)
     adapted = adapt_encoder(encoder, dam, head, crops, 256, 256, 256.0, config, initial, "cpu", Sink())
-    assert adapted.used_texture_term and adapted.steps == 4  # 4 passes x 2 faces / 2 frames a step
+    assert adapted.fit.used_texture_term and adapted.fit.steps == 4  # 4 passes x 2 faces / 2 frames a step
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(BadInput, match="no frame of the clip has a confident face"):
