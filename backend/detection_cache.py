@@ -11,9 +11,6 @@ is skipped. Never in --out; nothing unpickled.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,38 +21,21 @@ from .events import EventSink
 from .formats.atomic import atomic_file
 from .formats.errors import BadInput
 from .formats.npz_arrays import read_npz
+from .stage_cache import code_digest, package_versions, stage_key
 from .trackers.interface import Detections
 
 DETECTION_CODE = Path(__file__).parent / "landmarks"
 DETECTION_PACKAGES = ("mediapipe", "face-alignment", "opencv-contrib-python", "opencv-python", "torch")
 
 
-def _detection_code_digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted(DETECTION_CODE.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".json"):
-            digest.update(path.relative_to(DETECTION_CODE).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def detections_key(footage: Path, first: int, last: int, fps: float, detector: str) -> str:
     """The cache key of the detections of frames first..last of `footage` (a movie file or a
-    folder of images) by `detector`."""
+    folder of images) by `detector`; the root of the keys of the stages after it."""
     path = Path(footage).resolve()
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-    key = {"footage": [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
-           "frames": [first, last], "fps": fps, "detector": detector,
-           "code": _detection_code_digest(),
-           "packages": {p: _version(p) for p in DETECTION_PACKAGES}}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    return stage_key(footage=[[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
+                     frames=[first, last], fps=fps, detector=detector, code=code_digest(DETECTION_CODE),
+                     packages=package_versions(DETECTION_PACKAGES))
 
 
 def cached_detections(key: str, frame_count: int, detect: Callable[[], Detections],

@@ -153,7 +153,7 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
              f"{info.fps:g} fps) with {entry.name} and head {settings.head} on {settings.device}")
 
     frames = ClipFrames(footage, first, last)
-    detections = None
+    detections = key = None
     if entry.needs_detections:
         key = detections_key(settings.footage, first, last, info.fps, settings.detector)
         detections, timings["detect"] = _without_decoding(frames, lambda: cached_detections(
@@ -162,7 +162,7 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
     clip = TrackerInput(head=head, frame_count=len(frames), width=info.width, height=info.height,
                         fps=info.fps, device=settings.device, sink=sink, detections=detections,
                         frames=frames if entry.needs_frames else None, data_files=data_files,
-                        model_folder=model_folder)
+                        model_folder=model_folder, clip_key=key)
     output, timings["track"] = _without_decoding(frames, lambda: tracker.track(clip))
     timings["decode"] = frames.decode_s
     output.check(entry.name, len(frames), head.num_vertices)

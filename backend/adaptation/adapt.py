@@ -49,6 +49,8 @@ from .config import TERMS, AdaptationConfig
 from .losses import ColourTransform, appearance_loss, landmark_loss, texture_consistency_loss
 
 STAGE = "adapt"
+# Fewer steps than this move the encoder little (a 12-frame clip needed 30: docs/adaptation.md).
+FEW_STEPS = 20
 
 
 @dataclass
@@ -205,6 +207,11 @@ def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[t
                      "without the texture-consistency term L_T")
     frames_per_step = 2 * config.pairs if len(pairs) else config.pairs
     steps = max(1, math.ceil(config.passes * len(tracked) / frames_per_step))
+    if steps < FEW_STEPS:
+        enough = FEW_STEPS * frames_per_step / len(tracked)
+        sink.warning(f"the clip has {len(tracked)} frame(s) with a face: --adapt-passes {config.passes:g} "
+                     f"gives {steps} adaptation step(s) of {frames_per_step} frames, too few to move far "
+                     f"from the unadapted encoder; --adapt-passes {math.ceil(enough)} gives {FEW_STEPS}")
     for parameter in dam.parameters():
         parameter.requires_grad_(False)
     colour = ColourTransform().to(device)

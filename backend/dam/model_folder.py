@@ -16,7 +16,6 @@ $FACEADAPT_MODELS, else the platform's FaceAdapt data folder, e.g.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -32,6 +31,7 @@ from ..config_parser import report_option
 from ..events import EventSink
 from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
+from ..formats.file_digest import file_digest
 from ..formats.head_file import HeadAsset, load_head, save_head
 from .model import DamArchitecture, DeepAppearanceModel
 
@@ -245,11 +245,7 @@ def model_id(folder: Path) -> str:
     path = Path(folder) / WEIGHTS
     if not path.is_file():
         refuse_pickled_weights(Path(folder))
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return file_digest(path)
 
 
 def model_record(spec: str, folder: Path) -> dict[str, str]:

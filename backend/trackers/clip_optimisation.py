@@ -2,7 +2,8 @@
 optimise the adaptation's losses over the clip (adaptation/adapt.py; the subclass says what is
 optimised) -> results, written as the encoder tracker writes them (trackers/face_model.py).
 result.json's metrics carry the optimisation's steps, seconds, focal length and loss terms over
-the first and the last tenth of the steps; the colour transform is logged.
+the first and the last tenth of the steps, and whether it came from the stage cache
+(face_model_stages.py); the colour transform is logged.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..adaptation.adapt import ClipFit, Prediction, predict
+from ..adaptation.adapt import ClipFit, Prediction
 from ..adaptation.clip_crops import ClipCrops
 from ..adaptation.config import AdaptationConfig
 from ..config_parser import nested, option
 from ..dam.model import DeepAppearanceModel
-from ..dam.model_folder import load_model
+from ..dam.model_folder import load_model, model_id
 from ..encoder.encoder_file import load_encoder
 from ..encoder.network import ImageEncoder
 from ..formats.camera import centred_intrinsics
-from .face_model import FaceModelTracker, check_face_model_settings, clip_crops, face_model_output
+from .face_model import FaceModelTracker, check_face_model_settings, face_model_output
+from .face_model_stages import crop_stage, encode_stage, optimise_stage
 from .interface import TrackerInput, TrackerOutput
 
 
@@ -50,20 +52,30 @@ class ClipOptimisationTracker(FaceModelTracker):
         model_folder = check_face_model_settings(self.method, config.batch, config.focal_factor, clip)
         device, sink = clip.device, clip.sink
         encoder, _ = load_encoder(model_folder, device)
-        dam, _ = load_model(model_folder, device)
-        with tempfile.TemporaryDirectory(prefix="faceadapt-crops-") as work:
-            crops = clip_crops(clip, encoder.config.crop_size, Path(work) / "crops")
-            initial = predict(encoder, crops, device, config.batch, sink, stage="encode")
-            focal = config.focal_factor * max(clip.width, clip.height)
-            prediction, fit = self.optimise(encoder, dam, clip, crops, initial, focal)
+        focal = config.focal_factor * max(clip.width, clip.height)
+        settings = {"method": self.method, "adaptation": config.adaptation.as_dict(), "batch": config.batch,
+                    "focal_px": focal, "dam": model_id(model_folder)}
+        with tempfile.TemporaryDirectory(prefix="faceadapt-stages-") as work:
+            crops, crops_key = crop_stage(clip, encoder.config.crop_size, Path(work))
+            initial, encode_key = encode_stage(encoder, model_folder, crops, crops_key, clip, config.batch,
+                                               Path(work))
+
+            def optimise() -> tuple[Prediction, ClipFit]:
+                dam, _ = load_model(model_folder, device)
+                return self.optimise(encoder, dam, clip, crops, initial, focal)
+
+            prediction, fit, reused = optimise_stage(encode_key, settings, clip, len(crops), optimise,
+                                                     Path(work))
             intrinsics = centred_intrinsics(fit.focal_px, clip.width, clip.height)
             metrics = {"adaptation_steps": fit.steps, "adaptation_s": round(fit.seconds, 2),
+                       "adaptation_reused": float(reused),
                        "adaptation_used_texture_term": float(fit.used_texture_term),
                        "adapted_focal_px": round(fit.focal_px, 2),
                        **{f"adaptation_{name}_{when}": round(value, 5)
                           for when, terms in (("first", fit.history[0]), ("last", fit.history[-1]))
                           for name, value in terms.items()}}
-            sink.log(f"{self.method}: {fit.seconds:.0f} s ({fit.steps} steps): focal {fit.focal_px:.0f} px, "
+            sink.log(f"{self.method}: {fit.seconds:.0f} s ({fit.steps} steps"
+                     f"{', from the stage cache' if reused else ''}): focal {fit.focal_px:.0f} px, "
                      f"colour matrix {fit.colour_matrix.round(3).tolist()}, offset "
                      f"{fit.colour_offset.round(3).tolist()}")
             return face_model_output(clip, crops, prediction, intrinsics, metrics)

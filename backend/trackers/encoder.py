@@ -1,7 +1,8 @@
 """The image encoder as a tracker (`--tracker encoder`): detect -> crop -> encode -> decode.
 
 Per frame, from the pipeline's landmarks, a face crop (encoder/crop.py, cut once into a
-memory-mapped crop folder: adaptation/clip_crops.py) and those landmarks in crop pixels go
+memory-mapped crop folder: adaptation/clip_crops.py; crops and encoding are
+stage-cached: face_model_stages.py) and those landmarks in crop pixels go
 through the model's image encoder (a DAM code z and a crop-relative pose); the frozen DAM
 decoder gives the vertices; the pose comes back to the footage camera through the crop camera
 (encoder/crop_pose.py). The focal length is not observed by one crop: it is assumed
@@ -17,11 +18,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..adaptation.adapt import predict
 from ..config_parser import option
 from ..encoder.encoder_file import load_encoder
 from ..formats.camera import centred_intrinsics
-from .face_model import FaceModelTracker, check_face_model_settings, clip_crops, face_model_output
+from .face_model import FaceModelTracker, check_face_model_settings, face_model_output
+from .face_model_stages import crop_stage, encode_stage
 from .interface import TrackerInput, TrackerOutput
 
 
@@ -42,7 +43,8 @@ class EncoderTracker(FaceModelTracker):
         intrinsics = centred_intrinsics(config.focal_factor * max(clip.width, clip.height),
                                         clip.width, clip.height)
         encoder, _ = load_encoder(model_folder, clip.device)
-        with tempfile.TemporaryDirectory(prefix="faceadapt-crops-") as work:
-            crops = clip_crops(clip, encoder.config.crop_size, Path(work) / "crops")
-            prediction = predict(encoder, crops, clip.device, config.batch, clip.sink)
+        with tempfile.TemporaryDirectory(prefix="faceadapt-stages-") as work:
+            crops, crops_key = crop_stage(clip, encoder.config.crop_size, Path(work))
+            prediction, _ = encode_stage(encoder, model_folder, crops, crops_key, clip, config.batch,
+                                         Path(work))
             return face_model_output(clip, crops, prediction, intrinsics)

@@ -1,10 +1,10 @@
 """What every tracker of a face model (a model folder: DAM, its head, its image encoder) does
 beyond tracking: it tracks the model's own head, records which model it used (so a latent is
 never decoded by other weights), and writes the decoded view-dependent texture of each frame
-for the footage camera (textures/footage/); and what they share in tracking: the clip's crops
-on disk, the results of an encoder's prediction (`face_model_output`). The pipeline calls the
-hooks for registry entries with `needs_model`; it imports nothing of the face model itself, so
-the other trackers' code (and the suite's cache of their results) does not depend on it.
+for the footage camera (textures/footage/); and the results of an encoder's prediction, which
+they share (`face_model_output`; their cached stages: face_model_stages.py). The pipeline calls
+the hooks for registry entries with `needs_model`; it imports nothing of the face model itself,
+so the other trackers' code (and the suite's cache of their results) does not depend on it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..adaptation.adapt import Prediction
-from ..adaptation.clip_crops import ClipCrops, write_clip_crops
+from ..adaptation.clip_crops import ClipCrops
 from ..dam.model_folder import load_model, load_model_head, model_record, resolve_model
 from ..decoded_textures import write_decoded_textures
 from ..encoder.crop_pose import pose_from_crop
@@ -63,14 +63,6 @@ class FaceModelTracker(Tracker):
         write_decoded_textures(folder / "textures" / "footage", latent, tracking.head_pose,
                                tracking.frames, dam, head, device, sink)
         return {"decoded_textures": time.perf_counter() - start}
-
-
-def clip_crops(clip: TrackerInput, crop_size: int, folder: Path) -> ClipCrops:
-    """The clip's crops cut into `folder` (memory-mapped; a temporary folder of the tracker)."""
-    if clip.frames is None or clip.detections is None:
-        raise ValueError("a face-model tracker needs the frames and detections")
-    return write_clip_crops(clip.frames, clip.detections, clip.head.landmark_mask, crop_size, folder,
-                            clip.sink)
 
 
 def face_model_output(clip: TrackerInput, crops: ClipCrops, prediction: Prediction, intrinsics: np.ndarray,

@@ -68,6 +68,9 @@ class TrackerInput:
     data_files: the files of its entry's `data_files`, found in FACEADAPT_DATA, in that order.
     model_folder: the face model folder (`--model`) when its entry needs a model; `head` is
         then the model's head.
+    clip_key: the stage-cache key of the clip's detections (footage, frame range, fps,
+        detector: detection_cache.py), the root of the keys of a tracker's own cached stages;
+        None: nothing is cached.
     sink: for its progress events (a stage name of its own), logs and warnings.
     """
 
@@ -82,6 +85,7 @@ class TrackerInput:
     frames: ClipFrames | None = None
     data_files: tuple[Path, ...] = ()
     model_folder: Path | None = None
+    clip_key: str | None = None
 
 
 @dataclass

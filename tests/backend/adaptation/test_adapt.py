@@ -3,6 +3,7 @@ one-frame clip does, and that the encoder it was given is left as it was."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,21 @@ def test_frames_without_a_face_are_never_adapted_on_and_a_faceless_clip_is_refus
     with pytest.raises(BadInput, match="no frame of the clip has a confident face"):
         adapt_encoder(encoder, dam, head, _crops(empty, [False, False]), 256, 256, 256.0, config,
                       initial, "cpu", Sink())
+
+
+def test_a_clip_too_short_for_the_budget_says_so(model, tmp_path: Path):
+    encoder, dam, head = model
+    crops = _crops(tmp_path, [True] * 4)
+    initial = predict(encoder, crops, "cpu")
+    config = AdaptationConfig(passes=8, pairs=1, appearance_frames=0, texels=16, shading_window=3)
+    short = Sink()
+    adapted = adapt_encoder(encoder, dam, head, crops, 256, 256, 256.0, config, initial, "cpu", short)
+    assert adapted.fit.steps == 16
+    assert any("16 adaptation step(s)" in w and "--adapt-passes 10 gives 20" in w for w in short.warnings)
+    enough = Sink()
+    adapt_encoder(encoder, dam, head, crops, 256, 256, 256.0, replace(config, passes=10), initial, "cpu",
+                  enough)
+    assert not any("--adapt-passes" in w for w in enough.warnings)
 
 
 def test_the_per_frame_fit_moves_the_frames_with_a_face_and_no_other(model, tmp_path: Path):

@@ -1,6 +1,7 @@
 """`track --tracker encoder` on bad input (issue 12): frames without a face, a face leaving the
-frame, footage far smaller or larger than the crop, a model without an encoder, CUDA refused
-without CUDA, the detections stage cache, and what an encoder run writes.
+frame (both also for `--tracker adapted`, issue 13), footage far smaller or larger than the
+crop, a model without an encoder, CUDA refused without CUDA, the detections stage cache, and
+what an encoder run writes.
 
 Run with the seeded untrained encoder (conftest.untrained_encoder_model): these tests check
 plumbing and refusals, never accuracy. Most run `run_track` in this process (a few frames);
@@ -55,9 +56,9 @@ def _track(footage: Path, out: Path, model: Path, **settings) -> tuple[Path, lis
     from backend.track import TrackSettings, run_track
 
     stream = io.StringIO()
-    options = {"texture_size": 0, **settings}
-    run_track(TrackSettings(footage=footage, out=out, tracker="encoder", model=str(model),
-                            device="cpu", **options), EventSink(json_lines=True, out=stream))
+    options = {"texture_size": 0, "tracker": "encoder", **settings}
+    run_track(TrackSettings(footage=footage, out=out, model=str(model), device="cpu", **options),
+              EventSink(json_lines=True, out=stream))
     events = [e for e in map(protocol.parse_event_line, stream.getvalue().splitlines()) if e]
     return out, events
 
@@ -77,14 +78,24 @@ def _model_without_encoder(tmp_path: Path, model: Path) -> Path:
     return folder
 
 
+def _tracker(name: str) -> dict:
+    """The settings of tracker `name` for these tests (a short adaptation: plumbing, not accuracy)."""
+    from backend.adaptation.config import AdaptationConfig
+
+    if name == "adapted":
+        return {"tracker": name, "adaptation": AdaptationConfig(passes=2, texels=32, shading_window=5)}
+    return {"tracker": name}
+
+
 @pytest.mark.data
-def test_a_frame_without_a_face_is_untracked_and_held(clip_frames, untrained_encoder_model, tmp_path):
+@pytest.mark.parametrize("tracker", ["encoder", "adapted"])
+def test_a_frame_without_a_face_is_untracked_and_held(clip_frames, untrained_encoder_model, tmp_path, tracker):
     frames = [f.copy() for f in clip_frames[:5]]
     frames[2][:] = 0
     out, events = _track(_image_folder(tmp_path / "clip", frames), tmp_path / "r",
-                         untrained_encoder_model)
+                         untrained_encoder_model, **_tracker(tracker))
     document = json.loads((out / "result.json").read_text())
-    assert document["warnings"]["untracked_frames"] == [2]
+    assert document["warnings"]["untracked_frames"] == [2] and document["tracker"] == tracker
     assert any(e["event"] == "warning" and "without a face" in e["message"] for e in events)
     assert document["metrics"]["frames_tracked"] == 4
     t = _tracking(out)
@@ -97,7 +108,8 @@ def test_a_frame_without_a_face_is_untracked_and_held(clip_frames, untrained_enc
 
 
 @pytest.mark.data
-def test_a_face_leaving_the_frame_still_tracks(clip_frames, untrained_encoder_model, tmp_path):
+@pytest.mark.parametrize("tracker", ["encoder", "adapted"])
+def test_a_face_leaving_the_frame_still_tracks(clip_frames, untrained_encoder_model, tmp_path, tracker):
     from backend.encoder.crop import box_from_landmarks
 
     # The face slides right, frame by frame (MediaPipe's video mode follows it), until a third
@@ -107,9 +119,10 @@ def test_a_face_leaving_the_frame_still_tracks(clip_frames, untrained_encoder_mo
         moved = np.zeros_like(frame)
         moved[:, dx:] = frame[:, :frame.shape[1] - dx]
         frames.append(moved)
-    out, _ = _track(_image_folder(tmp_path / "clip", frames), tmp_path / "r", untrained_encoder_model)
+    out, _ = _track(_image_folder(tmp_path / "clip", frames), tmp_path / "r", untrained_encoder_model,
+                    **_tracker(tracker))
     document = json.loads((out / "result.json").read_text())
-    assert document["warnings"]["untracked_frames"] == []
+    assert document["warnings"]["untracked_frames"] == [] and document["tracker"] == tracker
     t = _tracking(out)
     assert t["landmarks_2d"][3, :, 0].max() > 512  # the detected face crosses the border
     box = box_from_landmarks(t["landmarks_2d"][3], t["landmarks_conf"][3])

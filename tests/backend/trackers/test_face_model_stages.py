@@ -1,0 +1,91 @@
+"""The face-model trackers' stage cache (crop -> encode -> optimise, face_model_stages.py): a
+re-run with other settings redoes only the stages whose inputs changed, reuses give the same
+results, and an entry that does not load is rebuilt. Run with the seeded untrained encoder
+(conftest.untrained_encoder_model): plumbing, not accuracy."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend.adaptation.config import AdaptationConfig
+from backend.events import EventSink
+from backend.formats import protocol
+from backend.track import TrackSettings, run_track
+
+CLIP = "videos/lp_driving_d0.mp4"
+STAGES = ("crop", "encode", "optimise")
+ADAPTATION = AdaptationConfig(passes=2, texels=32, shading_window=5)
+
+
+def _run(data_dir: Path, out: Path, model: Path, **settings) -> tuple[dict, dict[str, np.ndarray], set[str]]:
+    """(result.json, tracking.npz, the stages reused) of the adapted tracker on frames 0-3 of CLIP
+    unless `settings` say otherwise."""
+    stream = io.StringIO()
+    options = {"tracker": "adapted", "texture_size": 0, "adaptation": ADAPTATION, "frames": "0-3", **settings}
+    run_track(TrackSettings(footage=data_dir / CLIP, out=out, model=str(model), **options),
+              EventSink(json_lines=True, out=stream))
+    logs = [e["message"] for e in map(protocol.parse_event_line, stream.getvalue().splitlines())
+            if e and e["event"] == "log"]
+    reused = {stage for stage in STAGES if any(m.startswith(f"{stage}: from the stage cache") for m in logs)}
+    with np.load(out / "tracking.npz") as tracking:
+        arrays = {k: tracking[k] for k in tracking.files}
+    return json.loads((out / "result.json").read_text()), arrays, reused
+
+
+@pytest.mark.data
+def test_a_rerun_redoes_only_the_stages_whose_inputs_changed(data_dir, untrained_encoder_model, tmp_path,
+                                                             monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FACEADAPT_CACHE", str(cache))
+    model = untrained_encoder_model
+
+    first, t1, reused = _run(data_dir, tmp_path / "r1", model)
+    assert reused == set() and first["metrics"]["adaptation_reused"] == 0
+    entries = {stage: list((cache / "stages" / "face-model" / stage).iterdir()) for stage in STAGES}
+    assert all(len(found) == 1 for found in entries.values()), entries
+    assert not any(p.name.startswith(".") for found in entries.values() for p in found[0].parent.iterdir())
+
+    # Another texture size: every stage reused, the same results.
+    second, t2, reused = _run(data_dir, tmp_path / "r2", model, texture_size=16)
+    assert reused == set(STAGES) and second["metrics"]["adaptation_reused"] == 1
+    for name in ("vertices", "head_pose", "latent", "intrinsics", "landmarks_fit"):
+        np.testing.assert_array_equal(t1[name], t2[name], err_msg=name)
+    assert second["metrics"]["adaptation_steps"] == first["metrics"]["adaptation_steps"]
+
+    # Another adaptation setting: the crops and the unadapted encoding reused, the adaptation redone.
+    _, t3, reused = _run(data_dir, tmp_path / "r3", model, adaptation=AdaptationConfig(
+        passes=8, texels=32, shading_window=5))  # 2 steps, not 1
+    assert reused == {"crop", "encode"}
+    assert not np.array_equal(t1["latent"], t3["latent"])
+
+    # Another tracker of the same model: the crops and encoding are the encoder tracker's too.
+    _, _, reused = _run(data_dir, tmp_path / "r4", model, tracker="encoder")
+    assert reused == {"crop", "encode"}
+
+    # Another frame range: nothing reused.
+    _, _, reused = _run(data_dir, tmp_path / "r5", model, frames="1-3")
+    assert reused == set()
+
+    # An entry that does not load is rebuilt, with the same result.
+    (entries["optimise"][0] / "prediction.npz").write_bytes(b"truncated")
+    _, t6, reused = _run(data_dir, tmp_path / "r6", model)
+    assert reused == {"crop", "encode"}
+    np.testing.assert_array_equal(t6["latent"], t1["latent"])
+    _, _, reused = _run(data_dir, tmp_path / "r7", model)
+    assert reused == set(STAGES)
+
+
+@pytest.mark.data
+def test_without_a_writable_cache_the_stages_run_in_a_temporary_folder(data_dir, untrained_encoder_model,
+                                                                       tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.write_bytes(b"")  # a file where the cache folder should be: nothing can be written under it
+    monkeypatch.setenv("FACEADAPT_CACHE", str(cache))
+    document, tracking, reused = _run(data_dir, tmp_path / "r", untrained_encoder_model)
+    assert reused == set() and document["metrics"]["frames_tracked"] == 4
+    assert np.isfinite(tracking["latent"]).all()
