@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from .bench.adapt_bench import BenchAdaptConfig, bench_adapt
 from .bench.dam_bench import BenchDamConfig, bench_dam
 from .bench.encoder_bench import BenchEncoderConfig, bench_encoder
 from .bench.import_bench import BenchImportConfig, bench_import
@@ -320,6 +321,8 @@ BENCHMARKS: tuple[Command, ...] = (
             _report(bench_dam)),
     Command("soak", "a real clip looped to 5,000 frames, tracked and imported, beside 300 frames: "
             "time, peak memory, memory per frame", BenchSoakConfig, _report(bench_soak)),
+    Command("adapt", "seconds per frame of the adapted tracker beside the landmark fit, against clip "
+            "length and --adapt-texels; peak memory", BenchAdaptConfig, _report(bench_adapt)),
     Command("encoder", "frames/s of the encoder tracker's stages (crop, encode, decode, ARKit solve; "
             "decoded textures apart) beside the landmark fit and MediaPipe, batch 1 and 32",
             BenchEncoderConfig, _report(bench_encoder)),

@@ -1,5 +1,7 @@
 """The main job (`make demo`): render a performance of the default head in Blender with
-Cycles, track it, score it against the ground truth, and write a preview movie."""
+Cycles, track it with the default tracker and with the landmark fit, score both against the
+ground truth side by side, and write a preview movie and a .blend (through the extension's
+Track Footage, which runs the default tracker)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 from .blender_program import blender_program_command, build_extension, run_blender_program
 from .data_location import REPO_ROOT
 from .evaluation.performances import procedural_performance
-from .evaluation.truth_metrics import truth_errors
+from .evaluation.truth_metrics import TruthErrors, truth_errors
 from .events import EventSink
 from .footage import Footage
 from .formats.clip_files import load_truth
@@ -22,8 +24,10 @@ from .heads.default_head import default_head
 from .movie_writer import write_movie
 from .preview import write_preview
 from .track import TrackSettings, run_track
+from .trackers.registry import DEFAULT_TRACKER
 
 DEMO_FPS = 24.0
+BASELINE_TRACKER = "landmark-fit"  # printed beside the default tracker
 
 
 def render_clip(head: HeadAsset, head_path: Path, clip_dir: Path, frames: int,
@@ -61,23 +65,39 @@ def run_demo(out: Path, frames: int, device: str, sink: EventSink) -> Path:
     clip_dir = out / "demo_clip"
     render_clip(head, head_path, clip_dir, frames, sink)
     clip = json.loads((clip_dir / "clip.json").read_text())
-    results_dir = out / "demo_results"
-    run_track(TrackSettings(footage=clip_dir / "frames", out=results_dir, device=device,
-                            overwrite=True, fps=float(clip["fps"]), head=str(head_path)), sink)
-    results = read_results(results_dir)
-    document, tracking = results.document, results.tracking
-    errors = truth_errors(tracking, load_truth(clip_dir).as_arrays(), head)
-    preview = write_preview(clip_dir / "frames", tracking, results.mesh["faces"], out / "demo_preview.mp4",
-                            float(clip["fps"]))
+    truth = load_truth(clip_dir).as_arrays()
+    errors: dict[str, TruthErrors] = {}
+    metrics: dict[str, dict] = {}
+    for tracker in (DEFAULT_TRACKER, BASELINE_TRACKER):
+        results_dir = out / f"demo_results_{tracker}"
+        run_track(TrackSettings(footage=clip_dir / "frames", out=results_dir, device=device, overwrite=True,
+                                fps=float(clip["fps"]), head=str(head_path), tracker=tracker), sink)
+        results = read_results(results_dir)
+        errors[tracker] = truth_errors(results.tracking, truth, head)
+        metrics[tracker] = results.document["metrics"]
+        if tracker == DEFAULT_TRACKER:
+            preview = write_preview(clip_dir / "frames", results.tracking, results.mesh["faces"],
+                                    out / "demo_preview.mp4", float(clip["fps"]))
     blend = build_demo_blend(clip_dir, float(clip["fps"]), out, sink)
-    report = {"clip": str(clip_dir), "results": str(results_dir), "preview": str(preview),
-              "blend": str(blend), "errors": errors.as_dict(), "tracker_metrics": document["metrics"]}
+    baseline_dir = out / f"demo_results_{BASELINE_TRACKER}"
+    report = {"clip": str(clip_dir), "tracker": DEFAULT_TRACKER,
+              "results": str(out / f"demo_results_{DEFAULT_TRACKER}"), "preview": str(preview),
+              "blend": str(blend), "errors": errors[DEFAULT_TRACKER].as_dict(),
+              "tracker_metrics": metrics[DEFAULT_TRACKER],
+              "baseline": {"tracker": BASELINE_TRACKER, "results": str(baseline_dir),
+                           "errors": errors[BASELINE_TRACKER].as_dict()}}
     (out / "demo_report.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(f"demo: {errors.frames} frames of the default head (Cycles render) tracked\n"
-          f"  mean vertex error   {errors.vertex_mm_mean:.2f} mm (face region; p95 "
-          f"{errors.vertex_mm_p95:.2f} mm)\n"
-          f"  mean landmark error {errors.landmark_px_mean:.2f} px against the true landmarks "
-          f"(p95 {errors.landmark_px_p95:.2f} px)\n"
-          f"  preview             {preview}\n"
-          f"  Blender scene       {blend}", file=sys.stderr)
+    ours, theirs = errors[DEFAULT_TRACKER], errors[BASELINE_TRACKER]
+    rows = [("mean vertex error", "mm", "vertex_mm", "face region"),
+            ("mean landmark error", "px", "landmark_px", "against the true landmarks"),
+            ("mean rotation error", "deg", "rotation_deg", "head rotation")]
+    lines = [f"demo: {ours.frames} frames of the default head (Cycles render) tracked",
+             f"  {'':<21}{DEFAULT_TRACKER + ' (default)':>20}{BASELINE_TRACKER:>16}"]
+    for label, unit, field, what in rows:
+        mean, p95 = f"{field}_mean", f"{field}_p95"
+        a, b = getattr(ours, mean), getattr(theirs, mean)
+        lines.append(f"  {label:<21}{a:>16.2f} {unit:<3}{b:>12.2f} {unit:<3}"
+                     f" ({what}; p95 {getattr(ours, p95):.2f} / {getattr(theirs, p95):.2f} {unit})")
+    lines += [f"  preview             {preview}", f"  Blender scene       {blend}"]
+    print("\n".join(lines), file=sys.stderr)
     return preview

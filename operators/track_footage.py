@@ -17,6 +17,8 @@ from ..blender_addon.footage_source import (
 from ..blender_addon.head_builder import HEAD_PROPERTY, selected_head
 from .import_results import import_results_onto
 
+OTHER_HEAD_TRACKER = "landmark-fit"
+
 
 def active_footage(context: bpy.types.Context) -> FootageSource:
     """The footage the user points at; NoFootage saying what to select otherwise."""
@@ -56,8 +58,11 @@ class FACEADAPT_OT_track_footage(BackendJob, bpy.types.Operator):
         if spec != "default" and not Path(spec).is_file():
             raise UserError(f"the head file of '{head.name}' ({spec}) is missing")
         out = output_dir(context, self._source.name)
+        # The default tracker tracks its face model's own head (the default head); a head from
+        # another file is tracked by the landmark fit, which fits any head.
+        tracker = [] if spec == "default" else ["--tracker", OTHER_HEAD_TRACKER]
         return ["track", str(self._source.path), "--out", str(out), "--frames",
-                self._source.frames_argument(), "--head", spec]
+                self._source.frames_argument(), "--head", spec, *tracker]
 
     def finish(self, context: bpy.types.Context, result_path: str) -> None:
         head = bpy.data.objects.get(self._head_name)

@@ -1,19 +1,18 @@
-"""`bench soak`: a long clip (a real clip looped to 5,000 frames) tracked with the landmark fit
-and imported into Blender, beside a 300-frame run of the same footage: time and peak memory
-of each, and the memory that grows per frame beyond the output arrays themselves.
+"""`bench soak`: a long clip (a real clip looped to 5,000 frames) tracked (the landmark fit
+unless --tracker says otherwise) and imported into Blender, beside a 300-frame run of the same
+footage: time and peak memory of each, and the memory that grows per frame beyond the output
+arrays themselves.
 
 Each run is its own process (`python -m backend track`, then the Blender-side import
-benchmark), so each peak resident set size is that run's alone (os.wait4).
+benchmark), so each peak resident set size is that run's alone (bench/measured_run.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +20,15 @@ import numpy as np
 
 from ..blender_program import blender_program_command, build_extension
 from ..config_parser import option, report_option
-from ..data_location import REPO_ROOT, data_file
+from ..data_location import data_file
 from ..events import EventSink
 from ..formats.errors import BackendError, BadInput
 from ..formats.results_dir import TRACKING_NPZ
+from ..trackers.registry import ADAPTATION_TRACKERS, tracker_names
+from .measured_run import run_measured
 
 DEFAULT_CLIP = "videos/lp_driving_d3.mp4"
-TRACKER = "landmark-fit"  # pinned: the soak measures the pipeline, not a tracker's cost
+SOAK_TRACKER = "landmark-fit"  # the pipeline's own cost, with the cheapest tracker
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class BenchSoakConfig:
     short_frames: int = option(300, "length of the reference run")
     footage: Path | None = option(None, f"clip to loop (default: {DEFAULT_CLIP} in the data)")
     texture_size: int = option(0, "projected textures in both runs (0: none)")
+    tracker: str = option(SOAK_TRACKER, "tracker of both runs", choices=tracker_names())
+    adapt_passes: float = option(1.0, "--adapt-passes of an adaptation tracker (its working memory "
+                                      "does not depend on it; its time does)")
+    no_import: bool = option(False, "skip the Blender import runs")
     json: Path | None = report_option()
     device: str = "cpu"
 
@@ -43,22 +48,6 @@ class BenchSoakConfig:
         if not 1 <= self.short_frames < self.frames:
             raise BadInput(f"--short-frames {self.short_frames} must be between 1 and --frames "
                            f"{self.frames} - 1")
-
-
-def _run_measured(command: list[str], sink: EventSink, what: str) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB, stderr tail) of one child process; BackendError on failure."""
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        stderr.seek(0)
-        tail = stderr.read().decode(errors="replace")[-2000:]
-    wall = time.perf_counter() - start
-    if process.returncode != 0:
-        raise BackendError(f"{what} failed (exit {process.returncode}): {tail}")
-    sink.log(f"{what}: {wall:.1f} s, peak {usage.ru_maxrss / 1024:.0f} MiB")
-    return wall, usage.ru_maxrss / 1024, tail
 
 
 def _looped_clip(footage: Path, frames: int, out: Path) -> Path:
@@ -76,34 +65,39 @@ def _looped_clip(footage: Path, frames: int, out: Path) -> Path:
 
 def bench_soak(config: BenchSoakConfig, sink: EventSink) -> dict:
     footage = config.footage or data_file(DEFAULT_CLIP)
-    report: dict = {"benchmark": "soak", "footage": str(footage), "tracker": TRACKER,
+    report: dict = {"benchmark": "soak", "footage": str(footage), "tracker": config.tracker,
                     "texture_size": config.texture_size, "device": config.device, "runs": {}}
+    tracker_options = ["--tracker", config.tracker]
+    if config.tracker in ADAPTATION_TRACKERS:
+        tracker_options += ["--adapt-passes", str(config.adapt_passes)]
+        report["adapt_passes"] = config.adapt_passes
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sink.log(f"looping {footage.name} to {config.frames} frames")
         clip = _looped_clip(footage, config.frames, work / "long.mp4")
-        zip_path = build_extension(work / "dist")
+        zip_path = None if config.no_import else build_extension(work / "dist")
         for frames in (config.short_frames, config.frames):
             results = work / f"results{frames}"
-            wall, peak, _ = _run_measured(
+            wall, peak, _ = run_measured(
                 [sys.executable, "-m", "backend", "track", str(clip), "--out", str(results),
-                 "--frames", f"0-{frames - 1}", "--tracker", TRACKER, "--texture-size",
+                 "--frames", f"0-{frames - 1}", *tracker_options, "--texture-size",
                  str(config.texture_size), "--device", config.device], sink, f"track {frames} frames")
             document = json.loads((results / "result.json").read_text())
             with np.load(results / TRACKING_NPZ) as arrays:
                 array_mib = sum(arrays[k].nbytes for k in arrays.files) / 2**20
-            import_json = work / f"import{frames}.json"
-            import_wall, import_peak, _ = _run_measured(blender_program_command("import_benchmark", [
-                "--zip", str(zip_path), "--results", str(results), "--json", str(import_json),
-                "--backend-python", sys.executable]), sink, f"import {frames} frames into Blender")
-            blender = json.loads(import_json.read_text())
-            report["runs"][str(frames)] = {
-                "frames": frames, "track_s": round(wall, 1), "track_peak_mib": round(peak, 1),
-                "track_stages_s": document["timings_s"], "output_arrays_mib": round(array_mib, 1),
-                "frames_tracked": document["metrics"]["frames_tracked"],
-                "import_s": blender["import_s"], "import_process_s": round(import_wall, 1),
-                "import_peak_mib": round(import_peak, 1), "blend_mib": blender["blend_mib"],
-                "save_s": blender["save_s"]}
+            run = {"frames": frames, "track_s": round(wall, 1), "track_peak_mib": round(peak, 1),
+                   "track_stages_s": document["timings_s"], "output_arrays_mib": round(array_mib, 1),
+                   "frames_tracked": document["metrics"]["frames_tracked"]}
+            if not config.no_import:
+                import_json = work / f"import{frames}.json"
+                import_wall, import_peak, _ = run_measured(blender_program_command("import_benchmark", [
+                    "--zip", str(zip_path), "--results", str(results), "--json", str(import_json),
+                    "--backend-python", sys.executable]), sink, f"import {frames} frames into Blender")
+                blender = json.loads(import_json.read_text())
+                run.update({"import_s": blender["import_s"], "import_process_s": round(import_wall, 1),
+                            "import_peak_mib": round(import_peak, 1), "blend_mib": blender["blend_mib"],
+                            "save_s": blender["save_s"]})
+            report["runs"][str(frames)] = run
     short, long = report["runs"][str(config.short_frames)], report["runs"][str(config.frames)]
     extra_frames = config.frames - config.short_frames
     growth = long["track_peak_mib"] - short["track_peak_mib"]
@@ -111,12 +105,13 @@ def bench_soak(config: BenchSoakConfig, sink: EventSink) -> dict:
     report["track_peak_growth_kib_per_frame"] = round(growth * 1024 / extra_frames, 1)
     report["output_arrays_kib_per_frame"] = round(arrays * 1024 / extra_frames, 1)
     report["track_memory_beyond_outputs_kib_per_frame"] = round((growth - arrays) * 1024 / extra_frames, 1)
-    report["import_peak_growth_kib_per_frame"] = round(
-        (long["import_peak_mib"] - short["import_peak_mib"]) * 1024 / extra_frames, 1)
     sink.log(f"{config.short_frames} -> {config.frames} frames: track {short['track_s']} -> "
              f"{long['track_s']} s, peak {short['track_peak_mib']} -> {long['track_peak_mib']} MiB "
              f"({report['track_memory_beyond_outputs_kib_per_frame']} KiB/frame beyond the "
-             f"{report['output_arrays_kib_per_frame']} KiB/frame of output arrays); import "
-             f"{short['import_s']} -> {long['import_s']} s, peak {short['import_peak_mib']} -> "
-             f"{long['import_peak_mib']} MiB")
+             f"{report['output_arrays_kib_per_frame']} KiB/frame of output arrays)")
+    if not config.no_import:
+        report["import_peak_growth_kib_per_frame"] = round(
+            (long["import_peak_mib"] - short["import_peak_mib"]) * 1024 / extra_frames, 1)
+        sink.log(f"import {short['import_s']} -> {long['import_s']} s, peak {short['import_peak_mib']} -> "
+                 f"{long['import_peak_mib']} MiB")
     return report

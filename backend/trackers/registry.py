@@ -76,6 +76,12 @@ ADAPTATION_TRACKERS = (ADAPTED_TRACKER, LATENT_FIT_TRACKER)
 
 TRACKERS: dict[str, TrackerEntry] = {entry.name: entry for entry in (
     TrackerEntry(
+        name=ADAPTED_TRACKER,
+        description="the paper's method: the face model's image encoder adapted to the clip with "
+                    "no labels (texture consistency, landmarks, appearance), then as the encoder",
+        implementation="adapted:AdaptedTracker",
+        needs_detections=True, needs_frames=True, needs_model=True),
+    TrackerEntry(
         name="landmark-fit",
         description="FaceAdapt's landmark-fitting tracker (MediaPipe landmarks, joint fit of "
                     "pose, ARKit weights and focal length over the clip)",
@@ -97,19 +103,13 @@ TRACKERS: dict[str, TrackerEntry] = {entry.name: entry for entry in (
         implementation="encoder:EncoderTracker",
         needs_detections=True, needs_frames=True, needs_model=True),
     TrackerEntry(
-        name=ADAPTED_TRACKER,
-        description="the paper's method: the face model's image encoder adapted to the clip with "
-                    "no labels (texture consistency, landmarks, appearance), then as the encoder",
-        implementation="adapted:AdaptedTracker",
-        needs_detections=True, needs_frames=True, needs_model=True),
-    TrackerEntry(
         name=LATENT_FIT_TRACKER,
         description="per-frame latent optimisation: the adaptation's losses and budget on each "
                     "frame's DAM code and pose directly, from the unadapted encoder's (the comparison)",
         implementation="latent_fit:LatentFitTracker",
         needs_detections=True, needs_frames=True, needs_model=True),
 )}
-DEFAULT_TRACKER = "landmark-fit"
+DEFAULT_TRACKER = ADAPTED_TRACKER
 
 
 def tracker_names() -> tuple[str, ...]:

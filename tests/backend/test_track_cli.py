@@ -38,8 +38,10 @@ def test_track_writes_the_results_contract(data_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     events = _events(done.stdout)
     assert events[-1] == {"event": "result", "path": str(out)}
-    assert any(e["event"] == "progress" and e["stage"] == "fit" for e in events)
+    stages = {e["stage"] for e in events if e["event"] == "progress"}
+    assert {"detect", "crop", "encode", "adapt", "encode adapted"} <= stages, stages  # the default tracker
     document = json.loads((out / "result.json").read_text())
+    assert document["tracker"] == "adapted" and document["metrics"]["adaptation_steps"] > 0
     assert document["schema"] == protocol.SCHEMA_VERSION
     assert document["source"]["frame_range"] == [10, 39]
     assert document["metrics"]["landmark_reprojection_px"] < 8
@@ -70,6 +72,7 @@ def test_track_a_whole_clip(data_dir, tmp_path):
     assert document["metrics"]["frames_total"] == 354
     assert document["metrics"]["frames_tracked"] == 354
     assert 0 < document["metrics"]["landmark_reprojection_px"] < 10
+    assert (out / "textures" / "footage" / "000353.png").is_file()  # the decoded texture of every frame
 
 
 def test_missing_footage(tmp_path):
