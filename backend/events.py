@@ -38,6 +38,8 @@ class EventSink:
         start, first_done = self._stage_start.setdefault(stage, (now, done))
         progressed = done - first_done
         eta = (now - start) / progressed * (total - done) if progressed > 0 else None
+        if done >= total:  # a later run of the same stage (another clip, tracker) starts afresh
+            del self._stage_start[stage]
         if self.json_lines:
             # At most ~10 events a second per stage (and always the last): cheap to parse.
             if done != total and now - self._last_event.get(stage, float("-inf")) < 0.1:

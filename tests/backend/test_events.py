@@ -24,6 +24,20 @@ def test_eta_counts_from_the_first_report_of_a_stage(monkeypatch):
     assert events[-1]["eta_s"] == 16.0  # 200 units in 4 s, 800 to go
 
 
+def test_a_stage_run_again_in_one_process_gets_its_own_eta(monkeypatch):
+    # The demo writes textures for two trackers: the second run's rate is its own.
+    clock = iter([0.0, 1.0, 100.0, 101.0])
+    monkeypatch.setattr("backend.events.time.monotonic", lambda: next(clock))
+    out = io.StringIO()
+    sink = EventSink(json_lines=True, out=out)
+    sink.progress("textures", 0, 10)
+    sink.progress("textures", 10, 10)
+    sink.progress("textures", 0, 10)
+    sink.progress("textures", 5, 10)
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert events[-1]["eta_s"] == 1.0  # 5 units in 1 s, 5 to go (not from the first run's start)
+
+
 def test_human_progress_goes_to_stderr_not_stdout():
     out, err = io.StringIO(), io.StringIO()
     sink = EventSink(json_lines=False, out=out, err=err)
