@@ -64,8 +64,12 @@ test: venv venv-blender53 lint
 demo: venv
 	$(PY) -m backend demo --out out
 
+# The pipeline with the landmark fit and with the default tracker, then the adaptation's cost
+# against clip length and atlas size (about 10 minutes on 2 cores).
 bench: venv
-	$(PY) -m backend bench track --json bench/results/track.json
+	$(PY) -m backend bench track --tracker landmark-fit --json bench/results/track.json
+	$(PY) -m backend bench track --json bench/results/track_adapted.json
+	$(PY) -m backend bench adapt --json bench/results/adapt.json
 
 clean:
 	rm -rf out dist

@@ -93,14 +93,14 @@ def assemble(frames: np.ndarray, output: TrackerOutput) -> TrackingArrays:
     confidence = np.where(tracked, np.clip(1.0 - residual / 0.1, 0.05, 1.0), 0.0)
     optional: dict[str, np.ndarray] = {}
     if output.weights is not None:
-        optional["weights"] = hold_untracked(output.weights, tracked).astype(np.float32)
+        optional["weights"] = hold_untracked(output.weights, tracked).astype(np.float32, copy=False)
         optional["weight_names"] = np.array(output.weight_names, dtype=str)
     if output.latent is not None:
-        optional["latent"] = hold_untracked(output.latent, tracked).astype(np.float32)
+        optional["latent"] = hold_untracked(output.latent, tracked).astype(np.float32, copy=False)
     return TrackingArrays(
         frames=frames,
-        vertices=hold_untracked(output.vertices, tracked).astype(np.float32),
-        head_pose=hold_untracked(output.head_pose, tracked).astype(np.float32),
+        vertices=hold_untracked(output.vertices, tracked).astype(np.float32, copy=False),
+        head_pose=hold_untracked(output.head_pose, tracked).astype(np.float32, copy=False),
         intrinsics=output.intrinsics.astype(np.float32),
         confidence=confidence.astype(np.float32),
         landmarks_2d=landmarks.points,

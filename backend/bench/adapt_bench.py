@@ -75,9 +75,10 @@ def bench_adapt(config: BenchAdaptConfig, sink: EventSink) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cache = work / "cache"
-        # One short run first, so the default head's and Warp's caches are built before timing.
-        warm = ("adapted", 2, default_texels)
-        for index, (tracker, frames, texels) in enumerate([warm, *runs]):
+        # A short run of each tracker first, so the default head's, the model head's and Warp's
+        # caches are built before anything is timed.
+        warm = [(BASELINE, 2, None), ("adapted", 2, default_texels)]
+        for index, (tracker, frames, texels) in enumerate([*warm, *runs]):
             shutil.rmtree(cache / "stages", ignore_errors=True)
             out = work / f"run{index}"
             command = [sys.executable, "-m", "backend", "track", str(footage), "--out", str(out),
@@ -87,7 +88,7 @@ def bench_adapt(config: BenchAdaptConfig, sink: EventSink) -> dict:
                 command += ["--adapt-passes", str(config.passes), "--adapt-texels", str(texels)]
             what = f"{tracker} on {frames} frames" + (f", {texels} texels" if texels else "")
             wall, peak, _ = run_measured(command, sink, what, {**os.environ, "FACEADAPT_CACHE": str(cache)})
-            if index == 0:
+            if index < len(warm):
                 continue
             document = json.loads((out / "result.json").read_text())
             timings, metrics = document["timings_s"], document["metrics"]

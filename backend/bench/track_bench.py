@@ -1,4 +1,5 @@
-"""`bench track`: frames per second of each stage of `track` on real footage, and peak memory."""
+"""`bench track`: frames per second of each stage of `track` (the default tracker unless
+--tracker says otherwise) on real footage, and peak memory."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..config_parser import option, report_option
 from ..data_location import data_file
 from ..events import EventSink
 from ..track import TrackSettings, run_track
+from ..trackers.registry import DEFAULT_TRACKER, tracker_names
 
 DEFAULT_CLIP = "videos/lp_driving_d3.mp4"
 
@@ -21,6 +23,7 @@ DEFAULT_CLIP = "videos/lp_driving_d3.mp4"
 @dataclass(frozen=True)
 class BenchTrackConfig:
     footage: Path | None = option(None, f"clip to benchmark (default: {DEFAULT_CLIP} in the data)")
+    tracker: str = option(DEFAULT_TRACKER, "tracker to time", choices=tracker_names())
     json: Path | None = report_option()
     device: str = "cpu"
 
@@ -32,7 +35,8 @@ def bench_track(config: BenchTrackConfig, sink: EventSink) -> dict:
     device = config.device
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        out = run_track(TrackSettings(footage=footage, out=Path(tmp) / "r", device=device), sink)
+        out = run_track(TrackSettings(footage=footage, out=Path(tmp) / "r", device=device,
+                                      tracker=config.tracker), sink)
         wall = time.perf_counter() - start
         document = json.loads((out / "result.json").read_text())
     frames = document["metrics"]["frames_total"]
@@ -44,6 +48,7 @@ def bench_track(config: BenchTrackConfig, sink: EventSink) -> dict:
     report = {
         "benchmark": "track",
         "footage": str(footage),
+        "tracker": config.tracker,
         "frames": frames,
         "device": device,
         "threads": torch.get_num_threads(),

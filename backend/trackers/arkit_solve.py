@@ -34,13 +34,15 @@ def solve_arkit_weights(head: HeadAsset, vertices: np.ndarray, tracked: np.ndarr
     basis = head.blendshapes[:, face].reshape(len(head.blendshapes), -1).T.astype(np.float64)
     # A = QR: each frame's problem shrinks from 3 x face vertices rows to K rows.
     q, r = np.linalg.qr(basis)
-    offsets = (vertices[:, face] - head.vertices[face]).reshape(len(vertices), -1).astype(np.float64)
+    rest = head.vertices[face].astype(np.float64)
     weights = np.zeros((len(vertices), basis.shape[1]), np.float32)
     errors = []
     for f in np.flatnonzero(tracked):
-        solution = lsq_linear(r, q.T @ offsets[f], bounds=(0.0, 1.0), method="bvls")
+        # One frame's offsets at a time: working memory does not grow with the clip.
+        offsets = (vertices[f, face] - rest).reshape(-1)
+        solution = lsq_linear(r, q.T @ offsets, bounds=(0.0, 1.0), method="bvls")
         weights[f] = solution.x
         rebuilt = (basis @ solution.x).reshape(-1, 3)
-        errors.append(np.linalg.norm(rebuilt - offsets[f].reshape(-1, 3), axis=1).mean() * 1000)
+        errors.append(np.linalg.norm(rebuilt - offsets.reshape(-1, 3), axis=1).mean() * 1000)
     errors_mm = np.array(errors) if errors else np.zeros(1)
     return ArkitSolve(weights, float(errors_mm.mean()), float(np.percentile(errors_mm, 95)))

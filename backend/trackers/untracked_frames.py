@@ -12,8 +12,13 @@ def hold_untracked(values: np.ndarray, tracked: np.ndarray) -> np.ndarray:
     tracked_at = np.flatnonzero(tracked)
     if not len(tracked_at):
         raise ValueError("no tracked frame to hold values from")
-    nearest = tracked_at[np.abs(np.arange(len(tracked))[:, None] - tracked_at[None]).argmin(1)]
-    return values[nearest]
+    # The tracked frames on either side of each frame (linear in the clip: a 100k-frame clip
+    # must not build a frames x tracked-frames table).
+    frames = np.arange(len(tracked))
+    after = np.minimum(np.searchsorted(tracked_at, frames), len(tracked_at) - 1)
+    before = np.maximum(after - 1, 0)
+    earlier_is_nearer = np.abs(frames - tracked_at[before]) <= np.abs(tracked_at[after] - frames)
+    return values[np.where(earlier_is_nearer, tracked_at[before], tracked_at[after])]
 
 
 def frame_ranges(indices: list[int]) -> str:
