@@ -69,15 +69,16 @@ class TrackingArrays:
     optional: dict[str, np.ndarray] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, np.ndarray]:
+        # copy=False: a long clip's vertices already in float32 are written as they are.
         arrays = {
-            "frames": self.frames.astype(np.int64),
-            "vertices": self.vertices.astype(np.float32),
-            "head_pose": self.head_pose.astype(np.float32),
-            "intrinsics": self.intrinsics.astype(np.float32),
-            "confidence": self.confidence.astype(np.float32),
-            "landmarks_2d": self.landmarks_2d.astype(np.float32),
-            "landmarks_conf": self.landmarks_conf.astype(np.float32),
-            "landmarks_fit": self.landmarks_fit.astype(np.float32),
+            "frames": self.frames.astype(np.int64, copy=False),
+            "vertices": self.vertices.astype(np.float32, copy=False),
+            "head_pose": self.head_pose.astype(np.float32, copy=False),
+            "intrinsics": self.intrinsics.astype(np.float32, copy=False),
+            "confidence": self.confidence.astype(np.float32, copy=False),
+            "landmarks_2d": self.landmarks_2d.astype(np.float32, copy=False),
+            "landmarks_conf": self.landmarks_conf.astype(np.float32, copy=False),
+            "landmarks_fit": self.landmarks_fit.astype(np.float32, copy=False),
         }
         arrays.update(self.optional)
         for key, value in arrays.items():

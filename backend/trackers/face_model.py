@@ -84,15 +84,16 @@ def face_model_output(clip: TrackerInput, crops: ClipCrops, prediction: Predicti
                                crops.size, torch.as_tensor(centre, dtype=torch.float32, device=device), height)
     pose[tracked] = poses.cpu().numpy()
     dam, _ = load_model(clip.model_folder, device)
+    vertices = np.empty((len(prediction.z), clip.head.num_vertices, 3), np.float32)  # filled by chunk
     with torch.no_grad():
-        vertices = np.concatenate([
-            dam.decode_vertices(torch.as_tensor(prediction.z[s:s + 256], device=device)).cpu().numpy()
-            for s in range(0, len(prediction.z), 256)])
+        for s in range(0, len(prediction.z), 256):
+            vertices[s:s + 256] = dam.decode_vertices(
+                torch.as_tensor(prediction.z[s:s + 256], device=device)).cpu().numpy()
     solve = solve_arkit_weights(clip.head, vertices, tracked)
     fit = project_points(vertices[:, clip.head.landmark_vertex], pose, intrinsics)
     residual = _landmark_residual(fit, clip.detections, clip.head.landmark_mask)
     return TrackerOutput(
-        vertices=vertices.astype(np.float32), head_pose=pose, intrinsics=intrinsics.astype(np.float32),
+        vertices=vertices, head_pose=pose, intrinsics=intrinsics.astype(np.float32),
         landmarks=clip.detections, landmarks_fit=fit.astype(np.float32),
         residual_px=np.where(tracked, residual, np.nan).astype(np.float32),
         tracked=tracked, weights=solve.weights, weight_names=tuple(clip.head.blendshape_names),

@@ -7,11 +7,14 @@ import numpy as np
 
 
 def hold_untracked(values: np.ndarray, tracked: np.ndarray) -> np.ndarray:
-    """Copy of values (F, ...) where each untracked frame takes the values of the nearest
-    tracked frame (the earlier one on a tie). tracked: (F,) bool with at least one True."""
+    """values (F, ...) where each untracked frame takes the values of the nearest tracked frame
+    (the earlier one on a tie): a new array, or `values` itself when every frame is tracked (a
+    long clip's vertices are not copied for nothing). tracked: (F,) bool with at least one True."""
     tracked_at = np.flatnonzero(tracked)
     if not len(tracked_at):
         raise ValueError("no tracked frame to hold values from")
+    if len(tracked_at) == len(tracked):
+        return values
     # The tracked frames on either side of each frame (linear in the clip: a 100k-frame clip
     # must not build a frames x tracked-frames table).
     frames = np.arange(len(tracked))
