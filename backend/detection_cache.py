@@ -6,11 +6,13 @@ SHA-256 of everything the detections depend on: the footage file (resolved path,
 modification time), the frame range and frame rate, the detector's name, the detection code
 (every file of backend/landmarks/) and the versions of the packages it runs. Entries are disposable
 (DESIGN.md): one that fails to load is detected again; a cache folder that cannot be written
-is skipped. Never in --out; nothing unpickled.
+is skipped; the stages folder is kept under its size limit (stage_cache.py). Never in --out;
+nothing unpickled.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from .events import EventSink
 from .formats.atomic import atomic_file
 from .formats.errors import BadInput
 from .formats.npz_arrays import read_npz
-from .stage_cache import code_digest, package_versions, stage_key
+from .stage_cache import code_digest, package_versions, prune_stages, stage_key
 from .trackers.interface import Detections
 
 DETECTION_CODE = Path(__file__).parent / "landmarks"
@@ -55,6 +57,7 @@ def cached_detections(key: str, frame_count: int, detect: Callable[[], Detection
                 raise BadInput(f"cached detections {path.name}: shapes {points.shape}, "
                                f"{confidence.shape}, {found.shape} or values unfit for {frame_count} "
                                "frames; they are detected again")
+            os.utime(path)  # the entry's age says when it was last used (prune_stages)
             sink.log(f"landmarks from the stage cache ({path.name[:12]})")
             return Detections(points.astype(np.float32), confidence.astype(np.float32), found.astype(bool))
         except BadInput as exc:
@@ -65,4 +68,5 @@ def cached_detections(key: str, frame_count: int, detect: Callable[[], Detection
             with tmp.open("wb") as file:
                 np.savez(file, points=detections.points, confidence=detections.confidence,
                          found=detections.found)
+        prune_stages(path, sink)
     return detections

@@ -9,6 +9,10 @@ it and renamed into place when complete, so a reader never sees half an entry, a
 processes building the same entry both finish (the second one's copy is discarded). Entries are
 disposable (DESIGN.md): one that fails to load is deleted and built again; a cache that cannot
 be written means building in the caller's temporary folder instead. Nothing is unpickled.
+
+The stages folder is kept under a size limit (`FACEADAPT_STAGE_CACHE_GB`, default 20 GB; a
+clip's crops take about 50 KB per frame): after a new entry is stored, the least recently used
+entries beyond the limit are deleted (`prune_stages`; reusing an entry marks it used).
 """
 
 from __future__ import annotations
@@ -17,18 +21,22 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from .cache import writable_cache_subdir
+from .cache import cache_dir, writable_cache_subdir
 from .events import EventSink
 from .formats.errors import BadInput
 
 T = TypeVar("T")
 BACKEND = Path(__file__).parent
+LIMIT_VARIABLE = "FACEADAPT_STAGE_CACHE_GB"
+DEFAULT_LIMIT_GB = 20.0
+ENTRY_NAME = re.compile(r"[0-9a-f]{64}(\.npz)?")  # a key, as a folder or an .npz file
 # What an entry that fails to load raises (a truncated array, a missing file, wrong shapes).
 UNREADABLE = (BadInput, OSError, ValueError, KeyError, TypeError)
 
@@ -94,4 +102,49 @@ def cached_stage(stage: str, key: str, build: Callable[[Path], None], read: Call
                 raise
     finally:
         shutil.rmtree(private, ignore_errors=True)
+    prune_stages(entry, sink)
     return read(entry), False
+
+
+def stage_cache_limit_bytes() -> int:
+    """The stages folder's size limit ($FACEADAPT_STAGE_CACHE_GB gigabytes, default 20)."""
+    text = os.environ.get(LIMIT_VARIABLE)
+    try:
+        gigabytes = DEFAULT_LIMIT_GB if text is None else float(text)
+    except ValueError:
+        gigabytes = -1.0
+    if not gigabytes >= 0 or gigabytes == float("inf"):
+        raise BadInput(f"${LIMIT_VARIABLE}={text!r}: give the stage cache's size limit in gigabytes, "
+                       "a number of 0 or more (e.g. 20)")
+    return int(gigabytes * 1e9)
+
+
+def prune_stages(keep: Path, sink: EventSink) -> None:
+    """Delete the least recently used entries of <cache>/stages/ until it fits the limit; never
+    `keep` (the entry just stored). An entry another process still reads stays readable where it
+    is open (POSIX), and one that vanishes before it is opened is rebuilt (UNREADABLE)."""
+    limit = stage_cache_limit_bytes()
+    root = cache_dir() / "stages"
+    entries = []
+    for path in root.rglob("*"):
+        if ENTRY_NAME.fullmatch(path.name):
+            try:
+                files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+                entries.append((path.stat().st_mtime, sum(f.stat().st_size for f in files), path))
+            except OSError:  # deleted meanwhile by another process
+                continue
+    total = sum(size for _, size, _ in entries)
+    removed, freed = 0, 0
+    for _, size, path in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        if path == keep:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        total, removed, freed = total - size, removed + 1, freed + size
+    if removed:
+        sink.log(f"stage cache: removed {removed} least recently used entr{'y' if removed == 1 else 'ies'} "
+                 f"({freed / 1e6:.0f} MB) to stay within ${LIMIT_VARIABLE} = {limit / 1e9:g} GB")

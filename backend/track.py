@@ -34,6 +34,7 @@ from .heads.default_head import head_id, resolve_head
 from .landmarks.detector_factory import create_detector
 from .landmarks.nme import clip_inter_ocular
 from .projected_textures import write_projected_textures
+from .stage_cache import stage_cache_limit_bytes
 from .trackers.interface import ClipFrames, Detections, TrackerInput, TrackerOutput
 from .trackers.registry import ADAPTATION_TRACKERS, DEFAULT_TRACKER, TRACKERS, tracker_entry, tracker_names
 from .trackers.untracked_frames import frame_ranges, hold_untracked
@@ -117,6 +118,7 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
         raise BadInput(f"--texture-size {settings.texture_size}: use 0 (no textures) or 16-4096")
     if settings.fps is not None and not (math.isfinite(settings.fps) and settings.fps > 0):
         raise BadInput(f"--fps {settings.fps}: must be a finite number above 0 (frames per second)")
+    stage_cache_limit_bytes()  # a bad $FACEADAPT_STAGE_CACHE_GB is refused now, not after the work
     # Claimed here, not after the work: a read-only or busy --out fails in a second.
     with atomic_directory(settings.out, settings.overwrite, RESULTS_DIRECTORY,
                           inputs=(settings.footage,)) as tmp:
