@@ -191,6 +191,22 @@ def fit_frames(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset,
     return FittedFrames(frames.prediction(), fit)
 
 
+def budget_warnings(tracked: np.ndarray, config: AdaptationConfig) -> list[str]:
+    """What the user must know of the adaptation's budget on a clip whose frames with a face are
+    `tracked` (F,) bool: no frame pairs (so no L_T), or too few steps to adapt much."""
+    count, paired = int(tracked.sum()), len(consecutive_pairs(tracked)) > 0
+    warnings = [] if paired else ["no two consecutive frames have a face (a one-frame clip?): adapting "
+                                  "without the texture-consistency term L_T"]
+    frames_per_step = 2 * config.pairs if paired else config.pairs
+    steps = max(1, math.ceil(config.passes * count / frames_per_step))
+    if count and steps < FEW_STEPS:
+        enough = FEW_STEPS * frames_per_step / count
+        warnings.append(f"the clip has {count} frame(s) with a face: --adapt-passes {config.passes:g} gives "
+                        f"{steps} adaptation step(s) of {frames_per_step} frames, too few to move far from "
+                        f"the unadapted encoder; --adapt-passes {math.ceil(enough)} gives {FEW_STEPS}")
+    return warnings
+
+
 def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[torch.nn.Parameter],
               learning_rate: float, encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset,
               crops: ClipCrops, width: int, height: int, focal_px: float, config: AdaptationConfig,
@@ -202,16 +218,10 @@ def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[t
         raise BadInput("no frame of the clip has a confident face: nothing to adapt to")
     pairs = consecutive_pairs(crops.tracked)
     use_texture = len(pairs) > 0 and config.texture_weight > 0
-    if len(pairs) == 0:
-        sink.warning("no two consecutive frames have a face (a one-frame clip?): adapting "
-                     "without the texture-consistency term L_T")
     frames_per_step = 2 * config.pairs if len(pairs) else config.pairs
     steps = max(1, math.ceil(config.passes * len(tracked) / frames_per_step))
-    if steps < FEW_STEPS:
-        enough = FEW_STEPS * frames_per_step / len(tracked)
-        sink.warning(f"the clip has {len(tracked)} frame(s) with a face: --adapt-passes {config.passes:g} "
-                     f"gives {steps} adaptation step(s) of {frames_per_step} frames, too few to move far "
-                     f"from the unadapted encoder; --adapt-passes {math.ceil(enough)} gives {FEW_STEPS}")
+    for warning in budget_warnings(crops.tracked, config):
+        sink.warning(warning)
     for parameter in dam.parameters():
         parameter.requires_grad_(False)
     colour = ColourTransform().to(device)

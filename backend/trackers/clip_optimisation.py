@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..adaptation.adapt import ClipFit, Prediction
+from ..adaptation.adapt import ClipFit, Prediction, budget_warnings
 from ..adaptation.clip_crops import ClipCrops
 from ..adaptation.config import AdaptationConfig
 from ..config_parser import nested, option
@@ -66,6 +66,9 @@ class ClipOptimisationTracker(FaceModelTracker):
 
             prediction, fit, reused = optimise_stage(encode_key, settings, clip, len(crops), optimise,
                                                      Path(work))
+            if reused:  # what the optimisation warned of when it ran, said again
+                for warning in budget_warnings(crops.tracked, config.adaptation):
+                    sink.warning(warning)
             intrinsics = centred_intrinsics(fit.focal_px, clip.width, clip.height)
             metrics = {"adaptation_steps": fit.steps, "adaptation_s": round(fit.seconds, 2),
                        "adaptation_reused": float(reused),

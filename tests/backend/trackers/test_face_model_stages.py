@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -22,19 +23,26 @@ STAGES = ("crop", "encode", "optimise")
 ADAPTATION = AdaptationConfig(passes=2, texels=32, shading_window=5)
 
 
-def _run(data_dir: Path, out: Path, model: Path, **settings) -> tuple[dict, dict[str, np.ndarray], set[str]]:
-    """(result.json, tracking.npz, the stages reused) of the adapted tracker on frames 0-3 of CLIP
-    unless `settings` say otherwise."""
+class Run(NamedTuple):
+    document: dict  # result.json
+    arrays: dict[str, np.ndarray]  # tracking.npz
+    reused: set[str]  # the stages taken from the cache
+    warnings: list[str]
+
+
+def _run(data_dir: Path, out: Path, model: Path, **settings) -> Run:
+    """The adapted tracker on frames 0-3 of CLIP unless `settings` say otherwise."""
     stream = io.StringIO()
     options = {"tracker": "adapted", "texture_size": 0, "adaptation": ADAPTATION, "frames": "0-3", **settings}
     run_track(TrackSettings(footage=data_dir / CLIP, out=out, model=str(model), **options),
               EventSink(json_lines=True, out=stream))
-    logs = [e["message"] for e in map(protocol.parse_event_line, stream.getvalue().splitlines())
-            if e and e["event"] == "log"]
+    events = [e for e in map(protocol.parse_event_line, stream.getvalue().splitlines()) if e]
+    logs = [e["message"] for e in events if e["event"] == "log"]
     reused = {stage for stage in STAGES if any(m.startswith(f"{stage}: from the stage cache") for m in logs)}
     with np.load(out / "tracking.npz") as tracking:
         arrays = {k: tracking[k] for k in tracking.files}
-    return json.loads((out / "result.json").read_text()), arrays, reused
+    return Run(json.loads((out / "result.json").read_text()), arrays, reused,
+               [e["message"] for e in events if e["event"] == "warning"])
 
 
 @pytest.mark.data
@@ -44,39 +52,41 @@ def test_a_rerun_redoes_only_the_stages_whose_inputs_changed(data_dir, untrained
     monkeypatch.setenv("FACEADAPT_CACHE", str(cache))
     model = untrained_encoder_model
 
-    first, t1, reused = _run(data_dir, tmp_path / "r1", model)
+    first, t1, reused, warnings = _run(data_dir, tmp_path / "r1", model)
     assert reused == set() and first["metrics"]["adaptation_reused"] == 0
     entries = {stage: list((cache / "stages" / "face-model" / stage).iterdir()) for stage in STAGES}
     assert all(len(found) == 1 for found in entries.values()), entries
     assert not any(p.name.startswith(".") for found in entries.values() for p in found[0].parent.iterdir())
 
     # Another texture size: every stage reused, the same results.
-    second, t2, reused = _run(data_dir, tmp_path / "r2", model, texture_size=16)
+    second, t2, reused, warnings_again = _run(data_dir, tmp_path / "r2", model, texture_size=16)
     assert reused == set(STAGES) and second["metrics"]["adaptation_reused"] == 1
     for name in ("vertices", "head_pose", "latent", "intrinsics", "landmarks_fit"):
         np.testing.assert_array_equal(t1[name], t2[name], err_msg=name)
     assert second["metrics"]["adaptation_steps"] == first["metrics"]["adaptation_steps"]
+    # 4 frames, 2 passes: one step. Said on the run that adapted and again on the one that reused it.
+    assert any("--adapt-passes" in w for w in warnings) and warnings_again == warnings
 
     # Another adaptation setting: the crops and the unadapted encoding reused, the adaptation redone.
-    _, t3, reused = _run(data_dir, tmp_path / "r3", model, adaptation=AdaptationConfig(
+    _, t3, reused, _ = _run(data_dir, tmp_path / "r3", model, adaptation=AdaptationConfig(
         passes=8, texels=32, shading_window=5))  # 2 steps, not 1
     assert reused == {"crop", "encode"}
     assert not np.array_equal(t1["latent"], t3["latent"])
 
     # Another tracker of the same model: the crops and encoding are the encoder tracker's too.
-    _, _, reused = _run(data_dir, tmp_path / "r4", model, tracker="encoder")
+    _, _, reused, _ = _run(data_dir, tmp_path / "r4", model, tracker="encoder")
     assert reused == {"crop", "encode"}
 
     # Another frame range: nothing reused.
-    _, _, reused = _run(data_dir, tmp_path / "r5", model, frames="1-3")
+    _, _, reused, _ = _run(data_dir, tmp_path / "r5", model, frames="1-3")
     assert reused == set()
 
     # An entry that does not load is rebuilt, with the same result.
     (entries["optimise"][0] / "prediction.npz").write_bytes(b"truncated")
-    _, t6, reused = _run(data_dir, tmp_path / "r6", model)
+    _, t6, reused, _ = _run(data_dir, tmp_path / "r6", model)
     assert reused == {"crop", "encode"}
     np.testing.assert_array_equal(t6["latent"], t1["latent"])
-    _, _, reused = _run(data_dir, tmp_path / "r7", model)
+    _, _, reused, _ = _run(data_dir, tmp_path / "r7", model)
     assert reused == set(STAGES)
 
 
@@ -86,6 +96,6 @@ def test_without_a_writable_cache_the_stages_run_in_a_temporary_folder(data_dir,
     cache = tmp_path / "cache"
     cache.write_bytes(b"")  # a file where the cache folder should be: nothing can be written under it
     monkeypatch.setenv("FACEADAPT_CACHE", str(cache))
-    document, tracking, reused = _run(data_dir, tmp_path / "r", untrained_encoder_model)
+    document, tracking, reused, _ = _run(data_dir, tmp_path / "r", untrained_encoder_model)
     assert reused == set() and document["metrics"]["frames_tracked"] == 4
     assert np.isfinite(tracking["latent"]).all()
