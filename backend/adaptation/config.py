@@ -46,6 +46,9 @@ class AdaptationConfig:
     fixed_focal: bool = option(False, "keep the assumed focal length instead of adapting it",
                                flag="--adapt-fixed-focal")
     seed: int = option(0, "seed of the pair sampling", flag="--adapt-seed")
+    temporal_sigma: float = option(1.0, "Gaussian smoothing of the per-frame codes and poses over time, in "
+                                        "frames, within runs of frames with a face (0: none)",
+                                   flag="--adapt-temporal-sigma")
 
     def __post_init__(self) -> None:
         checks = [("--adapt-passes", self.passes, self.passes > 0, "positive"),
@@ -58,7 +61,9 @@ class AdaptationConfig:
                   ("--adapt-texels", self.texels, 8 <= self.texels <= 1024, "in 8..1024"),
                   ("--adapt-shading-window", self.shading_window, 0 <= self.shading_window < self.texels,
                    "0 or more, below --adapt-texels"),
-                  ("--adapt-shading-weight", self.shading_weight, self.shading_weight >= 0, "0 or more")]
+                  ("--adapt-shading-weight", self.shading_weight, self.shading_weight >= 0, "0 or more"),
+                  ("--adapt-temporal-sigma", self.temporal_sigma, 0 <= self.temporal_sigma <= 100,
+                   "in 0..100 (frames)")]
         checks += [(f"--adapt-{name}-weight", getattr(self, f"{name}_weight"),
                     getattr(self, f"{name}_weight") >= 0, "0 or more") for name in TERMS]
         problems = [f"{flag} {value}: must be {rule}" for flag, value, ok, rule in checks
@@ -68,3 +73,8 @@ class AdaptationConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def optimisation_settings(self) -> dict:
+        """What the optimisation's result depends on: every setting but the smoothing applied to
+        its outputs (so another --adapt-temporal-sigma reuses a cached adaptation)."""
+        return {k: v for k, v in asdict(self).items() if k != "temporal_sigma"}

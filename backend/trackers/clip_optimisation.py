@@ -3,7 +3,8 @@ optimise the adaptation's losses over the clip (adaptation/adapt.py; the subclas
 optimised) -> results, written as the encoder tracker writes them (trackers/face_model.py).
 result.json's metrics carry the optimisation's steps, seconds, focal length and loss terms over
 the first and the last tenth of the steps, and whether it came from the stage cache
-(face_model_stages.py); the colour transform is logged.
+(face_model_stages.py); the colour transform is logged. The per-frame codes and poses are
+smoothed over time (`--adapt-temporal-sigma`, temporal_smoothing.py) before they are decoded.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class ClipOptimisationTracker(FaceModelTracker):
         device, sink = clip.device, clip.sink
         encoder, _ = load_encoder(model_folder, device)
         focal = config.focal_factor * max(clip.width, clip.height)
-        settings = {"method": self.method, "adaptation": config.adaptation.as_dict(), "batch": config.batch,
+        settings = {"method": self.method, "adaptation": config.adaptation.optimisation_settings(),
+                    "batch": config.batch,
                     "focal_px": focal, "dam": model_id(model_folder)}
         with tempfile.TemporaryDirectory(prefix="faceadapt-stages-") as work:
             crops, crops_key = crop_stage(clip, encoder.config.crop_size, Path(work))
@@ -81,4 +83,5 @@ class ClipOptimisationTracker(FaceModelTracker):
                      f"{', from the stage cache' if reused else ''}): focal {fit.focal_px:.0f} px, "
                      f"colour matrix {fit.colour_matrix.round(3).tolist()}, offset "
                      f"{fit.colour_offset.round(3).tolist()}")
-            return face_model_output(clip, crops, prediction, intrinsics, metrics)
+            return face_model_output(clip, crops, prediction, intrinsics, metrics,
+                                     temporal_sigma=config.adaptation.temporal_sigma)

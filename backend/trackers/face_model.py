@@ -29,6 +29,7 @@ from ..formats.results_dir import TrackingArrays
 from ..lab.capture import face_centre_and_height
 from .arkit_solve import solve_arkit_weights
 from .interface import Detections, Tracker, TrackerInput, TrackerOutput
+from .temporal_smoothing import smooth_over_time
 
 
 class FaceModelTracker(Tracker):
@@ -66,9 +67,10 @@ class FaceModelTracker(Tracker):
 
 
 def face_model_output(clip: TrackerInput, crops: ClipCrops, prediction: Prediction, intrinsics: np.ndarray,
-                      metrics: dict[str, float] | None = None) -> TrackerOutput:
+                      metrics: dict[str, float] | None = None, temporal_sigma: float = 0.0) -> TrackerOutput:
     """The per-frame results of an encoder's prediction for the clip: poses back through the
-    crop cameras of footage `intrinsics` (3, 3), vertices decoded by the frozen DAM, ARKit
+    crop cameras of footage `intrinsics` (3, 3), codes and poses smoothed over time by a
+    Gaussian of `temporal_sigma` frames (0: not), vertices decoded by the frozen DAM, ARKit
     weights solved from them, fitted landmarks and their residuals."""
     if clip.model_folder is None or clip.detections is None:
         raise ValueError("a face-model tracker needs the model folder and detections")
@@ -83,12 +85,13 @@ def face_model_output(clip: TrackerInput, crops: ClipCrops, prediction: Predicti
                                torch.as_tensor(crops.crop_intrinsics(intrinsics, tracked), device=device),
                                crops.size, torch.as_tensor(centre, dtype=torch.float32, device=device), height)
     pose[tracked] = poses.cpu().numpy()
+    latent, pose = smooth_over_time(prediction.z, pose, tracked, temporal_sigma)
     dam, _ = load_model(clip.model_folder, device)
-    vertices = np.empty((len(prediction.z), clip.head.num_vertices, 3), np.float32)  # filled by chunk
+    vertices = np.empty((len(latent), clip.head.num_vertices, 3), np.float32)  # filled by chunk
     with torch.no_grad():
-        for s in range(0, len(prediction.z), 256):
-            vertices[s:s + 256] = dam.decode_vertices(
-                torch.as_tensor(prediction.z[s:s + 256], device=device)).cpu().numpy()
+        for s in range(0, len(latent), 256):
+            chunk = torch.as_tensor(latent[s:s + 256], device=device)
+            vertices[s:s + 256] = dam.decode_vertices(chunk).cpu().numpy()
     solve = solve_arkit_weights(clip.head, vertices, tracked)
     fit = project_points(vertices[:, clip.head.landmark_vertex], pose, intrinsics)
     residual = _landmark_residual(fit, clip.detections, clip.head.landmark_mask)
@@ -97,7 +100,7 @@ def face_model_output(clip: TrackerInput, crops: ClipCrops, prediction: Predicti
         landmarks=clip.detections, landmarks_fit=fit.astype(np.float32),
         residual_px=np.where(tracked, residual, np.nan).astype(np.float32),
         tracked=tracked, weights=solve.weights, weight_names=tuple(clip.head.blendshape_names),
-        latent=prediction.z, metrics={"arkit_solve_vertex_mm": solve.vertex_mm,
+        latent=latent, metrics={"arkit_solve_vertex_mm": solve.vertex_mm,
                                       "arkit_solve_vertex_mm_p95": solve.vertex_mm_p95, **(metrics or {})})
 
 

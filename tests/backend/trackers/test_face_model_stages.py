@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -66,6 +67,11 @@ def test_a_rerun_redoes_only_the_stages_whose_inputs_changed(data_dir, untrained
     assert second["metrics"]["adaptation_steps"] == first["metrics"]["adaptation_steps"]
     # 4 frames, 2 passes: one step. Said on the run that adapted and again on the one that reused it.
     assert any("--adapt-passes" in w for w in warnings) and warnings_again == warnings
+
+    # Another smoothing of the outputs: the adaptation itself is reused, the outputs differ.
+    unsmoothed = replace(ADAPTATION, temporal_sigma=0)
+    _, smoothed, reused, _ = _run(data_dir, tmp_path / "r2b", model, adaptation=unsmoothed)
+    assert reused == set(STAGES) and not np.array_equal(smoothed["latent"], t1["latent"])
 
     # Another adaptation setting: the crops and the unadapted encoding reused, the adaptation redone.
     _, t3, reused, _ = _run(data_dir, tmp_path / "r3", model, adaptation=AdaptationConfig(
