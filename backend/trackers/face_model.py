@@ -27,6 +27,7 @@ from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
 from ..formats.results_dir import TrackingArrays
 from ..lab.capture import face_centre_and_height
+from ..landmarks.nme import clip_inter_ocular
 from .arkit_solve import solve_arkit_weights
 from .interface import Detections, Tracker, TrackerInput, TrackerOutput
 from .temporal_smoothing import smooth_over_time
@@ -70,7 +71,8 @@ def face_model_output(clip: TrackerInput, crops: ClipCrops, prediction: Predicti
                       metrics: dict[str, float] | None = None, temporal_sigma: float = 0.0) -> TrackerOutput:
     """The per-frame results of an encoder's prediction for the clip: poses back through the
     crop cameras of footage `intrinsics` (3, 3), codes and poses smoothed over time by a
-    Gaussian of `temporal_sigma` frames (0: not), vertices decoded by the frozen DAM, ARKit
+    Gaussian of `temporal_sigma` frames where the detected face moves slowly (0: not;
+    temporal_smoothing.py), vertices decoded by the frozen DAM, ARKit
     weights solved from them, fitted landmarks and their residuals."""
     if clip.model_folder is None or clip.detections is None:
         raise ValueError("a face-model tracker needs the model folder and detections")
@@ -85,7 +87,10 @@ def face_model_output(clip: TrackerInput, crops: ClipCrops, prediction: Predicti
                                torch.as_tensor(crops.crop_intrinsics(intrinsics, tracked), device=device),
                                crops.size, torch.as_tensor(centre, dtype=torch.float32, device=device), height)
     pose[tracked] = poses.cpu().numpy()
-    latent, pose = smooth_over_time(prediction.z, pose, tracked, temporal_sigma)
+    detections = clip.detections
+    latent, pose = smooth_over_time(prediction.z, pose, tracked, temporal_sigma, detections.points,
+                                    detections.confidence,
+                                    clip_inter_ocular(detections.points, detections.confidence))
     dam, _ = load_model(clip.model_folder, device)
     vertices = np.empty((len(latent), clip.head.num_vertices, 3), np.float32)  # filled by chunk
     with torch.no_grad():
