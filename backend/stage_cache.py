@@ -70,16 +70,17 @@ def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
     return versions
 
 
-def cached_stage(stage: str, key: str, build: Callable[[Path], None], read: Callable[[Path], T],
+def cached_stage(stage: str, key: str | None, build: Callable[[Path], None], read: Callable[[Path], T],
                  fallback: Path, sink: EventSink) -> tuple[T, bool]:
     """(read(entry), whether it was reused) for the entry `key` of `stage` (a folder name
     under <cache>/stages/, its last part naming the stage in the log). An entry that is
     absent, or that `read` refuses (raising one of UNREADABLE), is made by build(folder) into an
-    empty folder that does not exist yet, then read. Without a writable cache the entry is built
-    at `fallback` (a folder of the caller's that must not exist yet, e.g. in its temp folder)."""
-    root = writable_cache_subdir(f"stages/{stage}")
+    empty folder that does not exist yet, then read. Without a key (nothing to name the inputs
+    by) or a writable cache, the entry is built at `fallback` (a folder of the caller's that must
+    not exist yet, e.g. in its temp folder)."""
+    root = None if key is None else writable_cache_subdir(f"stages/{stage}")
     name = stage.rsplit("/", 1)[-1]
-    if root is None:
+    if key is None or root is None:
         build(fallback)
         return read(fallback), False
     entry = root / key

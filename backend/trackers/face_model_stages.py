@@ -108,11 +108,7 @@ def optimise_stage(encode_key: str | None, settings: dict, clip: TrackerInput, f
 
 def _stage(stage: str, key: str | None, build: Callable[[Path], None], read: Callable[[Path], T],
            work: Path, sink: EventSink) -> tuple[T, bool]:
-    fallback = work / stage
-    if key is None:
-        build(fallback)
-        return read(fallback), False
-    return cached_stage(f"face-model/{stage}", key, build, read, fallback, sink)
+    return cached_stage(f"face-model/{stage}", key, build, read, work / stage, sink)
 
 
 def _save_prediction(folder: Path, prediction: Prediction) -> None:

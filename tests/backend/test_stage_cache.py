@@ -88,3 +88,16 @@ def test_track_refuses_a_bad_limit_before_touching_the_footage(monkeypatch, tmp_
         run_track(TrackSettings(footage=tmp_path / "missing.mp4", out=tmp_path / "r"),
                   EventSink(json_lines=False))
     assert not (tmp_path / "r").exists()
+
+
+def test_without_a_key_the_entry_is_built_at_the_fallback_and_never_cached(cache, tmp_path):
+    sink = Sink()
+
+    def build(folder: Path) -> None:
+        folder.mkdir()
+        (folder / "data.bin").write_bytes(b"y")
+
+    value, reused = cached_stage("s", None, build, lambda f: (f / "data.bin").read_bytes(), tmp_path / "fb",
+                                 sink)
+    assert (value, reused) == (b"y", False) and (tmp_path / "fb" / "data.bin").is_file()
+    assert not cache.exists()
