@@ -197,14 +197,20 @@ def budget_warnings(tracked: np.ndarray, config: AdaptationConfig) -> list[str]:
     count, paired = int(tracked.sum()), len(consecutive_pairs(tracked)) > 0
     warnings = [] if paired else ["no two consecutive frames have a face (a one-frame clip?): adapting "
                                   "without the texture-consistency term L_T"]
-    frames_per_step = 2 * config.pairs if paired else config.pairs
-    steps = max(1, math.ceil(config.passes * count / frames_per_step))
+    frames_per_step, steps = _budget(tracked, config)
     if count and steps < FEW_STEPS:
         enough = FEW_STEPS * frames_per_step / count
         warnings.append(f"the clip has {count} frame(s) with a face: --adapt-passes {config.passes:g} gives "
                         f"{steps} adaptation step(s) of {frames_per_step} frames, too few to move far from "
                         f"the unadapted encoder; --adapt-passes {math.ceil(enough)} gives {FEW_STEPS}")
     return warnings
+
+
+def _budget(tracked: np.ndarray, config: AdaptationConfig) -> tuple[int, int]:
+    """(frames per step, steps): a step takes `pairs` consecutive pairs, or `pairs` frames when
+    the clip has none; steps = passes x frames with a face / frames per step."""
+    frames_per_step = 2 * config.pairs if len(consecutive_pairs(tracked)) else config.pairs
+    return frames_per_step, max(1, math.ceil(config.passes * int(tracked.sum()) / frames_per_step))
 
 
 def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[torch.nn.Parameter],
@@ -218,8 +224,7 @@ def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[t
         raise BadInput("no frame of the clip has a confident face: nothing to adapt to")
     pairs = consecutive_pairs(crops.tracked)
     use_texture = len(pairs) > 0 and config.texture_weight > 0
-    frames_per_step = 2 * config.pairs if len(pairs) else config.pairs
-    steps = max(1, math.ceil(config.passes * len(tracked) / frames_per_step))
+    _, steps = _budget(crops.tracked, config)
     for warning in budget_warnings(crops.tracked, config):
         sink.warning(warning)
     for parameter in dam.parameters():
