@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from .batch.batch_run import BatchConfig
 from .bench.adapt_bench import BenchAdaptConfig, bench_adapt
 from .bench.dam_bench import BenchDamConfig, bench_dam
 from .bench.encoder_bench import BenchEncoderConfig, bench_encoder
@@ -181,6 +182,12 @@ def _track(settings: TrackSettings, sink: EventSink) -> str:
     return str(run_track(settings, sink))
 
 
+def _batch(config: BatchConfig, sink: EventSink) -> str:
+    from .batch.batch_run import run_batch
+
+    return str(run_batch(config, sink))
+
+
 def _export_head(config: ExportHeadConfig, sink: EventSink) -> str:
     from .formats.atomic import check_replaceable_file
     from .formats.head_file import save_head
@@ -285,6 +292,8 @@ def _report(benchmark: Callable[[Any, EventSink], dict]) -> Callable[[Any, Event
 
 COMMANDS: tuple[Command, ...] = (
     Command("track", "track footage into a results directory", TrackSettings, _track),
+    Command("batch", "track the shots of a shot file (TOML) into --out/<shot>, in this process or on "
+            "Ray; resumable; batch.json and batch.md report", BatchConfig, _batch),
     Command("export-head", "write a head file (head.npz)", ExportHeadConfig, _export_head),
     Command("landmarks-report", "NME of each detector on the annotated photos and the landmark "
             "embedding of the ICT head against its own ids", LandmarksReportConfig,

@@ -29,6 +29,8 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from .formats.errors import BadInput
+
 _POSITIONAL = "positional"
 _HELP = "help"
 _CHOICES = "choices"
@@ -162,3 +164,66 @@ def config_from_namespace(config_type: type[Config], namespace: argparse.Namespa
 def report_option() -> Any:
     """The `--json PATH` option of a command that prints a report."""
     return option(None, "also write the report (JSON) here")
+
+
+def config_from_mapping(config_type: type[Config], mapping: dict[str, Any], where: str,
+                        **overrides: Any) -> tuple[Config | None, list[str]]:
+    """The config whose option fields `mapping` gives by field name (a TOML table: the
+    command's options with `_` for `-`, a nested config as a sub-table), and every problem
+    found, each naming `where` and the field; (None, problems) when there is any. `overrides`
+    set fields the mapping may not (a derived output path, say)."""
+    hints = typing.get_type_hints(config_type)
+    known = {f.name: f for f in option_fields(config_type)}
+    problems = [f"{where}: unknown field '{key}' (fields: {', '.join(sorted(set(known) - set(overrides)))})"
+                for key in mapping if key not in known or key in overrides]
+    values: dict[str, Any] = {}
+    for name, field in known.items():
+        if name in overrides or name not in mapping:
+            if name not in overrides and (field.metadata.get(_POSITIONAL) or field.metadata.get(_REQUIRED)):
+                problems.append(f"{where}: field '{name}' is required ({field.metadata.get(_HELP)})")
+            continue
+        value, annotation = mapping[name], hints[name]
+        if field.metadata.get(_NESTED):
+            if not isinstance(value, dict):
+                problems.append(f"{where}: field '{name}' must be a table of {annotation.__name__} fields")
+                continue
+            nested_config, nested_problems = config_from_mapping(annotation, value, f"{where}.{name}")
+            problems += nested_problems
+            values[name] = nested_config
+            continue
+        converted = _typed_value(value, annotation, field.metadata.get(_CHOICES))
+        if isinstance(converted, _Refused):
+            problems.append(f"{where}: field '{name}' = {value!r}: {converted.reason}")
+        else:
+            values[name] = converted
+    if problems:
+        return None, problems
+    try:
+        return config_type(**values, **overrides), []
+    except BadInput as exc:  # the config's own checks (__post_init__)
+        return None, [f"{where}: {exc.message}"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Refused:
+    reason: str
+
+
+def _typed_value(value: Any, annotation: Any, choices: tuple[str, ...] | None) -> Any:
+    """`value` (as TOML parsed it) as a field of type `annotation`, or _Refused saying why."""
+    if annotation is bool:
+        return value if isinstance(value, bool) else _Refused("must be true or false")
+    value_type, literal_choices = _value_type(annotation)
+    choices = choices or literal_choices
+    if value_type is finite_float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return _Refused("must be a finite number")
+        return float(value)
+    if value_type is int:
+        integer = isinstance(value, int) and not isinstance(value, bool)
+        return value if integer else _Refused("must be an integer")
+    if not isinstance(value, str):
+        return _Refused("must be a string")
+    if choices and value not in choices:
+        return _Refused(f"must be one of {', '.join(choices)}")
+    return Path(value) if value_type is Path else value

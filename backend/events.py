@@ -24,6 +24,7 @@ class EventSink:
         self._err = err or sys.stderr
         self._stage_start: dict[str, tuple[float, int]] = {}
         self._last_human: float = 0.0
+        self._line_open = False  # a human progress line ended in "\r": a message starts below it
         self._last_event: dict[str, float] = {}
 
     def _emit(self, event_kind: str, /, **fields: Any) -> None:
@@ -54,25 +55,30 @@ class EventSink:
             figures = "".join(f" {k} {v:.4g}" for k, v in (values or {}).items())
             end = "\n" if done == total else "\r"
             self._err.write(f"{stage}: {done}/{total}{eta_text}{figures}    {end}")
+            self._line_open = end == "\r"
             self._err.flush()
+
+    def _human_line(self, text: str) -> None:
+        self._err.write(("\n" if self._line_open else "") + text + "\n")
+        self._line_open = False
 
     def log(self, message: str) -> None:
         if self.json_lines:
             self._emit(protocol.EVENT_LOG, message=message)
         else:
-            self._err.write(message + "\n")
+            self._human_line(message)
 
     def warning(self, message: str) -> None:
         if self.json_lines:
             self._emit(protocol.EVENT_WARNING, message=message)
         else:
-            self._err.write("warning: " + message + "\n")
+            self._human_line("warning: " + message)
 
     def error(self, kind: str, message: str) -> None:
         if self.json_lines:
             self._emit(protocol.EVENT_ERROR, kind=kind, message=message)
         else:
-            self._err.write(f"error ({kind}): {message}\n")
+            self._human_line(f"error ({kind}): {message}")
 
     def result(self, path: str) -> None:
         if self.json_lines:

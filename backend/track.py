@@ -65,6 +65,12 @@ class TrackSettings:
     adaptation: AdaptationConfig = nested(AdaptationConfig)  # --adapt-*: adapted and latent-fit
     tracker_config: Any = None  # the tracker's own settings (its config_type); None: its defaults
 
+    def __post_init__(self) -> None:
+        if self.texture_size != 0 and not 16 <= self.texture_size <= 4096:
+            raise BadInput(f"--texture-size {self.texture_size}: use 0 (no textures) or 16-4096")
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+            raise BadInput(f"--fps {self.fps}: must be a finite number above 0 (frames per second)")
+
 
 def detect_landmarks(frames: ClipFrames, detector_name: str, device: str, sink: EventSink) -> Detections:
     """Landmarks of every frame of the clip by the named detector."""
@@ -114,16 +120,34 @@ def assemble(frames: np.ndarray, output: TrackerOutput) -> TrackingArrays:
 def run_track(settings: TrackSettings, sink: EventSink) -> Path:
     """Track `settings.footage` and write the results directory; returns its path. Every
     refusal of the options and of --out comes before the footage is decoded."""
-    if settings.texture_size != 0 and not 16 <= settings.texture_size <= 4096:
-        raise BadInput(f"--texture-size {settings.texture_size}: use 0 (no textures) or 16-4096")
-    if settings.fps is not None and not (math.isfinite(settings.fps) and settings.fps > 0):
-        raise BadInput(f"--fps {settings.fps}: must be a finite number above 0 (frames per second)")
     stage_cache_limit_bytes()  # a bad $FACEADAPT_STAGE_CACHE_GB is refused now, not after the work
     # Claimed here, not after the work: a read-only or busy --out fails in a second.
     with atomic_directory(settings.out, settings.overwrite, RESULTS_DIRECTORY,
                           inputs=(settings.footage,)) as tmp:
         _track_into(tmp, settings, sink)
     return settings.out
+
+
+def check_track_inputs(settings: TrackSettings) -> int:
+    """What can be checked of `settings`' inputs without torch and without decoding more than
+    one frame (a batch checks every shot so before any runs): the footage opens, the frame range
+    is in it, the tracker's model folder or the head exists and they agree, its data files are
+    there. Returns the number of frames to track; BadInput naming what is wrong."""
+    entry = tracker_entry(settings.tracker)
+    entry.resolve_data_files()
+    info = Footage(settings.footage, fps=settings.fps).info
+    first, last = parse_frame_range(settings.frames, info.frame_count)
+    if entry.needs_model:
+        from .dam.model_folder import read_model_info, resolve_model  # torch: only when a model is used
+
+        model_info = read_model_info(resolve_model(settings.model))
+        if settings.head != "default" and (resolve_head(settings.head).topology_hash
+                                           != model_info.get("topology_hash")):
+            raise BadInput(f"--head {settings.head}: the {entry.name} tracker tracks its face model's own "
+                           "head, and this head is another; choose the model with --model")
+    elif settings.head != "default":  # the shipped head is known to be trackable
+        check_head_for_tracking(resolve_head(settings.head))
+    return last - first + 1
 
 
 def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:

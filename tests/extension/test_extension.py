@@ -45,13 +45,15 @@ def report(extension_zip: Path, data_dir: Path, backend_python: Path,
 def test_zip_carries_the_extension(extension_zip: Path):
     names = zipfile.ZipFile(extension_zip).namelist()
     for required in ("blender_manifest.toml", "__init__.py", "requirements-backend.lock",
+                     "requirements-farm.lock",
                      "blender_addon/registration.py", "blender_addon/run_program.py",
                      "operators/track_footage.py", "backend/formats/protocol.py",
                      "backend/landmarks/mediapipe_to_ibug68.json",
                      "backend/models/default/model.json"):
         assert required in names
     assert not any(n.startswith(("tests/", ".venv/", "docs/")) or "__pycache__" in n for n in names)
-    # Only the backend's runtime lock travels: the development and Blender 5.3 test locks stay.
+    # Only the backend's runtime lock and its farm extra travel: the development and Blender 5.3
+    # test locks stay.
     assert "requirements.lock" not in names and "requirements-blender53.lock" not in names
 
 

@@ -1,0 +1,168 @@
+"""`python -m backend batch SHOTS.toml --out DIR`: check every shot, skip those finished before with
+the same settings, run the rest on an engine (this process, or Ray), report progress per shot and
+overall, write batch.json and batch.md. A failed shot never stops the others; the command fails
+(after the report) when any shot failed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..config_parser import option, positional, required
+from ..events import EventSink
+from ..formats import protocol
+from ..formats.errors import BackendError, BadInput, Cancelled
+from .batch_report import batch_document, shot_entry, write_report
+from .local_engine import LocalEngine
+from .shot_file import BATCH_MARKDOWN, Shot, load_shot_file
+from .shot_record import finished_before, record_finished
+from .shot_run import PROGRESS, STARTED, WARNING, ShotEvent, ShotOutcome, result_summary
+
+BATCH_STAGE = "batch"  # the overall progress: frames of finished shots out of all to run
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    shots: Path = positional("shot file (TOML: [defaults] and [[shot]] tables; docs/batch.md)")
+    out: Path = required("folder of the shots' results directories (<out>/<shot name>) and the report")
+    engine: Literal["local", "ray"] = option("local", "local: one shot after another in this process; "
+                                             "ray: one Ray task per shot")
+    address: str | None = option(None, "Ray cluster to run on (host:port of its head, or 'auto'); "
+                                       "default: start a local one for the batch")
+    retries: int = option(2, "further attempts at a shot that failed for another reason than its input")
+    cpus_per_shot: float = option(1.0, "CPUs Ray reserves for each shot (--engine ray)")
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise BadInput(f"--retries {self.retries}: must be 0 or more")
+        if self.address is not None and self.engine != "ray":
+            raise BadInput("--address names a Ray cluster: pass --engine ray with it")
+        if not self.cpus_per_shot > 0:
+            raise BadInput(f"--cpus-per-shot {self.cpus_per_shot:g}: must be above 0")
+
+
+class ShotsFailed(BackendError):
+    """Some shots failed (the others finished); the error kind is theirs when they share one."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class BatchProgress:
+    """Turns the shots' events into the batch's: each shot's stages as "<shot> <stage>", its logs
+    and warnings prefixed with its name, and the overall BATCH_STAGE with the count of shots
+    done, running, failed and remaining."""
+
+    def __init__(self, sink: EventSink, shots: list[Shot]) -> None:
+        self._sink = sink
+        self._frames = {s.name: s.frame_count for s in shots}
+        self._total = sum(self._frames.values())
+        self._running: set[str] = set()
+        self._finished: dict[str, str] = {}
+        self._frames_finished = 0
+        self._report()
+
+    def event(self, event: ShotEvent) -> None:
+        if event.kind == STARTED:
+            self._running.add(event.shot)
+            self._sink.log(f"[{event.shot}] attempt {event.attempt} started on {event.fields['host']} "
+                           f"(pid {event.fields['pid']}, {event.fields['device']})")
+            self._report()
+        elif event.kind == PROGRESS:
+            fields = event.fields
+            self._sink.progress(f"{event.shot} {fields['stage']}", fields["done"], fields["total"],
+                                fields.get("values") or None)
+        elif event.kind == WARNING:
+            self._sink.warning(f"[{event.shot}] {event.fields['message']}")
+        else:
+            self._sink.log(f"[{event.shot}] {event.fields['message']}")
+
+    def finished(self, outcome: ShotOutcome) -> None:
+        self._running.discard(outcome.name)
+        self._finished[outcome.name] = outcome.status
+        self._frames_finished += self._frames[outcome.name]
+        if outcome.status == "failed":
+            self._sink.warning(f"[{outcome.name}] failed after {outcome.attempts} attempt(s): {outcome.error}")
+        else:
+            self._sink.log(f"[{outcome.name}] {outcome.status} in {outcome.wall_s:.1f} s")
+        self._report()
+
+    def _report(self) -> None:
+        statuses = list(self._finished.values())
+        values = {"done": statuses.count("done"), "running": len(self._running),
+                  "failed": statuses.count("failed"),
+                  "remaining": len(self._frames) - len(statuses) - len(self._running)}
+        self._sink.progress(BATCH_STAGE, self._frames_finished, max(self._total, 1),
+                            {k: float(v) for k, v in values.items()})
+
+
+def make_engine(config: BatchConfig):  # -> LocalEngine | RayEngine
+    if config.engine == "local":
+        return LocalEngine()
+    try:
+        from .ray_engine import RayEngine
+    except ImportError as exc:
+        raise BadInput(f"--engine ray: Ray is not installed in this environment ({exc}); install the farm "
+                       "extra: pip install --no-deps -r requirements-farm.lock") from None
+    return RayEngine(config.address, config.cpus_per_shot)
+
+
+def run_batch(config: BatchConfig, sink: EventSink,
+              observe: Callable[[ShotEvent], None] | None = None) -> Path:
+    """Run the shot file; returns batch.json's path. `observe` sees every shot event as it
+    arrives (the Blender operator's status bar, tests)."""
+    start = time.perf_counter()
+    shots = load_shot_file(config.shots, config.out)
+    outcomes: dict[str, ShotOutcome] = {}
+    for shot in shots:
+        if finished_before(shot, config.out):
+            outcomes[shot.name] = ShotOutcome(shot.name, "skipped", result=result_summary(shot))
+    pending = [s for s in shots if s.name not in outcomes]
+    if outcomes:
+        sink.log(f"skipping {len(outcomes)} shot(s) finished before with the same settings: "
+                 + ", ".join(outcomes))
+    engine = make_engine(config)
+
+    def event(shot_event: ShotEvent) -> None:
+        progress.event(shot_event)
+        if observe:
+            observe(shot_event)
+
+    def finished(outcome: ShotOutcome) -> None:
+        if outcome.status == "done":
+            record_finished(by_name[outcome.name], config.out)
+        outcomes[outcome.name] = outcome
+        progress.finished(outcome)
+
+    by_name = {s.name: s for s in shots}
+    status = None  # set once shots run: what the report says of the batch
+    try:
+        if pending:
+            engine.connect(pending)  # every refusal of the cluster comes before any shot runs
+            sink.log(f"running {len(pending)} shot(s) on {engine.describe()}")
+            progress = BatchProgress(sink, pending)
+            status = "interrupted"
+            engine.run(pending, config.retries, event, finished)
+        status = "finished"
+    except Cancelled:
+        status = "cancelled" if status else None
+        raise
+    finally:
+        engine.close()
+        if status:  # a cancelled or interrupted batch reports what it finished too
+            document = batch_document(
+                config.shots, config.out, engine.describe(), status, time.perf_counter() - start,
+                [shot_entry(s, outcomes.get(s.name) or ShotOutcome(s.name, "cancelled")) for s in shots])
+            report = write_report(config.out, document)
+    failed = [o for o in outcomes.values() if o.status == "failed"]
+    if failed:
+        kinds = {o.error_kind for o in failed}
+        names = ", ".join(o.name for o in failed)
+        raise ShotsFailed(f"{len(failed)} of {len(shots)} shot(s) failed ({names}); the others "
+                          f"finished; see {config.out / BATCH_MARKDOWN}",
+                          kinds.pop() if len(kinds) == 1 else protocol.ERROR_INTERNAL)
+    return report
