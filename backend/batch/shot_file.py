@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config_parser import config_from_mapping
+from ..config_parser import config_from_mapping, option_fields
 from ..device import DEVICE_CHOICES
 from ..formats.atomic import check_replaceable
 from ..formats.errors import BadInput
@@ -77,6 +77,10 @@ def load_shot_file(path: Path, out: Path) -> list[Shot]:
         problems.append("'defaults' must be a table ([defaults])")
         defaults = {}
     problems += [f"[defaults]: field '{key}' is set per shot only" for key in _SHOT_ONLY if key in defaults]
+    shot_fields = {f.name for f in option_fields(TrackSettings)} - set(_BATCH_FIELDS) | {"device"}
+    unknown = sorted(set(defaults) - shot_fields - set(_SHOT_ONLY) - set(_BATCH_FIELDS))
+    problems += [f"[defaults]: unknown field '{key}' (fields: {', '.join(sorted(shot_fields))})" for key in unknown]
+    defaults = {k: v for k, v in defaults.items() if k not in unknown}  # named once, not per shot
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         problems.append("'shot' must be an array of tables ([[shot]])")
         entries = []
