@@ -86,7 +86,8 @@ class RayEngine:
         `expected`), no GPU for a shot that asks for CUDA, no node with --cpus-per-shot CPUs."""
         if self.address not in (None, "auto"):
             _check_reachable(self.address)
-        env = {"PYTHONPATH": str(EXTENSION_ROOT),
+        # A shot's torch threads are the CPUs it reserved, whatever the driver's environment says.
+        env = {"PYTHONPATH": str(EXTENSION_ROOT), "OMP_NUM_THREADS": str(max(1, int(self.cpus_per_shot))),
                **{k: v for k, v in os.environ.items() if k.startswith("FACEADAPT_")}}
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                    "configure_logging": False, "runtime_env": {"env_vars": env}}

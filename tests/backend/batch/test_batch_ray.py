@@ -1,0 +1,132 @@
+"""`batch --engine ray` on a local Ray cluster (this machine's CPUs): four real clips with one
+made to fail, a worker killed mid-shot, and the clusters refused before any shot runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from shot_files import CLIPS, FRAMES, assert_same_results, damaged_sequence, shot_file
+
+from backend.batch.batch_run import BatchConfig, ShotsFailed, run_batch
+from backend.batch.shot_file import load_shot_file
+from backend.batch.shot_run import PROGRESS, STARTED, ShotEvent
+from backend.events import EventSink
+from backend.formats.errors import BadInput
+from conftest import REPO_ROOT
+
+ray = pytest.importorskip("ray", reason="the farm extra (requirements-farm.lock) is not installed")
+
+
+@pytest.fixture(autouse=True)
+def ray_session_folder(monkeypatch) -> Iterator[None]:
+    """Ray's session files in a temp folder of its own (a short path: Ray's sockets live there)."""
+    with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as folder:
+        monkeypatch.setenv("RAY_TMPDIR", folder)
+        yield
+    assert not ray.is_initialized()  # every batch disconnects, stopping the cluster it started
+
+
+def quiet() -> EventSink:
+    return EventSink(json_lines=True, out=open(os.devnull, "w"))
+
+
+def reference(footage: Path, out: Path) -> Path:
+    """What `track` writes for a shot's settings, run as a Ray task with one CPU runs it (one
+    thread, so the float sums are the same)."""
+    command = [sys.executable, "-m", "backend", "track", str(footage), "--out", str(out), "--frames", FRAMES,
+               "--tracker", "landmark-fit", "--texture-size", "0", "--device", "cpu"]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+def test_four_real_clips_one_failing_then_a_rerun_that_skips_the_finished(data_dir, tmp_path):
+    damaged = damaged_sequence(data_dir, tmp_path)
+    path = shot_file(tmp_path, data_dir, CLIPS, f'\n[[shot]]\nname = "damaged"\nfootage = "{damaged}"\n')
+    out = tmp_path / "out"
+    with pytest.raises(ShotsFailed, match=r"1 of 4 shot\(s\) failed \(damaged\)"):
+        run_batch(BatchConfig(path, out, engine="ray"), quiet())
+    batch = json.loads((out / "batch.json").read_text())
+    assert batch["engine"] == "a local Ray cluster, 1 CPU(s) per shot" and batch["status"] == "finished"
+    shots = {s["name"]: s for s in batch["shots"]}
+    for clip in CLIPS:
+        assert (shots[clip]["status"], shots[clip]["attempts"]) == ("done", 1)
+        assert_same_results(out / clip, reference(data_dir / "videos" / f"{clip}.mp4", tmp_path / "ref" / clip))
+    failed = shots["damaged"]
+    assert (failed["status"], failed["error_kind"], failed["attempts"]) == ("failed", "bad_input", 1)
+    assert "frame 3 (" in failed["error"] and "cannot be read as an image" in failed["error"]
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")] and not (out / "damaged").exists()
+
+    with pytest.raises(ShotsFailed):  # the damaged shot is tried again; the finished are not
+        run_batch(BatchConfig(path, out, engine="ray"), quiet())
+    statuses = {s["name"]: s["status"] for s in json.loads((out / "batch.json").read_text())["shots"]}
+    assert statuses == {**dict.fromkeys(CLIPS, "skipped"), "damaged": "failed"}
+
+
+def test_a_worker_killed_mid_shot_is_retried_and_nothing_is_half_written(data_dir, tmp_path):
+    clip = "lp_driving_d3"
+    path, out = shot_file(tmp_path, data_dir, (clip,)), tmp_path / "out"
+    workers: dict[int, int] = {}
+    killed: list[int] = []
+
+    def kill_first_attempt_while_fitting(event: ShotEvent) -> None:
+        if event.kind == STARTED:
+            workers[event.attempt] = event.fields["pid"]
+        elif event.kind == PROGRESS and event.attempt == 1 and event.fields["stage"] == "fit" and not killed:
+            assert any(p.name.endswith(".partial") for p in out.iterdir())  # its output is half made
+            os.kill(workers[1], signal.SIGKILL)
+            killed.append(workers[1])
+
+    config = BatchConfig(path, out, engine="ray", retries=1)
+    run_batch(config, quiet(), observe=kill_first_attempt_while_fitting)
+    assert killed and workers[2] != workers[1]
+    shot = json.loads((out / "batch.json").read_text())["shots"][0]
+    assert (shot["status"], shot["attempts"]) == ("done", 2)
+    assert "its Ray worker died" in shot["attempt_errors"][0]
+    assert sorted(p.name for p in out.iterdir()) == [".faceadapt-batch", "batch.json", "batch.md", clip]
+    assert_same_results(out / clip, reference(data_dir / "videos" / f"{clip}.mp4", tmp_path / "ref"))
+
+
+def test_an_unreachable_cluster_is_named_before_any_shot_runs(data_dir, tmp_path):
+    path, out = shot_file(tmp_path, data_dir, ("lp_driving_d3",)), tmp_path / "out"
+    with pytest.raises(BadInput, match=r"--address 127\.0\.0\.1:9: no Ray cluster answers there"):
+        run_batch(BatchConfig(path, out, engine="ray", address="127.0.0.1:9"), quiet())
+    with pytest.raises(BadInput, match="expected host:port"):
+        run_batch(BatchConfig(path, out, engine="ray", address="headnode"), quiet())
+    assert not out.exists()
+
+
+def test_nodes_running_another_backend_are_refused_by_name(data_dir, tmp_path):
+    from backend.batch.ray_engine import RayEngine
+    from backend.batch.versions import locked_package_names, runtime_versions
+
+    shots = load_shot_file(shot_file(tmp_path, data_dir, ("lp_driving_d3",)), tmp_path / "out")
+    driver = runtime_versions(locked_package_names())
+    assert {"faceadapt", "python", "ray", "torch", "mediapipe"} <= set(driver)
+    engine = RayEngine(None, 1)
+    try:  # this cluster's node against a driver that had another torch and another FaceAdapt
+        with pytest.raises(BadInput) as refused:
+            engine.connect(shots, expected={**driver, "torch": "2.0.0", "faceadapt": "0.0.1"})
+    finally:
+        engine.close()
+    message = refused.value.message
+    assert "runs another backend than this driver" in message
+    assert f"torch {driver['torch']}, the driver has 2.0.0" in message
+    assert f"faceadapt {driver['faceadapt']}, the driver has 0.0.1" in message
+    assert "requirements-farm.lock" in message
+
+    with pytest.raises(BadInput, match="--cpus-per-shot 64: no node of the Ray cluster has that many CPUs"):
+        engine = RayEngine(None, 64)
+        try:
+            engine.connect(shots)
+        finally:
+            engine.close()
