@@ -11,7 +11,9 @@ whose worker died or failed for another reason than its input, and never a bad i
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 from collections.abc import Callable
 from queue import Empty, Full
 from typing import Any
@@ -21,6 +23,7 @@ from ray.exceptions import GetTimeoutError, RayError, RayTaskError, TaskCancelle
 from ray.util.queue import Queue
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from ..events import CANCEL_SIGNALS
 from ..formats import protocol
 from ..formats.errors import BadInput, Cancelled
 from .shot_file import Shot
@@ -49,6 +52,21 @@ def _check_reachable(address: str) -> None:
     except OSError as exc:
         raise BadInput(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
                        "start one with `ray start --head` or check the address") from None
+
+
+def _cancel_handlers() -> dict[int, Any]:
+    """The handlers of the cancel signals now (the batch's: a cancel stops the shots gracefully)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in CANCEL_SIGNALS}
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    """Put back what ray.init replaced: a driver's SIGTERM handler that exits at once, which would
+    kill the running shots without letting them remove their partial output."""
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
 
 
 def _node_versions(packages: list[str]) -> dict[str, str]:
@@ -93,10 +111,13 @@ class RayEngine:
                                    "configure_logging": False, "runtime_env": {"env_vars": env}}
         if self.address is None:
             options["object_store_memory"] = LOCAL_OBJECT_STORE_BYTES
+        handlers = _cancel_handlers()
         try:
             ray.init(address=self.address or "local", **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise BadInput(f"--address {self.address}: cannot connect to a Ray cluster ({exc})") from None
+        finally:
+            _restore(handlers)
         self._started_here = self.address is None
         packages = locked_package_names()
         self._check_versions(expected or runtime_versions(packages), packages)
@@ -145,10 +166,18 @@ class RayEngine:
                 name=f"faceadapt-shot-{shot.name}")
             running[task.remote(shot, attempt, events)] = (shot, attempt, errors)
 
+        # A cancel signal is noted and acted on between waits: raised inside Ray's wait (C code)
+        # it would surface as a SystemError. Ctrl-C's KeyboardInterrupt is handled there.
+        signals: list[int] = []
+        handlers = _cancel_handlers()
+        for signum in handlers:
+            signal.signal(signum, lambda signum, _frame: signals.append(signum))
         try:
             for shot in shots:
                 submit(shot, 1, [])
             while running:
+                if signals:
+                    raise Cancelled(f"cancelled by signal {signal.Signals(signals[0]).name}")
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=_WAIT_S)
                 self._drain(events, emit)
                 for ref in ready:
@@ -163,7 +192,10 @@ class RayEngine:
             self._drain(events, emit)
         except (KeyboardInterrupt, Cancelled) as exc:
             self._cancel(list(running))
-            raise Cancelled(f"batch cancelled ({exc}); {len(running)} running shot(s) stopped") from None
+            why = exc.message if isinstance(exc, Cancelled) else "keyboard interrupt"
+            raise Cancelled(f"batch cancelled ({why}); {len(running)} unfinished shot(s) stopped") from None
+        finally:
+            _restore(handlers)
 
     @staticmethod
     def _outcome(ref: Any, shot: Shot, attempt: int) -> ShotOutcome:

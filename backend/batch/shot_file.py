@@ -79,7 +79,8 @@ def load_shot_file(path: Path, out: Path) -> list[Shot]:
     problems += [f"[defaults]: field '{key}' is set per shot only" for key in _SHOT_ONLY if key in defaults]
     shot_fields = {f.name for f in option_fields(TrackSettings)} - set(_BATCH_FIELDS) | {"device"}
     unknown = sorted(set(defaults) - shot_fields - set(_SHOT_ONLY) - set(_BATCH_FIELDS))
-    problems += [f"[defaults]: unknown field '{key}' (fields: {', '.join(sorted(shot_fields))})" for key in unknown]
+    known = ", ".join(sorted(shot_fields))
+    problems += [f"[defaults]: unknown field '{key}' (fields: {known})" for key in unknown]
     defaults = {k: v for k, v in defaults.items() if k not in unknown}  # named once, not per shot
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         problems.append("'shot' must be an array of tables ([[shot]])")

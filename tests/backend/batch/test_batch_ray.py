@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +131,58 @@ def test_nodes_running_another_backend_are_refused_by_name(data_dir, tmp_path):
             engine.connect(shots)
         finally:
             engine.close()
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (exited, waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def descendants(root: int) -> list[int]:
+    """The processes started under `root` (a local Ray cluster's servers and workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, pending = [], [root]
+    while pending:
+        found += children.get(pending[-1], [])
+        pending += children.pop(pending.pop(), [])
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_cancel_stops_every_shot_and_worker_and_leaves_nothing_half_written(data_dir, tmp_path, signum):
+    from backend.formats import protocol
+
+    path, out = shot_file(tmp_path, data_dir, ("lp_driving_d0", "lp_driving_d3")), tmp_path / "out"
+    command = [sys.executable, "-m", "backend", "batch", str(path), "--out", str(out), "--engine", "ray",
+               "--events"]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True)
+    for line in process.stdout:  # both shots running, one of them fitting: outputs half made
+        event = protocol.parse_event_line(line)
+        if event and str(event.get("stage")).endswith(" fit"):
+            cluster = descendants(process.pid)
+            process.send_signal(signum)
+            break
+    rest, _ = process.communicate(timeout=120)
+    assert process.returncode == protocol.EXIT_CODES[protocol.ERROR_CANCELLED]
+    last = protocol.parse_event_line(rest.splitlines()[-1])
+    assert last["kind"] == "cancelled" and "unfinished shot(s) stopped" in last["message"]
+    assert sorted(p.name for p in out.iterdir()) == ["batch.json", "batch.md"]
+    assert json.loads((out / "batch.json").read_text())["status"] == "cancelled"
+    assert len(cluster) >= 3  # Ray's servers and the two workers
+    deadline = time.monotonic() + 10
+    while [pid for pid in cluster if running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [pid for pid in cluster if running(pid)]  # no orphaned worker or server
