@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from .batch.batch_run import BatchConfig
 from .bench.adapt_bench import BenchAdaptConfig, bench_adapt
+from .bench.batch_bench import BenchBatchConfig, bench_batch
 from .bench.dam_bench import BenchDamConfig, bench_dam
 from .bench.encoder_bench import BenchEncoderConfig, bench_encoder
 from .bench.import_bench import BenchImportConfig, bench_import
@@ -332,6 +333,8 @@ BENCHMARKS: tuple[Command, ...] = (
             "time, peak memory, memory per frame", BenchSoakConfig, _report(bench_soak)),
     Command("adapt", "seconds per frame of the adapted tracker beside the landmark fit, against clip "
             "length and --adapt-texels; peak memory", BenchAdaptConfig, _report(bench_adapt)),
+    Command("batch", "shots tracked by a loop of track processes, batch --engine local and batch --engine "
+            "ray: wall time, overhead per shot", BenchBatchConfig, _report(bench_batch)),
     Command("encoder", "frames/s of the encoder tracker's stages (crop, encode, decode, ARKit solve; "
             "decoded textures apart) beside the landmark fit and MediaPipe, batch 1 and 32",
             BenchEncoderConfig, _report(bench_encoder)),

@@ -27,5 +27,6 @@ class FACEADAPT_PT_main(bpy.types.Panel):
         column.enabled = head is not None
         column.operator("faceadapt.track_footage", icon="TRACKING")
         column.operator("faceadapt.import_results", icon="IMPORT")
+        layout.operator("faceadapt.track_strips", icon="SEQUENCE")
         layout.separator()
         layout.operator("faceadapt.check_backend", icon="CONSOLE")

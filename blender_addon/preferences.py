@@ -1,4 +1,4 @@
-"""Add-on preferences: the backend interpreter and the device it computes on."""
+"""Add-on preferences: the backend interpreter, the device it computes on, and where batches run."""
 
 from __future__ import annotations
 
@@ -46,12 +46,18 @@ class FaceAdaptPreferences(bpy.types.AddonPreferences):
                     "computer, else one uv downloads",
         subtype="FILE_PATH")
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")  # type: ignore[valid-type]
+    ray_address: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Ray Cluster",
+        description="Where Track Strips runs its batch: empty, in the backend process one strip after "
+                    "another; 'local', a Ray cluster on this computer; host:port, the head of a running "
+                    "cluster (the backend needs the farm extra, requirements-farm.lock)")
     status: bpy.props.StringProperty(name="Status", default="not checked")  # type: ignore[valid-type]
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "backend_python")
         layout.prop(self, "device")
+        layout.prop(self, "ray_address")
         found = backend_interpreter(context)
         layout.label(text=f"Interpreter: {found or 'none found'}")
         row = layout.row()

@@ -8,6 +8,7 @@ from ..operators.add_head import FACEADAPT_OT_add_head
 from ..operators.backend_setup import FACEADAPT_OT_check_backend, FACEADAPT_OT_install_backend
 from ..operators.import_results import FACEADAPT_OT_import_results
 from ..operators.track_footage import FACEADAPT_OT_track_footage
+from ..operators.track_strips import FACEADAPT_OT_track_strips
 from . import preferences
 from .panel import FACEADAPT_PT_main
 
@@ -15,6 +16,7 @@ CLASSES = (
     preferences.FaceAdaptPreferences,
     FACEADAPT_OT_add_head,
     FACEADAPT_OT_track_footage,
+    FACEADAPT_OT_track_strips,
     FACEADAPT_OT_import_results,
     FACEADAPT_OT_check_backend,
     FACEADAPT_OT_install_backend,

@@ -34,6 +34,8 @@ class BatchConfig:
                                        "default: start a local one for the batch")
     retries: int = option(2, "further attempts at a shot that failed for another reason than its input")
     cpus_per_shot: float = option(1.0, "CPUs Ray reserves for each shot (--engine ray)")
+    partial_ok: bool = option(False, "succeed when some shots failed and others finished (each failure a "
+                                     "warning): for callers that import the finished shots")
 
     def __post_init__(self) -> None:
         if self.retries < 0:
@@ -159,7 +161,10 @@ def run_batch(config: BatchConfig, sink: EventSink,
                 [shot_entry(s, outcomes.get(s.name) or ShotOutcome(s.name, "cancelled")) for s in shots])
             report = write_report(config.out, document)
     failed = [o for o in outcomes.values() if o.status == "failed"]
-    if failed:
+    if failed and config.partial_ok and len(failed) < len(shots):
+        sink.warning(f"{len(failed)} of {len(shots)} shot(s) failed ({', '.join(o.name for o in failed)}); "
+                     f"see {config.out / BATCH_MARKDOWN}")
+    elif failed:
         kinds = {o.error_kind for o in failed}
         names = ", ".join(o.name for o in failed)
         raise ShotsFailed(f"{len(failed)} of {len(shots)} shot(s) failed ({names}); the others "

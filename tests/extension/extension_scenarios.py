@@ -198,6 +198,41 @@ def run_scenarios(report: dict, zip_path: str, footage: str, workdir_path: Path,
                           "rig_action": reloaded.parent.animation_data.action is not None,
                           "scene_camera": bpy.context.scene.camera.name}
 
+    run_track_strips(report, footage, workdir_path)
+
+
+BATCH_FRAMES = 4  # frames each strip of Track Strips plays
+
+
+def run_track_strips(report: dict, footage: str, workdir_path: Path) -> None:
+    """Two short strips of the clip selected and tracked as one batch; a strip whose file is gone
+    refused before anything runs."""
+    editor = bpy.context.scene.sequence_editor
+    for strip in editor.strips_all:
+        strip.select = False
+    batch_strips = []
+    for channel, (name, offset) in enumerate((("take A", 20), ("take/B", 60)), start=3):
+        strip = editor.strips.new_movie(name, footage, channel, 200)
+        trim(strip, offset, 0)
+        first, end = handles(strip)
+        trim(strip, offset, end - first - BATCH_FRAMES)
+        strip.select = True
+        batch_strips.append(strip)
+    gone = editor.strips.new_movie("gone", footage, 5, 200)
+    gone.filepath = str(workdir_path / "deleted.mp4")
+    gone.select = True
+    report["track_strips_missing_file"] = run_operator("track_strips", selected_only=True)
+    editor.strips.remove(gone)
+    heads_before = {o.name for o in bpy.data.objects if o.type == "MESH"}
+    report["track_strips"] = run_operator("track_strips", selected_only=True)
+    heads = [o for o in bpy.data.objects if o.type == "MESH" and o.name not in heads_before]
+    report["strip_heads"] = {
+        o.name: {"shape_keys": len(o.data.shape_keys.key_blocks),
+                 "rig_key_frames": sorted({int(k.co[0]) for c in o.parent.animation_data.action.layers[0]
+                                           .strips[0].channelbags[0].fcurves for k in c.keyframe_points})}
+        for o in heads}
+    report["strip_scene_frames"] = {s.name: list(handles(s)) for s in batch_strips}
+
 
 if __name__ == "__main__":
     run_scenario(main)

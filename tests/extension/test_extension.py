@@ -123,6 +123,17 @@ def test_reimport_replaces_the_previous_import(report: dict):
     assert len(after["actions"]) == 2, after["actions"]
 
 
+def test_track_strips_imports_each_strip_onto_a_head_of_its_own(report: dict):
+    assert report["track_strips"]["result"] == ["FINISHED"], report["track_strips"]["error"]
+    heads = report["strip_heads"]
+    assert sorted(heads) == ["FaceAdapt take A", "FaceAdapt take/B"]  # the strips' names
+    for head, strip in zip(sorted(heads), ("take A", "take/B"), strict=True):
+        first, end = report["strip_scene_frames"][strip]
+        assert end - first == 4
+        assert heads[head]["shape_keys"] == 53 + 4
+        assert heads[head]["rig_key_frames"] == list(range(first, end))
+
+
 @pytest.mark.parametrize(("scenario", "words"), [
     ("track_without_head", "select a FaceAdapt head"),
     ("track_without_strip", "make a movie strip active"),
@@ -133,6 +144,7 @@ def test_reimport_replaces_the_previous_import(report: dict):
     ("killed_mid_run", "without a result"),
     ("other_topology", "tracked on a head with"),
     ("install_backend_offline", "needs internet access"),
+    ("track_strips_missing_file", "deleted.mp4) does not exist"),
 ])
 def test_failures_are_reported_and_change_nothing(report: dict, scenario: str, words: str):
     outcome = report[scenario]
