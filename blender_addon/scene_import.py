@@ -26,9 +26,11 @@ def frame_key_name(source_frame: int) -> str:
 
 
 def import_into_scene(context: bpy.types.Context, head: bpy.types.Object, results: Results,
-                      plan: ImportPlan, warnings: list[str]) -> bpy.types.Object:
-    """Apply `plan` to `head` (a FaceAdapt head mesh parented to its rig); returns the camera.
-    Problems that do not stop the import are appended to `warnings`."""
+                      plan: ImportPlan, warnings: list[str],
+                      camera_name: str = CAMERA_NAME) -> bpy.types.Object:
+    """Apply `plan` to `head` (a FaceAdapt head mesh parented to its rig); returns the camera,
+    `camera_name` (an earlier camera of that name is replaced). Problems that do not stop the
+    import are appended to `warnings`."""
     rig = head.parent
     if rig is None or rig.type != "ARMATURE" or HEAD_BONE not in rig.pose.bones:
         raise ValueError(f"'{head.name}' is not parented to a FaceAdapt rig with a '{HEAD_BONE}' "
@@ -38,7 +40,7 @@ def import_into_scene(context: bpy.types.Context, head: bpy.types.Object, result
         replaced = _set_aside_previous_import(head, undo)
         _frame_shape_keys(head, results, plan, undo)
         _head_bone_keys(rig, plan, undo)
-        camera = _camera(context, results, plan, undo, warnings)
+        camera = _camera(context, results, plan, undo, warnings, camera_name)
     except Exception:
         for step in reversed(undo):
             step()
@@ -126,10 +128,10 @@ def _head_bone_keys(rig: bpy.types.Object, plan: ImportPlan, undo: list) -> None
 
 
 def _camera(context: bpy.types.Context, results: Results, plan: ImportPlan, undo: list,
-            warnings: list[str]) -> bpy.types.Object:
+            warnings: list[str], name: str) -> bpy.types.Object:
     scene = context.scene
-    old = bpy.data.objects.get(CAMERA_NAME)
-    data = bpy.data.cameras.new(CAMERA_NAME)
+    old = bpy.data.objects.get(name)
+    data = bpy.data.cameras.new(name)
     undo.append(lambda: bpy.data.cameras.remove(data))
     cam = plan.camera
     data.lens, data.sensor_width, data.sensor_fit = cam.lens_mm, cam.sensor_width_mm, cam.sensor_fit
@@ -146,7 +148,7 @@ def _camera(context: bpy.types.Context, results: Results, plan: ImportPlan, undo
         background.clip = clip
         background.alpha = 1.0
         data.show_background_images = True
-    obj = bpy.data.objects.new(CAMERA_NAME, data)
+    obj = bpy.data.objects.new(name, data)
     undo.append(lambda: bpy.data.objects.remove(obj))
     context.collection.objects.link(obj)
     obj.matrix_world = Matrix(plan.camera_world.tolist())
@@ -168,6 +170,6 @@ def _camera(context: bpy.types.Context, results: Results, plan: ImportPlan, undo
         bpy.data.objects.remove(old)
         if old_data is not None and old_data.users == 0:
             bpy.data.cameras.remove(old_data)
-        obj.name = CAMERA_NAME
-        data.name = CAMERA_NAME
+        obj.name = name
+        data.name = name
     return obj

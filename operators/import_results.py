@@ -12,7 +12,7 @@ from ..blender_addon.backend_job import UserError
 from ..blender_addon.footage_source import strip_timing
 from ..blender_addon.head_builder import HASH_PROPERTY, mesh_topology_hash, selected_head
 from ..blender_addon.results_import import plan_import
-from ..blender_addon.scene_import import import_into_scene
+from ..blender_addon.scene_import import CAMERA_NAME, import_into_scene
 
 
 def strip_playing(context: bpy.types.Context, footage: str) -> bpy.types.Strip | None:
@@ -28,10 +28,10 @@ def strip_playing(context: bpy.types.Context, footage: str) -> bpy.types.Strip |
 
 
 def import_results_onto(context: bpy.types.Context, head: bpy.types.Object, directory: Path,
-                        warnings: list[str],
-                        scene_frame_of_source_zero: int | None = None) -> bpy.types.Object:
+                        warnings: list[str], scene_frame_of_source_zero: int | None = None,
+                        camera_name: str = CAMERA_NAME) -> bpy.types.Object:
     """Validate, plan and import; UserError for anything the user must fix (nothing changed).
-    Non-fatal problems are appended to `warnings`."""
+    Non-fatal problems are appended to `warnings`. Returns the camera (`camera_name`)."""
     try:
         results = read_results(directory)
         check_topology(results, f"'{head.name}'", len(head.data.vertices),
@@ -45,7 +45,7 @@ def import_results_onto(context: bpy.types.Context, head: bpy.types.Object, dire
     except BadInput as exc:
         raise UserError(str(exc)) from exc
     try:
-        return import_into_scene(context, head, results, plan, warnings)
+        return import_into_scene(context, head, results, plan, warnings, camera_name)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 

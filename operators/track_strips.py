@@ -72,10 +72,20 @@ class FACEADAPT_OT_track_strips(BackendJob, bpy.types.Operator):
         except BadInput as exc:
             raise UserError(str(exc)) from exc
         warnings: list[str] = []
+        scene = context.scene
         for shot in finished:
-            head = build_head(context, MODEL_HEAD, "default", name=f"FaceAdapt {shot.source.name}")
-            import_results_onto(context, head, Path(entries[shot.name]["results"]), warnings,
-                                shot.source.scene_frame_of_source_zero)
+            name = f"FaceAdapt {shot.source.name}"
+            head = build_head(context, MODEL_HEAD, "default", name=name)
+            camera = import_results_onto(context, head, Path(entries[shot.name]["results"]), warnings,
+                                         shot.source.scene_frame_of_source_zero, camera_name=f"{name} Camera")
+            # Each strip's own camera from its first frame on: a camera marker switches to it there.
+            first = shot.source.scene_frame_of_source_zero + shot.source.first_frame
+            marker = scene.timeline_markers.get(name) or scene.timeline_markers.new(name, frame=first)
+            marker.frame, marker.camera = first, camera
+        if finished:  # the scene plays every imported strip (each import set it to its own range)
+            zero = [s.source.scene_frame_of_source_zero for s in finished]
+            scene.frame_start = min(z + s.source.first_frame for z, s in zip(zero, finished, strict=True))
+            scene.frame_end = max(z + s.source.last_frame for z, s in zip(zero, finished, strict=True))
         for warning in warnings:
             self.report({"WARNING"}, warning)
         for shot in self._shots:

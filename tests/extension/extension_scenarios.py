@@ -232,6 +232,10 @@ def run_track_strips(report: dict, footage: str, workdir_path: Path) -> None:
                                            .strips[0].channelbags[0].fcurves for k in c.keyframe_points})}
         for o in heads}
     report["strip_scene_frames"] = {s.name: list(handles(s)) for s in batch_strips}
+    scene = bpy.context.scene
+    report["strip_markers"] = {m.name: [m.frame, m.camera.name if m.camera else None]
+                               for m in scene.timeline_markers}
+    report["strip_scene_range"] = [scene.frame_start, scene.frame_end]
 
 
 if __name__ == "__main__":

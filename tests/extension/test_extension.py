@@ -132,6 +132,10 @@ def test_track_strips_imports_each_strip_onto_a_head_of_its_own(report: dict):
         assert end - first == 4
         assert heads[head]["shape_keys"] == 53 + 4
         assert heads[head]["rig_key_frames"] == list(range(first, end))
+        # Its own camera, made the scene's from its first frame by a camera marker.
+        assert report["strip_markers"][head] == [first, f"{head} Camera"]
+    starts, ends = zip(*report["strip_scene_frames"].values(), strict=True)
+    assert report["strip_scene_range"] == [min(starts), max(ends) - 1]
 
 
 @pytest.mark.parametrize(("scenario", "words"), [
