@@ -5,6 +5,8 @@ overall, write batch.json and batch.md. A failed shot never stops the others; th
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from .local_engine import LocalEngine
 from .shot_file import BATCH_MARKDOWN, Shot, load_shot_file
 from .shot_record import finished_before, record_finished
 from .shot_run import PROGRESS, STARTED, WARNING, ShotEvent, ShotOutcome, result_summary
+from .versions import EXTENSION_ROOT
 
 BATCH_STAGE = "batch"  # the overall progress: frames of finished shots out of all to run
 
@@ -102,6 +105,16 @@ class BatchProgress:
                             {k: float(v) for k, v in values.items()})
 
 
+def _require_writable(out: Path) -> None:
+    """--out made when missing; BadInput unless this process may write in it (before any shot)."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--out {out}: cannot create it ({exc.strerror}); choose a writable folder") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise BadInput(f"--out {out}: not writable; choose a writable folder")
+
+
 def make_engine(config: BatchConfig):  # -> LocalEngine | RayEngine
     if config.engine == "local":
         return LocalEngine()
@@ -109,7 +122,8 @@ def make_engine(config: BatchConfig):  # -> LocalEngine | RayEngine
         from .ray_engine import RayEngine
     except ImportError as exc:
         raise BadInput(f"--engine ray: Ray is not installed in this environment ({exc}); install the farm "
-                       "extra: pip install --no-deps -r requirements-farm.lock") from None
+                       f"extra: {sys.executable} -m pip install --no-deps -r "
+                       f"{EXTENSION_ROOT / 'requirements-farm.lock'}") from None
     return RayEngine(config.address, config.cpus_per_shot)
 
 
@@ -145,6 +159,7 @@ def run_batch(config: BatchConfig, sink: EventSink,
     try:
         if pending:
             engine.connect(pending)  # every refusal of the cluster comes before any shot runs
+            _require_writable(config.out)
             sink.log(f"running {len(pending)} shot(s) on {engine.describe()}")
             progress = BatchProgress(sink, pending)
             status = "interrupted"

@@ -45,6 +45,7 @@ class ShotOutcome:
     name: str
     status: str
     attempts: int = 0
+    started_at: float | None = None  # Unix time the last attempt started
     wall_s: float = 0.0
     error_kind: str | None = None
     error: str | None = None
@@ -100,7 +101,8 @@ def run_shot(shot: Shot, attempt: int, emit: Callable[[ShotEvent], None]) -> Sho
     as Cancelled once track has removed its partial output."""
     from ..track import run_track
 
-    outcome = ShotOutcome(shot.name, "running", attempts=attempt, host=socket.gethostname(), pid=os.getpid())
+    outcome = ShotOutcome(shot.name, "running", attempts=attempt, started_at=time.time(),
+                          host=socket.gethostname(), pid=os.getpid())
     sink = ShotSink(shot.name, attempt, emit, outcome.warnings)
     start = time.perf_counter()
     # Signal handlers can be set from the main thread only (a Ray task runs there; a test's thread does not).

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..config_parser import option, report_option
 from ..data_location import data_dir
 from ..events import EventSink
+from ..footage import Footage
 from ..formats.errors import BadInput
 from ..trackers.registry import tracker_names
 from .measured_run import run_measured
@@ -33,7 +34,8 @@ CLIPS = ("lp_driving_d0", "lp_driving_d3", "lp_driving_d9", "lp_driving_d10", "l
 
 @dataclass(frozen=True)
 class BenchBatchConfig:
-    shots: int = option(4, f"shots, each the first frames of another real clip (at most {len(CLIPS)})")
+    shots: int = option(4, f"shots, each the first frames of another real clip with that many (at most "
+                           f"{len(CLIPS)})")
     frames: int = option(10, "frames per shot")
     tracker: str = option("landmark-fit", "tracker of every shot", choices=tracker_names())
     cpus_per_shot: float = option(1.0, "CPUs Ray reserves per shot")
@@ -46,13 +48,18 @@ class BenchBatchConfig:
             raise BadInput(f"--frames {self.frames}: use 2 or more")
 
 
-def _tracking_s(results: Path) -> float:
-    """The shot's own tracking work: the sum of its result.json timings."""
-    return sum(json.loads((results / "result.json").read_text())["timings_s"].values())
+def _timings(results: Path) -> dict[str, float]:
+    """The shot's own tracking work, stage by stage: its result.json timings."""
+    return json.loads((results / "result.json").read_text())["timings_s"]
 
 
 def bench_batch(config: BenchBatchConfig, sink: EventSink) -> dict:
-    clips = [data_dir() / "videos" / f"{clip}.mp4" for clip in CLIPS[:config.shots]]
+    long_enough = [path for path in (data_dir() / "videos" / f"{clip}.mp4" for clip in CLIPS)
+                   if Footage(path).info.frame_count >= config.frames]
+    if len(long_enough) < config.shots:
+        raise BadInput(f"--shots {config.shots} --frames {config.frames}: only {len(long_enough)} of the clips "
+                       f"({', '.join(CLIPS)}) have that many frames")
+    clips = long_enough[:config.shots]
     settings = ["--frames", f"0-{config.frames - 1}", "--tracker", config.tracker, "--texture-size", "0"]
     workers = max(1, int((os.cpu_count() or 1) // config.cpus_per_shot))
     report: dict = {"benchmark": "batch", "machine": platform.machine(), "cpus": os.cpu_count(),
@@ -84,11 +91,16 @@ def bench_batch(config: BenchBatchConfig, sink: EventSink) -> dict:
             else:
                 wall = run_measured([sys.executable, "-m", "backend", "batch", str(shot_file), "--out",
                                      str(folder), *batch_options], sink, name, env)[0]
-            tracking = sum(_tracking_s(folder / clip.stem) for clip in clips)
+            stages: dict[str, float] = {}
+            for clip in clips:
+                for stage, seconds in _timings(folder / clip.stem).items():
+                    stages[stage] = stages.get(stage, 0.0) + seconds
+            tracking = sum(stages.values())
             report["ways"][name] = {
                 "wall_s": round(wall, 2), "s_per_shot": round(wall / config.shots, 2), "shots_at_once": at_once,
                 "tracking_s": round(tracking, 2),
-                "overhead_per_shot_s": round((wall * min(at_once, config.shots) - tracking) / config.shots, 2)}
+                "overhead_per_shot_s": round((wall * min(at_once, config.shots) - tracking) / config.shots, 2),
+                "stages_s": {stage: round(seconds, 2) for stage, seconds in stages.items()}}
     loop = report["ways"]["track loop"]["wall_s"]
     for way in report["ways"].values():
         way["speedup_over_track_loop"] = round(loop / way["wall_s"], 2)

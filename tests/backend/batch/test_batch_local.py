@@ -79,6 +79,11 @@ def test_a_failing_shot_is_reported_not_retried_and_the_others_finish(data_dir, 
     assert sorted(p.name for p in out.iterdir()) == expected
     assert "**damaged** (bad_input)" in (out / "batch.md").read_text()
 
+    # --partial-ok (Track Strips): the finished shot is kept, the failure is a warning, exit 0.
+    assert run_batch(BatchConfig(path, out, partial_ok=True), quiet()) == out / "batch.json"
+    assert {s["name"]: s["status"] for s in report(out)["shots"]} == {"lp_driving_d3": "skipped",
+                                                                     "damaged": "failed"}
+
 
 def test_a_failure_not_of_the_input_is_retried(data_dir, tmp_path, monkeypatch):
     import backend.track

@@ -62,6 +62,9 @@ def test_four_real_clips_one_failing_then_a_rerun_that_skips_the_finished(data_d
     for clip in CLIPS:
         assert (shots[clip]["status"], shots[clip]["attempts"]) == ("done", 1)
         assert_same_results(out / clip, reference(data_dir / "videos" / f"{clip}.mp4", tmp_path / "ref" / clip))
+    # Never more shots at once than the cluster's CPUs hold (a task blocked on Ray lends its CPUs).
+    spans = [(s["started_at"], s["started_at"] + s["wall_s"]) for s in shots.values()]
+    assert max(sum(start <= moment < end for start, end in spans) for moment, _ in spans) <= 2
     failed = shots["damaged"]
     assert (failed["status"], failed["error_kind"], failed["attempts"]) == ("failed", "bad_input", 1)
     assert "frame 3 (" in failed["error"] and "cannot be read as an image" in failed["error"]
