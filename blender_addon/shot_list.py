@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from .footage_source import FootageSource
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_TAKEN = ("batch.json", "batch.md")  # the batch's own files beside the results directories
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ def strip_shots(sources: list[FootageSource]) -> list[StripShot]:
     """One shot per strip, named after it: characters a folder name may not hold become '_', and
     names that collide (ignoring case, as macOS and Windows folders do) get -2, -3..."""
     shots: list[StripShot] = []
-    taken: set[str] = set()
+    taken: set[str] = set(_TAKEN)
     for source in sources:
         base = _UNSAFE.sub("_", source.name).strip("._-")[:90] or "strip"
         name, number = base, 1
@@ -36,12 +37,14 @@ def strip_shots(sources: list[FootageSource]) -> list[StripShot]:
     return shots
 
 
-def shot_file_text(shots: list[StripShot], tracker: str | None) -> str:
+def shot_file_text(shots: list[StripShot], tracker: str | None, device: str = "auto") -> str:
     """The TOML shot file of `shots` (each its strip's visible frames; `tracker` None: the
-    backend's default tracker)."""
-    lines = ["# Written by FaceAdapt's Track Strips: one shot per movie strip.", ""]
+    backend's default tracker; `device` auto, cpu or cuda: the preferences')."""
+    lines = ["# Written by FaceAdapt's Track Strips: one shot per movie strip.", "",
+             "[defaults]", f"device = {_toml_string(device)}"]
     if tracker:
-        lines += ["[defaults]", f"tracker = {_toml_string(tracker)}", ""]
+        lines += [f"tracker = {_toml_string(tracker)}"]
+    lines.append("")
     for shot in shots:
         lines += ["[[shot]]", f"name = {_toml_string(shot.name)}",
                   f"footage = {_toml_string(str(shot.source.path))}",

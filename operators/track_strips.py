@@ -55,7 +55,8 @@ class FACEADAPT_OT_track_strips(BackendJob, bpy.types.Operator):
         self._shots = strip_shots(sources)
         out = output_dir(context, "batch")
         out.mkdir(parents=True)
-        (out / SHOT_FILE).write_text(shot_file_text(self._shots, None), encoding="utf-8")
+        device = preferences.get(context).device  # batch takes it per shot, not from --device
+        (out / SHOT_FILE).write_text(shot_file_text(self._shots, None, device), encoding="utf-8")
         address = preferences.get(context).ray_address.strip()
         engine = ["--engine", "ray", *(["--address", address] if address != "local" else [])] if address else []
         return ["batch", str(out / SHOT_FILE), "--out", str(out), "--partial-ok", *engine]

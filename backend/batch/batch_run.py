@@ -6,7 +6,9 @@ overall, write batch.json and batch.md. A failed shot never stops the others; th
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,13 +16,14 @@ from pathlib import Path
 from typing import Literal
 
 from ..config_parser import option, positional, required
-from ..events import EventSink
+from ..events import CANCEL_SIGNALS, EventSink
 from ..formats import protocol
 from ..formats.errors import BackendError, BadInput, Cancelled
+from ..formats.results_dir import RESULT_JSON
 from .batch_report import batch_document, shot_entry, write_report
 from .local_engine import LocalEngine
 from .shot_file import BATCH_MARKDOWN, Shot, load_shot_file
-from .shot_record import finished_before, record_finished
+from .shot_record import finished_before, has_record, record_finished, record_running, settings_digest
 from .shot_run import PROGRESS, STARTED, WARNING, ShotEvent, ShotOutcome, result_summary
 from .versions import EXTENSION_ROOT
 
@@ -47,6 +50,8 @@ class BatchConfig:
             raise BadInput("--address names a Ray cluster: pass --engine ray with it")
         if not self.cpus_per_shot > 0:
             raise BadInput(f"--cpus-per-shot {self.cpus_per_shot:g}: must be above 0")
+        if self.cpus_per_shot != 1 and self.engine != "ray":
+            raise BadInput("--cpus-per-shot is what Ray reserves per shot: pass --engine ray with it")
 
 
 class ShotsFailed(BackendError):
@@ -73,6 +78,8 @@ class BatchProgress:
 
     def event(self, event: ShotEvent) -> None:
         if event.kind == STARTED:
+            if event.shot in self._finished:  # it arrived after its shot's end (events are not awaited)
+                return
             self._running.add(event.shot)
             self._sink.log(f"[{event.shot}] attempt {event.attempt} started on {event.fields['host']} "
                            f"(pid {event.fields['pid']}, {event.fields['device']})")
@@ -105,6 +112,22 @@ class BatchProgress:
                             {k: float(v) for k, v in values.items()})
 
 
+def _refuse_results_not_ours(shots: list[Shot], out: Path) -> None:
+    """BadInput for results directories at --out/<name> that no run of a batch there recorded (a
+    `track` run's, or another batch's in another folder): a batch replaces only its own."""
+    foreign = [s for s in shots if (s.settings.out / RESULT_JSON).is_file() and not has_record(out, s.name)]
+    if foreign:
+        raise BadInput("results directories this batch did not write stand where shots would go: "
+                       + ", ".join(str(s.settings.out) for s in foreign)
+                       + "; move them, or give those shots other names")
+
+
+def _ignore_further_cancels() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for signum in (*CANCEL_SIGNALS, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def _require_writable(out: Path) -> None:
     """--out made when missing; BadInput unless this process may write in it (before any shot)."""
     try:
@@ -133,9 +156,12 @@ def run_batch(config: BatchConfig, sink: EventSink,
     arrives (the Blender operator's status bar, tests)."""
     start = time.perf_counter()
     shots = load_shot_file(config.shots, config.out)
+    out = shots[0].settings.out.parent  # --out, absolute
+    digests = {s.name: settings_digest(s) for s in shots}  # taken now: a plate re-delivered later is new
+    _refuse_results_not_ours(shots, out)
     outcomes: dict[str, ShotOutcome] = {}
     for shot in shots:
-        if finished_before(shot, config.out):
+        if finished_before(shot, out, digests[shot.name]):
             outcomes[shot.name] = ShotOutcome(shot.name, "skipped", result=result_summary(shot))
     pending = [s for s in shots if s.name not in outcomes]
     if outcomes:
@@ -150,7 +176,7 @@ def run_batch(config: BatchConfig, sink: EventSink,
 
     def finished(outcome: ShotOutcome) -> None:
         if outcome.status == "done":
-            record_finished(by_name[outcome.name], config.out)
+            record_finished(by_name[outcome.name], out, digests[outcome.name])
         outcomes[outcome.name] = outcome
         progress.finished(outcome)
 
@@ -159,30 +185,33 @@ def run_batch(config: BatchConfig, sink: EventSink,
     try:
         if pending:
             engine.connect(pending)  # every refusal of the cluster comes before any shot runs
-            _require_writable(config.out)
+            _require_writable(out)
+            for shot in pending:
+                record_running(out, shot.name)
             sink.log(f"running {len(pending)} shot(s) on {engine.describe()}")
             progress = BatchProgress(sink, pending)
             status = "interrupted"
             engine.run(pending, config.retries, event, finished)
         status = "finished"
-    except Cancelled:
+    except (Cancelled, KeyboardInterrupt):
+        _ignore_further_cancels()  # a second Esc or Ctrl-C must not cut the shutdown and the report short
         status = "cancelled" if status else None
         raise
     finally:
         engine.close()
         if status:  # a cancelled or interrupted batch reports what it finished too
             document = batch_document(
-                config.shots, config.out, engine.describe(), status, time.perf_counter() - start,
+                config.shots, out, engine.describe(), status, time.perf_counter() - start,
                 [shot_entry(s, outcomes.get(s.name) or ShotOutcome(s.name, "cancelled")) for s in shots])
-            report = write_report(config.out, document)
+            report = write_report(out, document)
     failed = [o for o in outcomes.values() if o.status == "failed"]
     if failed and config.partial_ok and len(failed) < len(shots):
         sink.warning(f"{len(failed)} of {len(shots)} shot(s) failed ({', '.join(o.name for o in failed)}); "
-                     f"see {config.out / BATCH_MARKDOWN}")
+                     f"see {out / BATCH_MARKDOWN}")
     elif failed:
         kinds = {o.error_kind for o in failed}
         names = ", ".join(o.name for o in failed)
         raise ShotsFailed(f"{len(failed)} of {len(shots)} shot(s) failed ({names}); the others "
-                          f"finished; see {config.out / BATCH_MARKDOWN}",
+                          f"finished; see {out / BATCH_MARKDOWN}",
                           kinds.pop() if len(kinds) == 1 else protocol.ERROR_INTERNAL)
     return report

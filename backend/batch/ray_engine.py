@@ -14,7 +14,8 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from queue import Empty
 from typing import Any
 
@@ -25,9 +26,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..events import CANCEL_SIGNALS
 from ..formats import protocol
+from ..formats.atomic import release_dead_writer
 from ..formats.errors import BadInput, Cancelled
 from .shot_file import Shot
-from .shot_run import ShotEvent, ShotOutcome, run_shot
+from .shot_run import STARTED, ShotEvent, ShotOutcome, run_shot
 from .versions import EXTENSION_ROOT, locked_package_names, refuse_mismatches, runtime_versions
 
 PROBE_TIMEOUT_S = 120.0  # a node that has not answered the version probe by then is refused
@@ -54,19 +56,26 @@ def _check_reachable(address: str) -> None:
                        "start one with `ray start --head` or check the address") from None
 
 
-def _cancel_handlers() -> dict[int, Any]:
-    """The handlers of the cancel signals now (the batch's: a cancel stops the shots gracefully)."""
+@contextmanager
+def _signals_noted() -> Iterator[list[int]]:
+    """While Ray is in charge: the cancel signals (SIGTERM, SIGHUP) are noted in the yielded
+    list, for the caller to act on between waits (raised inside Ray's wait, C code, a Cancelled
+    surfaces as a SystemError; Ctrl-C's KeyboardInterrupt is handled there), and the handlers
+    found on entry are put back on exit, also over the one ray.init installs (it exits at once,
+    killing the shots before they remove their partial output)."""
+    noted: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {signum: signal.getsignal(signum) for signum in CANCEL_SIGNALS}
-
-
-def _restore(handlers: dict[int, Any]) -> None:
-    """Put back what ray.init replaced: a driver's SIGTERM handler that exits at once, which would
-    kill the running shots without letting them remove their partial output."""
-    for signum, handler in handlers.items():
-        if handler is not None:
-            signal.signal(signum, handler)
+        yield noted
+        return
+    handlers = {signum: signal.getsignal(signum) for signum in CANCEL_SIGNALS}
+    for signum in handlers:
+        signal.signal(signum, lambda signum, _frame: noted.append(signum))
+    try:
+        yield noted
+    finally:
+        for signum, handler in handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def _node_versions(packages: list[str]) -> dict[str, str]:
@@ -111,19 +120,18 @@ class RayEngine:
                                    "configure_logging": False, "runtime_env": {"env_vars": env}}
         if self.address is None:
             options["object_store_memory"] = LOCAL_OBJECT_STORE_BYTES
-        handlers = _cancel_handlers()
-        try:
-            ray.init(address=self.address or "local", **options)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise BadInput(f"--address {self.address}: cannot connect to a Ray cluster ({exc})") from None
-        finally:
-            _restore(handlers)
-        self._started_here = self.address is None
-        packages = locked_package_names()
-        self._check_versions(expected or runtime_versions(packages), packages)
+        with _signals_noted() as signals:
+            try:
+                ray.init(address=self.address or "local", **options)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"--address {self.address}: cannot connect to the Ray cluster" if self.address else \
+                    "cannot start a local Ray cluster"
+                raise BadInput(f"{where} ({exc})") from None
+            packages = locked_package_names()
+            self._check_versions(expected or runtime_versions(packages), packages, signals)
         self._check_resources(shots)
 
-    def _check_versions(self, expected: dict[str, str], packages: list[str]) -> None:
+    def _check_versions(self, expected: dict[str, str], packages: list[str], signals: list[int]) -> None:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         probe = ray.remote(_node_versions)
         probes = {f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})": probe.options(
@@ -133,7 +141,12 @@ class RayEngine:
         found = {}
         for node, probe in probes.items():
             try:
-                found[node] = ray.get(probe, timeout=PROBE_TIMEOUT_S)
+                for _ in range(int(PROBE_TIMEOUT_S / _WAIT_S)):  # a cancel is acted on between waits
+                    if signals:
+                        raise Cancelled(f"cancelled by signal {signal.Signals(signals[0]).name}")
+                    if ray.wait([probe], timeout=_WAIT_S)[0]:
+                        break
+                found[node] = ray.get(probe, timeout=0)
             except GetTimeoutError:
                 raise BadInput(f"Ray node {node} did not answer FaceAdapt's version check within "
                                f"{PROBE_TIMEOUT_S:g} s; check the node or remove it from the cluster") from None
@@ -143,14 +156,18 @@ class RayEngine:
         refuse_mismatches(expected, found, self.address or "local")
 
     def _check_resources(self, shots: list[Shot]) -> None:
-        gpu_shots = [s.name for s in shots if s.wants_gpu]
-        if gpu_shots and ray.cluster_resources().get("GPU", 0) < 1:
-            raise BadInput(f"shots {', '.join(gpu_shots)} ask for device cuda and the Ray cluster has no "
-                           "GPU; set device = \"cpu\" or \"auto\" for them, or add GPU nodes")
-        largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+        """Refuse shots no node can take (they would wait for ever): a node must hold
+        --cpus-per-shot CPUs, and for a CUDA shot a GPU too."""
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        largest = max((n.get("CPU", 0) for n in nodes), default=0)
         if self.cpus_per_shot > largest:
             raise BadInput(f"--cpus-per-shot {self.cpus_per_shot:g}: no node of the Ray cluster has that "
                            f"many CPUs (the largest has {largest:g})")
+        gpu_shots = [s.name for s in shots if s.wants_gpu]
+        if gpu_shots and not any(n.get("GPU", 0) >= 1 and n.get("CPU", 0) >= self.cpus_per_shot for n in nodes):
+            raise BadInput(f"shots {', '.join(gpu_shots)} ask for device cuda and no node of the Ray cluster "
+                           f"has a GPU and {self.cpus_per_shot:g} CPU(s); set device = \"cpu\" or \"auto\" for "
+                           "them, lower --cpus-per-shot, or add GPU nodes")
 
     def run(self, shots: list[Shot], retries: int, emit: Callable[[ShotEvent], None],
             finished: Callable[[ShotOutcome], None]) -> None:
@@ -158,6 +175,7 @@ class RayEngine:
         comes. A cancel (Ctrl-C, SIGTERM) cancels every shot, gives running ones CANCEL_GRACE_S
         to remove their partial output, kills what is left and raises Cancelled."""
         events = Queue(maxsize=10_000, actor_options={"num_cpus": 0})
+        events.qsize()  # the queue's actor is up before the first shot's first event
         running: dict[Any, tuple[Shot, int, list[str]]] = {}
 
         def submit(shot: Shot, attempt: int, errors: list[str]) -> None:
@@ -166,39 +184,44 @@ class RayEngine:
                 name=f"faceadapt-shot-{shot.name}")
             running[task.remote(shot, attempt, events)] = (shot, attempt, errors)
 
-        # A cancel signal is noted and acted on between waits: raised inside Ray's wait (C code)
-        # it would surface as a SystemError. Ctrl-C's KeyboardInterrupt is handled there.
-        signals: list[int] = []
-        handlers = _cancel_handlers()
-        for signum in handlers:
-            signal.signal(signum, lambda signum, _frame: signals.append(signum))
-        try:
-            for shot in shots:
-                submit(shot, 1, [])
-            while running:
-                if signals:
-                    raise Cancelled(f"cancelled by signal {signal.Signals(signals[0]).name}")
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=_WAIT_S)
-                self._drain(events, emit)
-                for ref in ready:
-                    shot, attempt, errors = running.pop(ref)
-                    outcome = self._outcome(ref, shot, attempt)
-                    errors += outcome.attempt_errors
-                    if outcome.retryable(retries):
-                        submit(shot, attempt + 1, errors)
-                        continue
-                    outcome.attempt_errors = errors
-                    finished(outcome)
-            self._drain(events, emit)
-        except (KeyboardInterrupt, Cancelled) as exc:
-            self._cancel(list(running))
-            why = exc.message if isinstance(exc, Cancelled) else "keyboard interrupt"
-            raise Cancelled(f"batch cancelled ({why}); {len(running)} unfinished shot(s) stopped") from None
-        finally:
-            _restore(handlers)
+        workers: dict[tuple[str, int], int] = {}  # (shot, attempt) -> its worker's pid
+
+        def on_event(event: ShotEvent) -> None:
+            if event.kind == STARTED:
+                workers[event.shot, event.attempt] = event.fields["pid"]
+            emit(event)
+
+        with _signals_noted() as signals:
+            try:
+                for shot in shots:
+                    submit(shot, 1, [])
+                while running:
+                    if signals:
+                        raise Cancelled(f"cancelled by signal {signal.Signals(signals[0]).name}")
+                    ready, _ = ray.wait(list(running), num_returns=1, timeout=_WAIT_S)
+                    self._drain(events, on_event)
+                    for ref in ready:
+                        shot, attempt, errors = running.pop(ref)
+                        outcome = self._outcome(ref, shot, attempt, workers.get((shot.name, attempt)))
+                        errors += outcome.attempt_errors
+                        if outcome.retryable(retries):
+                            submit(shot, attempt + 1, errors)
+                            continue
+                        outcome.attempt_errors = errors
+                        finished(outcome)
+                self._drain(events, on_event)
+            except (KeyboardInterrupt, Cancelled) as exc:
+                for ref in self._cancel(list(running)):  # shots that finished all the same are kept
+                    running.pop(ref)
+                    with suppress(RayError):
+                        outcome = ray.get(ref)
+                        if outcome.status == "done":
+                            finished(outcome)
+                why = exc.message if isinstance(exc, Cancelled) else "keyboard interrupt"
+                raise Cancelled(f"batch cancelled ({why}); {len(running)} unfinished shot(s) stopped") from None
 
     @staticmethod
-    def _outcome(ref: Any, shot: Shot, attempt: int) -> ShotOutcome:
+    def _outcome(ref: Any, shot: Shot, attempt: int, worker: int | None) -> ShotOutcome:
         try:
             return ray.get(ref)
         except TaskCancelledError:  # not by this batch (it has stopped waiting then): a node stopping
@@ -207,6 +230,8 @@ class RayEngine:
             message = f"{type(exc.cause).__name__}: {exc.cause}"
         except RayError as exc:  # the worker or its node died (killed, out of memory)
             message = f"its Ray worker died ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+            if worker is not None:  # its lock and temp output, which only its own machine could tell stale
+                release_dead_writer(shot.settings.out, worker)
         outcome = ShotOutcome(shot.name, "failed", attempts=attempt)
         outcome.failed_attempt(protocol.ERROR_INTERNAL, message)
         return outcome
@@ -216,18 +241,21 @@ class RayEngine:
         try:
             waiting = events.qsize()
             batch = events.get_nowait_batch(waiting) if waiting else []
-        except Empty:
+        except (Empty, RayError):  # the queue's actor lost with its node: progress stops, shots go on
             batch = []
         for event in batch:
             emit(event)
 
     @staticmethod
-    def _cancel(refs: list[Any]) -> None:
+    def _cancel(refs: list[Any]) -> list[Any]:
+        """Cancel the tasks of `refs`, kill those not ended within CANCEL_GRACE_S; returns those
+        that ended."""
         for ref in refs:
             ray.cancel(ref)
-        _, left = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S) if refs else ([], [])
+        ended, left = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S) if refs else ([], [])
         for ref in left:
             ray.cancel(ref, force=True)
+        return ended
 
     def close(self) -> None:
         """Disconnect; a local cluster started by `connect` stops with its workers."""

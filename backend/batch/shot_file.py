@@ -21,6 +21,7 @@ is reported at once, each naming the shot and the field.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -60,9 +61,11 @@ def load_shot_file(path: Path, out: Path) -> list[Shot]:
     """The shots of the file at `path`, their results directories in `out`; BadInput listing
     every problem (TOML syntax, unknown or mistyped fields, missing footage, frame ranges past
     the clip, unknown trackers or models, duplicate names, a foreign folder in the way)."""
-    path = Path(path)
+    # Absolute paths: shots may run on other machines and in other folders, and the skip digest
+    # must not depend on where the batch was started from.
+    path, out = Path(os.path.abspath(path)), Path(os.path.abspath(out))
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        document = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors) is fine
     except FileNotFoundError:
         raise BadInput(f"shot file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -81,7 +84,11 @@ def load_shot_file(path: Path, out: Path) -> list[Shot]:
     unknown = sorted(set(defaults) - shot_fields - set(_SHOT_ONLY) - set(_BATCH_FIELDS))
     known = ", ".join(sorted(shot_fields))
     problems += [f"[defaults]: unknown field '{key}' (fields: {known})" for key in unknown]
-    defaults = {k: v for k, v in defaults.items() if k not in unknown}  # named once, not per shot
+    defaults = {k: v for k, v in defaults.items() if k not in unknown}
+    defaults_problems = _defaults_problems(defaults)
+    if defaults_problems:  # named once here, not again for every shot
+        problems += defaults_problems
+        defaults = {}
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         problems.append("'shot' must be an array of tables ([[shot]])")
         entries = []
@@ -89,7 +96,7 @@ def load_shot_file(path: Path, out: Path) -> list[Shot]:
         problems.append("no shots: add a [[shot]] table with at least a footage field")
     shots: list[Shot] = []
     for number, entry in enumerate(entries, 1):
-        shot, shot_problems = _shot(number, defaults, entry, path.parent, Path(out))
+        shot, shot_problems = _shot(number, defaults, entry, path.parent, out)
         problems += shot_problems
         if shot:
             shots.append(shot)
@@ -100,10 +107,29 @@ def load_shot_file(path: Path, out: Path) -> list[Shot]:
     return shots
 
 
+def _defaults_problems(defaults: dict[str, Any]) -> list[str]:
+    """What is wrong with the [defaults] table's own values (types, choices, the adaptation's
+    checks), checked as a shot of them would be."""
+    problems = []
+    fields = dict(defaults)
+    device = fields.pop("device", "auto")
+    if device not in DEVICE_CHOICES:
+        problems.append(f"[defaults]: field 'device' = {device!r}: must be one of {', '.join(DEVICE_CHOICES)}")
+    _, config_problems = config_from_mapping(
+        TrackSettings, {k: v for k, v in fields.items() if k not in (*_BATCH_FIELDS, *_SHOT_ONLY)},
+        "[defaults]", footage=Path("."), out=Path("."), overwrite=True)
+    return problems + config_problems
+
+
+def _name_of(stem: str) -> str:
+    """A shot's default name: its footage's file stem, with what a name may not hold as '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip("._-")[:100] or "shot"
+
+
 def _shot(number: int, defaults: dict[str, Any], entry: dict[str, Any], base: Path,
           out: Path) -> tuple[Shot | None, list[str]]:
     footage = entry.get("footage")
-    name = entry.get("name", Path(footage).stem if isinstance(footage, str) else None)
+    name = entry.get("name", _name_of(Path(footage).stem) if isinstance(footage, str) else None)
     where = f"shot {number}" + (f" ({name})" if isinstance(name, str) else "")
     problems = [f"{where}: field '{key}' is the batch's own (results go to --out/<name>)"
                 for key in _BATCH_FIELDS if key in entry or key in defaults]
@@ -115,11 +141,11 @@ def _shot(number: int, defaults: dict[str, Any], entry: dict[str, Any], base: Pa
     fields = {**defaults, **{k: v for k, v in entry.items() if k not in (*_BATCH_FIELDS, "name")}}
     if isinstance(defaults.get("adaptation"), dict) and isinstance(entry.get("adaptation"), dict):
         fields["adaptation"] = {**defaults["adaptation"], **entry["adaptation"]}
-    fields["footage"] = str(base / Path(footage).expanduser())
+    fields["footage"] = os.path.abspath(base / Path(footage).expanduser())
     for key in ("head", "model"):  # paths among them are the shot file's, like the footage
         value = fields.get(key)
         if isinstance(value, str) and ("/" in value or value.startswith(".") or value.endswith(".npz")):
-            fields[key] = str(base / Path(value).expanduser())
+            fields[key] = os.path.abspath(base / Path(value).expanduser())
     device = fields.pop("device", "auto")
     if device not in DEVICE_CHOICES:
         problems.append(f"{where}: field 'device' = {device!r}: must be one of {', '.join(DEVICE_CHOICES)}")
@@ -130,6 +156,11 @@ def _shot(number: int, defaults: dict[str, Any], entry: dict[str, Any], base: Pa
     problems += config_problems
     if settings is None or problems:
         return None, problems
+    if settings.out.exists() or settings.out.is_symlink():
+        foreign = RESULTS_DIRECTORY.foreign_to(settings.out)
+        if foreign:
+            return None, [f"{where}: {settings.out} is in the way ({foreign}); move it or give the shot "
+                          "another name"]
     try:
         frame_count = check_track_inputs(settings)
         check_replaceable(settings.out, True, RESULTS_DIRECTORY, inputs=(settings.footage,))

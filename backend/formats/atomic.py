@@ -58,9 +58,10 @@ def _umask() -> int:
     return current
 
 
-def _temp_prefix(path: Path) -> str:
-    """Prefix of this process's temp names beside `path`: the pid says whose they are."""
-    return f".{path.name}.pid{os.getpid()}."
+def _temp_prefix(path: Path, pid: int | None = None) -> str:
+    """Prefix of the temp names beside `path` of process `pid` (default this one): the pid says
+    whose they are."""
+    return f".{path.name}.pid{os.getpid() if pid is None else pid}."
 
 
 def _process_alive(pid: int) -> bool:
@@ -89,6 +90,21 @@ def sweep_stale_temps(path: Path) -> list[Path]:
                 _remove(entry)
                 removed.append(entry)
     return removed
+
+
+def release_dead_writer(path: Path, pid: int) -> None:
+    """Remove the lock and temp output beside `path` of the writer with `pid`, which the caller
+    knows to be dead: a process on another machine (a farm's worker on shared storage), whose
+    pid this machine cannot check, so neither the lock nor the sweep would take them over."""
+    lock = path.with_name(f".{path.name}.lock")
+    with suppress(OSError, ValueError):
+        if int(lock.read_text().strip() or 0) == pid:
+            lock.unlink()
+    prefix = _temp_prefix(path, pid)
+    with suppress(OSError):
+        for entry in path.parent.iterdir():
+            if entry.name.startswith(prefix):
+                _remove(entry)
 
 
 @contextmanager

@@ -18,8 +18,9 @@ def source(name: str, path: str = "/footage/a.mp4", first: int = 0, last: int = 
 
 def test_names_are_safe_folder_names_and_distinct_ignoring_case():
     shots = strip_shots([source("take A"), source("take_A"), source("TAKE a"), source("../../etc"),
-                         source("é"), source("x" * 200)])
-    assert [s.name for s in shots] == ["take_A", "take_A-2", "TAKE_a-3", "etc", "strip", "x" * 90]
+                         source("é"), source("x" * 200), source("batch.json")])
+    assert [s.name for s in shots] == ["take_A", "take_A-2", "TAKE_a-3", "etc", "strip", "x" * 90,
+                                       "batch.json-2"]
 
 
 def test_the_file_reads_back_as_the_strips(data_dir, tmp_path):
@@ -30,13 +31,13 @@ def test_the_file_reads_back_as_the_strips(data_dir, tmp_path):
     odd = tmp_path / 'quote " and \\ backslash 🎬.mp4'
     odd.symlink_to(clip)
     shots = strip_shots([source("take 1", str(clip), 3, 7), source("take 2", str(odd), 0, 4)])
-    text = shot_file_text(shots, "landmark-fit")
+    text = shot_file_text(shots, "landmark-fit", "cpu")
     document = tomllib.loads(text)
-    assert document["defaults"] == {"tracker": "landmark-fit"}
+    assert document["defaults"] == {"tracker": "landmark-fit", "device": "cpu"}
     assert document["shot"][1] == {"name": "take_2", "footage": str(odd), "frames": "0-4"}
     path = tmp_path / "shots.toml"
     path.write_text(text, encoding="utf-8")
     loaded = load_shot_file(path, tmp_path / "out")
     assert [(s.name, s.settings.footage, s.frame_count) for s in loaded] == [
         ("take_1", clip, 5), ("take_2", odd, 5)]
-    assert "tracker" not in tomllib.loads(shot_file_text(shots, None)).get("defaults", {})
+    assert tomllib.loads(shot_file_text(shots, None))["defaults"] == {"device": "auto"}

@@ -31,12 +31,12 @@ def damaged_sequence(data_dir: Path, tmp_path: Path) -> Path:
 
 
 def shot_file(folder: Path, data_dir: Path, clips: tuple[str, ...] = CLIPS,
-              extra: str = "") -> Path:
-    """A shot file of `clips` (frames FRAMES, the landmark fit, no textures) and `extra` shots."""
+              extra: str = "", frames: str = FRAMES) -> Path:
+    """A shot file of `clips` (`frames`, the landmark fit, no textures) and `extra` shots."""
     shots = "".join(f'\n[[shot]]\nname = "{clip}"\nfootage = "{data_dir / "videos" / clip}.mp4"\n'
                     for clip in clips)
     path = folder / "shots.toml"
-    path.write_text(f'[defaults]\ntracker = "landmark-fit"\ntexture_size = 0\nframes = "{FRAMES}"\n'
+    path.write_text(f'[defaults]\ntracker = "landmark-fit"\ntexture_size = 0\nframes = "{frames}"\n'
                     f'device = "cpu"\n{shots}{extra}')
     return path
 

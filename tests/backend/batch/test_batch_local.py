@@ -115,6 +115,8 @@ def test_batch_settings_are_checked_before_anything_runs(data_dir, tmp_path):
         BatchConfig(path, tmp_path / "out", retries=-1)
     with pytest.raises(BadInput, match="--address names a Ray cluster: pass --engine ray"):
         BatchConfig(path, tmp_path / "out", address="10.0.0.1:6379")
+    with pytest.raises(BadInput, match="--cpus-per-shot is what Ray reserves per shot"):
+        BatchConfig(path, tmp_path / "out", cpus_per_shot=4)
     (tmp_path / "cuda.toml").write_text(path.read_text().replace('device = "cpu"', 'device = "cuda"'))
     import torch
 
@@ -122,6 +124,16 @@ def test_batch_settings_are_checked_before_anything_runs(data_dir, tmp_path):
         with pytest.raises(BadInput, match=r"shot 1 \(lp_driving_d3\): field 'device': --device cuda: no CUDA"):
             run_batch(BatchConfig(tmp_path / "cuda.toml", tmp_path / "out"), quiet())
         assert not (tmp_path / "out").exists()
+
+
+def test_results_the_batch_did_not_write_are_never_replaced(data_dir, tmp_path):
+    path, out = shot_file(tmp_path, data_dir, ("lp_driving_d3",)), tmp_path / "out"
+    run_track(TrackSettings(footage=data_dir / "videos" / "lp_driving_d3.mp4", out=out / "lp_driving_d3",
+                            frames="0-2", tracker="landmark-fit", texture_size=0), quiet())
+    before = (out / "lp_driving_d3" / "result.json").read_text()
+    with pytest.raises(BadInput, match="results directories this batch did not write stand where"):
+        run_batch(BatchConfig(path, out), quiet())
+    assert (out / "lp_driving_d3" / "result.json").read_text() == before
 
 
 def backend_command(*args: str) -> list[str]:
@@ -152,7 +164,7 @@ def test_command_line_events_exit_codes_and_a_clean_cancel(data_dir, tmp_path):
     assert batch[0]["values"] == {"done": 0.0, "running": 0.0, "failed": 0.0, "remaining": 2.0}
     assert report(out)["status"] == "cancelled"
     assert [s["status"] for s in report(out)["shots"]] == ["cancelled", "cancelled"]
-    assert sorted(p.name for p in out.iterdir()) == ["batch.json", "batch.md"]  # no partial results
+    assert sorted(p.name for p in out.iterdir()) == [".faceadapt-batch", "batch.json", "batch.md"]  # no partial
 
     start = time.monotonic()
     done = subprocess.run(backend_command("batch", str(path), "--out", str(out), "--events"), cwd=REPO_ROOT,

@@ -122,7 +122,7 @@ device = "tpu"
         "shot 3 (past-the-end): --frames 0-99999: the clip has",
         "shot 4 (typed): field 'texture_size' = 'big': must be an integer",
         "shot 6 (DUP): duplicate output name, shot 5 is also 'dup'",
-        "shot 7 (taken): --out", "taken is not a FaceAdapt results directory",
+        "shot 7 (taken):", "taken is in the way (it has no readable result.json); move it or give the shot",
         "shot 8 (../escape): field 'name' = '../escape'",
         "shot 9 (actor): field 'out' is the batch's own",
         "shot 9 (actor): field 'device' = 'tpu'",
@@ -181,3 +181,43 @@ def test_mapping_to_config_types_every_field_and_names_unknown_ones():
     ]
     _, problems = config_from_mapping(TrackSettings, {"footage": "a", "fps": -2.0}, "shot 3", out=Path("o"))
     assert problems == ["shot 3: --fps -2.0: must be a finite number above 0 (frames per second)"]
+
+
+def test_defaults_problems_are_named_once_not_per_shot(clip, tmp_path):
+    path = write(tmp_path, """
+[defaults]
+device = "gpu"
+texture_size = "big"
+
+[defaults.adaptation]
+pases = 4
+
+[[shot]]
+footage = "plates/actor.mp4"
+
+[[shot]]
+name = "two"
+footage = "plates/actor.mp4"
+""")
+    with pytest.raises(BadInput) as refused:
+        load_shot_file(path, tmp_path / "out")
+    problems = refused.value.message.splitlines()[1:]
+    assert [p.strip() for p in problems] == [
+        "- [defaults]: field 'device' = 'gpu': must be one of auto, cpu, cuda",
+        "- [defaults]: field 'texture_size' = 'big': must be an integer",
+        "- [defaults].adaptation: unknown field 'pases' (fields: anchor_weight, appearance_frames, "
+        "appearance_weight, fixed_focal, frame_learning_rate, landmark_weight, learning_rate, pairs, passes, "
+        "prior_weight, seed, shading_weight, shading_window, smooth_weight, temporal_sigma, texels, "
+        "texture_weight)",
+    ]
+
+
+def test_paths_are_absolute_wherever_the_batch_starts_and_a_bom_is_read(clip, tmp_path, monkeypatch):
+    (tmp_path / "shots.toml").write_bytes('\ufeff[[shot]]\nfootage = "plates/actor.mp4"\n'.encode())
+    (tmp_path / "plates" / "take 01 (final).mp4").symlink_to(clip)
+    with (tmp_path / "shots.toml").open("a") as file:
+        file.write('[[shot]]\nfootage = "plates/take 01 (final).mp4"\n')
+    monkeypatch.chdir(tmp_path)
+    first, second = load_shot_file(Path("shots.toml"), Path("out"))
+    assert first.settings.footage == clip and first.settings.out == tmp_path / "out" / "actor"
+    assert second.name == "take_01_final_"  # from the file's stem, made a folder name

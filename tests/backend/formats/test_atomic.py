@@ -19,6 +19,7 @@ from backend.formats.atomic import (
     atomic_directory,
     atomic_file,
     check_replaceable_file,
+    release_dead_writer,
 )
 from backend.formats.errors import BadInput
 
@@ -342,3 +343,19 @@ def test_a_single_file_output_never_replaces_a_folder(tmp_path):
         check_replaceable_file(tmp_path / "h.npz", overwrite=False)
     check_replaceable_file(tmp_path / "h.npz", overwrite=True)
     check_replaceable_file(tmp_path / "new.npz", overwrite=False)
+
+
+def test_a_dead_writer_on_another_machine_is_released_by_whoever_knows_it_died(tmp_path):
+    # What a farm worker killed on another node leaves on shared storage: its lock and its temp
+    # folder, under a pid this machine may give to a live process of its own.
+    out = tmp_path / "sh010"
+    other = 4_000_000  # no such pid here
+    (tmp_path / ".sh010.lock").write_text(str(other))
+    (tmp_path / f".sh010.pid{other}.abc.partial").mkdir()
+    (tmp_path / f".sh010.pid{other}.abc.partial" / "tracking.npz").write_bytes(b"half")
+    (tmp_path / f".sh010.pid{other + 1}.def.partial").mkdir()  # another writer's: kept
+    release_dead_writer(out, other)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".sh010.pid{other + 1}.def.partial"]
+    (tmp_path / ".sh010.lock").write_text(str(other + 1))  # a lock that is not the dead writer's stays
+    release_dead_writer(out, other)
+    assert (tmp_path / ".sh010.lock").read_text() == str(other + 1)
