@@ -64,12 +64,14 @@ test: venv venv-blender53 lint
 demo: venv
 	$(PY) -m backend demo --out out
 
-# The pipeline with the landmark fit and with the default tracker, then the adaptation's cost
-# against clip length and atlas size (about 10 minutes on 2 cores).
+# The pipeline with the landmark fit and with the default tracker, the adaptation's cost
+# against clip length and atlas size, then shots tracked by a loop of `track`, `batch` and
+# `batch --engine ray` (about 15 minutes on 2 cores).
 bench: venv
 	$(PY) -m backend bench track --tracker landmark-fit --json bench/results/track.json
 	$(PY) -m backend bench track --json bench/results/track_adapted.json
 	$(PY) -m backend bench adapt --json bench/results/adapt.json
+	$(PY) -m backend bench batch --json bench/results/batch.json
 
 clean:
 	rm -rf out dist
