@@ -2,7 +2,8 @@
 cache: a loop of `python -m backend track` processes (what a TD would script without FaceAdapt's
 batch: the baseline), `batch --engine local` and `batch --engine ray` (a local cluster started
 by the batch). Per way: wall time, seconds per shot, and the overhead per shot, the seconds a shot
-costs beyond its tracking work (the sum of its result.json timings, the same work every way):
+costs beyond its tracking work (the sum of its result.json timings: the same work every way,
+dearer where it runs cold or beside another shot):
 
     overhead per shot = (wall time x shots run at once - sum of the shots' tracking seconds) / shots
 
