@@ -128,28 +128,6 @@ def run_track(settings: TrackSettings, sink: EventSink) -> Path:
     return settings.out
 
 
-def check_track_inputs(settings: TrackSettings) -> int:
-    """What can be checked of `settings`' inputs without torch and without decoding more than
-    one frame (a batch checks every shot so before any runs): the footage opens, the frame range
-    is in it, the tracker's model folder or the head exists and they agree, its data files are
-    there. Returns the number of frames to track; BadInput naming what is wrong."""
-    entry = tracker_entry(settings.tracker)
-    entry.resolve_data_files()
-    info = Footage(settings.footage, fps=settings.fps).info
-    first, last = parse_frame_range(settings.frames, info.frame_count)
-    if entry.needs_model:
-        from .dam.model_folder import read_model_info, resolve_model  # torch: only when a model is used
-
-        model_info = read_model_info(resolve_model(settings.model))
-        if settings.head != "default" and (resolve_head(settings.head).topology_hash
-                                           != model_info.get("topology_hash")):
-            raise BadInput(f"--head {settings.head}: the {entry.name} tracker tracks its face model's own "
-                           "head, and this head is another; choose the model with --model")
-    elif settings.head != "default":  # the shipped head is known to be trackable
-        check_head_for_tracking(resolve_head(settings.head))
-    return last - first + 1
-
-
 def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
     """Track and write the results directory's files into the empty directory `tmp`."""
     entry = tracker_entry(settings.tracker)

@@ -58,16 +58,16 @@ def _check_reachable(address: str) -> None:
 
 @contextmanager
 def _signals_noted() -> Iterator[list[int]]:
-    """While Ray is in charge: the cancel signals (SIGTERM, SIGHUP) are noted in the yielded
-    list, for the caller to act on between waits (raised inside Ray's wait, C code, a Cancelled
-    surfaces as a SystemError; Ctrl-C's KeyboardInterrupt is handled there), and the handlers
-    found on entry are put back on exit, also over the one ray.init installs (it exits at once,
-    killing the shots before they remove their partial output)."""
+    """While Ray is in charge: the cancel signals (SIGTERM, SIGHUP, and Ctrl-C's SIGINT) are noted
+    in the yielded list, for the caller to act on between waits (raised inside Ray's calls, C
+    code, a Cancelled surfaces as a SystemError, and a KeyboardInterrupt was seen lost), and the
+    handlers found on entry are put back on exit, also over the one ray.init installs (it exits
+    at once, killing the shots before they remove their partial output)."""
     noted: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield noted
         return
-    handlers = {signum: signal.getsignal(signum) for signum in CANCEL_SIGNALS}
+    handlers = {signum: signal.getsignal(signum) for signum in (*CANCEL_SIGNALS, signal.SIGINT)}
     for signum in handlers:
         signal.signal(signum, lambda signum, _frame: noted.append(signum))
     try:

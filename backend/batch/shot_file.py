@@ -33,7 +33,8 @@ from ..device import DEVICE_CHOICES
 from ..formats.atomic import check_replaceable
 from ..formats.errors import BadInput
 from ..formats.results_dir import RESULTS_DIRECTORY
-from ..track import TrackSettings, check_track_inputs
+from ..track import TrackSettings
+from .shot_inputs import check_track_inputs
 
 # What the batch writes in --out beside the shots' results directories.
 BATCH_JSON, BATCH_MARKDOWN, RECORDS_FOLDER = "batch.json", "batch.md", ".faceadapt-batch"

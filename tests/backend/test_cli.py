@@ -16,7 +16,8 @@ from backend.lab.capture import CaptureConfig
 from backend.track import TrackSettings
 from backend.trackers.registry import tracker_names
 
-MINIMAL = {"track": ["clip.mp4", "--out", "r"], "export-head": ["--out", "h.npz"],
+MINIMAL = {"track": ["clip.mp4", "--out", "r"], "batch": ["shots.toml", "--out", "o"],
+           "export-head": ["--out", "h.npz"],
            "capture": ["--out", "c"], "train-dam": ["cap", "--out", "m"],
            "evaluate-model": ["m"], "make-benchmark": ["--out", "b"], "evaluate": ["r"],
            "bake-textures": ["r", "--camera", "cam.json"], "train-encoder": ["m"]}
