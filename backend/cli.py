@@ -46,7 +46,7 @@ from .encoder.training import EncoderTraining
 from .evaluation.suite import SuiteSettings
 from .events import EventSink, cancellable
 from .formats import protocol
-from .formats.errors import BackendError, BadInput
+from .formats.errors import BackendError, BadInput, Cancelled
 from .lab.capture import CaptureConfig
 from .library_log import library_log_path, library_output_to_log
 from .texture_baking import BakeTexturesConfig, run_bake_textures
@@ -390,6 +390,18 @@ def parse(argv: list[str]) -> tuple[Command, Any, CommonOptions]:
     return command, config, common
 
 
+def _cancel_behind(exc: BaseException) -> Cancelled | None:
+    """The Cancelled an exception was raised from, if any: a cancel signal that arrived inside a
+    library (seen: Warp loading its native library) comes out as that library's RuntimeError."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Cancelled):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -407,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
             sink.error(exc.kind, exc.message)
             return exc.exit_code
         except Exception as exc:
+            cancel = _cancel_behind(exc)
+            if cancel is not None:  # a library turned our cancel into its own error
+                sink.error(cancel.kind, cancel.message)
+                return cancel.exit_code
             if os.environ.get("FACEADAPT_DEBUG"):
                 traceback.print_exc()
             sink.error(protocol.ERROR_INTERNAL, f"{type(exc).__name__}: {exc} (library messages "

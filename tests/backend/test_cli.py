@@ -74,3 +74,20 @@ def test_usage_error_with_events_is_an_error_event(capsys):
     assert main(["track", "clip.mp4", "--events"]) == 2
     out = capsys.readouterr().out
     assert '"event":"error"' in out and '"kind":"bad_input"' in out
+
+
+def test_a_cancel_that_a_library_wrapped_is_still_a_cancel():
+    """The report: SIGTERM while Warp loaded its native library exited 4 (internal), Warp having
+    turned the Cancelled into 'RuntimeError: Failed to read the warp native library version.'"""
+    from backend.cli import _cancel_behind
+    from backend.formats.errors import Cancelled
+
+    try:
+        try:
+            raise Cancelled("cancelled by signal SIGTERM")
+        except Cancelled as cancel:
+            raise RuntimeError("Failed to read the warp native library version.") from cancel
+    except RuntimeError as exc:
+        wrapped = exc
+    assert _cancel_behind(wrapped).message == "cancelled by signal SIGTERM"
+    assert _cancel_behind(RuntimeError("a real bug")) is None
