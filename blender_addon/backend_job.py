@@ -19,6 +19,16 @@ class UserError(Exception):
     """Input the user must fix; reported as is, nothing changed."""
 
 
+# The label of the operator whose backend run is in progress in the UI: one at a time, since
+# two runs would contend for the same cores (and two tracks for the same scene).
+_running: list[str] = []
+
+
+def running_job() -> str | None:
+    """The label of the backend job running in the UI, if any (the panel shows it)."""
+    return _running[0] if _running else None
+
+
 class BackendJob:
     """Mixin for bpy Operators: implement `backend_args` (called first, may raise UserError)
     and `finish` (called with the result path; must change the scene only there)."""
@@ -32,6 +42,9 @@ class BackendJob:
         raise NotImplementedError
 
     def _start(self, context: bpy.types.Context) -> BackendRun:
+        if _running:
+            raise UserError(f"FaceAdapt is already running {_running[0]}: wait for it to end, or "
+                            "press Esc to cancel it")
         python = preferences.backend_interpreter(context)
         if python is None:
             raise UserError("no backend interpreter: set one in FaceAdapt's preferences or run "
@@ -95,6 +108,7 @@ class BackendJob:
                             workspace.status_text_set(None)
 
         self._modal = ModalRun(run, show, take_down)
+        _running.append(self.bl_label)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
@@ -112,10 +126,18 @@ class BackendJob:
         def report(level: str, message: str) -> None:
             self.report({level}, message)
 
-        return {modal.tick(finish, report)}
+        try:
+            outcome = modal.tick(finish, report)
+        except BaseException:
+            _running.clear()
+            raise
+        if outcome != "RUNNING_MODAL":
+            _running.clear()
+        return {outcome}
 
     def cancel(self, context: bpy.types.Context) -> None:
         """Blender ends the modal operator itself (a file is loaded, the window closes)."""
+        _running.clear()
         if self._modal is not None:
             self._modal.abandon()
 
@@ -137,12 +159,21 @@ def _progress_printer(label: str) -> Callable[[Progress], None]:
     return show
 
 
+def results_folder(context: bpy.types.Context) -> Path:
+    """Where results folders go: the panel's Output Folder, else beside the .blend
+    (//faceadapt), else the extension's user folder (an unsaved file has no folder)."""
+    chosen = context.scene.faceadapt.output_base()
+    if chosen is not None:
+        return chosen
+    return (Path(bpy.path.abspath("//")) / "faceadapt" if bpy.data.filepath
+            else preferences.user_directory() / "results")
+
+
 def output_dir(context: bpy.types.Context, name: str) -> Path:
-    """A fresh results folder: beside the .blend (//faceadapt/NAME) or in the user folder."""
+    """A fresh results folder NAME-<time> in results_folder."""
     import time
 
-    base = (Path(bpy.path.abspath("//")) / "faceadapt" if bpy.data.filepath
-            else preferences.user_directory() / "results")
+    base = results_folder(context)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
     return base / f"{safe}-{stamp}"

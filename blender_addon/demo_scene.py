@@ -38,7 +38,7 @@ def build_scene(zip_path: Path, clip: Path, out: Path, backend_python: str) -> N
     editor = scene.sequence_editor_create()
     strip = editor.strips.new_movie("demo performance", str(clip), 1, STRIP_START)
     editor.active_strip = strip
-    scene.render.fps = round(strip.fps)
+    scene.faceadapt.match_fps = True
     _run(bpy.ops.faceadapt.track_footage)
     bpy.ops.file.make_paths_relative()
     bpy.ops.wm.save_as_mainfile(filepath=str(out))

@@ -2,7 +2,8 @@
 
 The result: a mesh with the head's UVs, one shape key per blendshape (ARKit names), a
 material with its albedo, and an armature (root, neck, head bones) the mesh is skinned to,
-all vertices on the head bone. Everything is created or nothing: on failure the new
+all vertices on the head bone, with jaw and eye bones whose rotations drive the jaw and gaze
+shape keys (face_controls.py). Everything is created or nothing: on failure the new
 datablocks are removed again.
 """
 
@@ -14,16 +15,19 @@ import bpy
 import numpy as np
 
 from ..backend.formats.head_file import HeadAsset, load_head, topology_hash
+from .face_controls import DRIVEN_KEYS, BoneSpec, control_bones, driver_expression
 from .head_mesh import head_mesh, skin_material
 
+# The default face model's head, shipped in the extension: heads the add-on makes itself.
+MODEL_HEAD = Path(__file__).resolve().parents[1] / "backend" / "models" / "default" / "head.npz"
 HASH_PROPERTY = "faceadapt_topology_hash"
 HEAD_PROPERTY = "faceadapt_head"
 HEAD_BONE = "head"
 # Bone layout in head space (origin at the neck base, +Z up): root at the origin pointing
 # back, the neck up to the skull base, the head bone up through the skull.
-BONES = (("root", (0.0, 0.0, 0.0), (0.0, 0.1, 0.0), None),
-         ("neck", (0.0, 0.0, 0.0), (0.0, 0.0, 0.08), "root"),
-         (HEAD_BONE, (0.0, 0.0, 0.08), (0.0, 0.0, 0.25), "neck"))
+BONES = (BoneSpec("root", (0.0, 0.0, 0.0), (0.0, 0.1, 0.0), None, False),
+         BoneSpec("neck", (0.0, 0.0, 0.0), (0.0, 0.0, 0.08), "root", False),
+         BoneSpec(HEAD_BONE, (0.0, 0.0, 0.08), (0.0, 0.0, 0.25), "neck", True))
 
 
 def mesh_topology_hash(mesh: bpy.types.Mesh) -> str:
@@ -45,7 +49,8 @@ def build_head(context: bpy.types.Context, head_path: Path, head_id: str,
     created: list[tuple[object, object]] = []  # (collection of datablocks, datablock)
     try:
         mesh_obj = _build_mesh(head, name, created)
-        rig = _build_armature(context, name, created)
+        bones = BONES + control_bones(head.vertices, head.landmark_vertex, HEAD_BONE)
+        rig = _build_armature(context, name, bones, created)
         context.collection.objects.link(rig)
         context.collection.objects.link(mesh_obj)
         mesh_obj.parent = rig
@@ -55,6 +60,7 @@ def build_head(context: bpy.types.Context, head_path: Path, head_id: str,
         modifier.object = rig
         mesh_obj[HASH_PROPERTY] = mesh_topology_hash(mesh_obj.data)
         mesh_obj[HEAD_PROPERTY] = head_id
+        _drive_face_keys(mesh_obj, rig)
         return mesh_obj
     except Exception:
         for collection, block in reversed(created):
@@ -78,7 +84,8 @@ def _build_mesh(head: HeadAsset, name: str, created: list) -> bpy.types.Object:
     return obj
 
 
-def _build_armature(context: bpy.types.Context, name: str, created: list) -> bpy.types.Object:
+def _build_armature(context: bpy.types.Context, name: str, bones: tuple[BoneSpec, ...],
+                    created: list) -> bpy.types.Object:
     armature = bpy.data.armatures.new(f"{name} Rig")
     created.append((bpy.data.armatures, armature))
     rig = bpy.data.objects.new(f"{name} Rig", armature)
@@ -89,17 +96,46 @@ def _build_armature(context: bpy.types.Context, name: str, created: list) -> bpy
     context.view_layer.objects.active = rig
     try:
         bpy.ops.object.mode_set(mode="EDIT")
-        for bone_name, head, tail, parent in BONES:
-            bone = armature.edit_bones.new(bone_name)
-            bone.head, bone.tail = head, tail
-            if parent:
-                bone.parent = armature.edit_bones[parent]
+        for spec in bones:
+            bone = armature.edit_bones.new(spec.name)
+            bone.head, bone.tail = spec.head, spec.tail
+            bone.use_deform = spec.deform
+            if spec.parent:
+                bone.parent = armature.edit_bones[spec.parent]
         bpy.ops.object.mode_set(mode="OBJECT")
     finally:
         context.collection.objects.unlink(rig)
         context.view_layer.objects.active = previous_active
     rig.pose.bones[HEAD_BONE].rotation_mode = "QUATERNION"
+    for key in DRIVEN_KEYS:
+        rig.pose.bones[key.bone].rotation_mode = "XYZ"
+        rig[key.base_property] = 0.0
     return rig
+
+
+def _drive_face_keys(mesh_obj: bpy.types.Object, rig: bpy.types.Object) -> None:
+    """Drivers from the jaw and eye bones onto their ARKit shape keys (a head file without one
+    of those shapes simply has no driver for it). Driven keys may go below 0: with a base, an
+    animator's pose can close what the tracked geometry opened."""
+    blocks = mesh_obj.data.shape_keys.key_blocks
+    for key in DRIVEN_KEYS:
+        block = blocks.get(key.key)
+        if block is None:
+            continue
+        block.slider_min = -1.0
+        driver = block.driver_add("value").driver
+        driver.type = "SCRIPTED"
+        angle = driver.variables.new()
+        angle.name, angle.type = "angle", "TRANSFORMS"
+        target = angle.targets[0]
+        target.id, target.bone_target = rig, key.bone
+        target.transform_type, target.transform_space = key.channel, "LOCAL_SPACE"
+        target.rotation_mode = "XYZ"
+        base = driver.variables.new()
+        base.name, base.type = "base", "SINGLE_PROP"
+        base.targets[0].id_type, base.targets[0].id = "OBJECT", rig
+        base.targets[0].data_path = f'["{key.base_property}"]'
+        driver.expression = driver_expression(key)
 
 
 def selected_head(context: bpy.types.Context) -> bpy.types.Object | None:
@@ -112,3 +148,20 @@ def selected_head(context: bpy.types.Context) -> bpy.types.Object | None:
     if obj.type == "ARMATURE":
         return next((c for c in obj.children if c.type == "MESH" and HASH_PROPERTY in c), None)
     return None
+
+
+def remove_head(head: bpy.types.Object) -> None:
+    """Remove a head made by build_head with its rig and their data (used when an operator that
+    made one fails afterwards)."""
+    rig = head.parent
+    materials = [m for m in head.data.materials if m is not None]
+    images = [n.image for m in materials if m.node_tree for n in m.node_tree.nodes
+              if n.type == "TEX_IMAGE" and n.image is not None]
+    blocks = [head, head.data, *([rig, rig.data] if rig is not None else []), *materials]
+    for block in blocks:
+        collection = {"OBJECT": bpy.data.objects, "MESH": bpy.data.meshes,
+                      "ARMATURE": bpy.data.armatures, "MATERIAL": bpy.data.materials}[block.id_type]
+        collection.remove(block)
+    for image in {i.name: i for i in images}.values():
+        if image.users == 0:
+            bpy.data.images.remove(image)

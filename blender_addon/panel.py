@@ -1,10 +1,51 @@
-"""The FaceAdapt tab in the 3D View sidebar."""
+"""FaceAdapt's panels: the 3D View sidebar (head, footage, quality, geometry, results) with an
+Advanced sub-panel, and the same tracking controls in the Movie Clip Editor's sidebar."""
 
 from __future__ import annotations
 
 import bpy
 
+from .backend_job import running_job
+from .geometry_plan import GEOMETRY_MODES
 from .head_builder import selected_head
+from .track_options import PRESETS
+
+
+def _footage_label(context: bpy.types.Context) -> str:
+    space = context.space_data
+    if space is not None and space.type == "CLIP_EDITOR":
+        clip = space.clip
+        return f"Footage: clip '{clip.name}'" if clip is not None else "Footage: open a clip"
+    editor = context.scene.sequence_editor
+    strip = editor.active_strip if editor else None
+    if strip is not None and strip.type == "MOVIE":
+        return f"Footage: strip '{strip.name}'"
+    return "Footage: make a movie strip active"
+
+
+def draw_tracking(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    """The controls both panels share: what will be tracked onto what, and how."""
+    settings = context.scene.faceadapt
+    head = selected_head(context)
+    layout.label(text=f"Head: {head.name}" if head else "Head: a new default head at the cursor",
+                 icon="MESH_MONKEY")
+    layout.label(text=_footage_label(context), icon="SEQUENCE")
+    layout.prop(settings, "quality")
+    preset = PRESETS.get(settings.quality)
+    if preset is not None:
+        layout.label(text=preset.describe())
+    layout.prop(settings, "geometry")
+    layout.label(text=GEOMETRY_MODES[settings.geometry][1][:60])
+    layout.prop(settings, "setup_render")
+    layout.prop(settings, "match_fps")
+    running = running_job()
+    if running:
+        layout.label(text=f"Running: {running} (Esc cancels)", icon="TIME")
+    column = layout.column()
+    column.enabled = running is None
+    space = context.space_data
+    clip = space.clip if space is not None and space.type == "CLIP_EDITOR" else None
+    column.operator("faceadapt.track_footage", icon="TRACKING").clip = clip.name if clip else ""
 
 
 class FACEADAPT_PT_main(bpy.types.Panel):
@@ -16,17 +57,47 @@ class FACEADAPT_PT_main(bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.operator("faceadapt.add_head", icon="MONKEY")
-        head = selected_head(context)
-        layout.label(text=f"Head: {head.name}" if head else "Head: none selected")
-        editor = context.scene.sequence_editor
-        strip = editor.active_strip if editor else None
-        label = f"Footage: {strip.name}" if strip is not None and strip.type == "MOVIE" else \
-            "Footage: make a movie strip active"
-        layout.label(text=label)
+        draw_tracking(layout, context)
         column = layout.column()
-        column.enabled = head is not None
-        column.operator("faceadapt.track_footage", icon="TRACKING")
+        column.enabled = selected_head(context) is not None
         column.operator("faceadapt.import_results", icon="IMPORT")
         layout.operator("faceadapt.track_strips", icon="SEQUENCE")
         layout.separator()
         layout.operator("faceadapt.check_backend", icon="CONSOLE")
+
+
+class FACEADAPT_PT_advanced(bpy.types.Panel):
+    bl_label = "Advanced"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "FaceAdapt"
+    bl_parent_id = "FACEADAPT_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        settings = context.scene.faceadapt
+        layout = self.layout
+        custom = layout.column()
+        custom.enabled = settings.quality == "custom"
+        custom.prop(settings, "tracker")
+        custom.prop(settings, "texture_size")
+        layout.prop(settings, "model")
+        layout.prop(settings, "use_frame_range")
+        row = layout.row(align=True)
+        row.enabled = settings.use_frame_range
+        row.prop(settings, "frame_first")
+        row.prop(settings, "frame_last")
+        layout.prop(settings, "output_folder")
+
+
+class FACEADAPT_PT_clip(bpy.types.Panel):
+    bl_label = "FaceAdapt"
+    bl_space_type = "CLIP_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "FaceAdapt"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        draw_tracking(self.layout, context)
+
+
+PANELS = (FACEADAPT_PT_main, FACEADAPT_PT_advanced, FACEADAPT_PT_clip)

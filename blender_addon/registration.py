@@ -9,18 +9,19 @@ from ..operators.backend_setup import FACEADAPT_OT_check_backend, FACEADAPT_OT_i
 from ..operators.import_results import FACEADAPT_OT_import_results
 from ..operators.track_footage import FACEADAPT_OT_track_footage
 from ..operators.track_strips import FACEADAPT_OT_track_strips
-from . import preferences
-from .panel import FACEADAPT_PT_main
+from . import preferences, scene_settings
+from .panel import PANELS
 
 CLASSES = (
     preferences.FaceAdaptPreferences,
+    scene_settings.FaceAdaptSceneSettings,
     FACEADAPT_OT_add_head,
     FACEADAPT_OT_track_footage,
     FACEADAPT_OT_track_strips,
     FACEADAPT_OT_import_results,
     FACEADAPT_OT_check_backend,
     FACEADAPT_OT_install_backend,
-    FACEADAPT_PT_main,
+    *PANELS,
 )
 
 
@@ -33,6 +34,7 @@ def register() -> None:
         for cls in CLASSES:
             bpy.utils.register_class(cls)
             registered.append(cls)
+        scene_settings.register()
     except BaseException:
         for cls in reversed(registered):
             bpy.utils.unregister_class(cls)
@@ -40,5 +42,6 @@ def register() -> None:
 
 
 def unregister() -> None:
+    scene_settings.unregister()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

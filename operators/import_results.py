@@ -10,9 +10,17 @@ from ..backend.formats.errors import BadInput
 from ..backend.formats.results_dir import check_topology, read_results
 from ..blender_addon.backend_job import UserError
 from ..blender_addon.footage_source import strip_timing
+from ..blender_addon.geometry_plan import DEFAULT_MODE, GeometryPlan, plan_geometry
 from ..blender_addon.head_builder import HASH_PROPERTY, mesh_topology_hash, selected_head
+from ..blender_addon.head_checks import require_editable_head
 from ..blender_addon.results_import import plan_import
-from ..blender_addon.scene_import import CAMERA_NAME, import_into_scene
+from ..blender_addon.scene_import import (
+    camera_name_of,
+    has_face_controls,
+    head_shapes,
+    import_into_scene,
+)
+from ..blender_addon.scene_settings import GEOMETRY_ITEMS
 
 
 def strip_playing(context: bpy.types.Context, footage: str) -> bpy.types.Strip | None:
@@ -29,9 +37,13 @@ def strip_playing(context: bpy.types.Context, footage: str) -> bpy.types.Strip |
 
 def import_results_onto(context: bpy.types.Context, head: bpy.types.Object, directory: Path,
                         warnings: list[str], scene_frame_of_source_zero: int | None = None,
-                        camera_name: str = CAMERA_NAME) -> bpy.types.Object:
+                        camera_name: str | None = None, geometry_mode: str = DEFAULT_MODE,
+                        render: bool = True) -> tuple[bpy.types.Object, GeometryPlan]:
     """Validate, plan and import; UserError for anything the user must fix (nothing changed).
-    Non-fatal problems are appended to `warnings`. Returns the camera (`camera_name`)."""
+    Non-fatal problems are appended to `warnings`. Returns the camera (`camera_name`, by default
+    the head's own: scene_import.camera_name_of) and the geometry written (its mode and
+    reconstruction error)."""
+    require_editable_head(context, head)
     try:
         results = read_results(directory)
         check_topology(results, f"'{head.name}'", len(head.data.vertices),
@@ -42,12 +54,18 @@ def import_results_onto(context: bpy.types.Context, head: bpy.types.Object, dire
             scene_frame_of_source_zero = (round(strip_timing(strip)[0]) if strip is not None
                                           else context.scene.frame_start - int(results.frames[0]))
         plan = plan_import(results, scene_frame_of_source_zero)
+        rest, shapes = head_shapes(head)
+        geometry = plan_geometry(geometry_mode, results, rest, shapes,
+                                 has_face_controls(head.parent) if head.parent else False)
     except BadInput as exc:
         raise UserError(str(exc)) from exc
+    warnings.extend(geometry.notes)
     try:
-        return import_into_scene(context, head, results, plan, warnings, camera_name)
+        camera = import_into_scene(context, head, results, plan, geometry, warnings,
+                                   camera_name or camera_name_of(head), render)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    return camera, geometry
 
 
 class FACEADAPT_OT_import_results(bpy.types.Operator):
@@ -59,6 +77,12 @@ class FACEADAPT_OT_import_results(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     directory: bpy.props.StringProperty(subtype="DIR_PATH")  # type: ignore[valid-type]
+    geometry: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Geometry", items=GEOMETRY_ITEMS, default=DEFAULT_MODE,
+        description="How the tracked performance becomes geometry")
+    setup_render: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Set Up Render", default=True,
+        description="Make F12 render the head over the footage (lights, world, compositor)")
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -78,12 +102,14 @@ class FACEADAPT_OT_import_results(bpy.types.Operator):
             return {"CANCELLED"}
         warnings: list[str] = []
         try:
-            camera = import_results_onto(context, head, Path(bpy.path.abspath(self.directory)),
-                                         warnings)
+            camera, geometry = import_results_onto(
+                context, head, Path(bpy.path.abspath(self.directory)), warnings,
+                geometry_mode=self.geometry, render=self.setup_render)
         except UserError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         for warning in warnings:
             self.report({"WARNING"}, warning)
-        self.report({"INFO"}, f"imported onto '{head.name}', camera '{camera.name}'")
+        self.report({"INFO"}, f"imported onto '{head.name}' as {geometry.describe()}, camera "
+                              f"'{camera.name}'")
         return {"FINISHED"}

@@ -1,12 +1,15 @@
-"""Track Footage: the active movie strip (or Movie Clip Editor clip) onto the selected head."""
+"""Track Footage: the active movie strip (or Movie Clip Editor clip) onto the selected head, or
+onto a new default head at the 3D cursor."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import bpy
 
-from ..blender_addon.backend_job import BackendJob, UserError, output_dir
+from ..blender_addon import scene_settings
+from ..blender_addon.backend_job import BackendJob, UserError, output_dir, results_folder
 from ..blender_addon.footage_source import (
     FootageSource,
     NoFootage,
@@ -14,16 +17,27 @@ from ..blender_addon.footage_source import (
     from_movie_strip,
     require_file,
 )
-from ..blender_addon.head_builder import HEAD_PROPERTY, selected_head
+from ..blender_addon.head_builder import (
+    HEAD_PROPERTY,
+    MODEL_HEAD,
+    build_head,
+    remove_head,
+    selected_head,
+)
+from ..blender_addon.head_checks import require_editable_head
+from ..blender_addon.track_options import track_arguments
 from .import_results import import_results_onto
 
-OTHER_HEAD_TRACKER = "landmark-fit"
 
-
-def active_footage(context: bpy.types.Context) -> FootageSource:
-    """The footage the user points at; NoFootage saying what to select otherwise."""
+def active_footage(context: bpy.types.Context, clip_name: str = "") -> FootageSource:
+    """The footage the user points at: the movie clip `clip_name` when given, else the Movie
+    Clip Editor's clip, else the active movie strip; NoFootage saying what to select otherwise."""
     space = getattr(context, "space_data", None)
     clip = getattr(space, "clip", None) if space is not None and space.type == "CLIP_EDITOR" else None
+    if clip_name:
+        clip = bpy.data.movieclips.get(clip_name)
+        if clip is None:
+            raise NoFootage(f"there is no movie clip '{clip_name}' in this file")
     if clip is not None:
         return require_file(from_movie_clip(clip, bpy.path.abspath(clip.filepath)))
     editor = context.scene.sequence_editor
@@ -35,42 +49,97 @@ def active_footage(context: bpy.types.Context) -> FootageSource:
     return require_file(source)
 
 
+def require_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the output folder {folder}: {exc.strerror}; choose another "
+                        "in FaceAdapt's Advanced panel") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"the output folder {folder} is not writable: choose another in "
+                        "FaceAdapt's Advanced panel")
+
+
+def scene_fps(scene: bpy.types.Scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def set_scene_fps(scene: bpy.types.Scene, fps: float) -> None:
+    """Whole rates as they are (25/1); others as thousandths (29.97 = 29970/1000)."""
+    if abs(fps - round(fps)) < 1e-6:
+        scene.render.fps, scene.render.fps_base = round(fps), 1.0
+    else:
+        scene.render.fps, scene.render.fps_base = round(fps * 1000), 1000.0
+
+
 class FACEADAPT_OT_track_footage(BackendJob, bpy.types.Operator):
-    """Track the active movie strip onto the selected FaceAdapt head and import the result"""
+    """Track the active movie strip onto the selected FaceAdapt head (or a new default head) and
+    import the result"""
 
     bl_idname = "faceadapt.track_footage"
     bl_label = "Track Footage"
     bl_options = {"REGISTER", "UNDO"}
 
+    clip: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Movie Clip", default="",
+        description="Track this movie clip (its name) instead of the active strip; the Movie Clip "
+                    "Editor's panel passes its clip")
+
     _source: FootageSource | None = None
     _head_name: str = ""
 
     def backend_args(self, context: bpy.types.Context) -> list[str]:
+        settings = scene_settings.get(context)
         head = selected_head(context)
-        if head is None:
-            raise UserError("select a FaceAdapt head to track onto (Add FaceAdapt Head)")
+        if head is not None:
+            require_editable_head(context, head)
+        elif context.mode != "OBJECT":
+            raise UserError("switch to Object Mode (Tab) to track onto a new head")
         try:
-            self._source = active_footage(context)
+            self._source = active_footage(context, self.clip)
         except NoFootage as exc:
             raise UserError(str(exc)) from exc
-        self._head_name = head.name
-        spec = str(head.get(HEAD_PROPERTY, "default"))
+        fps = scene_fps(context.scene)
+        if abs(self._source.fps - fps) > 1e-3 and not settings.match_fps:
+            raise UserError(f"the footage '{self._source.name}' runs at {self._source.fps:g} fps and "
+                            f"the scene at {fps:g}: turn on Match Scene Frame Rate in the FaceAdapt "
+                            "panel, or set the scene's frame rate")
+        self._head_name = head.name if head is not None else ""
+        spec = str(head.get(HEAD_PROPERTY, "default")) if head is not None else "default"
         if spec != "default" and not Path(spec).is_file():
             raise UserError(f"the head file of '{head.name}' ({spec}) is missing")
+        require_writable(results_folder(context))
         out = output_dir(context, self._source.name)
-        # The default tracker tracks its face model's own head (the default head); a head from
-        # another file is tracked by the landmark fit, which fits any head.
-        tracker = [] if spec == "default" else ["--tracker", OTHER_HEAD_TRACKER]
-        return ["track", str(self._source.path), "--out", str(out), "--frames",
-                self._source.frames_argument(), "--head", spec, *tracker]
+        options = track_arguments(settings.choices(), spec, self._source.first_frame,
+                                  self._source.last_frame)
+        return ["track", str(self._source.path), "--out", str(out), *options]
 
     def finish(self, context: bpy.types.Context, result_path: str) -> None:
-        head = bpy.data.objects.get(self._head_name)
-        if head is None or self._source is None:
-            raise UserError(f"the head '{self._head_name}' is gone; results are in {result_path}")
+        source = self._source
+        assert source is not None
+        settings = scene_settings.get(context)
+        if self._head_name:
+            head = bpy.data.objects.get(self._head_name)
+            if head is None:
+                raise UserError(f"the head '{self._head_name}' is gone; results are in {result_path}")
+            require_editable_head(context, head)
+            new_head = None
+        else:
+            head = new_head = build_head(context, MODEL_HEAD, "default")
+            head.parent.location = context.scene.cursor.location
         warnings: list[str] = []
-        import_results_onto(context, head, Path(result_path), warnings,
-                            self._source.scene_frame_of_source_zero)
+        try:
+            _, geometry = import_results_onto(context, head, Path(result_path), warnings,
+                                                   source.scene_frame_of_source_zero,
+                                                   geometry_mode=settings.geometry,
+                                                   render=settings.setup_render)
+            if settings.match_fps and abs(source.fps - scene_fps(context.scene)) > 1e-3:
+                set_scene_fps(context.scene, source.fps)
+        except UserError:
+            if new_head is not None:
+                remove_head(new_head)
+            raise
         for warning in warnings:
             self.report({"WARNING"}, warning)
-        self.report({"INFO"}, f"tracked {self._source.name} onto '{head.name}' ({result_path})")
+        self.report({"INFO"}, f"tracked {source.name} onto '{head.name}' as "
+                              f"{geometry.describe()} ({result_path})")

@@ -11,16 +11,15 @@ import bpy
 from ..backend.formats.errors import BadInput
 from ..backend.formats.head_file import load_head
 from ..backend.formats.results_dir import check_topology, read_results
-from ..blender_addon import preferences
+from ..blender_addon import preferences, scene_settings
 from ..blender_addon.backend_job import BackendJob, UserError, output_dir
 from ..blender_addon.footage_source import NoFootage, from_movie_strip, require_file
-from ..blender_addon.head_builder import build_head
+from ..blender_addon.head_builder import MODEL_HEAD, build_head
 from ..blender_addon.shot_list import StripShot, shot_file_text, strip_shots
 from .import_results import import_results_onto
 
 SHOT_FILE = "shots.toml"
 # The default tracker's heads: its face model's own head, shipped with the backend.
-MODEL_HEAD = Path(__file__).resolve().parents[1] / "backend" / "models" / "default" / "head.npz"
 
 
 class FACEADAPT_OT_track_strips(BackendJob, bpy.types.Operator):
@@ -74,11 +73,15 @@ class FACEADAPT_OT_track_strips(BackendJob, bpy.types.Operator):
             raise UserError(str(exc)) from exc
         warnings: list[str] = []
         scene = context.scene
+        settings = scene_settings.get(context)
         for shot in finished:
             name = f"FaceAdapt {shot.source.name}"
             head = build_head(context, MODEL_HEAD, "default", name=name)
-            camera = import_results_onto(context, head, Path(entries[shot.name]["results"]), warnings,
-                                         shot.source.scene_frame_of_source_zero, camera_name=f"{name} Camera")
+            camera, _ = import_results_onto(context, head, Path(entries[shot.name]["results"]), warnings,
+                                            shot.source.scene_frame_of_source_zero,
+                                            camera_name=f"{name} Camera",
+                                            geometry_mode=settings.geometry,
+                                            render=settings.setup_render)
             # Each strip's own camera from its first frame on: a camera marker switches to it there.
             first = shot.source.scene_frame_of_source_zero + shot.source.first_frame
             marker = scene.timeline_markers.get(name) or scene.timeline_markers.new(name, frame=first)

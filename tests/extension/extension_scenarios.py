@@ -124,6 +124,13 @@ def run_scenarios(report: dict, zip_path: str, footage: str, workdir_path: Path,
     bpy.context.view_layer.objects.active = head
     first, end = handles(strip)
     report["strip"] = {"frame_final_start": first, "frame_final_end": end}
+    scene.faceadapt.geometry = "shape-keys"  # exact: the overlay below checks it to 0.05 px
+    scene.faceadapt.match_fps = True
+
+    # The head in Edit Mode: refused before the backend starts (was a raw traceback).
+    bpy.ops.object.mode_set(mode="EDIT")
+    report["track_in_edit_mode"] = run_operator("track_footage")
+    bpy.ops.object.mode_set(mode="OBJECT")
 
     # Interpreter problems and a backend killed mid-run: reported, scene untouched.
     prefs().backend_python = str(workdir_path / "missing-python")
@@ -181,8 +188,10 @@ def run_scenarios(report: dict, zip_path: str, footage: str, workdir_path: Path,
     document["topology_hash"] = "0123456789abcdef"
     (other / "result.json").write_text(json.dumps(document))
     report["other_topology"] = run_operator("import_results", directory=str(other))
-    report["reimport"] = run_operator("import_results", directory=str(results_dir))
-    report["reimport"] = run_operator("import_results", directory=str(results_dir))
+    report["reimport"] = run_operator("import_results", directory=str(results_dir),
+                                      geometry="shape-keys")
+    report["reimport"] = run_operator("import_results", directory=str(results_dir),
+                                      geometry="shape-keys")
     report["shape_keys_after_reimport"] = len(head.data.shape_keys.key_blocks)
     report["after_reimport"] = {"cameras": sorted(c.name for c in bpy.data.cameras),
                                 "camera_objects": sorted(o.name for o in bpy.data.objects
@@ -198,7 +207,126 @@ def run_scenarios(report: dict, zip_path: str, footage: str, workdir_path: Path,
                           "rig_action": reloaded.parent.animation_data.action is not None,
                           "scene_camera": bpy.context.scene.camera.name}
 
+    run_workflow(report, footage, results_dir)
     run_track_strips(report, footage, workdir_path)
+
+
+def evaluated_head_space(head: bpy.types.Object, scene_frame: int) -> np.ndarray:
+    """(V, 3) the head's evaluated vertices in head space at `scene_frame` (its armature off)."""
+    armature = head.modifiers["Armature"]
+    armature.show_viewport = False
+    bpy.context.scene.frame_set(scene_frame)
+    evaluated = head.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    evaluated.to_mesh_clear()
+    armature.show_viewport = True
+    return co.reshape(-1, 3)
+
+
+def key_curve_paths(owner: bpy.types.ID) -> list[str]:
+    action = owner.animation_data.action
+    return sorted({c.data_path for c in action.layers[0].strips[0].channelbags[0].fcurves})
+
+
+def run_workflow(report: dict, footage: str, results_dir: Path) -> None:
+    """The animator's journey on the tracked strip: every geometry mode against the results, a
+    hand-keyed shape key kept through re-imports and a reload, a moved rig kept, the jaw bone
+    posed, a second performance from a movie clip beside the first."""
+    head = bpy.data.objects[report["head"]["name"]]
+    bpy.context.view_layer.objects.active = head
+    with np.load(results_dir / "tracking.npz") as tracking:
+        frames, vertices = tracking["frames"], tracking["vertices"]
+    rows = [0, len(frames) // 2, len(frames) - 1]
+    own = head.shape_key_add(name="userSmile", from_mix=False)
+    for frame, value in ((20, 0.25), (30, 0.75)):
+        own.value = value
+        own.keyframe_insert("value", frame=frame)
+    modes = {}
+    for mode in ("arkit", "compact", "point-cache", "shape-keys"):
+        outcome = run_operator("import_results", directory=str(results_dir), geometry=mode)
+        errors = [float(np.linalg.norm(evaluated_head_space(head, STRIP_START + int(frames[r]))
+                                       - vertices[r], axis=-1).max()) for r in rows]
+        modes[mode] = {"result": outcome["result"], "error": outcome["error"],
+                       "max_vertex_difference_m": max(errors),
+                       "reported_error_m": list(head["faceadapt_reconstruction_error_m"]),
+                       "shape_keys": len(head.data.shape_keys.key_blocks),
+                       "key_curves": len(key_curve_paths(head.data.shape_keys)),
+                       "own_curve_kept": 'key_blocks["userSmile"].value'
+                       in key_curve_paths(head.data.shape_keys),
+                       "cache_modifier": "FaceAdapt Cache" in head.modifiers}
+    report["modes"] = modes
+    report["rig_curves"] = key_curve_paths(head.parent)
+    material = head.active_material
+    node = material.node_tree.nodes.get("FaceAdapt Texture")
+    report["texture_node"] = {"image": node.image.filepath if node and node.image else None,
+                              "source": node.image.source if node and node.image else None}
+
+    # The rig moved by the animator: a re-import keeps it there, and the camera moves with it.
+    rig = head.parent
+    rig.location = (0.4, -0.2, 0.1)
+    report["moved_rig"] = run_operator("import_results", directory=str(results_dir),
+                                       geometry="shape-keys")
+    row = len(frames) // 2
+    report["moved_rig_location"] = list(rig.location)
+    report["moved_rig_overlay_px"] = landmark_overlay_error(head, results_dir,
+                                                            STRIP_START + int(frames[row]), row)
+
+    # Posing the jaw bone opens the mouth, through the jawOpen driver, on top of the tracking.
+    scene = bpy.context.scene
+    scene.frame_set(STRIP_START + int(frames[row]))
+    chin_before = evaluated_head_space(head, scene.frame_current)
+    jaw = rig.pose.bones["jaw"]
+    jaw.rotation_euler.x += 0.1
+    bpy.context.view_layer.update()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = head.evaluated_get(depsgraph)
+    opened = evaluated.data.shape_keys.key_blocks["jawOpen"].value if evaluated.data.shape_keys \
+        else head.data.shape_keys.key_blocks["jawOpen"].value
+    head.modifiers["Armature"].show_viewport = False
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    mesh = head.evaluated_get(depsgraph).to_mesh()
+    chin_after = np.array([v.co for v in mesh.vertices], np.float32)
+    head.evaluated_get(depsgraph).to_mesh_clear()
+    head.modifiers["Armature"].show_viewport = True
+    with np.load(results_dir / "mesh.npz") as mesh_npz:
+        chin = int(mesh_npz["landmark_vertex"][8])
+    report["jaw_pose"] = {"jaw_open_key": float(head.data.shape_keys.key_blocks["jawOpen"].value),
+                          "evaluated": float(opened),
+                          "chin_drop_m": float(chin_before[chin][2] - chin_after[chin][2])}
+
+    blend = results_dir.parent / "workflow.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    head = bpy.data.objects[report["head"]["name"]]
+    report["workflow_reloaded"] = {
+        "own_curve_kept": 'key_blocks["userSmile"].value' in key_curve_paths(head.data.shape_keys),
+        "rig_location": list(head.parent.location),
+        "geometry": head.get("faceadapt_geometry")}
+
+    # A second performance, tracked from a movie clip onto a new head at the 3D cursor.
+    scene = bpy.context.scene
+    clip = bpy.data.movieclips.load(footage)
+    for obj in bpy.context.selected_objects:
+        obj.select_set(False)
+    bpy.context.view_layer.objects.active = None
+    scene.cursor.location = (1.0, 0.0, 0.0)
+    scene.faceadapt.quality = "preview"
+    scene.faceadapt.use_frame_range = True
+    scene.faceadapt.frame_first, scene.faceadapt.frame_last = 0, 7
+    heads_before = {o.name for o in bpy.data.objects if o.type == "MESH"}
+    report["clip_track"] = run_operator("track_footage", clip=clip.name)
+    new = [o for o in bpy.data.objects if o.type == "MESH" and o.name not in heads_before]
+    report["performances"] = {
+        "new_heads": [o.name for o in new],
+        "new_rig_location": list(new[0].parent.location) if new else None,
+        "cameras": sorted(o.name for o in bpy.data.objects if o.type == "CAMERA"),
+        "first_head_geometry": bpy.data.objects[report["head"]["name"]].get("faceadapt_geometry"),
+        "first_head_keys": len(bpy.data.objects[report["head"]["name"]].data.shape_keys.key_blocks),
+    }
+    scene.faceadapt.use_frame_range = False
+    scene.faceadapt.quality = "production"
 
 
 BATCH_FRAMES = 4  # frames each strip of Track Strips plays

@@ -83,8 +83,12 @@ def test_track_footage_imports_onto_the_strip_frames(report: dict):
     assert imported["shape_keys"] == 53 + len(frames)
     for frame in frames:
         assert imported["frame_key_on"][f'key_blocks["fa_{frame:06d}"].value'] == [11.0 + frame]
-    assert imported["bone_curves"] == ['pose.bones["head"].location',
-                                       'pose.bones["head"].rotation_quaternion']
+    bone_curves = [c for c in imported["bone_curves"] if c.startswith("pose.bones")]
+    assert bone_curves == ['pose.bones["eye.L"].rotation_euler', 'pose.bones["eye.R"].rotation_euler',
+                           'pose.bones["head"].location', 'pose.bones["head"].rotation_quaternion',
+                           'pose.bones["jaw"].rotation_euler']
+    # The exact geometry carries the expression: each driven key's base cancels its bone.
+    assert '["fa_base_jawOpen"]' in imported["bone_curves"]
     assert imported["bone_key_frames"] == [11 + f for f in frames]
 
 
@@ -98,7 +102,7 @@ def test_camera_matches_the_results(report: dict):
                                        cam["sensor_fit"], *cam["shift"], width, height)
     np.testing.assert_allclose(k, document["intrinsics"], rtol=1e-5, atol=1e-3)
     assert cam["background"] == ["MOVIE_CLIP"]
-    assert imported["scene_camera"] == "FaceAdapt Camera"
+    assert imported["scene_camera"] == "FaceAdapt Head Camera"
 
 
 def test_imported_head_overlays_the_footage(report: dict):
@@ -111,7 +115,7 @@ def test_save_and_reload(report: dict):
     reloaded = report["reloaded"]
     assert reloaded["shape_keys"] == report["imported"]["shape_keys"]
     assert reloaded["has_key_action"] and reloaded["rig_action"]
-    assert reloaded["scene_camera"] == "FaceAdapt Camera"
+    assert reloaded["scene_camera"] == "FaceAdapt Head Camera"
 
 
 def test_reimport_replaces_the_previous_import(report: dict):
@@ -119,7 +123,7 @@ def test_reimport_replaces_the_previous_import(report: dict):
     assert report["shape_keys_after_reimport"] == report["imported"]["shape_keys"]
     # Imported twice more: still one camera and one action per animated datablock.
     after = report["after_reimport"]
-    assert after["cameras"] == after["camera_objects"] == ["FaceAdapt Camera"]
+    assert after["cameras"] == after["camera_objects"] == ["FaceAdapt Head Camera"]
     assert len(after["actions"]) == 2, after["actions"]
 
 
@@ -138,8 +142,58 @@ def test_track_strips_imports_each_strip_onto_a_head_of_its_own(report: dict):
     assert report["strip_scene_range"] == [min(starts), max(ends) - 1]
 
 
+def test_every_geometry_mode_matches_the_results(report: dict):
+    modes = report["modes"]
+    for mode, outcome in modes.items():
+        assert outcome["result"] == ["FINISHED"], (mode, outcome["error"])
+        # A user's own keyed shape key survives every re-import.
+        assert outcome["own_curve_kept"], mode
+    for exact in ("shape-keys", "point-cache"):
+        assert modes[exact]["max_vertex_difference_m"] < 2e-5, exact
+        assert modes[exact]["reported_error_m"] == [0.0, 0.0]
+    for approximate in ("arkit", "compact"):
+        mean, largest = modes[approximate]["reported_error_m"]
+        assert 0 < mean <= largest
+        assert modes[approximate]["max_vertex_difference_m"] <= largest + 2e-5, approximate
+    assert modes["compact"]["reported_error_m"][1] <= 0.0002 + 1e-6  # the 0.2 mm tolerance
+    assert modes["point-cache"]["cache_modifier"] and not modes["arkit"]["cache_modifier"]
+    # ARKit curves and the point cache add no shape keys (Basis, 52 ARKit, the user's own).
+    assert modes["arkit"]["shape_keys"] == modes["point-cache"]["shape_keys"] == 54
+
+
+def test_textures_play_on_the_head(report: dict):
+    texture = report["texture_node"]
+    assert texture["source"] == "SEQUENCE"
+    assert "/textures/" in texture["image"]
+
+
+def test_a_moved_rig_keeps_its_offset_and_its_camera(report: dict):
+    assert report["moved_rig"]["result"] == ["FINISHED"]
+    np.testing.assert_allclose(report["moved_rig_location"], [0.4, -0.2, 0.1], atol=1e-6)
+    assert report["moved_rig_overlay_px"] < 0.05
+    np.testing.assert_allclose(report["workflow_reloaded"]["rig_location"], [0.4, -0.2, 0.1],
+                               atol=1e-6)
+    assert report["workflow_reloaded"]["own_curve_kept"]
+
+
+def test_posing_the_jaw_bone_opens_the_mouth(report: dict):
+    jaw = report["jaw_pose"]
+    assert jaw["chin_drop_m"] > 0.002, jaw
+
+
+def test_a_second_performance_from_a_movie_clip_coexists(report: dict):
+    assert report["clip_track"]["result"] == ["FINISHED"], report["clip_track"]["error"]
+    performances = report["performances"]
+    assert len(performances["new_heads"]) == 1
+    np.testing.assert_allclose(performances["new_rig_location"], [1.0, 0.0, 0.0], atol=1e-6)
+    new_camera = f"{performances['new_heads'][0]} Camera"
+    assert {"FaceAdapt Head Camera", new_camera} <= set(performances["cameras"])
+    assert performances["first_head_geometry"] == "shape-keys"
+
+
 @pytest.mark.parametrize(("scenario", "words"), [
-    ("track_without_head", "select a FaceAdapt head"),
+    ("track_without_head", "make a movie strip active"),
+    ("track_in_edit_mode", "Edit Mode: switch to Object Mode"),
     ("track_without_strip", "make a movie strip active"),
     ("track_colour_strip", "is a COLOR strip, not a movie"),
     ("missing_interpreter", "does not exist"),

@@ -1,0 +1,33 @@
+"""The tracking panel's settings as backend arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+from faceadapt.blender_addon.backend_job import UserError
+from faceadapt.blender_addon.track_options import PRESETS, TrackChoices, track_arguments
+
+
+def test_presets_set_what_they_say():
+    preview = track_arguments(TrackChoices("preview", "adapted", 512), "default", 5, 40)
+    assert preview == ["--frames", "5-40", "--head", "default", "--tracker", "landmark-fit",
+                       "--texture-size", "0"]
+    production = track_arguments(TrackChoices("production", "landmark-fit", 0), "default", 0, 9)
+    assert production[-4:] == ["--tracker", "adapted", "--texture-size", "512"]
+    assert "no textures" in PRESETS["preview"].describe()
+
+
+def test_custom_takes_the_advanced_settings_and_a_narrower_range():
+    args = track_arguments(TrackChoices("custom", "encoder", 256, "actor", (10, 20)), "default", 5, 40)
+    assert args == ["--frames", "10-20", "--head", "default", "--tracker", "encoder",
+                    "--texture-size", "256", "--model", "actor"]
+
+
+def test_a_range_outside_the_footage_is_refused():
+    with pytest.raises(UserError, match="not within the footage's frames 5-40"):
+        track_arguments(TrackChoices("preview", "", 0, "", (0, 10)), "default", 5, 40)
+
+
+def test_a_head_of_another_file_is_fitted_by_landmarks():
+    args = track_arguments(TrackChoices("production", "", 0, "actor"), "/heads/ict.npz", 0, 9)
+    assert args[args.index("--tracker") + 1] == "landmark-fit" and "--model" not in args
