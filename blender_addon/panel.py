@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import bpy
 
-from .backend_job import running_job
+from .backend_job import results_folder, running_job
 from .geometry_plan import GEOMETRY_MODES
 from .head_builder import selected_head
+from .results_panel import draw_results_folders
 from .track_options import PRESETS
 
 
@@ -61,6 +62,10 @@ class FACEADAPT_PT_main(bpy.types.Panel):
         column = layout.column()
         column.enabled = selected_head(context) is not None
         column.operator("faceadapt.import_results", icon="IMPORT")
+        column.operator_menu_enum("faceadapt.texture_view", "view", icon="TEXTURE")
+        column.operator("faceadapt.retarget_shape_keys", icon="SHAPEKEY_DATA")
+        column.operator("faceadapt.bake_head_pose", icon="BONE_DATA")
+        column.operator("faceadapt.export_facs_csv", icon="EXPORT")
         layout.operator("faceadapt.track_strips", icon="SEQUENCE")
         layout.separator()
         layout.operator("faceadapt.check_backend", icon="CONSOLE")
@@ -100,4 +105,16 @@ class FACEADAPT_PT_clip(bpy.types.Panel):
         draw_tracking(self.layout, context)
 
 
-PANELS = (FACEADAPT_PT_main, FACEADAPT_PT_advanced, FACEADAPT_PT_clip)
+class FACEADAPT_PT_results(bpy.types.Panel):
+    bl_label = "Results Folders"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "FaceAdapt"
+    bl_parent_id = "FACEADAPT_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        draw_results_folders(self.layout, context, results_folder(context))
+
+
+PANELS = (FACEADAPT_PT_main, FACEADAPT_PT_advanced, FACEADAPT_PT_results, FACEADAPT_PT_clip)

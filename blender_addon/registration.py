@@ -6,7 +6,11 @@ import bpy
 
 from ..operators.add_head import FACEADAPT_OT_add_head
 from ..operators.backend_setup import FACEADAPT_OT_check_backend, FACEADAPT_OT_install_backend
+from ..operators.export_facs import FACEADAPT_OT_export_facs_csv
 from ..operators.import_results import FACEADAPT_OT_import_results
+from ..operators.results_folders import FACEADAPT_OT_remove_results
+from ..operators.retarget import FACEADAPT_OT_bake_head_pose, FACEADAPT_OT_retarget_shape_keys
+from ..operators.texture_view import FACEADAPT_OT_texture_view
 from ..operators.track_footage import FACEADAPT_OT_track_footage
 from ..operators.track_strips import FACEADAPT_OT_track_strips
 from . import preferences, scene_settings
@@ -19,6 +23,11 @@ CLASSES = (
     FACEADAPT_OT_track_footage,
     FACEADAPT_OT_track_strips,
     FACEADAPT_OT_import_results,
+    FACEADAPT_OT_texture_view,
+    FACEADAPT_OT_retarget_shape_keys,
+    FACEADAPT_OT_bake_head_pose,
+    FACEADAPT_OT_export_facs_csv,
+    FACEADAPT_OT_remove_results,
     FACEADAPT_OT_check_backend,
     FACEADAPT_OT_install_backend,
     *PANELS,

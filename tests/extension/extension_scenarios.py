@@ -262,6 +262,11 @@ def run_workflow(report: dict, footage: str, results_dir: Path) -> None:
     node = material.node_tree.nodes.get("FaceAdapt Texture")
     report["texture_node"] = {"image": node.image.filepath if node and node.image else None,
                               "source": node.image.source if node and node.image else None}
+    report["texture_view_projected"] = run_operator("texture_view", view="projected")
+    node = material.node_tree.nodes.get("FaceAdapt Texture")
+    report["texture_node_projected"] = node.image.filepath if node and node.image else None
+    report["texture_view_albedo"] = run_operator("texture_view", view="albedo")
+    report["texture_node_albedo"] = "FaceAdapt Texture" in material.node_tree.nodes
 
     # The rig moved by the animator: a re-import keeps it there, and the camera moves with it.
     rig = head.parent

@@ -164,7 +164,12 @@ def test_every_geometry_mode_matches_the_results(report: dict):
 def test_textures_play_on_the_head(report: dict):
     texture = report["texture_node"]
     assert texture["source"] == "SEQUENCE"
-    assert "/textures/" in texture["image"]
+    # The default tracker decodes view-dependent textures: those are shown first.
+    assert "/textures/footage/" in texture["image"]
+    assert report["texture_view_projected"]["result"] == ["FINISHED"]
+    assert "/textures/projected/" in report["texture_node_projected"]
+    assert report["texture_view_albedo"]["result"] == ["FINISHED"]
+    assert not report["texture_node_albedo"]
 
 
 def test_a_moved_rig_keeps_its_offset_and_its_camera(report: dict):
