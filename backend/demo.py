@@ -50,7 +50,8 @@ def build_demo_blend(clip_dir: Path, fps: float, out: Path, sink: EventSink) -> 
     blend = out / "demo.blend"
     done = subprocess.run(blender_program_command("demo_scene", [
         "--zip", str(zip_path), "--clip", str(movie), "--out", str(blend),
-        "--backend-python", sys.executable]), cwd=REPO_ROOT, capture_output=True, text=True,
+        "--renders", str(out / "demo_renders"), "--backend-python", sys.executable]),
+        cwd=REPO_ROOT, capture_output=True, text=True,
         errors="replace")
     if done.returncode != 0:
         raise BackendError(f"building {blend} failed: {done.stderr.strip()[-2000:]}")
@@ -98,6 +99,7 @@ def run_demo(out: Path, frames: int, device: str, sink: EventSink) -> Path:
         a, b = getattr(ours, mean), getattr(theirs, mean)
         lines.append(f"  {label:<21}{a:>16.2f} {unit:<3}{b:>12.2f} {unit:<3}"
                      f" ({what}; p95 {getattr(ours, p95):.2f} / {getattr(theirs, p95):.2f} {unit})")
-    lines += [f"  preview             {preview}", f"  Blender scene       {blend}"]
+    lines += [f"  preview             {preview}", f"  Blender scene       {blend}",
+              f"  Cycles renders      {out / 'demo_renders'} (F12 of three frames)"]
     print("\n".join(lines), file=sys.stderr)
     return preview

@@ -12,6 +12,7 @@ import bpy
 
 from . import preferences
 from .backend_client import BackendFailure, BackendRun, Progress, start_backend
+from .backend_python import interpreter_problem
 from .modal_run import ModalRun, failure_message
 
 
@@ -19,14 +20,15 @@ class UserError(Exception):
     """Input the user must fix; reported as is, nothing changed."""
 
 
-# The label of the operator whose backend run is in progress in the UI: one at a time, since
-# two runs would contend for the same cores (and two tracks for the same scene).
+# The label of the operator whose backend run is in progress in the UI and its latest progress:
+# one run at a time, since two would contend for the same cores (and two tracks for one scene).
 _running: list[str] = []
 
 
 def running_job() -> str | None:
-    """The label of the backend job running in the UI, if any (the panel shows it)."""
-    return _running[0] if _running else None
+    """The backend job running in the UI and its progress ("Track Footage: detect 12/48, ETA
+    10 s"), if any: the panels show it."""
+    return ": ".join(_running) if _running else None
 
 
 class BackendJob:
@@ -46,12 +48,11 @@ class BackendJob:
             raise UserError(f"FaceAdapt is already running {_running[0]}: wait for it to end, or "
                             "press Esc to cancel it")
         python = preferences.backend_interpreter(context)
-        if python is None:
-            raise UserError("no backend interpreter: set one in FaceAdapt's preferences or run "
-                            "Install Backend")
-        if not python.is_file():
-            raise UserError(f"the backend interpreter {python} does not exist: fix FaceAdapt's "
-                            "preferences or run Install Backend")
+        problem = interpreter_problem(preferences.get(context).backend_python, bool(bpy.data.filepath),
+                                      python)
+        if problem is not None:
+            raise UserError(problem)
+        assert python is not None
         args = self.backend_args(context)
         return start_backend(python, [*args, "--device", preferences.get(context).device])
 
@@ -93,6 +94,9 @@ class BackendJob:
                     workspaces.append(workspace)
                 workspace.status_text_set(f"FaceAdapt: {progress.describe()}  (Esc to cancel)")
             wm.progress_update(int(progress.fraction * 1000))
+            del _running[1:]
+            _running.append(progress.describe())
+            _redraw_panels(bpy.context)
 
         def take_down() -> None:
             # Each step runs even when an earlier one raises.
@@ -140,6 +144,14 @@ class BackendJob:
         _running.clear()
         if self._modal is not None:
             self._modal.abandon()
+
+
+def _redraw_panels(context: bpy.types.Context) -> None:
+    """The panels show the running job's progress: redraw them as it changes."""
+    screen = getattr(context, "screen", None)
+    for area in screen.areas if screen is not None else ():
+        if area.type in {"VIEW_3D", "CLIP_EDITOR"}:
+            area.tag_redraw()
 
 
 def _message(exc: Exception) -> str:

@@ -41,6 +41,24 @@ def resolve(preference: str, user_venv: Path | None) -> Path | None:
     return next((p for p in candidates(preference, user_venv) if p.is_file()), None)
 
 
+def interpreter_problem(preference: str, blend_saved: bool, python: Path | None) -> str | None:
+    """What is wrong with the interpreter about to run the backend, in words that say what to
+    do; None when it can be started. `preference`: the preference as typed (a Blender path,
+    `//` relative to the .blend); `python`: what it resolved to."""
+    if preference.startswith("//") and not blend_saved:
+        return (f"the Backend Python '{preference}' is relative to the .blend, which is not saved "
+                "yet: save the file first, or give an absolute path in FaceAdapt's preferences")
+    if python is None:
+        return "no backend interpreter: set one in FaceAdapt's preferences or run Install Backend"
+    if python.is_dir():
+        return (f"the backend interpreter {python} is a folder: name the Python executable inside "
+                f"it ({venv_python(python)}) in FaceAdapt's preferences")
+    if not python.is_file():
+        return (f"the backend interpreter {python} does not exist: fix FaceAdapt's preferences or "
+                "run Install Backend")
+    return None
+
+
 @dataclass
 class BackendStatus:
     python: Path | None

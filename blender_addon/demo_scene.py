@@ -4,7 +4,8 @@
 
 Installs the built extension into a temporary Blender user folder, points its backend at this
 interpreter, then does what an animator would: Add FaceAdapt Head, put the clip in the Video
-Sequencer as a movie strip, Track Footage (results beside the .blend in //faceadapt/), save.
+Sequencer as a movie strip, Track Footage (results beside the .blend in //faceadapt/), save;
+then render the first, middle and last frames with Cycles as F12 would (--renders DIR).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .render_frames import render_frames
+
 STRIP_START = 1
 PACKAGE = "bl_ext.user_default.faceadapt"  # the installed extension (this checkout is `faceadapt`)
 
 
-def build_scene(zip_path: Path, clip: Path, out: Path, backend_python: str) -> None:
+def build_scene(zip_path: Path, clip: Path, out: Path, backend_python: str,
+                renders: Path | None = None) -> None:
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -42,6 +46,9 @@ def build_scene(zip_path: Path, clip: Path, out: Path, backend_python: str) -> N
     _run(bpy.ops.faceadapt.track_footage)
     bpy.ops.file.make_paths_relative()
     bpy.ops.wm.save_as_mainfile(filepath=str(out))
+    if renders is not None:
+        first, last = scene.frame_start, scene.frame_end
+        render_frames(scene, [first, (first + last) // 2, last], renders)
 
 
 def _run(operator: Callable[[], set[str]]) -> None:
@@ -55,13 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zip", required=True, type=Path, help="the built extension zip")
     parser.add_argument("--clip", required=True, type=Path, help="movie file of the performance")
     parser.add_argument("--out", required=True, type=Path, help=".blend to write")
+    parser.add_argument("--renders", type=Path, default=None,
+                        help="folder for Cycles renders of three frames (default: none)")
     parser.add_argument("--backend-python", default=sys.executable,
                         help="the backend's interpreter (default: this one)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as user_resources:
         os.environ["BLENDER_USER_RESOURCES"] = user_resources
         try:
-            build_scene(args.zip.resolve(), args.clip.resolve(), args.out.resolve(), args.backend_python)
+            build_scene(args.zip.resolve(), args.clip.resolve(), args.out.resolve(), args.backend_python,
+                        args.renders.resolve() if args.renders else None)
         except (RuntimeError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -41,7 +41,8 @@ def draw_tracking(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     layout.prop(settings, "match_fps")
     running = running_job()
     if running:
-        layout.label(text=f"Running: {running} (Esc cancels)", icon="TIME")
+        layout.label(text=running, icon="TIME")
+        layout.label(text="Esc cancels")
     column = layout.column()
     column.enabled = running is None
     space = context.space_data
@@ -63,6 +64,7 @@ class FACEADAPT_PT_main(bpy.types.Panel):
         column.enabled = selected_head(context) is not None
         column.operator("faceadapt.import_results", icon="IMPORT")
         column.operator_menu_enum("faceadapt.texture_view", "view", icon="TEXTURE")
+        column.operator("faceadapt.bake_for_camera", icon="CAMERA_DATA")
         column.operator("faceadapt.retarget_shape_keys", icon="SHAPEKEY_DATA")
         column.operator("faceadapt.bake_head_pose", icon="BONE_DATA")
         column.operator("faceadapt.export_facs_csv", icon="EXPORT")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import bpy
 
+from ..backend.formats.errors import BadInput
+from ..backend.formats.head_file import load_head
 from ..blender_addon import scene_settings
 from ..blender_addon.backend_job import BackendJob, UserError, output_dir, results_folder
 from ..blender_addon.footage_source import (
@@ -21,6 +23,7 @@ from ..blender_addon.head_builder import (
     HEAD_PROPERTY,
     MODEL_HEAD,
     build_head,
+    mesh_topology_hash,
     remove_head,
     selected_head,
 )
@@ -58,6 +61,20 @@ def require_writable(folder: Path) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"the output folder {folder} is not writable: choose another in "
                         "FaceAdapt's Advanced panel")
+
+
+def require_tracked_topology(head: bpy.types.Object, head_file: Path) -> None:
+    """The results will carry `head_file`'s topology: a mesh edited since (vertices added,
+    removed or reordered, UVs changed) could not take them, so it is refused before tracking."""
+    try:
+        expected = load_head(head_file).topology_hash
+    except BadInput as exc:
+        raise UserError(str(exc)) from exc
+    if mesh_topology_hash(head.data) != expected:
+        raise UserError(f"'{head.name}' ({len(head.data.vertices)} vertices) no longer has the "
+                        f"topology of its head ({head_file.name}): its mesh was edited, so results "
+                        "could not be imported onto it. Track onto a new head (deselect it) or "
+                        "undo the edit")
 
 
 def scene_fps(scene: bpy.types.Scene) -> float:
@@ -108,6 +125,8 @@ class FACEADAPT_OT_track_footage(BackendJob, bpy.types.Operator):
         spec = str(head.get(HEAD_PROPERTY, "default")) if head is not None else "default"
         if spec != "default" and not Path(spec).is_file():
             raise UserError(f"the head file of '{head.name}' ({spec}) is missing")
+        if head is not None:
+            require_tracked_topology(head, MODEL_HEAD if spec == "default" else Path(spec))
         require_writable(results_folder(context))
         out = output_dir(context, self._source.name)
         options = track_arguments(settings.choices(), spec, self._source.first_frame,

@@ -20,12 +20,18 @@ import numpy as np
 
 from ..blender_program import blender_program_command, build_extension
 from ..config_parser import option, report_option
+from ..dam.model_folder import DEFAULT_MODEL, HEAD
 from ..data_location import data_file
 from ..events import EventSink
 from ..formats.errors import BackendError, BadInput
 from ..formats.results_dir import TRACKING_NPZ
 from ..trackers.registry import ADAPTATION_TRACKERS, tracker_names
 from .measured_run import run_measured
+
+# The soak imports the default tracker's results onto the default model's head, as per-frame
+# shape keys: the heaviest mode, the one whose growth with clip length it watches.
+SOAK_IMPORT_MODE = "shape-keys"
+MODEL_HEAD = DEFAULT_MODEL / HEAD
 
 DEFAULT_CLIP = "videos/lp_driving_d3.mp4"
 SOAK_TRACKER = "landmark-fit"  # the pipeline's own cost, with the cheapest tracker
@@ -92,6 +98,7 @@ def bench_soak(config: BenchSoakConfig, sink: EventSink) -> dict:
                 import_json = work / f"import{frames}.json"
                 import_wall, import_peak, _ = run_measured(blender_program_command("import_benchmark", [
                     "--zip", str(zip_path), "--results", str(results), "--json", str(import_json),
+                    "--head", str(MODEL_HEAD), "--mode", SOAK_IMPORT_MODE,
                     "--backend-python", sys.executable]), sink, f"import {frames} frames into Blender")
                 blender = json.loads(import_json.read_text())
                 run.update({"import_s": blender["import_s"], "import_process_s": round(import_wall, 1),

@@ -27,3 +27,14 @@ def test_demo_renders_tracks_and_scores(tmp_path):
     preview = cv2.VideoCapture(str(tmp_path / "demo_preview.mp4"))
     assert int(preview.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
     assert int(preview.get(cv2.CAP_PROP_FRAME_WIDTH)) == 2 * int(preview.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    # F12 of the demo's .blend: the head rendered over the footage, which shows at the corners.
+    renders = sorted((tmp_path / "demo_renders").glob("frame_*.png"))
+    assert [p.name for p in renders] == ["frame_0001.png", "frame_0003.png", "frame_0006.png"]
+    clip = cv2.VideoCapture(str(tmp_path / "demo_clip.mp4"))
+    ok, footage = clip.read()
+    assert ok
+    render = cv2.imread(str(renders[0]))
+    assert render.shape == footage.shape
+    corners = (slice(0, 16), slice(0, 16))
+    assert abs(float(render[corners].mean()) - float(footage[corners].mean())) < 12
+    assert render.std() > 10  # a picture, not a flat colour

@@ -12,6 +12,7 @@ as the add-on's backend interpreter, over the process boundary, as users have it
 
 from __future__ import annotations
 
+import importlib
 import json
 import stat
 import sys
@@ -143,7 +144,36 @@ def run_scenarios(report: dict, zip_path: str, footage: str, workdir_path: Path,
         workdir_path, "crashing-python",
         f'"{backend_python}" "$@" & pid=$!; sleep 4; kill -9 $pid; wait $pid')
     report["killed_mid_run"] = run_operator("track_footage")
+    prefs().backend_python = str(workdir_path)
+    report["interpreter_folder"] = run_operator("track_footage")
+    prefs().backend_python = "//venv/bin/python"
+    report["relative_interpreter_unsaved"] = run_operator("track_footage")
     prefs().backend_python = backend_python
+
+    # An output folder that cannot be made (under a file), and a head whose mesh was edited.
+    blocker = workdir_path / "not-a-folder"
+    blocker.write_text("a file")
+    scene.faceadapt.output_folder = str(blocker / "results")
+    report["unwritable_output"] = run_operator("track_footage")
+    scene.faceadapt.output_folder = ""
+    edited = head.copy()
+    edited.data = head.data.copy()
+    scene.collection.objects.link(edited)
+    edited.parent = head.parent
+    for obj in bpy.context.selected_objects:
+        obj.select_set(False)  # Edit Mode would take in every selected mesh
+    edited.select_set(True)
+    bpy.context.view_layer.objects.active = edited
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.mesh.select_all(action="SELECT")
+    bpy.ops.mesh.subdivide()
+    bpy.ops.object.mode_set(mode="OBJECT")
+    report["edited_topology"] = run_operator("track_footage")
+    edited_mesh = edited.data
+    bpy.data.objects.remove(edited)
+    bpy.data.meshes.remove(edited_mesh)
+    head.select_set(True)
+    bpy.context.view_layer.objects.active = head
 
     t = time.perf_counter()
     report["track"] = run_operator("track_footage")
@@ -200,6 +230,17 @@ def run_scenarios(report: dict, zip_path: str, footage: str, workdir_path: Path,
 
     blend = workdir_path / "scene.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+
+    # The head linked from a library: refused, it cannot be changed here.
+    library_scene = workdir_path / "library.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(library_scene), copy=True)
+    with bpy.data.libraries.load(str(library_scene), link=True) as (_, linked):
+        linked.objects = [report["head"]["name"]]
+    linked_head = linked.objects[0]
+    bpy.context.scene.collection.objects.link(linked_head)
+    bpy.context.view_layer.objects.active = linked_head
+    report["linked_head"] = run_operator("track_footage")
+
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     reloaded = bpy.data.objects[report["head"]["name"]]
     report["reloaded"] = {"shape_keys": len(reloaded.data.shape_keys.key_blocks),
@@ -277,6 +318,27 @@ def run_workflow(report: dict, footage: str, results_dir: Path) -> None:
     report["moved_rig_location"] = list(rig.location)
     report["moved_rig_overlay_px"] = landmark_overlay_error(head, results_dir,
                                                             STRIP_START + int(frames[row]), row)
+
+    # The camera file of the head's own camera is the tracked pose (the rig moved, the camera
+    # with it); Bake for Camera decodes textures for another camera and shows them.
+    camera_file = importlib.import_module(f"{MODULE}.blender_addon.camera_export").camera_file
+    zero = int(head["faceadapt_scene_frame_of_source_zero"])
+    poses = camera_file(bpy.context.scene, rig, bpy.context.scene.camera,
+                        {int(f): zero + int(f) for f in frames[:3]}).poses
+    with np.load(results_dir / "tracking.npz") as tracking:
+        report["camera_file_pose_difference"] = max(
+            float(np.abs(poses[int(f)] - tracking["head_pose"][i]).max())
+            for i, f in enumerate(frames[:3]))
+    side = bpy.data.objects.new("Side Camera", bpy.context.scene.camera.data.copy())
+    bpy.context.scene.collection.objects.link(side)
+    side.matrix_world = bpy.context.scene.camera.matrix_world.copy()
+    side.location.x += 0.15
+    side.rotation_euler.z += 0.3
+    bpy.context.scene.camera = side
+    bpy.context.view_layer.objects.active = head
+    report["bake_for_camera"] = run_operator("bake_for_camera")
+    node = head.active_material.node_tree.nodes.get("FaceAdapt Texture")
+    report["baked_texture"] = node.image.filepath if node and node.image else None
 
     # Posing the jaw bone opens the mouth, through the jawOpen driver, on top of the tracking.
     scene = bpy.context.scene

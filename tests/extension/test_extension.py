@@ -172,6 +172,13 @@ def test_textures_play_on_the_head(report: dict):
     assert not report["texture_node_albedo"]
 
 
+def test_bake_for_camera_decodes_textures_for_another_camera(report: dict):
+    # The camera file of the head's own camera reproduces the tracked head poses.
+    assert report["camera_file_pose_difference"] < 1e-4
+    assert report["bake_for_camera"]["result"] == ["FINISHED"], report["bake_for_camera"]["error"]
+    assert "/textures/Side_Camera/" in report["baked_texture"]
+
+
 def test_a_moved_rig_keeps_its_offset_and_its_camera(report: dict):
     assert report["moved_rig"]["result"] == ["FINISHED"]
     np.testing.assert_allclose(report["moved_rig_location"], [0.4, -0.2, 0.1], atol=1e-6)
@@ -199,6 +206,11 @@ def test_a_second_performance_from_a_movie_clip_coexists(report: dict):
 @pytest.mark.parametrize(("scenario", "words"), [
     ("track_without_head", "make a movie strip active"),
     ("track_in_edit_mode", "Edit Mode: switch to Object Mode"),
+    ("interpreter_folder", "is a folder: name the Python executable inside it"),
+    ("relative_interpreter_unsaved", "relative to the .blend, which is not saved yet"),
+    ("unwritable_output", "cannot create the output folder"),
+    ("edited_topology", "no longer has the topology of its head"),
+    ("linked_head", "is linked from"),
     ("track_without_strip", "make a movie strip active"),
     ("track_colour_strip", "is a COLOR strip, not a movie"),
     ("missing_interpreter", "does not exist"),
