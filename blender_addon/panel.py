@@ -3,13 +3,23 @@ Advanced sub-panel, and the same tracking controls in the Movie Clip Editor's si
 
 from __future__ import annotations
 
+import functools
+
 import bpy
 
+from ..backend.formats.head_file import load_head
 from .backend_job import results_folder, running_job
-from .geometry_plan import GEOMETRY_MODES
-from .head_builder import selected_head
+from .footage_source import strip_timing
+from .geometry_plan import GEOMETRY_MODES, recommended_mode
+from .head_builder import MODEL_HEAD, selected_head
 from .results_panel import draw_results_folders
 from .track_options import PRESETS
+
+
+@functools.cache
+def _default_head_vertices() -> int:
+    """Vertices of the head a track without a selected head gets (read once, not per redraw)."""
+    return load_head(MODEL_HEAD).num_vertices
 
 
 def _footage_label(context: bpy.types.Context) -> str:
@@ -24,6 +34,19 @@ def _footage_label(context: bpy.types.Context) -> str:
     return "Footage: make a movie strip active"
 
 
+def _footage_frames(context: bpy.types.Context) -> int:
+    """Frames the footage in view would track (0 when there is none)."""
+    space = context.space_data
+    if space is not None and space.type == "CLIP_EDITOR":
+        return int(space.clip.frame_duration) if space.clip is not None else 0
+    editor = context.scene.sequence_editor
+    strip = editor.active_strip if editor else None
+    if strip is None or strip.type != "MOVIE":
+        return 0
+    _, first, end = strip_timing(strip)
+    return max(0, int(end - first))
+
+
 def draw_tracking(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     """The controls both panels share: what will be tracked onto what, and how."""
     settings = context.scene.faceadapt
@@ -36,7 +59,11 @@ def draw_tracking(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     if preset is not None:
         layout.label(text=preset.describe())
     layout.prop(settings, "geometry")
-    layout.label(text=GEOMETRY_MODES[settings.geometry][1][:60])
+    frames = _footage_frames(context)
+    if frames:
+        vertices = len(head.data.vertices) if head is not None else _default_head_vertices()
+        exact = GEOMETRY_MODES[recommended_mode(frames, vertices)][0]
+        layout.label(text=f"Exact geometry for {frames} frames: {exact}", icon="INFO")
     layout.prop(settings, "setup_render")
     layout.prop(settings, "match_fps")
     running = running_job()

@@ -20,7 +20,7 @@ from ..formats.errors import BackendError, BadInput
 from .synthetic_performance import save_synthetic_head, write_synthetic_results
 
 MODES = ("arkit", "shape-keys", "point-cache", "compact")
-SHAPE_KEY_BUDGET_BYTES = 200 * 2**20  # blender_addon/geometry_plan.py: past it, a point cache
+SHAPE_KEY_BUDGET_VERTEX_FRAMES = 2_500_000  # blender_addon/geometry_plan.py: past it, a point cache
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def recommended_mode(frames: int, vertices: int) -> str:
     """What the panel recommends (blender_addon/geometry_plan.recommended_mode, which Blender's
     side owns; the rule is repeated here because the backend cannot import the add-on's
     package)."""
-    return "shape-keys" if frames * vertices * 12 <= SHAPE_KEY_BUDGET_BYTES else "point-cache"
+    return "shape-keys" if frames * vertices <= SHAPE_KEY_BUDGET_VERTEX_FRAMES else "point-cache"
 
 
 def bench_import(config: BenchImportConfig, sink: EventSink) -> dict:

@@ -33,9 +33,9 @@ def test_bad_lists_are_refused(field: str, value: str):
 def test_recommendation_follows_the_size_as_the_panel_does():
     from faceadapt.blender_addon.geometry_plan import recommended_mode as panel_recommendation
 
-    assert recommended_mode(1000, 10_000) == "shape-keys"
-    assert recommended_mode(5000, 10_000) == "point-cache"
-    for frames in (1, 500, 1747, 1748, 5000, 100_000):
+    assert recommended_mode(250, 10_000) == "shape-keys"
+    assert recommended_mode(1000, 10_000) == "point-cache"
+    for frames in (1, 250, 251, 1000, 5000, 100_000):
         assert recommended_mode(frames, 10_000) == panel_recommendation(frames, 10_000)
 
 

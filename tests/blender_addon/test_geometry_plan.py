@@ -80,5 +80,5 @@ def test_arkit_curves_need_weights():
 
 
 def test_recommended_mode_grows_out_of_shape_keys():
-    assert recommended_mode(300, 10_000) == "shape-keys"
-    assert recommended_mode(5_000, 10_000) == "point-cache"
+    assert recommended_mode(250, 10_000) == "shape-keys"
+    assert recommended_mode(1_000, 10_000) == "point-cache"

@@ -17,6 +17,7 @@ import json
 import stat
 import sys
 import time
+import types
 import warnings
 from pathlib import Path
 
@@ -271,12 +272,41 @@ def key_curve_paths(owner: bpy.types.ID) -> list[str]:
     return sorted({c.data_path for c in action.layers[0].strips[0].channelbags[0].fcurves})
 
 
+class LayoutRecorder:
+    """Stands in for a panel's UILayout (panels never draw in background mode): records the
+    labels and operators a panel's draw asks for."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+        self.operators: list[str] = []
+
+    def label(self, text: str = "", **_: object) -> None:
+        self.labels.append(text)
+
+    def operator(self, name: str, **_: object) -> object:
+        self.operators.append(name)
+        return types.SimpleNamespace()
+
+    def __getattr__(self, _: str) -> object:
+        return lambda *args, **kwargs: self  # column(), row(), box(), prop(), separator()...
+
+
+def draw_panels() -> dict:
+    """What the installed extension's 3D View panels show now."""
+    panel = importlib.import_module(f"{MODULE}.blender_addon.panel")
+    recorder = LayoutRecorder()
+    for cls in panel.PANELS:
+        cls.draw(types.SimpleNamespace(layout=recorder), bpy.context)
+    return {"labels": recorder.labels, "operators": recorder.operators}
+
+
 def run_workflow(report: dict, footage: str, results_dir: Path) -> None:
     """The animator's journey on the tracked strip: every geometry mode against the results, a
     hand-keyed shape key kept through re-imports and a reload, a moved rig kept, the jaw bone
     posed, a second performance from a movie clip beside the first."""
     head = bpy.data.objects[report["head"]["name"]]
     bpy.context.view_layer.objects.active = head
+    report["panels"] = draw_panels()
     with np.load(results_dir / "tracking.npz") as tracking:
         frames, vertices = tracking["frames"], tracking["vertices"]
     rows = [0, len(frames) // 2, len(frames) - 1]

@@ -142,6 +142,19 @@ def test_track_strips_imports_each_strip_onto_a_head_of_its_own(report: dict):
     assert report["strip_scene_range"] == [min(starts), max(ends) - 1]
 
 
+def test_the_panels_show_what_will_happen(report: dict):
+    labels, operators = report["panels"]["labels"], report["panels"]["operators"]
+    frames = report["strip"]["frame_final_end"] - report["strip"]["frame_final_start"]
+    assert "Head: FaceAdapt Head" in labels and "Footage: strip 'performance'" in labels
+    assert f"Exact geometry for {frames} frames: Shape Key per Frame" in labels
+    assert any(label.startswith("Production: Adapted") for label in labels)
+    for name in ("faceadapt.track_footage", "faceadapt.import_results", "faceadapt.bake_for_camera",
+                 "faceadapt.retarget_shape_keys", "faceadapt.export_facs_csv"):
+        assert name in operators
+    # The Results Folders sub-panel lists the tracked results with an Import and a Remove.
+    assert "faceadapt.remove_results" in operators
+
+
 def test_every_geometry_mode_matches_the_results(report: dict):
     modes = report["modes"]
     for mode, outcome in modes.items():
