@@ -25,6 +25,17 @@ class UserError(Exception):
 _running: list[str] = []
 
 
+_modal_runs: list[ModalRun] = []  # the run behind _running, for the panel's Cancel button
+
+
+def cancel_running_job() -> bool:
+    """Ask the running backend job to stop (as Esc does); False when none is running."""
+    if not _modal_runs:
+        return False
+    _modal_runs[0].cancel()
+    return True
+
+
 def running_job() -> str | None:
     """The backend job running in the UI and its progress ("Track Footage: detect 12/48, ETA
     10 s"), if any: the panels show it."""
@@ -113,6 +124,7 @@ class BackendJob:
 
         self._modal = ModalRun(run, show, take_down)
         _running.append(self.bl_label)
+        _modal_runs.append(self._modal)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
@@ -133,17 +145,22 @@ class BackendJob:
         try:
             outcome = modal.tick(finish, report)
         except BaseException:
-            _running.clear()
+            _forget_running()
             raise
         if outcome != "RUNNING_MODAL":
-            _running.clear()
+            _forget_running()
         return {outcome}
 
     def cancel(self, context: bpy.types.Context) -> None:
         """Blender ends the modal operator itself (a file is loaded, the window closes)."""
-        _running.clear()
+        _forget_running()
         if self._modal is not None:
             self._modal.abandon()
+
+
+def _forget_running() -> None:
+    _running.clear()
+    _modal_runs.clear()
 
 
 def _redraw_panels(context: bpy.types.Context) -> None:

@@ -151,9 +151,11 @@ def selected_head(context: bpy.types.Context) -> bpy.types.Object | None:
 
 
 def remove_head(head: bpy.types.Object) -> None:
-    """Remove a head made by build_head with its rig and their data (used when an operator that
-    made one fails afterwards)."""
+    """Remove a head made by build_head with its rig, their data, material, albedo and actions
+    (used when an operator that made one fails afterwards)."""
     rig = head.parent
+    animated = [b for b in (head.data.shape_keys, rig) if b is not None and b.animation_data]
+    actions = [b.animation_data.action for b in animated if b.animation_data.action is not None]
     materials = [m for m in head.data.materials if m is not None]
     images = [n.image for m in materials if m.node_tree for n in m.node_tree.nodes
               if n.type == "TEX_IMAGE" and n.image is not None]
@@ -165,3 +167,6 @@ def remove_head(head: bpy.types.Object) -> None:
     for image in {i.name: i for i in images}.values():
         if image.users == 0:
             bpy.data.images.remove(image)
+    for action in {a.name: a for a in actions}.values():
+        if action.users == 0:
+            bpy.data.actions.remove(action)

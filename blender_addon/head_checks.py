@@ -26,3 +26,13 @@ def require_editable_head(context: bpy.types.Context, head: bpy.types.Object) ->
         if block.override_library is not None or not block.is_editable:
             raise UserError(f"the {what} '{block.name}' is a library override or locked: make it "
                             "local and editable to track onto it")
+    for block in (head.data.shape_keys, rig):
+        require_not_tweaking(block)
+
+
+def require_not_tweaking(block: bpy.types.ID | None) -> None:
+    """An action being tweaked in the NLA cannot be replaced: UserError saying how to leave."""
+    animation = getattr(block, "animation_data", None) if block is not None else None
+    if animation is not None and animation.use_tweak_mode:
+        raise UserError(f"the animation of '{block.name}' is in NLA tweak mode: leave it (Tab in "
+                        "the Nonlinear Animation editor) and try again")

@@ -69,7 +69,7 @@ def draw_tracking(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     running = running_job()
     if running:
         layout.label(text=running, icon="TIME")
-        layout.label(text="Esc cancels")
+        layout.operator("faceadapt.cancel_job", icon="CANCEL")
     column = layout.column()
     column.enabled = running is None
     space = context.space_data

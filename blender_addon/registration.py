@@ -7,6 +7,7 @@ import bpy
 from ..operators.add_head import FACEADAPT_OT_add_head
 from ..operators.backend_setup import FACEADAPT_OT_check_backend, FACEADAPT_OT_install_backend
 from ..operators.bake_for_camera import FACEADAPT_OT_bake_for_camera
+from ..operators.cancel_job import FACEADAPT_OT_cancel_job
 from ..operators.export_facs import FACEADAPT_OT_export_facs_csv
 from ..operators.import_results import FACEADAPT_OT_import_results
 from ..operators.results_folders import FACEADAPT_OT_remove_results
@@ -26,6 +27,7 @@ CLASSES = (
     FACEADAPT_OT_import_results,
     FACEADAPT_OT_texture_view,
     FACEADAPT_OT_bake_for_camera,
+    FACEADAPT_OT_cancel_job,
     FACEADAPT_OT_retarget_shape_keys,
     FACEADAPT_OT_bake_head_pose,
     FACEADAPT_OT_export_facs_csv,

@@ -52,6 +52,14 @@ class RenderSetup:
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _commit: Callable[[], None] | None = field(default=None, repr=False)
+
+    def commit(self) -> None:
+        """Remove what this setup replaced (an earlier setup's lights, world, compositor) and
+        give its own datablocks their plain names; after it, `restore` cannot bring those back."""
+        if self._commit is not None:
+            self._commit()
+            self._commit = None
 
     def restore(self) -> None:
         """Put back the settings this setup changed and remove what it made. FaceAdapt
@@ -285,7 +293,7 @@ def _remove_replaced(lights: list, world: bpy.types.World | None,
 
 def setup_render(scene: bpy.types.Scene, camera_obj: bpy.types.Object,
                  head_obj: bpy.types.Object, clip: bpy.types.MovieClip | None,
-                 scene_frame_of_clip_start: int) -> RenderSetup:
+                 scene_frame_of_clip_start: int, deferred: bool = False) -> RenderSetup:
     """Make F12 render the head over the footage `clip` (None: no footage, the film stays
     opaque), whose first frame shows at scene frame `scene_frame_of_clip_start`.
 
@@ -296,7 +304,9 @@ def setup_render(scene: bpy.types.Scene, camera_obj: bpy.types.Object,
     Video Sequencer off for renders (its strips would be rendered instead of the scene), the
     "Standard" view (AgX would tone-map the footage again) and EEVEE where the engine was
     Workbench (which ignores lights). Replaces an earlier setup's FaceAdapt datablocks; on
-    failure the scene is left as it was.
+    failure the scene is left as it was. A user's plain world it replaces gets a fake user (kept
+    in the file). `deferred`: the earlier setup's datablocks are removed only by the returned
+    setup's `commit()`, so a caller whose later steps fail can still `restore()` everything.
     """
     setup = RenderSetup(warnings=user_render_setup(scene))
     user_compositor = any(not _is_ours(g, FOOTAGE_GROUP) for g in _compositor_groups(scene))
@@ -309,8 +319,11 @@ def setup_render(scene: bpy.types.Scene, camera_obj: bpy.types.Object,
         render = scene.render
         _set(scene, "camera", camera_obj, "camera", setup)
         if scene.world is None or old_world is not None or _is_plain_world(scene.world):
+            replaced = scene.world if scene.world is not None and old_world is None else None
             world = _add_world(created)
             _set(scene, "world", world, "world", setup)
+            if replaced is not None:  # the user's own: kept in the file, not purged on save
+                _set(replaced, "use_fake_user", True, f"world '{replaced.name}' fake user", setup)
         if clip is not None and not user_compositor:
             group = _add_footage_group(scene, clip, created)
             _set(clip, "frame_start", int(scene_frame_of_clip_start), "clip.frame_start", setup)
@@ -330,17 +343,23 @@ def setup_render(scene: bpy.types.Scene, camera_obj: bpy.types.Object,
         setup.restore()
         _remove_created(created)
         raise
-    _remove_replaced(old_lights, old_world, old_groups)
-    for name, obj in zip(LIGHT_NAMES, lights, strict=True):  # named ".001" while the old existed
-        obj.name = obj.data.name = name
-    if world is not None:
-        world.name = WORLD_NAME
-    if group is not None:
-        group.name = FOOTAGE_GROUP
-    setup.lights = [obj.name for obj in lights]
-    setup.world = scene.world.name if _is_ours(scene.world, WORLD_NAME) else None
-    setup.compositor = next((g.name for g in _compositor_groups(scene)
-                             if _is_ours(g, FOOTAGE_GROUP)), None)
+
+    def commit() -> None:
+        _remove_replaced(old_lights, old_world, old_groups)
+        for name, obj in zip(LIGHT_NAMES, lights, strict=True):  # ".001" while the old existed
+            obj.name = obj.data.name = name
+        if world is not None:
+            world.name = WORLD_NAME
+        if group is not None:
+            group.name = FOOTAGE_GROUP
+        setup.lights = [obj.name for obj in lights]
+        setup.world = scene.world.name if _is_ours(scene.world, WORLD_NAME) else None
+        setup.compositor = next((g.name for g in _compositor_groups(scene)
+                                 if _is_ours(g, FOOTAGE_GROUP)), None)
+
+    setup._commit = commit
+    if not deferred:
+        setup.commit()
     return setup
 
 

@@ -62,7 +62,9 @@ def draw_results_folders(layout: Any, context: Any, folder: Path) -> None:
         row.label(text=entry.name, icon="CHECKMARK" if current else "FILE_FOLDER")
         buttons = row.row(align=True)
         buttons.operator_context = "EXEC_DEFAULT"  # import this directory, no file browser
-        buttons.operator("faceadapt.import_results", text="Import",
-                         icon="IMPORT").directory = str(entry.path)
+        settings = context.scene.faceadapt
+        importer = buttons.operator("faceadapt.import_results", text="Import", icon="IMPORT")
+        importer.directory = str(entry.path)
+        importer.geometry, importer.setup_render = settings.geometry, settings.setup_render
         row.operator("faceadapt.remove_results", text="", icon="TRASH").directory = str(entry.path)
         box.label(text=describe(entry))

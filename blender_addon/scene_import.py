@@ -11,6 +11,7 @@ that name) and nothing else: the user's own shape keys, F-curves and actions sur
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +30,10 @@ from .render_setup import setup_render
 from .results_import import ImportPlan, bone_basis
 from .texture_sequence import attach_texture_sequence, texture_views
 
-FRAME_KEY_PREFIX = "fa_"  # every shape key an import makes: fa_NNNNNN, fa_mean, fa_basis_KK
+FRAME_KEY_PREFIX = "fa_"
+# Every shape key an import makes, and only those (a user's own `fa_smile` is not FaceAdapt's).
+OWN_KEY = re.compile(r"fa_(\d{6}|mean|basis_\d{2})")
+CAMERA_PROPERTY = "faceadapt_camera"  # on the head: the name of the camera its import made
 CACHE_MODIFIER = "FaceAdapt Cache"
 RESULTS_PROPERTY = "faceadapt_results"  # on the head: the results directory last imported
 GEOMETRY_PROPERTY = "faceadapt_geometry"
@@ -61,9 +65,9 @@ def has_face_controls(rig: bpy.types.Object) -> bool:
 
 def _is_key_channel(data_path: str) -> bool:
     """Shape-key channels an import writes: its own keys and the head's ARKit sliders."""
-    if data_path.startswith(f'key_blocks["{FRAME_KEY_PREFIX}'):
-        return True
-    return any(data_path == f'key_blocks["{name}"].value' for name in ARKIT_NAMES)
+    match = re.fullmatch(r'key_blocks\["(.*)"\]\.value', data_path)
+    return match is not None and (OWN_KEY.fullmatch(match[1]) is not None
+                                  or match[1] in ARKIT_NAMES)
 
 
 def _is_rig_channel(data_path: str) -> bool:
@@ -92,12 +96,14 @@ def import_into_scene(context: bpy.types.Context, head: bpy.types.Object, result
         if head.data.shape_keys is None:
             head.shape_key_add(name="Basis", from_mix=False)
             undo.append(lambda: head.shape_key_clear())
-        _set_aside_previous_keys(head, undo, commits)
-        _set_aside_cache_modifier(head, undo, commits)
+        # The actions are copied before the earlier keys are renamed aside: Blender rewrites the
+        # paths of a renamed key's F-curves in the assigned action, which must be the original.
         keys = ActionEdit(head.data.shape_keys, "KEY", f"{head.name} FaceAdapt", _is_key_channel)
         undo.append(keys.discard)
         rig_edit = ActionEdit(rig, "OBJECT", f"{rig.name} FaceAdapt", _is_rig_channel)
         undo.append(rig_edit.discard)
+        _set_aside_previous_keys(head, undo, commits)
+        _set_aside_cache_modifier(head, undo, commits)
         if geometry.mode == "shape-keys":
             _frame_shape_keys(head, results, plan, keys, undo)
         elif geometry.mode == "compact":
@@ -109,19 +115,21 @@ def import_into_scene(context: bpy.types.Context, head: bpy.types.Object, result
         for name, values in geometry.key_values.items():
             set_keys(keys.curve(f'key_blocks["{name}"].value'), plan.scene_frames, values, "LINEAR")
         _rig_keys(rig, plan, geometry, rig_edit)
-        camera, clip = _camera(context, rig, results, plan, undo, warnings, camera_name)
         zero = int(plan.scene_frames[0] - results.frames[0])
+        camera, clip = _camera(context, head, results, zero, plan, undo, commits, warnings,
+                               camera_name)
         if render:
-            setup = setup_render(context.scene, camera, head, clip, zero)
+            setup = setup_render(context.scene, camera, head, clip, zero, deferred=True)
             undo.append(setup.restore)
+            commits.append(setup.commit)
             warnings.extend(setup.warnings)
         _textures(head, results, zero, warnings)  # last: it changes nothing when it fails
     except Exception:
-        for step in reversed(undo):
-            step()
+        _undo_all(undo)
         raise
     for edit in (keys, rig_edit):
-        warnings.extend(f"replaced your own keys on {path}" for path in edit.replaced_user_channels)
+        warnings.extend(f"removed or replaced your own keys on {path} (FaceAdapt's channel)"
+                        for path in edit.replaced_user_channels)
         edit.commit()
     for step in commits:
         step()
@@ -129,16 +137,35 @@ def import_into_scene(context: bpy.types.Context, head: bpy.types.Object, result
     head[GEOMETRY_PROPERTY] = geometry.mode
     head[ERROR_PROPERTY] = [geometry.error_mean_m, geometry.error_max_m]
     head[SOURCE_ZERO_PROPERTY] = zero
-    scene = context.scene
-    scene.frame_start = int(plan.scene_frames.min())
-    scene.frame_end = int(plan.scene_frames.max())
+    _play_range(context.scene, head, int(plan.scene_frames.min()), int(plan.scene_frames.max()))
     return camera
+
+
+def _undo_all(undo: list[Callable[[], None]]) -> None:
+    """Every undo step, newest first, each even when an earlier one raised (a later step must
+    not be skipped); the first error is raised after them all."""
+    errors = []
+    for step in reversed(undo):
+        try:
+            step()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+def _play_range(scene: bpy.types.Scene, head: bpy.types.Object, first: int, last: int) -> None:
+    """The scene plays this performance, and those of the other FaceAdapt heads in it."""
+    others = [o for o in scene.objects if o is not head and RESULTS_PROPERTY in o]
+    if others:
+        first, last = min(first, scene.frame_start), max(last, scene.frame_end)
+    scene.frame_start, scene.frame_end = first, last
 
 
 def _set_aside_previous_keys(head: bpy.types.Object, undo: list, commits: list) -> None:
     """Rename an earlier import's keys out of the way; removed only once the new import
     succeeded (so a failure restores them)."""
-    old = [k for k in head.data.shape_keys.key_blocks if k.name.startswith(FRAME_KEY_PREFIX)]
+    old = [k for k in head.data.shape_keys.key_blocks if OWN_KEY.fullmatch(k.name)]
     names = [k.name for k in old]
     for key in old:
         key.name = "replaced_" + key.name
@@ -304,23 +331,38 @@ def _textures(head: bpy.types.Object, results: Results, scene_frame_of_source_ze
                             scene_frame_of_source_zero, view)
 
 
-def _camera(context: bpy.types.Context, rig: bpy.types.Object, results: Results,
-            plan: ImportPlan, undo: list, warnings: list[str], name: str,
-            ) -> tuple[bpy.types.Object, bpy.types.MovieClip | None]:
+def _camera(context: bpy.types.Context, head: bpy.types.Object, results: Results,
+            scene_frame_of_source_zero: int, plan: ImportPlan, undo: list, commits: list,
+            warnings: list[str], name: str) -> tuple[bpy.types.Object, bpy.types.MovieClip | None]:
+    """The head's camera, the rig's child, with the footage as its background: a clip of its own
+    (the user's clips keep their timing). The camera an earlier import made for this head (named
+    on the head) is renamed aside and removed only when the import commits."""
     scene = context.scene
-    old = bpy.data.objects.get(name)
+    old = bpy.data.objects.get(str(head.get(CAMERA_PROPERTY, "")))
+    if old is not None and (old.type != "CAMERA" or old.parent is not head.parent):
+        old = None  # a name reused by something else: not this head's camera
+    if old is not None:
+        old_name = old.name
+        old.name = f"replaced {old_name}"
+
+        def restore_name() -> None:
+            old.name = old_name
+
+        undo.append(restore_name)
+        commits.append(lambda: remove_camera(old))
     data = bpy.data.cameras.new(name)
     undo.append(lambda: bpy.data.cameras.remove(data))
     cam = plan.camera
     data.lens, data.sensor_width, data.sensor_fit = cam.lens_mm, cam.sensor_width_mm, cam.sensor_fit
     data.shift_x, data.shift_y = cam.shift_x, cam.shift_y
     try:
-        clip = bpy.data.movieclips.load(results.footage, check_existing=True)
+        clip = bpy.data.movieclips.load(results.footage, check_existing=False)
     except RuntimeError:
         clip = None  # footage moved: the camera still matches, without its background
         warnings.append(f"the footage {results.footage} could not be loaded: no camera background")
     if clip is not None:
-        clip.frame_start = int(plan.scene_frames[0] - results.frames[0])
+        undo.append(lambda: bpy.data.movieclips.remove(clip))
+        clip.frame_start = scene_frame_of_source_zero
         background = data.background_images.new()
         background.source = "MOVIE_CLIP"
         background.clip = clip
@@ -329,7 +371,7 @@ def _camera(context: bpy.types.Context, rig: bpy.types.Object, results: Results,
     obj = bpy.data.objects.new(name, data)
     undo.append(lambda: bpy.data.objects.remove(obj))
     context.collection.objects.link(obj)
-    obj.parent = rig
+    obj.parent = head.parent
     obj.matrix_parent_inverse = Matrix.Identity(4)
     obj.matrix_basis = Matrix(plan.camera_world.tolist())
     previous_camera = scene.camera
@@ -345,11 +387,22 @@ def _camera(context: bpy.types.Context, rig: bpy.types.Object, results: Results,
     scene.camera = obj
     scene.render.resolution_x, scene.render.resolution_y = cam.resolution_x, cam.resolution_y
     scene.render.resolution_percentage = 100
-    if old is not None and old is not obj:
-        old_data = old.data
-        bpy.data.objects.remove(old)
-        if old_data is not None and old_data.users == 0:
-            bpy.data.cameras.remove(old_data)
-        obj.name = name
-        data.name = name
+
+    def name_it() -> None:
+        obj.name = data.name = name  # the plain name, free once the old camera is gone
+        head[CAMERA_PROPERTY] = obj.name
+
+    commits.append(name_it)
     return obj, clip
+
+
+def remove_camera(camera: bpy.types.Object) -> None:
+    """Remove an import's camera with its data and its own footage clip."""
+    data = camera.data
+    clips = [b.clip for b in data.background_images if b.clip is not None] if data else []
+    bpy.data.objects.remove(camera)
+    if data is not None and data.users == 0:
+        bpy.data.cameras.remove(data)
+    for clip in clips:  # the camera's own footage clip, unless something else shows it
+        if clip.users == 0:
+            bpy.data.movieclips.remove(clip)

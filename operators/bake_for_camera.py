@@ -19,11 +19,15 @@ from ..blender_addon.head_checks import require_editable_head
 from ..blender_addon.scene_import import RESULTS_PROPERTY, SOURCE_ZERO_PROPERTY
 from ..blender_addon.texture_sequence import attach_texture_sequence
 
+# Texture folders the results already hold: a camera of that name must not overwrite them.
+RESERVED_VIEWS = ("footage", "projected", "albedo")
+
 
 def view_name(camera_name: str) -> str:
-    """A texture folder name from a camera's name (letters, digits, '_' and '-')."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", camera_name).strip("_-")[:64]
-    return name or "camera"
+    """A texture folder name from a camera's name (letters, digits, '_' and '-'), never one of
+    RESERVED_VIEWS."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", camera_name).strip("_-")[:56] or "camera"
+    return f"{name}_camera" if name.lower() in RESERVED_VIEWS else name
 
 
 class FACEADAPT_OT_bake_for_camera(BackendJob, bpy.types.Operator):
@@ -73,11 +77,11 @@ class FACEADAPT_OT_bake_for_camera(BackendJob, bpy.types.Operator):
         head = bpy.data.objects.get(self._head_name)
         if head is None or head.active_material is None:
             raise UserError(f"the head '{self._head_name}' is gone; textures are in {result_path}")
-        results = read_results(Path(head[RESULTS_PROPERTY]))
         try:
+            results = read_results(Path(head[RESULTS_PROPERTY]))
             attach_texture_sequence(head.active_material, results.directory, results.frames,
                                     int(head[SOURCE_ZERO_PROPERTY]), self._view)
-        except ValueError as exc:
+        except (BadInput, ValueError) as exc:
             raise UserError(str(exc)) from exc
-        self.report({"INFO"}, f"textures decoded for '{context.scene.camera.name}' shown on "
-                              f"'{head.name}' (textures/{self._view})")
+        self.report({"INFO"}, f"textures decoded for the camera shown on '{head.name}' "
+                              f"(textures/{self._view})")

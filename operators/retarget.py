@@ -19,6 +19,7 @@ from ..backend.formats.errors import BadInput
 from ..backend.formats.results_dir import Results, read_results
 from ..blender_addon.backend_job import UserError
 from ..blender_addon.head_builder import selected_head
+from ..blender_addon.head_checks import require_not_tweaking
 from ..blender_addon.keyframes import ActionEdit, set_keys
 from ..blender_addon.retarget_plan import RetargetPlan, bone_pose_keys, format_report, plan_retarget
 from ..blender_addon.scene_import import RESULTS_PROPERTY, SOURCE_ZERO_PROPERTY
@@ -59,10 +60,14 @@ def key_value_path(name: str) -> str:
 
 
 def retarget_targets(context: bpy.types.Context, head: bpy.types.Object) -> list[bpy.types.Object]:
-    """The selected meshes other than the head that have shape keys besides their basis."""
-    return [obj for obj in context.selected_objects
-            if obj is not head and obj.type == "MESH" and obj.data is not head.data
-            and obj.data.shape_keys is not None and len(obj.data.shape_keys.key_blocks) > 1]
+    """The selected meshes other than the head that have shape keys besides their basis, one per
+    mesh (linked duplicates share their shape keys: keyed once)."""
+    targets: dict[str, bpy.types.Object] = {}
+    for obj in context.selected_objects:
+        if (obj is not head and obj.type == "MESH" and obj.data is not head.data
+                and obj.data.shape_keys is not None and len(obj.data.shape_keys.key_blocks) > 1):
+            targets.setdefault(obj.data.shape_keys.name, obj)
+    return list(targets.values())
 
 
 def target_key_names(target: bpy.types.Object) -> list[str]:
@@ -113,6 +118,12 @@ class FACEADAPT_OT_retarget_shape_keys(bpy.types.Operator):
         if not targets:
             raise UserError("select the meshes to retarget onto (with shape keys) together with "
                             f"'{head.name}', the head active")
+        for target in targets:
+            keys = target.data.shape_keys
+            if target.library is not None or keys.library is not None or not keys.is_editable:
+                raise UserError(f"the shape keys of '{target.name}' are linked from a library: "
+                                "make it local to retarget onto it")
+            require_not_tweaking(keys)
         results = head_results(head)
         frames = scene_frames(head, results)
         weights, names = tracked_weights(results)

@@ -131,6 +131,10 @@ class FACEADAPT_OT_track_footage(BackendJob, bpy.types.Operator):
         out = output_dir(context, self._source.name)
         options = track_arguments(settings.choices(), spec, self._source.first_frame,
                                   self._source.last_frame)
+        tracker = options[options.index("--tracker") + 1]
+        if tracker != settings.choices().resolved()[0]:
+            self.report({"INFO"}, f"'{head.name}' is not the face model's head: tracked with the "
+                                  f"landmark fit")
         return ["track", str(self._source.path), "--out", str(out), *options]
 
     def finish(self, context: bpy.types.Context, result_path: str) -> None:
@@ -144,6 +148,9 @@ class FACEADAPT_OT_track_footage(BackendJob, bpy.types.Operator):
             require_editable_head(context, head)
             new_head = None
         else:
+            if context.mode != "OBJECT":
+                raise UserError(f"switch to Object Mode (Tab) to make the new head; results are in "
+                                f"{result_path} (Import Results)")
             head = new_head = build_head(context, MODEL_HEAD, "default")
             head.parent.location = context.scene.cursor.location
         warnings: list[str] = []
@@ -154,7 +161,7 @@ class FACEADAPT_OT_track_footage(BackendJob, bpy.types.Operator):
                                                    render=settings.setup_render)
             if settings.match_fps and abs(source.fps - scene_fps(context.scene)) > 1e-3:
                 set_scene_fps(context.scene, source.fps)
-        except UserError:
+        except Exception:
             if new_head is not None:
                 remove_head(new_head)
             raise

@@ -14,7 +14,9 @@ from ..backend.formats.results_dir import check_topology, read_results
 from ..blender_addon import preferences, scene_settings
 from ..blender_addon.backend_job import BackendJob, UserError, output_dir
 from ..blender_addon.footage_source import NoFootage, from_movie_strip, require_file
-from ..blender_addon.head_builder import MODEL_HEAD, build_head
+from ..blender_addon.head_builder import MODEL_HEAD, build_head, remove_head
+from ..blender_addon.render_setup import setup_render
+from ..blender_addon.scene_import import remove_camera
 from ..blender_addon.shot_list import StripShot, shot_file_text, strip_shots
 from .import_results import import_results_onto
 
@@ -74,15 +76,36 @@ class FACEADAPT_OT_track_strips(BackendJob, bpy.types.Operator):
         warnings: list[str] = []
         scene = context.scene
         settings = scene_settings.get(context)
-        for shot in finished:
-            name = f"FaceAdapt {shot.source.name}"
-            head = build_head(context, MODEL_HEAD, "default", name=name)
-            camera, _ = import_results_onto(context, head, Path(entries[shot.name]["results"]), warnings,
-                                            shot.source.scene_frame_of_source_zero,
-                                            camera_name=f"{name} Camera",
-                                            geometry_mode=settings.geometry,
-                                            render=settings.setup_render)
+        made: list[tuple[bpy.types.Object, bpy.types.Object]] = []  # (head, camera) per shot
+        try:
+            for shot in finished:
+                name = f"FaceAdapt {shot.source.name}"
+                head = build_head(context, MODEL_HEAD, "default", name=name)
+                made.append((head, head))
+                camera, _ = import_results_onto(context, head, Path(entries[shot.name]["results"]),
+                                                warnings, shot.source.scene_frame_of_source_zero,
+                                                geometry_mode=settings.geometry, render=False)
+                made[-1] = (head, camera)
+            if made and settings.setup_render:
+                # One render setup (lights, world, compositor) for the scene: the first strip's.
+                first_head, first_camera = made[0]
+                clip = next((b.clip for b in first_camera.data.background_images if b.clip), None)
+                setup = setup_render(scene, first_camera, first_head, clip,
+                                     finished[0].source.scene_frame_of_source_zero)
+                warnings.extend(setup.warnings)
+                if len(made) > 1:
+                    warnings.append(f"F12 composites the footage of '{finished[0].source.name}' "
+                                    "behind every strip: the camera markers switch cameras, not "
+                                    "the compositor's clip")
+        except Exception:
+            for head, camera in reversed(made):
+                if camera is not head:
+                    remove_camera(camera)
+                remove_head(head)
+            raise
+        for shot, (_, camera) in zip(finished, made, strict=True):
             # Each strip's own camera from its first frame on: a camera marker switches to it there.
+            name = f"FaceAdapt {shot.source.name}"
             first = shot.source.scene_frame_of_source_zero + shot.source.first_frame
             marker = scene.timeline_markers.get(name) or scene.timeline_markers.new(name, frame=first)
             marker.frame, marker.camera = first, camera

@@ -429,7 +429,9 @@ def test_results_folders_are_listed_and_only_faceadapts_removed(report: dict) ->
     assert next(i for i in drawn if i.get("label") == "shot-1")["icon"] == "CHECKMARK"  # imported
     buttons = [(i["operator"], i["context"], i["props"]) for i in drawn if "operator" in i]
     directory = str(Path(report["folder"]) / "shot-1")
-    assert buttons == [("faceadapt.import_results", "EXEC_DEFAULT", {"directory": directory}),
+    # Import takes the panel's Geometry and Set Up Render (defaults: ARKit curves, on).
+    imported = {"directory": directory, "geometry": "arkit", "setup_render": True}
+    assert buttons == [("faceadapt.import_results", "EXEC_DEFAULT", imported),
                        ("faceadapt.remove_results", "INVOKE_DEFAULT", {"directory": directory})]
     refused(report["remove_foreign"], "is not removed")
     assert report["foreign_kept"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import stat
 import sys
 import time
@@ -219,6 +220,13 @@ def run_scenarios(report: dict, zip_path: str, footage: str, workdir_path: Path,
     document["topology_hash"] = "0123456789abcdef"
     (other / "result.json").write_text(json.dumps(document))
     report["other_topology"] = run_operator("import_results", directory=str(other))
+    # A re-import that fails at its last step (a texture frame missing), after the render setup
+    # and the camera were replaced: everything, the earlier import's camera, lights and world
+    # included, is as it was.
+    broken = workdir_path / "missing-texture"
+    shutil.copytree(results_dir, broken)
+    sorted((broken / "textures" / "footage").glob("*.png"))[0].unlink()
+    report["missing_texture_frame"] = run_operator("import_results", directory=str(broken))
     report["reimport"] = run_operator("import_results", directory=str(results_dir),
                                       geometry="shape-keys")
     report["reimport"] = run_operator("import_results", directory=str(results_dir),
@@ -306,7 +314,9 @@ def run_workflow(report: dict, footage: str, results_dir: Path) -> None:
     posed, a second performance from a movie clip beside the first."""
     head = bpy.data.objects[report["head"]["name"]]
     bpy.context.view_layer.objects.active = head
+    bpy.context.scene.faceadapt.output_folder = str(results_dir.parent)  # listed by the panel
     report["panels"] = draw_panels()
+    bpy.context.scene.faceadapt.output_folder = ""
     with np.load(results_dir / "tracking.npz") as tracking:
         frames, vertices = tracking["frames"], tracking["vertices"]
     rows = [0, len(frames) // 2, len(frames) - 1]

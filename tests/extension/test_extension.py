@@ -231,6 +231,7 @@ def test_a_second_performance_from_a_movie_clip_coexists(report: dict):
     ("broken_check", "cannot import the backend's packages"),
     ("killed_mid_run", "without a result"),
     ("other_topology", "tracked on a head with"),
+    ("missing_texture_frame", "lacks the textures of 1 frame(s): 5"),
     ("install_backend_offline", "needs internet access"),
     ("track_strips_missing_file", "deleted.mp4) does not exist"),
 ])
