@@ -17,6 +17,7 @@ import numpy as np
 from ..backend.formats.head_file import HeadAsset, load_head, topology_hash
 from .face_controls import DRIVEN_KEYS, BoneSpec, control_bones, driver_expression
 from .head_mesh import head_mesh, skin_material
+from .neck_cut import add_neck_cut, neck_cut_height
 
 # The default face model's head, shipped in the extension: heads the add-on makes itself.
 MODEL_HEAD = Path(__file__).resolve().parents[1] / "backend" / "models" / "default" / "head.npz"
@@ -79,8 +80,11 @@ def _build_mesh(head: HeadAsset, name: str, created: list) -> bpy.types.Object:
         key.slider_min, key.slider_max = 0.0, 1.0
         key.value = 0.0
     obj.data.shape_keys.name = f"{name} Keys"
-    if head.albedo is not None:
-        obj.data.materials.append(skin_material(name, head.albedo, created))
+    material = skin_material(name, head.albedo, created)
+    obj.data.materials.append(material)
+    cut = neck_cut_height(head.vertices, head.faces, float(head.vertices[head.landmark_vertex[8], 2]))
+    if cut is not None:
+        add_neck_cut(mesh, material, head.vertices, cut)
     return obj
 
 

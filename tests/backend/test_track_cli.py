@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -249,10 +250,10 @@ def _snapshot(folder) -> dict[str, bytes]:
             if p.is_file()}
 
 
-def _track_process(footage, out, *extra: str) -> subprocess.Popen:
+def _track_process(footage, out, *extra: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "backend", "track", str(footage), "--out",
                              str(out), "--events", "--device", "cpu", *extra], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, env=env)
 
 
 def _until_progress(process: subprocess.Popen) -> None:
@@ -345,7 +346,11 @@ def test_out_that_cannot_be_written_is_refused_before_decoding(tmp_path, parent)
 def test_a_second_run_on_the_same_out_is_refused_up_front(data_dir, tmp_path):
     """The report: a second run on the same --out failed with exit 4 after its full work."""
     out = tmp_path / "r"
-    first = _track_process(data_dir / "videos/lp_driving_d0.mp4", out, "--texture-size", "0")
+    # A cold stage cache of its own: with the suite's warm one, the first run could finish
+    # before the second had been refused (it did in CI), leaving nothing to cancel.
+    cold = dict(os.environ, FACEADAPT_CACHE=str(tmp_path / "cold-cache"))
+    first = _track_process(data_dir / "videos/lp_driving_d0.mp4", out, "--texture-size", "0",
+                           env=cold)
     try:
         _until_progress(first)
         start = time.monotonic()

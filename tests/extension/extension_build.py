@@ -16,16 +16,17 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULE = "bl_ext.user_default.faceadapt"  # the extension's package inside Blender
-# What the upgrade changes, and where: the error Track Footage reports when no head is selected
-# (a message built by code that runs on every call, so the test sees which version runs).
+# What the upgrade changes, and where: the error Track Footage reports when no footage is
+# selected (a message built by code that runs on every call, so the test sees which version runs).
 CHANGED_FILE = "operators/track_footage.py"
-NO_HEAD_MESSAGE = "select a FaceAdapt head to track onto"
+NO_FOOTAGE_MESSAGE = "no footage selected: make a movie strip active in the Video Sequencer"
 UPGRADE_MARK = " [upgraded]"
 EDIT_MARK = " [edited while disabled]"
 FIX_MARK = " [fixed after a failed enable]"
-# A registration that fails halfway (the panel is registered last, after the operators).
+# A registration that fails halfway (the Clip Editor's panel is registered last, after the
+# operators and the other panels).
 BROKEN_FILE = "blender_addon/panel.py"
-BROKEN_FROM, BROKEN_TO = 'bl_space_type = "VIEW_3D"', 'bl_space_type = "NO_SUCH_SPACE"'
+BROKEN_FROM, BROKEN_TO = 'bl_space_type = "CLIP_EDITOR"', 'bl_space_type = "NO_SUCH_SPACE"'
 # Top-level folders of the checkout that are not the extension (build.py excludes them too).
 _NOT_SOURCE = {"tests", "docs", "bench", "out", "dist", "__pycache__"}
 
@@ -54,7 +55,7 @@ def bumped(version: str) -> str:
 
 def upgraded_source(dest: Path) -> Path:
     """A copy of the extension source in `dest` with the manifest version bumped and
-    NO_HEAD_MESSAGE followed by UPGRADE_MARK; refuses if either edit finds no unique target."""
+    NO_FOOTAGE_MESSAGE followed by UPGRADE_MARK; refuses if either edit finds no unique target."""
     shutil.copytree(REPO_ROOT, dest, ignore=_outside_extension)
     manifest = dest / "blender_manifest.toml"
     new_version = bumped(manifest_version(REPO_ROOT))
@@ -64,10 +65,10 @@ def upgraded_source(dest: Path) -> Path:
     manifest.write_text(text)
     changed = dest / CHANGED_FILE
     code = changed.read_text()
-    if code.count(NO_HEAD_MESSAGE) != 1:
-        raise RuntimeError(f"{CHANGED_FILE}: expected the message {NO_HEAD_MESSAGE!r} once, found "
-                           f"{code.count(NO_HEAD_MESSAGE)}; update tests/extension/extension_build.py")
-    changed.write_text(code.replace(NO_HEAD_MESSAGE, NO_HEAD_MESSAGE + UPGRADE_MARK))
+    if code.count(NO_FOOTAGE_MESSAGE) != 1:
+        raise RuntimeError(f"{CHANGED_FILE}: expected the message {NO_FOOTAGE_MESSAGE!r} once, found "
+                           f"{code.count(NO_FOOTAGE_MESSAGE)}; update tests/extension/extension_build.py")
+    changed.write_text(code.replace(NO_FOOTAGE_MESSAGE, NO_FOOTAGE_MESSAGE + UPGRADE_MARK))
     return dest
 
 

@@ -112,7 +112,9 @@ def run_scenarios(report: dict, zip_path: str, footage: str, workdir_path: Path,
     report["head"] = {"name": head.name, "vertices": len(head.data.vertices),
                       "shape_keys": len(head.data.shape_keys.key_blocks),
                       "rig": head.parent.name if head.parent else None,
-                      "material": bool(head.data.materials)}
+                      "material": bool(head.data.materials),
+                      "neck_cut": ("FaceAdapt Neck Cut" in head.active_material.node_tree.nodes
+                                   and "faceadapt_rest_height" in head.data.attributes)}
     report["track_without_strip"] = run_operator("track_footage")
 
     scene = bpy.context.scene

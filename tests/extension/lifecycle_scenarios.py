@@ -26,7 +26,7 @@ from extension_build import (
     EDIT_MARK,
     FIX_MARK,
     MODULE,
-    NO_HEAD_MESSAGE,
+    NO_FOOTAGE_MESSAGE,
 )
 from scenario_observations import extension_deprecations, run_operator, run_scenario
 
@@ -44,7 +44,7 @@ def installed_version() -> str | None:
 
 def state() -> dict:
     """What is installed, enabled, registered and imported right now; when enabled, the error
-    Track Footage reports with no head selected (which code runs)."""
+    Track Footage reports with no footage selected (which code runs)."""
     enabled = MODULE in bpy.context.preferences.addons
     observed = {
         "enabled": enabled,
@@ -56,7 +56,7 @@ def state() -> dict:
                                   if n.startswith(MODULE + ".operators.") and getattr(m, "__file__", None)}),
     }
     if enabled:
-        observed["no_head"] = run_operator("track_footage")
+        observed["no_footage"] = run_operator("track_footage")
     else:
         try:
             bpy.ops.faceadapt.track_footage()
@@ -98,7 +98,7 @@ def main() -> None:
         report["disabled"] = state()
 
         # A developer (or a sync) changes the installed code while it is disabled.
-        edit_installed(CHANGED_FILE, NO_HEAD_MESSAGE, NO_HEAD_MESSAGE + EDIT_MARK)
+        edit_installed(CHANGED_FILE, NO_FOOTAGE_MESSAGE, NO_FOOTAGE_MESSAGE + EDIT_MARK)
         report["reenable_error"] = enable()
         report["reenabled"] = state()
 

@@ -71,6 +71,7 @@ def test_add_head(report: dict):
     head = report["head"]
     assert head["shape_keys"] == 53  # Basis + 52 ARKit shapes
     assert head["rig"] and head["material"]
+    assert head["neck_cut"]  # the material hides the ragged bottom edge of the neck
 
 
 def test_track_footage_imports_onto_the_strip_frames(report: dict):

@@ -16,7 +16,7 @@ import pytest
 from extension_build import (
     EDIT_MARK,
     FIX_MARK,
-    NO_HEAD_MESSAGE,
+    NO_FOOTAGE_MESSAGE,
     UPGRADE_MARK,
     build_zip,
     bumped,
@@ -80,8 +80,8 @@ def test_install_enables_and_registers(lifecycle: dict):
     installed = lifecycle["installed"]
     assert installed["enabled"] and installed["version"] == manifest_version(REPO_ROOT)
     assert USED_CLASSES <= set(installed["classes"])
-    assert installed["no_head"]["result"] == ["CANCELLED"]
-    assert NO_HEAD_MESSAGE + " (" in installed["no_head"]["error"]
+    assert installed["no_footage"]["result"] == ["CANCELLED"]
+    assert NO_FOOTAGE_MESSAGE + " (" in installed["no_footage"]["error"]
 
 
 def test_disable_unregisters_and_forgets_the_code(lifecycle: dict):
@@ -97,7 +97,7 @@ def test_reenable_runs_the_code_now_on_disk(lifecycle: dict):
     assert lifecycle["reenable_error"] is None
     assert reenabled["enabled"]
     assert reenabled["classes"] == lifecycle["installed"]["classes"]
-    assert NO_HEAD_MESSAGE + EDIT_MARK in reenabled["no_head"]["error"]
+    assert NO_FOOTAGE_MESSAGE + EDIT_MARK in reenabled["no_footage"]["error"]
 
 
 def test_failed_enable_leaves_nothing_registered_or_imported(lifecycle: dict):
@@ -113,15 +113,15 @@ def test_enable_after_a_failed_one_runs_the_fixed_code(lifecycle: dict):
     assert lifecycle["fixed_enable_error"] is None
     assert fixed["enabled"]
     assert fixed["classes"] == lifecycle["installed"]["classes"]
-    assert NO_HEAD_MESSAGE + FIX_MARK in fixed["no_head"]["error"]
+    assert NO_FOOTAGE_MESSAGE + FIX_MARK in fixed["no_footage"]["error"]
 
 
 def test_upgrade_over_the_installed_version_runs_the_new_code(lifecycle: dict):
     upgraded = lifecycle["upgraded"]
     assert upgraded["enabled"] and upgraded["version"] == bumped(manifest_version(REPO_ROOT))
     assert upgraded["classes"] == lifecycle["installed"]["classes"]
-    error = upgraded["no_head"]["error"]
-    assert NO_HEAD_MESSAGE + UPGRADE_MARK in error and FIX_MARK not in error
+    error = upgraded["no_footage"]["error"]
+    assert NO_FOOTAGE_MESSAGE + UPGRADE_MARK in error and FIX_MARK not in error
     assert upgraded["operator_files"] == lifecycle["installed"]["operator_files"]
 
 
