@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from png_writer import write_png
 
 from conftest import BLENDER_PYTHON_VARIABLE, LAUNCHER
 
@@ -136,19 +135,6 @@ report["restored"] = {"lights": sorted(o.name for o in user.objects if o.type ==
                       "use_sequencer": user.render.use_sequencer}
 print("REPORT " + json.dumps(report))
 '''
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Write an 8-bit RGB image (H, W, 3), row 0 at the top, as a PNG (no PIL in Blender's
-    environment)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    height, width = rgb.shape[:2]
-    raw = b"".join(b"\x00" + row.tobytes() for row in np.ascontiguousarray(rgb, np.uint8))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-                     + chunk(b"IEND", b""))
 
 
 def test_light_rig_aims_at_the_head_from_the_camera_side() -> None:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from png_writer import write_png
 
 from conftest import BLENDER_PYTHON_VARIABLE, LAUNCHER
 
@@ -114,19 +113,6 @@ report["errors"] = errors
 report["view_after_errors"] = material[ts.TEXTURE_TAG]["view"]
 print("REPORT " + json.dumps(report))
 '''
-
-
-def write_png(path: Path, rgba: np.ndarray) -> None:
-    """Write an 8-bit RGBA image (H, W, 4), row 0 at the top, as a PNG (no PIL in Blender's
-    environment)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    height, width = rgba.shape[:2]
-    raw = b"".join(b"\x00" + row.tobytes() for row in np.ascontiguousarray(rgba, np.uint8))
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-                     + chunk(b"IEND", b""))
 
 
 def blender_frame(timing: tuple[int, ...], scene_frame: int) -> int:
