@@ -47,6 +47,7 @@ from .evaluation.suite import SuiteSettings
 from .events import EventSink, cancellable
 from .formats import protocol
 from .formats.errors import BackendError, BadInput, Cancelled
+from .identity.personal_head import FitIdentityConfig
 from .lab.capture import CaptureConfig
 from .library_log import library_log_path, library_output_to_log
 from .texture_baking import BakeTexturesConfig, run_bake_textures
@@ -201,6 +202,14 @@ def _export_head(config: ExportHeadConfig, sink: EventSink) -> str:
     return str(config.out)
 
 
+def _fit_identity(config: FitIdentityConfig, sink: EventSink) -> str:
+    from .identity.personal_head import run_fit_identity
+
+    path, report = run_fit_identity(config, sink)
+    _write_json(report, config.json)
+    return str(path)
+
+
 def _landmarks_report(config: LandmarksReportConfig, sink: EventSink) -> str:
     from .landmarks.report import landmarks_report
 
@@ -296,6 +305,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("batch", "track the shots of a shot file (TOML) into --out/<shot>, in this process or on "
             "Ray; resumable; batch.json and batch.md report", BatchConfig, _batch),
     Command("export-head", "write a head file (head.npz)", ExportHeadConfig, _export_head),
+    Command("fit-identity", "the default head reshaped to the actor in a clip (MakeHuman identity "
+            "fitted to MediaPipe's 478 points), written as a head file", FitIdentityConfig,
+            _fit_identity),
     Command("landmarks-report", "NME of each detector on the annotated photos and the landmark "
             "embedding of the ICT head against its own ids", LandmarksReportConfig,
             _landmarks_report),

@@ -51,7 +51,8 @@ class Domain:
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """One ground-truth clip. performance: "procedural" or "mediapipe:<video>" (the scores and
+    """One ground-truth clip. head: "default", "ict" or a head.npz path (a head made for a
+    test, e.g. a known identity); performance: "procedural" or "mediapipe:<video>" (the scores and
     head motion MediaPipe measures on that real clip); frames: length (a measured performance
     is cut to its clip's length); fps: frame rate of a procedural performance; yaw_deg: None
     for a procedural performance's usual head turns (within +-20 degrees of yaw), or the yaw
@@ -70,7 +71,8 @@ class ClipSpec:
         d = self.domain
         problems = [
             (self.name.replace("-", "").replace("_", "").isalnum(), "name must be letters, digits, - and _"),
-            (self.head in HEADS, f"head must be one of {', '.join(HEADS)}"),
+            (self.head in HEADS or self.head.endswith(".npz"),
+             f"head must be one of {', '.join(HEADS)} or a head.npz path"),
             (self.performance == PROCEDURAL or self.performance.startswith(MEASURED_PREFIX),
              f"performance must be '{PROCEDURAL}' or '{MEASURED_PREFIX}<video>'"),
             (self.frames >= 3, "frames must be at least 3"),

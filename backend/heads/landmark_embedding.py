@@ -199,8 +199,8 @@ class _View:
 
     def lifted(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         """(68, 3) surface points under the detected pixels (NaN if off-mesh)."""
-        return _lift(self.points, vertices, torch.as_tensor(faces), self.fragments, self.cam,
-                     self.intrinsics)
+        return lift_points(self.points, vertices, torch.as_tensor(faces), self.fragments, self.cam,
+                           self.intrinsics)
 
 
 def _render_and_detect(head: HeadAsset, vertices: np.ndarray, albedo_t: torch.Tensor,
@@ -234,9 +234,9 @@ def _detect_and_lift(head: HeadAsset, vertices: np.ndarray, albedo_t: torch.Tens
     return lifted
 
 
-def _lift(points: np.ndarray, vertices: np.ndarray, faces: torch.Tensor, fragments,
-          cam: torch.Tensor, intrinsics: np.ndarray) -> np.ndarray:
-    """Head-space surface points (68, 3) under 2D pixels (68, 2) of one render of the mesh
+def lift_points(points: np.ndarray, vertices: np.ndarray, faces: torch.Tensor, fragments,
+                cam: torch.Tensor, intrinsics: np.ndarray) -> np.ndarray:
+    """Head-space surface points (P, 3) under 2D pixels (P, 2) of one render of the mesh
     (vertices (V, 3), faces (T, 3)); NaN if off-mesh."""
     screen = project(cam, torch.as_tensor(intrinsics, dtype=torch.float32))
     weights = barycentrics(screen, faces, fragments)

@@ -25,25 +25,29 @@ def load_mapping(path: Path = MAPPING_PATH) -> tuple[np.ndarray, np.ndarray]:
 
 
 class MediaPipeMesh:
-    """All 478 MediaPipe face-mesh points of the most prominent face, in pixels."""
+    """All 478 MediaPipe face-mesh points of the most prominent face (or of up to `max_faces`
+    faces), in pixels."""
 
-    def __init__(self, video: bool) -> None:
+    def __init__(self, video: bool, max_faces: int = 1) -> None:
         import mediapipe as mp  # heavy import, only when a detector is made
 
         self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=not video, max_num_faces=1, refine_landmarks=True,
+            static_image_mode=not video, max_num_faces=max_faces, refine_landmarks=True,
             min_detection_confidence=0.5, min_tracking_confidence=0.5)
 
     def points(self, image_rgb: np.ndarray) -> np.ndarray | None:
         """(478, 2) pixel coordinates (centres at integers), or None without a face."""
+        faces = self.faces(image_rgb)
+        return faces[0] if faces else None
+
+    def faces(self, image_rgb: np.ndarray) -> list[np.ndarray]:
+        """(478, 2) pixel coordinates of each face found, the most prominent first."""
         height, width = image_rgb.shape[:2]
         result = self._mesh.process(np.ascontiguousarray(image_rgb))
-        if not result.multi_face_landmarks:
-            return None
-        lm = result.multi_face_landmarks[0].landmark
-        xy = np.array([[p.x, p.y] for p in lm], np.float64)
         # MediaPipe's normalised coordinates measure from the image edge, not a pixel centre.
-        return (xy * [width, height] - 0.5).astype(np.float32)
+        faces = [(np.array([[p.x, p.y] for p in face.landmark], np.float64) * [width, height] - 0.5
+                  ).astype(np.float32) for face in (result.multi_face_landmarks or [])]
+        return sorted(faces, key=lambda xy: -float(np.prod(xy.max(0) - xy.min(0))))
 
     def close(self) -> None:
         self._mesh.close()

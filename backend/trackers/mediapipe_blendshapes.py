@@ -25,6 +25,7 @@ from ..formats.head_file import HeadAsset
 from ..formats.protocol import NUM_LANDMARKS
 from ..heads.arkit import arkit_channel
 from ..landmarks.mediapipe_detector import load_mapping
+from ..similarity import umeyama
 from .interface import Detections, Tracker, TrackerInput, TrackerOutput
 
 VERTICAL_FOV_DEG = 63.0  # MediaPipe face geometry's default perspective camera
@@ -46,20 +47,6 @@ class BlendshapeTrack:
 def read_obj_vertices(path: Path) -> np.ndarray:
     return np.array([[float(v) for v in line.split()[1:4]] for line in open(path)
                      if line.startswith("v ")])
-
-
-def umeyama(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(4, 4) similarity s R x + t best mapping source (N, 3) onto target (N, 3)."""
-    mu_s, mu_t = source.mean(0), target.mean(0)
-    a, b = source - mu_s, target - mu_t
-    u, sigma, vt = np.linalg.svd(b.T @ a / len(a))
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ d @ vt
-    scale = np.trace(np.diag(sigma) @ d) / (a**2).sum(1).mean()
-    out = np.eye(4)
-    out[:3, :3] = scale * rotation
-    out[:3, 3] = mu_t - scale * rotation @ mu_s
-    return out
 
 
 def head_to_canonical(head: HeadAsset, canonical_478: np.ndarray) -> np.ndarray:
