@@ -43,6 +43,7 @@ from .dam.training import DamTraining
 from .device import DEVICE_CHOICES, resolve_device
 from .encoder.network import EncoderArchitecture
 from .encoder.training import EncoderTraining
+from .evaluation.identity_error import EvaluateIdentityConfig
 from .evaluation.suite import SuiteSettings
 from .events import EventSink, cancellable
 from .formats import protocol
@@ -210,6 +211,12 @@ def _fit_identity(config: FitIdentityConfig, sink: EventSink) -> str:
     return str(path)
 
 
+def _evaluate_identity(config: EvaluateIdentityConfig, sink: EventSink) -> str:
+    from .evaluation.identity_error import evaluate_identity
+
+    return _write_json(evaluate_identity(config), config.json)
+
+
 def _landmarks_report(config: LandmarksReportConfig, sink: EventSink) -> str:
     from .landmarks.report import landmarks_report
 
@@ -327,6 +334,9 @@ COMMANDS: tuple[Command, ...] = (
             "like a camera", MakeBenchmarkConfig, _make_benchmark),
     Command("evaluate", "score a results directory against ground truth (--truth) or as real "
             "footage", EvaluateConfig, _evaluate),
+    Command("evaluate-identity", "a head's rest shape against a ground-truth clip's head (NoW "
+            "protocol: similarity + ICP, point-to-surface over the face), beside the default head's",
+            EvaluateIdentityConfig, _evaluate_identity),
     Command("suite", "every tracker on every evaluation clip (ground truth, real footage, "
             "annotated photos); report", SuiteSettings, _suite),
     Command("demo", "render a clip of the default head in Blender, track it, print errors, write "

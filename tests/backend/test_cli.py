@@ -20,7 +20,8 @@ MINIMAL = {"track": ["clip.mp4", "--out", "r"], "batch": ["shots.toml", "--out",
            "export-head": ["--out", "h.npz"],
            "capture": ["--out", "c"], "train-dam": ["cap", "--out", "m"],
            "evaluate-model": ["m"], "make-benchmark": ["--out", "b"], "evaluate": ["r"],
-           "bake-textures": ["r", "--camera", "cam.json"], "train-encoder": ["m"]}
+           "bake-textures": ["r", "--camera", "cam.json"], "train-encoder": ["m"],
+           "fit-identity": ["clip.mp4", "--out", "h.npz"], "evaluate-identity": ["h.npz", "--truth", "c"]}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)

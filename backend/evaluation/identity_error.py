@@ -1,0 +1,88 @@
+"""How far a fitted head's rest shape is from an actor's true one, across topologies (the NoW
+benchmark's protocol): the truth's face points within NOW_CROP_M of its nose tip, the fitted
+head aligned to them by a similarity (first from the iBUG-68 landmarks both heads carry, then
+refined by trimmed iterative closest points), and each truth point's distance to the fitted
+head's surface.
+
+`evaluate-identity HEAD --truth CLIP` scores a head (e.g. from `fit-identity`) against a
+ground-truth clip's head beside the default head's score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config_parser import option, positional, report_option, required
+from ..formats.head_file import HeadAsset, load_head
+from ..similarity import umeyama
+
+NOW_CROP_M = 0.095  # NoW crops scans to this radius around the nose tip
+NOSE_TIP = 30  # iBUG-68
+ICP_ITERATIONS = 10
+ICP_TRIM = 0.9  # the closest 90% of pairs refine the alignment (the rest: unmatched regions)
+
+
+@dataclass(frozen=True)
+class EvaluateIdentityConfig:
+    head: Path = positional("head.npz whose rest shape is scored (e.g. from fit-identity)")
+    truth: Path = required("ground-truth clip folder (its head.npz is the actor) or a head.npz")
+    reference: str = option("default", "head scored beside it: 'default' or a head.npz path")
+    json: Path | None = report_option()
+
+
+def _surface_distances(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(P,) distance of each point (P, 3) to the nearest of the triangles (T, 3) that touch its
+    16 nearest vertices (enough on a mesh of even density)."""
+    from scipy.spatial import cKDTree
+
+    from ..identity.dense_landmarks import closest_surface_points
+
+    _, near = cKDTree(vertices).query(points, k=16)
+    touching: dict[int, list[int]] = {}
+    for t, tri in enumerate(faces):
+        for v in tri:
+            touching.setdefault(int(v), []).append(t)
+    out = np.zeros(len(points))
+    for i, p in enumerate(points):
+        candidates = np.unique(np.concatenate([touching.get(int(v), []) for v in near[i]])).astype(np.int64)
+        tri, weights = closest_surface_points(p[None], vertices, faces[candidates])
+        out[i] = np.linalg.norm(weights[0] @ vertices[faces[candidates[tri[0]]]] - p)
+    return out
+
+
+def identity_error_mm(head: HeadAsset, truth: HeadAsset) -> dict[str, float]:
+    """NoW-style error of `head`'s rest shape against `truth`'s (both (V, 3) head space):
+    mean, median and p90 in millimetres over the truth's cropped face points."""
+    from scipy.spatial import cKDTree
+
+    face = truth.vertices[truth.face_region].astype(np.float64)
+    nose = truth.vertices[truth.landmark_vertex[NOSE_TIP]]
+    points = face[np.linalg.norm(face - nose, axis=1) < NOW_CROP_M]
+    both = head.landmark_mask & truth.landmark_mask
+    transform = umeyama(head.vertices[head.landmark_vertex[both]].astype(np.float64),
+                        truth.vertices[truth.landmark_vertex[both]].astype(np.float64))
+    vertices = head.vertices.astype(np.float64)
+    for _ in range(ICP_ITERATIONS):
+        moved = vertices @ transform[:3, :3].T + transform[:3, 3]
+        distance, nearest = cKDTree(moved).query(points)
+        kept = distance <= np.quantile(distance, ICP_TRIM)
+        transform = umeyama(vertices[nearest[kept]], points[kept])
+    moved = vertices @ transform[:3, :3].T + transform[:3, 3]
+    d = _surface_distances(points, moved, head.faces) * 1000
+    return {"mean_mm": round(float(d.mean()), 3), "median_mm": round(float(np.median(d)), 3),
+            "p90_mm": round(float(np.percentile(d, 90)), 3), "points": len(points)}
+
+
+def evaluate_identity(config: EvaluateIdentityConfig) -> dict:
+    """The report of `evaluate-identity`: the head's error and the reference head's."""
+    from ..heads.default_head import resolve_head
+
+    truth_path = config.truth / "head.npz" if config.truth.is_dir() else config.truth
+    truth = load_head(truth_path)
+    return {"truth": str(truth_path),
+            "head": {"path": str(config.head), **identity_error_mm(load_head(config.head), truth)},
+            "reference": {"head": config.reference,
+                          **identity_error_mm(resolve_head(config.reference), truth)}}
