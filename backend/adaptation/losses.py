@@ -64,12 +64,12 @@ def appearance_loss(unwrapped: torch.Tensor, visible: torch.Tensor, decoded: tor
     weight = visible.to(unwrapped.dtype)
     if shading_window <= 1:
         return _weighted_mean(charbonnier(difference, COLOUR_SCALE).sum(1), weight)
-    detail = difference - _masked_blur(difference, weight, shading_window)
+    detail = difference - masked_blur(difference, weight, shading_window)
     return (_weighted_mean(charbonnier(detail, COLOUR_SCALE).sum(1), weight)
             + shading_weight * _weighted_mean(charbonnier(difference, COLOUR_SCALE).sum(1), weight))
 
 
-def _masked_blur(values: torch.Tensor, weight: torch.Tensor, window: int) -> torch.Tensor:
+def masked_blur(values: torch.Tensor, weight: torch.Tensor, window: int) -> torch.Tensor:
     """Box average of values (B, C, T, T) over the texels where weight (B, T, T) is set."""
     w = weight[:, None]
     pad = window // 2

@@ -32,7 +32,7 @@ from ..landmarks.detection import LandmarkDetector
 from ..landmarks.nme import nme as landmark_nme
 from ..render.rasterize import project
 from ..render.unlit import render_unlit
-from ..render.unwrap import UVAtlas, make_atlas, unwrap
+from ..render.unwrap import make_atlas, unwrap
 from .metrics import jitter_px, landmark_errors_px, photometric_error
 
 # Face-region pixels kept per clip for the colour fit and the RMS: bounds memory (two float32
@@ -216,8 +216,8 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
     faces = torch.as_tensor(head.faces, device=dev)
     uv, uv_faces = torch.as_tensor(head.uv), torch.as_tensor(head.uv_faces)
     face_triangle = torch.as_tensor(head.face_region[head.faces].all(1), device=dev)
-    atlas = _face_atlas(make_atlas(uv, uv_faces, torch.as_tensor(head.faces), texture_size).to(dev),
-                        face_triangle)
+    atlas = make_atlas(uv, uv_faces, torch.as_tensor(head.faces), texture_size).to(dev).restricted(
+        face_triangle)
     face_vertex = torch.as_tensor(head.face_region, device=dev)
     intrinsics = torch.as_tensor(tracking["intrinsics"], dtype=torch.float32, device=dev)
     total = 2 * len(rows)
@@ -269,14 +269,6 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
         rendered_all, observed_all = np.concatenate(rendered_parts), np.concatenate(observed_parts)
         result["rms_255"] = photometric_error(rendered_all.astype(np.float64), observed_all.astype(np.float64))
     return result
-
-
-def _face_atlas(atlas: UVAtlas, face_triangle: torch.Tensor) -> UVAtlas:
-    """The atlas's texels on face-region triangles only (face_triangle (T,) bool): the rest of
-    the head is never scored, so unwrapping it would only cost time."""
-    keep = face_triangle[atlas.triangle]
-    return UVAtlas(atlas.size, atlas.texel_index[keep], atlas.triangle[keep], atlas.corners[keep],
-                   atlas.weights[keep])
 
 
 def _face_window(screen: torch.Tensor, face_vertex: torch.Tensor, height: int,

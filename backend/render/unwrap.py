@@ -43,6 +43,13 @@ class UVAtlas:
         out[self.texel_index] = True
         return out.view(self.size, self.size)
 
+    def restricted(self, triangle_mask: torch.Tensor) -> UVAtlas:
+        """The texels on triangles where triangle_mask (T,) bool is set (e.g. the face region:
+        unwrapping texels nobody reads only costs time)."""
+        keep = triangle_mask.to(self.triangle.device)[self.triangle]
+        return UVAtlas(self.size, self.texel_index[keep], self.triangle[keep], self.corners[keep],
+                       self.weights[keep])
+
     def to(self, device: torch.device | str) -> UVAtlas:
         return UVAtlas(self.size, *(t.to(device) for t in (self.texel_index, self.triangle,
                                                               self.corners, self.weights)))
