@@ -46,16 +46,6 @@ class IdentityFitConfig:
     focal_prior: float = option(0.05, "weight of (log f - log f0)^2, f0 = max(width, height)")
     focal_px: float | None = option(None, "the camera's focal length in pixels when known (it is "
                                           "then held; default: fitted from max(width, height))")
-    photometric_steps: int = option(150, "steps of the photometric stage after the landmark stages "
-                                         "(0: landmarks only)")
-    photometric_weight: float = option(1.0, "weight of the frames' texture disagreement beside the "
-                                            "landmark term in that stage")
-    photometric_learning_rate: float = option(0.003, "Adam's learning rate of the photometric stage")
-    photometric_texels: int = option(128, "size of the UV textures the frames are unwrapped into")
-    photometric_image_size: int = option(480, "frames are scaled to at most this many pixels a side "
-                                              "for the photometric stage")
-    detail_window: int = option(9, "texels of the local mean removed before comparing textures "
-                                   "(the light's smooth shading differs between views)")
 
     def __post_init__(self) -> None:
         if self.rigid_steps < 0 or self.full_steps < 1:
@@ -64,15 +54,9 @@ class IdentityFitConfig:
         for name in ("learning_rate", "cauchy_scale"):
             if not getattr(self, name) > 0:
                 raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be above 0")
-        if self.photometric_steps < 0 or self.photometric_texels < 16 or self.photometric_image_size < 64:
-            raise BadInput(f"--photometric-steps {self.photometric_steps} --photometric-texels "
-                           f"{self.photometric_texels} --photometric-image-size "
-                           f"{self.photometric_image_size}: need steps >= 0, texels >= 16 and "
-                           "image size >= 64")
         if self.focal_px is not None and not self.focal_px > 0:
             raise BadInput(f"--focal-px {self.focal_px}: must be above 0 (pixels)")
-        for name in ("identity_prior", "expression_sparsity", "focal_prior", "photometric_weight",
-                     "photometric_learning_rate", "detail_window"):
+        for name in ("identity_prior", "expression_sparsity", "focal_prior"):
             if not getattr(self, name) >= 0:
                 raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be 0 or more")
 
@@ -94,12 +78,9 @@ class IdentityFit:
 def fit_identity(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmbedding,
                  points: np.ndarray, width: int, height: int,
                  config: IdentityFitConfig | None = None, device: str = "cpu",
-                 on_step: Callable[[int, int], None] | None = None,
-                 images: np.ndarray | None = None) -> IdentityFit:
+                 on_step: Callable[[int, int], None] | None = None) -> IdentityFit:
     """Fit frames whose MediaPipe points (F, 478, 2) pixels were all found (a frame without a
-    face has no place here: the caller leaves it out). images: the frames themselves (F, H, W,
-    3) uint8 RGB, width x height; with them (and photometric_steps) a last stage also asks the
-    frames, unwrapped into UV space through the fitted head, to agree with each other."""
+    face has no place here: the caller leaves it out)."""
     cfg = config or IdentityFitConfig()
     dev = torch.device(device)
     num_frames = points.shape[0]
@@ -131,14 +112,11 @@ def fit_identity(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmbeddin
     def rotation() -> torch.Tensor:
         return axis_angle_to_matrix(rot) @ base_rotation
 
-    def shaped(rest_shape, identity_incr, identity_decr, expression_shapes) -> torch.Tensor:
-        """(F, X, 3) head-space positions of X points or vertices."""
-        identity = (torch.einsum("n,nxc->xc", coefficients.clamp(min=0), identity_incr)
-                    + torch.einsum("n,nxc->xc", (-coefficients).clamp(min=0), identity_decr))
-        return rest_shape + identity + torch.einsum("fk,kxc->fxc", expression, expression_shapes)
-
     def fitted_points() -> torch.Tensor:
-        camera_points = head_to_camera(shaped(rest, incr, decr, shapes), pose_matrix(rotation(), trans))
+        identity = (torch.einsum("n,npc->pc", coefficients.clamp(min=0), incr)
+                    + torch.einsum("n,npc->pc", (-coefficients).clamp(min=0), decr))
+        local = rest + identity + torch.einsum("fk,kpc->fpc", expression, shapes)
+        camera_points = head_to_camera(local, pose_matrix(rotation(), trans))
         return project(camera_points, centred_intrinsics(log_focal.exp(), width, height))[..., :2]
 
     def landmark_loss() -> torch.Tensor:
@@ -150,28 +128,17 @@ def fit_identity(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmbeddin
         return data + prior
 
     focal = [] if cfg.focal_px else [log_focal]
-    stages = [(landmark_loss, [rot, trans, *focal], cfg.rigid_steps, cfg.learning_rate),
-              (landmark_loss, [rot, trans, *focal, coefficients, expression], cfg.full_steps,
-               cfg.learning_rate)]
-    if images is not None and cfg.photometric_steps > 0:
-        disagreement = _texture_disagreement(head, basis, images, width, height, cfg, dev)
-
-        def photometric_loss() -> torch.Tensor:
-            vertices = shaped(*disagreement.shape_arrays)
-            return landmark_loss() + cfg.photometric_weight * disagreement(
-                head_to_camera(vertices, pose_matrix(rotation(), trans)), log_focal.exp())
-
-        stages.append((photometric_loss, [rot, trans, coefficients, expression], cfg.photometric_steps,
-                       cfg.photometric_learning_rate))
-    total = sum(stage[2] for stage in stages)
+    stages = (([rot, trans, *focal], cfg.rigid_steps),
+              ([rot, trans, *focal, coefficients, expression], cfg.full_steps))
+    total = cfg.rigid_steps + cfg.full_steps
     done = 0
-    for loss_fn, params, steps, learning_rate in stages:
-        optimizer = torch.optim.Adam(params, lr=learning_rate)
+    for params, steps in stages:
+        optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
         # Adam's steps stay near the learning rate; decaying it to 1% lets the fit settle.
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i, n=steps: 0.01 ** (i / n))
         for _ in range(steps):
             optimizer.zero_grad()
-            loss_fn().backward()
+            landmark_loss().backward()
             optimizer.step()
             schedule.step()
             with torch.no_grad():
@@ -193,57 +160,6 @@ def fit_identity(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmbeddin
         focal=float(log_focal.detach().exp()),
         residual_px=error.mean(1).astype(np.float32),
     )
-
-
-class _TextureDisagreement:
-    """How much the frames, unwrapped into UV space through the head, disagree on the face
-    texels two or more of them see: each frame's texture less its local mean (detail_window
-    texels: the shading a light casts differs from view to view, the skin's marks do not)
-    against the visibility-weighted mean of those details (held fixed within a step),
-    Charbonnier-penalised. A wrong shape puts a mark on different texels in different views."""
-
-    def __init__(self, head: HeadAsset, basis: IdentityBasis, images: np.ndarray, width: int,
-                 height: int, cfg: IdentityFitConfig, dev: torch.device) -> None:
-        import torch.nn.functional as F
-
-        from ..render.unwrap import make_atlas
-
-        factor = min(1.0, cfg.photometric_image_size / max(width, height))
-        self.width, self.height = round(width * factor), round(height * factor)
-        self.factor = factor
-        frames = torch.as_tensor(images, device=dev).permute(0, 3, 1, 2).float() / 255
-        self.images = F.interpolate(frames, size=(self.height, self.width), mode="area") \
-            if factor < 1 else frames
-        self.faces = torch.as_tensor(head.faces, device=dev)
-        face_triangle = torch.as_tensor(head.face_region[head.faces].all(1), device=dev)
-        self.atlas = make_atlas(torch.as_tensor(head.uv), torch.as_tensor(head.uv_faces),
-                                torch.as_tensor(head.faces), cfg.photometric_texels).to(dev).restricted(
-            face_triangle)
-        self.window = cfg.detail_window
-        as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=dev)  # noqa: E731
-        self.shape_arrays = (as_tensor(head.vertices), as_tensor(basis.incr), as_tensor(basis.decr),
-                             as_tensor(head.blendshapes))
-
-    def __call__(self, camera_vertices: torch.Tensor, focal: torch.Tensor) -> torch.Tensor:
-        from ..adaptation.losses import COLOUR_SCALE, charbonnier, masked_blur
-        from ..render.unwrap import unwrap
-
-        k = centred_intrinsics(focal * self.factor, self.width, self.height)
-        texture, visible = unwrap(self.images, camera_vertices, k, self.faces, self.atlas)
-        weight = visible.to(texture.dtype)
-        detail = texture - masked_blur(texture, weight, self.window)
-        seen = weight.sum(0)
-        shared = (seen >= 2).to(texture.dtype)
-        mean = ((detail * weight[:, None]).sum(0) / seen.clamp(min=1)).detach()
-        w = weight * shared
-        return (charbonnier(detail - mean, COLOUR_SCALE).sum(1) * w).sum() / w.sum().clamp(min=1)
-
-
-def _texture_disagreement(head: HeadAsset, basis: IdentityBasis, images: np.ndarray, width: int,
-                          height: int, cfg: IdentityFitConfig, dev: torch.device) -> _TextureDisagreement:
-    if images.shape[1:3] != (height, width):
-        raise ValueError(f"images are {images.shape[2]}x{images.shape[1]}, expected {width}x{height}")
-    return _TextureDisagreement(head, basis, images, width, height, cfg, dev)
 
 
 def _initial_translation(rest: np.ndarray, points: np.ndarray, mask: np.ndarray, focal: float,

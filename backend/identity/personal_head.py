@@ -91,13 +91,6 @@ def sample_faces(footage: Footage, first: int, last: int, count: int, sink: Even
                         len(wanted), np.array(crowded, np.int64))
 
 
-def read_frames(footage: Footage, indices: np.ndarray) -> np.ndarray:
-    """(len(indices), H, W, 3) uint8 RGB frames at the sorted source indices."""
-    wanted = set(int(i) for i in indices)
-    return np.stack([image for index, image in footage.frames(int(indices.min()), int(indices.max()))
-                     if index in wanted])
-
-
 def personal_head(head: HeadAsset, basis: IdentityBasis, coefficients: np.ndarray) -> HeadAsset:
     """`head` with the identity added to its rest shape; everything else shared."""
     return replace(head, vertices=(head.vertices + basis.deltas(coefficients)).astype(np.float32))
@@ -130,12 +123,10 @@ def run_fit_identity(config: FitIdentityConfig, sink: EventSink) -> tuple[Path, 
                               config.identity_frames)
     for warning in coverage.warnings:
         sink.warning(warning)
-    images = read_frames(footage, sampled.frames[coverage.chosen]) if config.fit.photometric_steps else None
     start = time.perf_counter()
     fit = fit_identity(head, basis, embedding, sampled.points[coverage.chosen], width, height,
                        config.fit, config.device,
-                       on_step=lambda done, total: sink.progress("fit identity", done, total),
-                       images=images)
+                       on_step=lambda done, total: sink.progress("fit identity", done, total))
     seconds["fit"] = time.perf_counter() - start
     save_head(personal_head(head, basis, fit.coefficients), config.out)
     report = identity_report(config, sampled, coverage.chosen, coverage.yaw_span_deg, fit, basis,
