@@ -41,7 +41,7 @@ class IdentityFitConfig:
     learning_rate: float = option(0.02, "Adam's learning rate (decayed to 1% over each stage)")
     cauchy_scale: float = option(0.03, "residual (x inter-ocular distance) where the robust loss "
                                        "starts to flatten")
-    identity_prior: float = option(0.01, "weight of the sum of squared identity coefficients")
+    identity_prior: float = option(0.1, "weight of the sum of squared identity coefficients")
     expression_sparsity: float = option(0.01, "weight of L1 on each frame's expression weights")
     focal_prior: float = option(0.05, "weight of (log f - log f0)^2, f0 = max(width, height)")
     focal_px: float | None = option(None, "the camera's focal length in pixels when known (it is "

@@ -1,12 +1,14 @@
 """`fit-identity`: the default head reshaped to the actor in a clip, written as a head file.
 
 detect (MediaPipe's 478 points on frames sampled evenly over the range) -> choose the frames
-that cover the head's turns -> fit the identity (backend/identity/identity_fit.py) -> the
-default head with the fitted identity added to its rest shape. The topology, UV layout,
-landmark vertices, face region and expression shapes stay the default head's (the ARKit deltas
-are carried over unchanged), so `track --head` and the Blender import take the file as they
-take the default head. The first step of a personal face model (DESIGN.md, "The person's own
-model").
+that cover the head's turns -> fit the identity (backend/identity/identity_fit.py), then again
+with MediaPipe's own prior measured on renders of the fitted head and taken out of its points
+(backend/identity/detector_bias.py) -> the default head with the fitted identity added to its
+rest shape -> the actor's albedo fused from the chosen frames (backend/identity/albedo_fusion.py).
+The topology, UV layout, landmark vertices, face region and expression shapes stay the default
+head's (the ARKit deltas are carried over unchanged), so `track --head` and the Blender import
+take the file as they take the default head. The first step of a personal face model
+(DESIGN.md, "The person's own model").
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from ..config_parser import nested, option, positional, report_option, required
 from ..events import EventSink
 from ..footage import Footage, parse_frame_range
 from ..formats.atomic import check_replaceable_file
+from ..formats.camera import centred_intrinsics, head_to_camera, pose_matrix
 from ..formats.errors import BadInput, NoFace
 from ..formats.head_file import HeadAsset, save_head
 from ..heads.default_head import default_head
+from .albedo_fusion import FusedAlbedo, fuse_albedo
 from .dense_landmarks import DenseEmbedding, embed_dense_landmarks
+from .detector_bias import detector_bias
 from .frame_choice import frame_coverage
 from .identity_basis import IdentityBasis, identity_basis
 from .identity_fit import IdentityFit, IdentityFitConfig, fit_identity
@@ -42,6 +47,10 @@ class FitIdentityConfig:
     frames: str | None = option(None, "A-B, 0-based inclusive source frames (default: all)")
     sample_frames: int = option(120, "frames examined for head angles, evenly over the range")
     identity_frames: int = option(24, "frames the identity is fitted to, chosen to cover the head's turns")
+    detector_rounds: int = option(2, "rounds of taking MediaPipe's own face prior out of its points "
+                                     "(render the fitted head, detect, correct, fit again)")
+    albedo_size: int = option(1024, "texels a side of the albedo fused from the frames (0 keeps the "
+                                    "default head's albedo)")
     overwrite: bool = option(False, "replace an existing --out")
     json: Path | None = report_option()
     fit: IdentityFitConfig = nested(IdentityFitConfig)
@@ -51,6 +60,10 @@ class FitIdentityConfig:
         if self.sample_frames < 1 or self.identity_frames < 1:
             raise BadInput(f"--sample-frames {self.sample_frames} --identity-frames "
                            f"{self.identity_frames}: both must be 1 or more")
+        if self.detector_rounds < 0:
+            raise BadInput(f"--detector-rounds {self.detector_rounds}: must be 0 or more")
+        if self.albedo_size != 0 and not 64 <= self.albedo_size <= 4096:
+            raise BadInput(f"--albedo-size {self.albedo_size}: use 0 (keep the default albedo) or 64-4096")
 
 
 @dataclass
@@ -91,6 +104,13 @@ def sample_faces(footage: Footage, first: int, last: int, count: int, sink: Even
                         len(wanted), np.array(crowded, np.int64))
 
 
+def read_frames(footage: Footage, indices: np.ndarray) -> np.ndarray:
+    """(len(indices), H, W, 3) uint8 RGB frames at the sorted source indices."""
+    wanted = {int(i) for i in indices}
+    return np.stack([image for index, image in footage.frames(int(indices.min()), int(indices.max()))
+                     if index in wanted])
+
+
 def personal_head(head: HeadAsset, basis: IdentityBasis, coefficients: np.ndarray) -> HeadAsset:
     """`head` with the identity added to its rest shape; everything else shared."""
     return replace(head, vertices=(head.vertices + basis.deltas(coefficients)).astype(np.float32))
@@ -123,20 +143,52 @@ def run_fit_identity(config: FitIdentityConfig, sink: EventSink) -> tuple[Path, 
                               config.identity_frames)
     for warning in coverage.warnings:
         sink.warning(warning)
+    points = sampled.points[coverage.chosen]
+    rounds = config.detector_rounds + 1
     start = time.perf_counter()
-    fit = fit_identity(head, basis, embedding, sampled.points[coverage.chosen], width, height,
-                       config.fit, config.device,
-                       on_step=lambda done, total: sink.progress("fit identity", done, total))
+
+    def fit_round(targets: np.ndarray, round_index: int) -> IdentityFit:
+        def on_step(done: int, total: int) -> None:
+            sink.progress("fit identity", round_index * total + done, rounds * total)
+
+        return fit_identity(head, basis, embedding, targets, width, height, config.fit,
+                            config.device, on_step=on_step)
+
+    fit = fit_round(points, 0)
+    if config.detector_rounds:
+        from ..landmarks.mediapipe_detector import MediaPipeMesh
+
+        mesh = MediaPipeMesh(video=False)
+        try:
+            for round_index in range(1, rounds):
+                bias = detector_bias(head, personal_head(head, basis, fit.coefficients).vertices, fit,
+                                     embedding, width, height, mesh)
+                fit = fit_round(points - bias, round_index)
+        finally:
+            mesh.close()
     seconds["fit"] = time.perf_counter() - start
-    save_head(personal_head(head, basis, fit.coefficients), config.out)
+    personal = personal_head(head, basis, fit.coefficients)
+    fused = None
+    if config.albedo_size:
+        start = time.perf_counter()
+        sink.progress("albedo", 0, 1)
+        images = read_frames(footage, sampled.frames[coverage.chosen])
+        posed = personal.vertices[None] + np.einsum("fk,kvc->fvc", fit.weights, personal.blendshapes)
+        fused = fuse_albedo(personal, images, head_to_camera(posed, pose_matrix(fit.rotation, fit.translation)),
+                            centred_intrinsics(fit.focal, width, height), config.albedo_size, config.device)
+        personal.albedo = fused.albedo
+        sink.progress("albedo", 1, 1)
+        seconds["albedo"] = time.perf_counter() - start
+    save_head(personal, config.out)
     report = identity_report(config, sampled, coverage.chosen, coverage.yaw_span_deg, fit, basis,
-                             embedding, coverage.warnings, seconds)
+                             embedding, fused, coverage.warnings, seconds)
     return config.out, report
 
 
 def identity_report(config: FitIdentityConfig, sampled: SampledFaces, chosen: np.ndarray,
                     yaw_span_deg: float, fit: IdentityFit, basis: IdentityBasis,
-                    embedding: DenseEmbedding, warnings: list[str], seconds: dict[str, float]) -> dict:
+                    embedding: DenseEmbedding, fused: FusedAlbedo | None, warnings: list[str],
+                    seconds: dict[str, float]) -> dict:
     """What was fitted, to what, how well: the command's JSON report."""
     order = np.argsort(-np.abs(fit.coefficients))
     return {
@@ -155,6 +207,10 @@ def identity_report(config: FitIdentityConfig, sampled: SampledFaces, chosen: np
         "rest_shape_change_mm": {
             "mean": round(float(np.linalg.norm(basis.deltas(fit.coefficients), axis=1).mean() * 1000), 2),
             "max": round(float(np.linalg.norm(basis.deltas(fit.coefficients), axis=1).max() * 1000), 2)},
+        "albedo": None if fused is None else {
+            "observed_fraction": round(fused.observed_fraction, 3),
+            "observed_face_fraction": round(fused.observed_face_fraction, 3),
+            "mirrored_fraction": round(fused.mirrored_fraction, 3)},
         "warnings": warnings,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }

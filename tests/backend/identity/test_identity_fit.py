@@ -75,7 +75,9 @@ def test_an_identity_is_recovered_from_exact_projections(default_head, basis, em
     fit = fit_identity(head, basis, embedding, np.array(points, np.float32), 512, 512)
     default_mm, fitted_mm = face_errors_mm(head, head.vertices + basis.deltas(fit.coefficients), truth)
     print(f"face error: default head {default_mm:.2f} mm, fitted {fitted_mm:.2f} mm")
-    assert fitted_mm < 0.3 * default_mm
+    # The prior (0.1) holds back what the points barely pin: 0.97 mm at a prior of 0.01, 1.78 at
+    # 0.1; the default keeps the detector's noise out of real clips (docs/identity.md).
+    assert fitted_mm < 0.4 * default_mm
     assert fit.residual_px.mean() < 1.5
 
 
@@ -118,7 +120,7 @@ def identity_clip(default_head, basis, tmp_path_factory) -> tuple[Path, np.ndarr
 def test_an_identity_is_recovered_from_cycles_renders(identity_clip, default_head, tmp_path):
     clip, truth = identity_clip
     out, report = run_fit_identity(FitIdentityConfig(footage=clip / FOOTAGE, out=tmp_path / "actor.npz",
-                                                     sample_frames=16, identity_frames=16),
+                                                     sample_frames=16, identity_frames=16, albedo_size=256),
                                    EventSink(json_lines=False))
     fitted = load_head(out)
     assert fitted.topology_hash == default_head.topology_hash
@@ -127,21 +129,23 @@ def test_an_identity_is_recovered_from_cycles_renders(identity_clip, default_hea
     print(f"face error: default head {default_mm:.2f} mm, fitted {fitted_mm:.2f} mm; {report}")
     assert report["frames_with_face"] == 16 and report["warnings"] == []
     # MediaPipe's points follow about 60% of an identity's displacement (its own face prior
-    # holds the rest; docs/identity.md), so the landmark stage alone cannot reach the truth:
-    # measured 5.32 -> 3.94 mm here. The goal (half) needs the photometric stage.
-    assert fitted_mm < 0.8 * default_mm
+    # holds the rest; docs/identity.md): fitted to them once, 5.32 -> 4.26 mm here (0.80); with
+    # the two default rounds taking that prior out, 3.62 mm (0.68).
+    assert fitted_mm < 0.75 * default_mm
+    assert fitted.albedo.shape == (256, 256, 3) and report["albedo"]["observed_face_fraction"] > 0.8
 
 
 def test_the_command_writes_a_head_and_a_report_and_refuses_to_overwrite(identity_clip, tmp_path):
     clip, _ = identity_clip
     out, report_path = tmp_path / "actor.npz", tmp_path / "report.json"
     args = ["fit-identity", str(clip / FOOTAGE), "--out", str(out), "--sample-frames", "6",
-            "--identity-frames", "6", "--full-steps", "50", "--json", str(report_path), "--events"]
+            "--identity-frames", "6", "--full-steps", "50", "--detector-rounds", "1",
+            "--albedo-size", "128", "--json", str(report_path), "--events"]
     done = run_backend(*args)
     assert done.returncode == 0, done.stderr[-2000:]
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert events[-1] == {"event": "result", "path": str(out)}
-    assert {"detect", "fit identity"} <= {e["stage"] for e in events if e["event"] == "progress"}
+    assert {"detect", "fit identity", "albedo"} <= {e["stage"] for e in events if e["event"] == "progress"}
     assert json.loads(report_path.read_text())["frames_fitted"]
     again = run_backend(*args)
     assert again.returncode != 0 and "already exists" in again.stdout
@@ -178,6 +182,10 @@ def test_bad_settings_are_refused_before_any_work():
         IdentityFitConfig(identity_prior=-1)
     with pytest.raises(BadInput, match="--sample-frames"):
         FitIdentityConfig(footage=Path("x.mp4"), out=Path("y.npz"), sample_frames=0)
+    with pytest.raises(BadInput, match="--albedo-size"):
+        FitIdentityConfig(footage=Path("x.mp4"), out=Path("y.npz"), albedo_size=10)
+    with pytest.raises(BadInput, match="--focal-px"):
+        IdentityFitConfig(focal_px=0.0)
 
 
 def test_yawed_view_angles_are_measured(default_head, embedding):
