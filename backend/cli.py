@@ -43,6 +43,7 @@ from .dam.training import DamTraining
 from .device import DEVICE_CHOICES, resolve_device
 from .encoder.network import EncoderArchitecture
 from .encoder.training import EncoderTraining
+from .evaluation.identity_benchmark import IdentityBenchmarkConfig
 from .evaluation.identity_error import EvaluateIdentityConfig
 from .evaluation.suite import SuiteSettings
 from .events import EventSink, cancellable
@@ -217,6 +218,12 @@ def _evaluate_identity(config: EvaluateIdentityConfig, sink: EventSink) -> str:
     return _write_json(evaluate_identity(config), config.json)
 
 
+def _identity_benchmark(config: IdentityBenchmarkConfig, sink: EventSink) -> str:
+    from .evaluation.identity_benchmark import identity_benchmark
+
+    return _write_json(identity_benchmark(config, sink), config.json)
+
+
 def _landmarks_report(config: LandmarksReportConfig, sink: EventSink) -> str:
     from .landmarks.report import landmarks_report
 
@@ -337,6 +344,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("evaluate-identity", "a head's rest shape against a ground-truth clip's head (NoW "
             "protocol: similarity + ICP, point-to-surface over the face), beside the default head's",
             EvaluateIdentityConfig, _evaluate_identity),
+    Command("identity-benchmark", "fit-identity on Cycles clips of known random identities of the "
+            "default head: its error beside the default head's", IdentityBenchmarkConfig,
+            _identity_benchmark),
     Command("suite", "every tracker on every evaluation clip (ground truth, real footage, "
             "annotated photos); report", SuiteSettings, _suite),
     Command("demo", "render a clip of the default head in Blender, track it, print errors, write "

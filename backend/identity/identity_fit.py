@@ -38,7 +38,7 @@ class IdentityFitConfig:
 
     rigid_steps: int = option(150, "steps fitting head poses and focal length alone")
     full_steps: int = option(600, "steps fitting identity, expressions, poses and focal together")
-    learning_rate: float = option(0.02, "Adam's learning rate (decayed to 1% over each stage)")
+    learning_rate: float = option(0.02, "Adam's learning rate (decayed a hundredfold over each stage)")
     cauchy_scale: float = option(0.03, "residual (x inter-ocular distance) where the robust loss "
                                        "starts to flatten")
     identity_prior: float = option(0.1, "weight of the sum of squared identity coefficients")

@@ -21,7 +21,8 @@ MINIMAL = {"track": ["clip.mp4", "--out", "r"], "batch": ["shots.toml", "--out",
            "capture": ["--out", "c"], "train-dam": ["cap", "--out", "m"],
            "evaluate-model": ["m"], "make-benchmark": ["--out", "b"], "evaluate": ["r"],
            "bake-textures": ["r", "--camera", "cam.json"], "train-encoder": ["m"],
-           "fit-identity": ["clip.mp4", "--out", "h.npz"], "evaluate-identity": ["h.npz", "--truth", "c"]}
+           "fit-identity": ["clip.mp4", "--out", "h.npz"], "evaluate-identity": ["h.npz", "--truth", "c"],
+           "identity-benchmark": ["--out", "b"]}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
@@ -92,3 +93,11 @@ def test_a_cancel_that_a_library_wrapped_is_still_a_cancel():
         wrapped = exc
     assert _cancel_behind(wrapped).message == "cancelled by signal SIGTERM"
     assert _cancel_behind(RuntimeError("a real bug")) is None
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
+def test_every_command_prints_its_help(command, capsys):
+    # argparse %-formats help texts: a bare "%" in an option's help breaks --help.
+    with pytest.raises(SystemExit) as exit_info:
+        parse([command.name, "--help"])
+    assert exit_info.value.code == 0 and command.name in capsys.readouterr().out

@@ -14,6 +14,7 @@ import pytest
 
 from backend.evaluation.clip_making import FOOTAGE, make_clips
 from backend.evaluation.clip_specs import PROCEDURAL, ClipSpec, Domain
+from backend.evaluation.identity_benchmark import random_identity
 from backend.events import EventSink
 from backend.formats.errors import BadInput, NoFace
 from backend.formats.head_file import load_head, save_head
@@ -35,15 +36,6 @@ def basis():
 @pytest.fixture(scope="module")
 def embedding(default_head):
     return embed_dense_landmarks(default_head)
-
-
-def random_identity(basis, seed: int) -> np.ndarray:
-    """Every modifier uniform in half its range, the macro directions at their spread."""
-    rng = np.random.default_rng(seed)
-    c = np.clip(rng.uniform(-0.5, 0.5, basis.size), basis.lower, basis.upper)
-    macro = np.array(basis.group) == "macro"
-    c[macro] = rng.normal(0.0, 1.0, macro.sum())
-    return c
 
 
 def face_errors_mm(head, fitted_vertices, true_vertices) -> tuple[float, float]:
