@@ -85,7 +85,9 @@ class FACEADAPT_PT_main(bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        layout.operator("faceadapt.add_head", icon="MONKEY")
+        row = layout.row(align=True)
+        row.operator("faceadapt.add_head", icon="MONKEY")
+        row.operator("faceadapt.add_head", text="From File", icon="FILE_FOLDER").browse = True
         draw_tracking(layout, context)
         column = layout.column()
         column.enabled = selected_head(context) is not None

@@ -474,6 +474,21 @@ def run_track_strips(report: dict, footage: str, workdir_path: Path) -> None:
                                for m in scene.timeline_markers}
     report["strip_scene_range"] = [scene.frame_start, scene.frame_end]
 
+    # A head from a file (as fit-identity writes): the default head's file, reshaped.
+    with np.load(Path(bpy.utils.extension_path_user(MODULE, path="heads")) / "default.npz") as d:
+        arrays = {k: d[k] for k in d.files}
+    arrays["vertices"] = (arrays["vertices"] * np.array([1.08, 1.0, 0.95])).astype(np.float32)
+    actor = workdir_path / "actor.npz"
+    np.savez(actor, **arrays)
+    report["add_head_from_file"] = run_operator("add_head", filepath=str(actor))
+    file_head = bpy.context.active_object
+    evaluated = np.array([v.co[:] for v in file_head.data.shape_keys.key_blocks["Basis"].data])
+    report["file_head"] = {"max_vertex_difference": float(np.abs(evaluated - arrays["vertices"]).max()),
+                           "head_property": str(file_head.get("faceadapt_head"))}
+    (workdir_path / "not_a_head.npz").write_text("not an npz")
+    report["add_head_bad_file"] = run_operator("add_head", filepath=str(workdir_path / "not_a_head.npz"))
+    report["add_head_missing_file"] = run_operator("add_head", filepath=str(workdir_path / "gone.npz"))
+
 
 if __name__ == "__main__":
     run_scenario(main)

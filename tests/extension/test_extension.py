@@ -74,6 +74,18 @@ def test_add_head(report: dict):
     assert head["neck_cut"]  # the material hides the ragged bottom edge of the neck
 
 
+def test_add_head_from_a_file(report: dict):
+    assert report["add_head_from_file"]["result"] == ["FINISHED"], report["add_head_from_file"]
+    assert report["file_head"]["max_vertex_difference"] < 1e-6
+    # Track Footage passes the head's own copy in the extension's folder as --head.
+    assert report["file_head"]["head_property"].endswith(".npz")
+    assert Path(report["file_head"]["head_property"]).is_file()
+    for refused, words in (("add_head_bad_file", "cannot be read"),
+                           ("add_head_missing_file", "does not exist")):
+        assert report[refused]["result"] == ["CANCELLED"] and report[refused]["unchanged"], report[refused]
+        assert words in report[refused]["error"], report[refused]["error"]
+
+
 def test_track_footage_imports_onto_the_strip_frames(report: dict):
     assert report["track"]["result"] == ["FINISHED"]
     imported = report["imported"]
