@@ -346,10 +346,11 @@ def test_out_that_cannot_be_written_is_refused_before_decoding(tmp_path, parent)
 def test_a_second_run_on_the_same_out_is_refused_up_front(data_dir, tmp_path):
     """The report: a second run on the same --out failed with exit 4 after its full work."""
     out = tmp_path / "r"
-    # A cold stage cache of its own: with the suite's warm one, the first run could finish
-    # before the second had been refused (it did in CI), leaving nothing to cancel.
+    # A cold stage cache of its own and the longest clip (354 frames, about two minutes with
+    # the default tracker): with a warm cache or a short clip the first run could finish before
+    # the second had been refused (it did in CI, twice), leaving nothing to cancel.
     cold = dict(os.environ, FACEADAPT_CACHE=str(tmp_path / "cold-cache"))
-    first = _track_process(data_dir / "videos/lp_driving_d0.mp4", out, "--texture-size", "0",
+    first = _track_process(data_dir / "videos/lp_driving_d3.mp4", out, "--texture-size", "0",
                            env=cold)
     try:
         _until_progress(first)

@@ -173,8 +173,12 @@ def test_a_cancel_stops_every_shot_and_worker_and_leaves_nothing_half_written(da
     out = tmp_path / "out"
     command = [sys.executable, "-m", "backend", "batch", str(path), "--out", str(out), "--engine", "ray",
                "--events"]
+    # A cache of its own: with the detections another variant cached, the shots would skip
+    # detecting and finish before any cancel (they did in CI).
+    env = dict(os.environ, FACEADAPT_CACHE=str(tmp_path / "cache"))
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True)
+                               text=True, env=env)
+    cluster = None
     for line in process.stdout:  # both shots running, one of them detecting: outputs half made
         event = protocol.parse_event_line(line)
         if event and str(event.get("stage")).endswith(" detect") and event["done"] < event["total"]:
@@ -182,6 +186,7 @@ def test_a_cancel_stops_every_shot_and_worker_and_leaves_nothing_half_written(da
             process.send_signal(signum)
             break
     rest, _ = process.communicate(timeout=120)
+    assert cluster is not None, "the batch finished without a shot reporting its detection under way"
     assert process.returncode == protocol.EXIT_CODES[protocol.ERROR_CANCELLED]
     last = protocol.parse_event_line(rest.splitlines()[-1])
     assert last["kind"] == "cancelled" and "unfinished shot(s) stopped" in last["message"]
