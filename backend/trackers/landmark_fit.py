@@ -21,6 +21,7 @@ from ..head_space import HEAD_TO_FRONT_CAMERA
 from ..landmarks.nme import clip_inter_ocular
 from ..render.camera import centred_intrinsics, head_to_camera, pose_matrix
 from ..render.rasterize import project
+from ..staged_adam import minimise_in_stages
 from .interface import Tracker, TrackerInput, TrackerOutput
 from .rotation import axis_angle_to_matrix
 
@@ -109,23 +110,8 @@ def fit_landmarks(
         prior = prior + cfg.focal_prior * (log_focal - np.log(focal0)) ** 2
         return data + smooth + prior
 
-    total = cfg.rigid_steps + cfg.full_steps
     stages = (([rot, trans, log_focal], cfg.rigid_steps), ([rot, trans, shape_w, log_focal], cfg.full_steps))
-    done = 0
-    for params, steps in stages:
-        optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
-        # Adam's steps stay near the learning rate; decaying it to 1% lets the fit settle.
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i, n=steps: 0.01 ** (i / n))
-        for _ in range(steps):
-            optimizer.zero_grad()
-            loss_fn().backward()
-            optimizer.step()
-            schedule.step()
-            with torch.no_grad():
-                shape_w.clamp_(0.0, 1.0)
-            done += 1
-            if on_step:
-                on_step(done, total)
+    minimise_in_stages(loss_fn, stages, cfg.learning_rate, lambda: shape_w.clamp_(0.0, 1.0), on_step)
 
     with torch.no_grad():
         rotation, camera_points = pose_and_points()
