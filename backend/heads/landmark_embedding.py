@@ -34,7 +34,7 @@ VIEW_YAWS_DEG = (0.0, 20.0, -20.0)
 IMAGE_SIZE = 512
 CAMERA_DISTANCE_M = 0.6
 FOCAL_PX = 1400.0
-_FLAT_SKIN = np.array([200, 160, 140], np.uint8)
+FLAT_SKIN = np.array([200, 160, 140], np.uint8)  # the colour of a head without an albedo
 INNER_LIPS = np.array([61, 62, 63, 65, 66, 67])  # upper three, then lower three
 MOUTH_OPENING_M = 0.010  # how far jawOpen parts the outer lips (51, 57) for the inner lips
 MIN_JAW_OPENING_M = 0.002  # a jawOpen parting the lips less than this cannot split them
@@ -60,6 +60,12 @@ def view_camera(head: HeadAsset, yaw_deg: float) -> tuple[np.ndarray, np.ndarray
     return rotation, translation, centred_intrinsics(FOCAL_PX, IMAGE_SIZE, IMAGE_SIZE)
 
 
+def albedo_for_rendering(head: HeadAsset) -> torch.Tensor:
+    """(3, H, W) float in [0, 1]: the head's albedo, or FLAT_SKIN (1 x 1) without one."""
+    albedo = head.albedo if head.albedo is not None else FLAT_SKIN[None, None, :]
+    return torch.as_tensor(albedo).permute(2, 0, 1).float() / 255
+
+
 def embed_landmarks(head: HeadAsset, snap_to: np.ndarray | None = None) -> Embedding:
     """Embed iBUG-68 landmarks on `head` (neutral shape, its albedo or a flat skin tone).
 
@@ -69,8 +75,7 @@ def embed_landmarks(head: HeadAsset, snap_to: np.ndarray | None = None) -> Embed
     neutral renders put them (on a closed mouth, upper and lower share vertices) and warns.
     """
     allowed = np.flatnonzero(head.face_region if snap_to is None else snap_to)
-    albedo = head.albedo if head.albedo is not None else _FLAT_SKIN[None, None, :]
-    albedo_t = torch.as_tensor(albedo).permute(2, 0, 1).float() / 255
+    albedo_t = albedo_for_rendering(head)
     detector = MediaPipeDetector(video=False)
     try:
         lifted = _detect_and_lift(head, head.vertices, albedo_t, detector)

@@ -2,15 +2,16 @@
 
 Each frame is unwrapped (backend/render/unwrap.py: visible texels only) and weighted per texel
 by how squarely the surface faces the camera (cos^2 of the view angle: grazing texels are
-smeared and mis-registered). A frame's texture is the albedo times its light; the light is
-modelled per frame and colour channel as first-order spherical harmonics of the camera-space
-normal (ambient + one direction, which a phone clip's soft key light mostly is), solved from the
-ratios of the frames' colours on texels they share (the albedo cancels) and divided out; the
-albedo is then a robust weighted mean over frames (Cauchy weights on each frame's residual,
-re-solved a few rounds: expressions, specular highlights and occluders are outliers of some
-frames, not of all). Texels no frame saw take their mirror texel's colour (the
-face's left-right symmetry) and failing that the default albedo's, scaled to the actor's
-colour over the texels both have; the observed fraction is reported.
+smeared and mis-registered). A frame's texture is the albedo times the light; the light is one
+for the clip (the camera is static, so the room's light is fixed in camera space), per colour
+channel second-order spherical harmonics of the camera-space normal (a diffuse surface's light,
+its self-shadowed side included), solved from the ratios of the frames' colours on texels they
+share (the albedo cancels) and divided out; the albedo is then a robust weighted mean over
+frames (Cauchy weights on each frame's residual, re-solved a few rounds: expressions, specular
+highlights and occluders are outliers of some frames, not of all). Texels no frame saw take
+their mirror texel's colour (the face's left-right symmetry) and failing that the default
+albedo's, scaled to the actor's colour over the texels both have; the observed fraction is
+reported.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..formats.head_file import HeadAsset
+from ..heads.landmark_embedding import FLAT_SKIN, albedo_for_rendering
 from ..render.shading import vertex_normals
 from ..render.unwrap import make_atlas, unwrap
 
@@ -180,8 +182,8 @@ def _default_texels(head: HeadAsset, atlas, size: int) -> np.ndarray:
     """(N, 3) the head's own albedo (or mid skin) at the atlas's texels, in [0, 1]."""
     texel_index = atlas.texel_index.cpu().numpy()
     if head.albedo is None:
-        return np.tile(np.array([200, 160, 140], np.float32) / 255, (len(texel_index), 1))
-    albedo = torch.as_tensor(head.albedo).permute(2, 0, 1).float()[None] / 255
+        return np.tile(FLAT_SKIN.astype(np.float32) / 255, (len(texel_index), 1))
+    albedo = albedo_for_rendering(head)[None]
     mode = "area" if albedo.shape[-1] > size else "bilinear"
     resized = F.interpolate(albedo, size=(size, size), mode=mode)[0]
     return resized.reshape(3, -1)[:, texel_index].T.numpy()

@@ -19,7 +19,7 @@ import torch
 
 from ..formats.camera import head_to_camera, pose_matrix
 from ..formats.head_file import HeadAsset
-from ..heads.landmark_embedding import IMAGE_SIZE, lift_points, view_camera
+from ..heads.landmark_embedding import IMAGE_SIZE, albedo_for_rendering, lift_points, view_camera
 from ..landmarks.mediapipe_detector import MediaPipeMesh
 from ..render.rasterize import project
 from ..render.shading import render_textured
@@ -27,7 +27,6 @@ from ..render.shading import render_textured
 NUM_POINTS = 478
 VIEW_YAWS_DEG = (0.0, 25.0, -25.0)
 IRIS_POINTS = np.arange(468, 478)
-_FLAT_SKIN = np.array([200, 160, 140], np.uint8)
 
 
 def face_oval_points() -> np.ndarray:
@@ -58,8 +57,7 @@ class DenseEmbedding:
 
 def embed_dense_landmarks(head: HeadAsset) -> DenseEmbedding:
     """Place the 478 points on `head` (its neutral shape and albedo, or a flat skin tone)."""
-    albedo = head.albedo if head.albedo is not None else _FLAT_SKIN[None, None, :]
-    albedo_t = torch.as_tensor(albedo).permute(2, 0, 1).float() / 255
+    albedo_t = albedo_for_rendering(head)
     mesh = MediaPipeMesh(video=False)
     try:
         lifted = np.stack([_detect_and_lift(head, albedo_t, mesh, yaw) for yaw in VIEW_YAWS_DEG])

@@ -18,13 +18,12 @@ import torch
 
 from ..formats.camera import centred_intrinsics, head_to_camera, pose_matrix
 from ..formats.head_file import HeadAsset
+from ..heads.landmark_embedding import albedo_for_rendering
 from ..landmarks.mediapipe_detector import MediaPipeMesh
 from ..render.rasterize import project
 from ..render.shading import render_textured
 from .dense_landmarks import DenseEmbedding
 from .identity_fit import IdentityFit
-
-_FLAT_SKIN = np.array([200, 160, 140], np.uint8)
 
 
 def detector_bias(head: HeadAsset, vertices: np.ndarray, fit: IdentityFit, embedding: DenseEmbedding,
@@ -32,8 +31,7 @@ def detector_bias(head: HeadAsset, vertices: np.ndarray, fit: IdentityFit, embed
     """(F, 478, 2) pixels: MediaPipe's points on renders of the fitted head (rest shape vertices
     (V, 3) with each frame's fitted expression, pose and focal) less the embedded points'
     projections; zero for a frame whose render has no face found."""
-    albedo = head.albedo if head.albedo is not None else _FLAT_SKIN[None, None, :]
-    albedo_t = torch.as_tensor(albedo).permute(2, 0, 1).float() / 255
+    albedo_t = albedo_for_rendering(head)
     k = centred_intrinsics(fit.focal, width, height)
     poses = pose_matrix(fit.rotation, fit.translation)
     faces = torch.as_tensor(head.faces)
