@@ -45,6 +45,7 @@ from .encoder.network import EncoderArchitecture
 from .encoder.training import EncoderTraining
 from .evaluation.identity_benchmark import IdentityBenchmarkConfig
 from .evaluation.identity_error import EvaluateIdentityConfig
+from .evaluation.personal_benchmark import PersonalBenchmarkConfig
 from .evaluation.suite import SuiteSettings
 from .events import EventSink, cancellable
 from .formats import protocol
@@ -52,6 +53,7 @@ from .formats.errors import BackendError, BadInput, Cancelled
 from .identity.personal_head import FitIdentityConfig
 from .lab.capture import CaptureConfig
 from .library_log import library_log_path, library_output_to_log
+from .personalize import PersonalizeConfig
 from .texture_baking import BakeTexturesConfig, run_bake_textures
 from .track import TrackSettings
 
@@ -100,6 +102,8 @@ class TrainDamConfig:
     capture: Path = positional("lab capture folder (python -m backend capture)")
     out: Path = required("model folder (model.json, weights)")
     resume: bool = option(False, "continue from --out/checkpoint.safetensors")
+    init: Path | None = option(None, "model folder whose DAM weights training starts from (a warm "
+                               "start; same architecture and vertex count)")
     architecture: DamArchitecture = nested(DamArchitecture)
     training: DamTraining = nested(DamTraining)
     device: str = "cpu"
@@ -112,6 +116,8 @@ class TrainEncoderConfig:
     work: Path | None = option(None, "folder of rendered views and checkpoints (default: in the cache, "
                                "per model)")
     resume: bool = option(False, "continue from the checkpoint in --work")
+    init: Path | None = option(None, "model folder whose image encoder training starts from (a warm "
+                               "start; same architecture)")
     architecture: EncoderArchitecture = nested(EncoderArchitecture)
     training: EncoderTraining = nested(EncoderTraining)
     device: str = "cpu"
@@ -212,6 +218,20 @@ def _fit_identity(config: FitIdentityConfig, sink: EventSink) -> str:
     return str(path)
 
 
+def _personalize(config: PersonalizeConfig, sink: EventSink) -> str:
+    from .personalize import run_personalize
+
+    path, report = run_personalize(config, sink)
+    _write_json(report, config.json)
+    return str(path)
+
+
+def _personal_benchmark(config: PersonalBenchmarkConfig, sink: EventSink) -> str:
+    from .evaluation.personal_benchmark import personal_benchmark
+
+    return _write_json(personal_benchmark(config, sink), config.json)
+
+
 def _evaluate_identity(config: EvaluateIdentityConfig, sink: EventSink) -> str:
     from .evaluation.identity_error import evaluate_identity
 
@@ -253,14 +273,22 @@ def _train_dam(config: TrainDamConfig, sink: EventSink) -> str:
     from .dam.training import train_dam
 
     return str(train_dam(config.capture, config.out, config.architecture, config.training,
-                         config.resume, sink, config.device))
+                         config.resume, sink, config.device, _model_folder(config.init)))
+
+
+def _model_folder(spec: Path | None) -> Path | None:
+    """The model folder an --init names ('default', a user model's name or a path)."""
+    from .dam.model_folder import resolve_model
+
+    return None if spec is None else resolve_model(str(spec))
 
 
 def _train_encoder(config: TrainEncoderConfig, sink: EventSink) -> str:
     from .encoder.training import train_encoder, training_work
 
     return str(train_encoder(config.model, training_work(config.model, config.work), config.architecture,
-                             config.training, config.resume, sink, config.device))
+                             config.training, config.resume, sink, config.device,
+                             _model_folder(config.init)))
 
 
 def _evaluate_model(config: EvaluateModelConfig, sink: EventSink) -> str:
@@ -322,6 +350,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("fit-identity", "the default head reshaped to the actor in a clip (MakeHuman identity "
             "fitted to MediaPipe's 478 points), written as a head file", FitIdentityConfig,
             _fit_identity),
+    Command("personalize", "the actor's own face model from a clip of them: their head and albedo, a "
+            "lab capture of it, the DAM and the image encoder warm-started from the default model; "
+            "then `track --model NAME`", PersonalizeConfig, _personalize),
     Command("landmarks-report", "NME of each detector on the annotated photos and the landmark "
             "embedding of the ICT head against its own ids", LandmarksReportConfig,
             _landmarks_report),
@@ -344,6 +375,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("evaluate-identity", "a head's rest shape against a ground-truth clip's head (NoW "
             "protocol: similarity + ICP, point-to-surface over the face), beside the default head's",
             EvaluateIdentityConfig, _evaluate_identity),
+    Command("personal-benchmark", "a personal model (personalize) against the default one on the "
+            "actor's footage: landmark NME and jitter against an independent detector, photometric "
+            "error, decoded-texture PSNR; contact sheets", PersonalBenchmarkConfig, _personal_benchmark),
     Command("identity-benchmark", "fit-identity on Cycles clips of known random identities of the "
             "default head: its error beside the default head's", IdentityBenchmarkConfig,
             _identity_benchmark),

@@ -6,12 +6,21 @@ from pathlib import Path
 
 import bpy
 
+from ..backend.formats.model_location import user_model_names
 from .geometry_plan import DEFAULT_MODE, GEOMETRY_MODES
 from .track_options import PRESETS, TRACKER_ITEMS, TrackChoices
 
 QUALITY_ITEMS = (*((name, preset.label, preset.describe()) for name, preset in PRESETS.items()),
                  ("custom", "Custom", "The tracker and texture size of the Advanced panel"))
 GEOMETRY_ITEMS = tuple((mode, label, text) for mode, (label, text) in GEOMETRY_MODES.items())
+
+
+def model_suggestions(settings: bpy.types.PropertyGroup, context: bpy.types.Context,
+                      edit_text: str) -> list[str]:
+    """The Face Model field's list: the shipped model and the personal ones in the user's models
+    folder (`python -m backend personalize` writes them there), those containing the typed text."""
+    typed = edit_text.strip().lower()
+    return [name for name in ("default", *user_model_names()) if typed in name.lower()]
 
 
 class FaceAdaptSceneSettings(bpy.types.PropertyGroup):
@@ -34,8 +43,9 @@ class FaceAdaptSceneSettings(bpy.types.PropertyGroup):
         name="Texture Size", default=512, min=0, max=4096,
         description="Texels of the per-frame textures (0: none)")
     model: bpy.props.StringProperty(  # type: ignore[valid-type]
-        name="Face Model", default="",
-        description="A face model name or folder (python -m backend models lists them); empty: "
+        name="Face Model", default="", search=model_suggestions, search_options={"SUGGESTION"},
+        description="The face model of the DAM trackers: 'default', a personal model's name (the "
+                    "list: python -m backend personalize makes them) or a model folder; empty: "
                     "the default")
     use_frame_range: bpy.props.BoolProperty(  # type: ignore[valid-type]
         name="Frame Range", default=False,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,19 +32,18 @@ from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
 from ..formats.file_digest import file_digest
 from ..formats.head_file import HeadAsset, load_head, save_head
+from ..formats.model_location import MODEL_JSON, MODELS_VARIABLE, user_models_dir
 from .model import DamArchitecture, DeepAppearanceModel
 
 MODEL_SCHEMA = 1
 WEIGHTS = "weights.safetensors"
 # Models written before safetensors: a pickle, never loaded (see refuse_pickled_weights).
 PICKLED_WEIGHTS = "weights.pt"
-MODEL_JSON = "model.json"
 HEAD = "head.npz"
 ENCODER_JSON = "encoder.json"
 ENCODER_WEIGHTS = "encoder.safetensors"
 DEFAULT_MODEL_NAME = "default"
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
-MODELS_VARIABLE = "FACEADAPT_MODELS"
 
 
 def save_model(folder: Path, model: DeepAppearanceModel, info: dict) -> None:
@@ -135,27 +133,20 @@ def decode(model: DeepAppearanceModel, z: torch.Tensor,
 
 # --- where models live ----------------------------------------------------------------------
 
-def user_models_dir() -> Path:
-    """The user's models folder: $FACEADAPT_MODELS, else `models` in the platform's FaceAdapt
-    data folder: $XDG_DATA_HOME/faceadapt (default ~/.local/share/faceadapt) on Linux,
-    ~/Library/Application Support/FaceAdapt on macOS, %APPDATA%\\FaceAdapt on Windows. It may
-    not exist (no personal models yet)."""
-    override = os.environ.get(MODELS_VARIABLE)
-    if override:
-        return Path(override).expanduser()
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming") / "FaceAdapt"
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Application Support" / "FaceAdapt"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "faceadapt"
-    return base / "models"
-
-
 def _looks_like_path(spec: str) -> bool:
     separators = {"/", os.sep, os.altsep or "/"}
     return any(c in spec for c in separators) or spec.startswith((".", "~"))
+
+
+def model_destination(name_or_path: str) -> Path:
+    """Where a model named on the command line is written: a path (holding a separator, or
+    starting with "." or "~") is that folder; a bare name is that folder in `user_models_dir()`,
+    where `--model NAME` and the Blender panel's model list find it."""
+    spec = str(name_or_path).strip()
+    if not spec or spec == DEFAULT_MODEL_NAME:
+        raise BadInput(f"--out {spec!r}: name the model (e.g. the actor's name) or give a folder; "
+                       f"'{DEFAULT_MODEL_NAME}' is the shipped model's name")
+    return Path(spec).expanduser() if _looks_like_path(spec) else user_models_dir() / spec
 
 
 def resolve_model(name_or_path: str) -> Path:

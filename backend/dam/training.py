@@ -3,7 +3,11 @@
 Loss per batch (one random camera per expression): vertex MSE on normalised vertices,
 masked texture L1 on the view's visible texels (normalised), KL of the latent against N(0, I).
 Checkpoints (model, optimiser, step, RNG; dam/checkpoint.py, never unpickled) every
-`checkpoint_every` steps; `--resume` continues from the last one bit-for-bit.
+`checkpoint_every` steps; `--resume` continues from the last one bit-for-bit. `--budget` stops
+early after that many seconds of training (with a checkpoint, so `--resume` goes on). `--init`
+starts from another model's weights (a warm start: a personal model from the default one) with
+the normalisation measured on this capture, so the network's residuals start where the other
+head's left off.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from ..config_parser import option
 from ..events import EventSink
 from ..formats.errors import BadInput
 from ..lab.capture import LabCapture
+from ..training_history import loss_curve, mean_losses
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .model import DamArchitecture, DeepAppearanceModel
-from .model_folder import save_model, save_model_head
+from .model_folder import load_model, save_model, save_model_head
 from .training_data import Batch, BatchMaker
 
 
@@ -52,6 +57,7 @@ class DamTraining:
     learning_rate: float = option(5e-4, "Adam's learning rate")
     gradient_clip: float = 1.0
     steps: int = option(4000, "training steps")
+    budget: float | None = option(None, "stop after this many seconds of training (resumable)")
     seed: int = option(0, "seed of the initialisation and the sampling")
     checkpoint_every: int = option(500, "steps between checkpoints (a resumed run continues there)")
 
@@ -70,10 +76,25 @@ def losses(model: DeepAppearanceModel, batch: Batch, config: DamTraining) -> dic
     return {"total": total, "vertex": vertex, "texture": texture_loss, "kl": kl}
 
 
+def warm_start(model: DeepAppearanceModel, initial: Path) -> None:
+    """Copy the weights of the model folder `initial` into `model` (same architecture and
+    vertex count, else BadInput naming what differs)."""
+    source, info = load_model(initial)
+    if source.config != model.config or source.num_vertices != model.num_vertices:
+        raise BadInput(f"--init {initial}: its DAM ({info.get('architecture')}, "
+                       f"{source.num_vertices} vertices) is not the shape of the one being trained "
+                       f"({model.config.as_dict()}, {model.num_vertices} vertices); pass a model "
+                       "of the same head topology and architecture")
+    model.load_state_dict(source.state_dict())
+
+
 def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, config: DamTraining,
-              resume: bool, sink: EventSink, device: str = "cpu") -> Path:
-    """Train a model of `architecture` with the settings `config` and write the model folder
-    `out` (model.json + weights.safetensors); returns `out`."""
+              resume: bool, sink: EventSink, device: str = "cpu", initial: Path | None = None) -> Path:
+    """Train a model of `architecture` with the settings `config` (from the weights of the
+    model folder `initial` when given) and write the model folder `out` (model.json +
+    weights.safetensors); returns `out`."""
+    if config.budget is not None and config.budget <= 0:
+        raise BadInput(f"--budget {config.budget}: must be a positive number of seconds")
     capture = LabCapture.open(capture_dir)
     if capture.config.texture_size != architecture.texture_size:
         raise BadInput(f"the capture's textures are {capture.config.texture_size}^2 but "
@@ -96,11 +117,17 @@ def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, confi
         step, elapsed, rng = resumed.step, resumed.elapsed, resumed.rng
         sink.log(f"resuming at step {step}")
     else:
+        if initial is not None:
+            warm_start(model, initial)
         set_normalisation(model, capture, maker, train)
     history: list[dict[str, float]] = []
     start = time.perf_counter() - elapsed
     model.train()
+    stopped_by_budget = False
     while step < config.steps:
+        if config.budget is not None and time.perf_counter() - start >= config.budget:
+            stopped_by_budget = True
+            break
         samples = rng.choice(train, config.batch_size, replace=len(train) < config.batch_size)
         cameras = rng.integers(0, capture.config.cameras, config.batch_size)
         batch = maker.make(samples, cameras)
@@ -114,28 +141,29 @@ def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, confi
         sink.progress("train", step, config.steps)
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_checkpoint(checkpoint_path, model, optimizer, step, time.perf_counter() - start, rng)
-            recent = _mean_losses(history[-50:])
+            recent = mean_losses(history[-50:])
             sink.log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
     seconds = time.perf_counter() - start
+    if stopped_by_budget:
+        save_checkpoint(checkpoint_path, model, optimizer, step, seconds, rng)
+        sink.log(f"budget of {config.budget:g} s reached at step {step}; `--resume` continues")
     save_model(out, model, {
         "trainer": config.as_dict(), "seed": config.seed, "capture": str(Path(capture_dir).resolve()),
         "capture_config": capture.config.__dict__, "topology_hash": capture.head.topology_hash,
         "blendshape_names": capture.head.blendshape_names,
-        "training": {"steps": step, "seconds": round(seconds, 1),
+        "initial": str(Path(initial).resolve()) if initial is not None else None,
+        "training": {"steps": step, "seconds": round(seconds, 1), "stopped_by_budget": stopped_by_budget,
                      "samples_per_s": round(step * config.batch_size / max(seconds, 1e-9), 2),
-                     "first_losses": _mean_losses(history[:10]),
-                     "final_losses": _mean_losses(history[-50:]),
+                     "first_losses": mean_losses(history[:10]),
+                     "final_losses": mean_losses(history[-50:]),
+                     "loss_curve": loss_curve(history),
                      "threads": torch.get_num_threads(), "machine": platform.machine(),
                      "device": device},
         "reproduce": f"python -m backend train-dam CAPTURE --out MODEL --steps {config.steps} "
                      f"--batch-size {config.batch_size} --seed {config.seed} --latent "
-                     f"{architecture.latent} --texture-size {architecture.texture_size}",
+                     f"{architecture.latent} --texture-size {architecture.texture_size}"
+                     + (f" --init {initial}" if initial is not None else ""),
     })
     # The model folder carries its head: train-encoder and the face-model trackers need it.
     save_model_head(out, capture.head)
     return out
-
-
-def _mean_losses(history: list[dict[str, float]]) -> dict[str, float]:
-    return {k: float(np.mean([h[k] for h in history])) for k in history[0]} if history else {}
-

@@ -18,6 +18,9 @@ them (seeded; held-out expressions from another seed), under fresh augmentation
 (augmentation.py).
 Checkpoints every `checkpoint_every` steps in the work folder; `--resume` continues there,
 bit-for-bit, in another session. `--budget` stops early after that many seconds of training.
+`--init` starts from another model's encoder (a warm start: a personal model's from the default
+one's), its code normalisation included: a DAM warm-started from that model keeps its code
+space close to the other's, so the starting encoder already regresses nearly the right codes.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ from ..formats.camera import project_points
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
 from ..lab.capture import LabRenderer, face_centre_and_height
+from ..training_history import loss_curve, mean_losses
 from .augmentation import Augmentation, augment, contact_sheet, detected_landmarks
 from .crop_pose import pose_to_crop
-from .encoder_file import save_encoder
+from .encoder_file import load_encoder, save_encoder
 from .lab_views import VIEWS_FORMAT, LabViews, encoder_expressions, lab_renderer, make_views
 from .network import EncoderArchitecture, EncoderOutput, ImageEncoder
 
@@ -191,9 +195,11 @@ def training_work(model_dir: Path, work: Path | None) -> Path:
 
 
 def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture,
-                  config: EncoderTraining, resume: bool, sink: EventSink, device: str = "cpu") -> Path:
-    """Train the image encoder of the model folder `model_dir` on lab renders of its head and
-    write encoder.json + encoder.safetensors into it; returns `model_dir`."""
+                  config: EncoderTraining, resume: bool, sink: EventSink, device: str = "cpu",
+                  initial: Path | None = None) -> Path:
+    """Train the image encoder of the model folder `model_dir` on lab renders of its head
+    (from the encoder of the model folder `initial` when given) and write encoder.json +
+    encoder.safetensors into it; returns `model_dir`."""
     model_dir, work = Path(model_dir), Path(work)
     dam, _ = load_model(model_dir, device)
     head = load_model_head(model_dir)
@@ -212,6 +218,13 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         raise BadInput(f"--expressions {config.expressions} and --views {config.views}: a batch needs "
                        f"{config.batch_size // 2} expressions and two views of each")
     architecture = EncoderArchitecture(**{**architecture.as_dict(), "latent": dam.config.latent})
+    start_encoder = None
+    if initial is not None:
+        start_encoder, _ = load_encoder(initial)
+        if start_encoder.config != architecture:
+            raise BadInput(f"--init {initial}: its encoder ({start_encoder.config.as_dict()}) is not "
+                           f"the architecture being trained ({architecture.as_dict()}); drop the "
+                           "architecture options or pass another model")
     checkpoint_dir = work / "checkpoint"
     if (checkpoint_dir / CHECKPOINT).is_file() and not resume:
         raise BadInput(f"{checkpoint_dir / CHECKPOINT} holds an unfinished training; pass --resume "
@@ -232,6 +245,8 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
     if resumed is not None:
         step, elapsed, rng = resumed.step, resumed.elapsed, resumed.rng
         sink.log(f"resuming at step {step} ({elapsed:.0f} s trained)")
+    elif start_encoder is not None:
+        encoder.load_state_dict(start_encoder.state_dict())
     else:
         codes = torch.as_tensor(views.codes)
         encoder.code_mean.copy_(codes.mean(0))
@@ -271,7 +286,7 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         if step % config.checkpoint_every == 0 or step == total:
             save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step,
                             time.perf_counter() - start, rng)
-            recent = _mean((history if images else landmark_history)[-50:])
+            recent = mean_losses((history if images else landmark_history)[-50:])
             sink.log(f"step {step}{'' if images else ' (landmarks)'}: "
                      + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
     seconds = time.perf_counter() - start
@@ -288,15 +303,17 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
     save_encoder(model_dir, encoder, {
         "training": config.as_dict(),
         "metrics": metrics,
+        "initial": str(Path(initial).resolve()) if initial is not None else None,
         "run": {"landmark_steps": min(step, config.landmark_steps),
                 "steps": max(step - config.landmark_steps, 0), "seconds": round(seconds, 1),
                 "stopped_by_budget": stopped_by_budget,
                 # Over both phases' seconds: the landmark phase costs a few minutes.
                 "images_per_s_overall": round(max(step - config.landmark_steps, 0) * config.batch_size
                                               / max(seconds, 1e-9), 2),
-                "landmark_phase_losses": {"first": _mean(landmark_history[:10]),
-                                          "final": _mean(landmark_history[-50:])},
-                "first_losses": _mean(history[:10]), "final_losses": _mean(history[-50:]),
+                "landmark_phase_losses": {"first": mean_losses(landmark_history[:10]),
+                                          "final": mean_losses(landmark_history[-50:])},
+                "first_losses": mean_losses(history[:10]), "final_losses": mean_losses(history[-50:]),
+                "loss_curve": loss_curve(history),
                 "threads": torch.get_num_threads(), "machine": platform.machine(), "device": device},
         "reproduce": _command(config),
     })
@@ -345,7 +362,3 @@ def _command(config: EncoderTraining) -> str:
     """The train-encoder command line of `config`."""
     return " ".join(["python -m backend train-encoder MODEL",
                      *command_flags(config, always=("steps", "landmark_steps", "batch_size", "seed"))])
-
-
-def _mean(history: list[dict[str, float]]) -> dict[str, float]:
-    return {k: float(np.mean([h[k] for h in history])) for k in history[0]} if history else {}

@@ -31,3 +31,16 @@ def test_a_range_outside_the_footage_is_refused():
 def test_a_head_of_another_file_is_fitted_by_landmarks():
     args = track_arguments(TrackChoices("production", "", 0, "actor"), "/heads/ict.npz", 0, 9)
     assert args[args.index("--tracker") + 1] == "landmark-fit" and "--model" not in args
+
+
+def test_the_face_model_field_offers_the_personal_models(monkeypatch, tmp_path):
+    from faceadapt.blender_addon.scene_settings import model_suggestions
+
+    monkeypatch.setenv("FACEADAPT_MODELS", str(tmp_path))
+    assert model_suggestions(None, None, "") == ["default"]  # no personal models yet
+    for name in ("anna", "ben"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.json").write_text("{}")
+    (tmp_path / "half-written").mkdir()  # no model.json: not a model
+    assert model_suggestions(None, None, "") == ["default", "anna", "ben"]
+    assert model_suggestions(None, None, "AN") == ["anna"]

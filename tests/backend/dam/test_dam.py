@@ -112,6 +112,41 @@ def test_resume_continues_from_the_checkpoint(tiny_capture: Path, tmp_path: Path
         train_dam(tiny_capture, out, architecture, config, False, EventSink(False))
 
 
+def test_a_warm_start_begins_from_the_other_models_weights(tiny_model: Path, tiny_capture: Path,
+                                                            default_head, tmp_path: Path):
+    """--init: the network's weights are the other model's, the normalisation this capture's
+    (so a head reshaped to an actor decodes as that head from the first step)."""
+    architecture = DamArchitecture(latent=16, texture_size=32, hidden=64, base_channels=8)
+    other = make_capture(replace(default_head, vertices=default_head.vertices * 1.1), TINY,
+                         tmp_path / "wider", False, EventSink(False))
+    frozen = DamTraining(batch_size=4, steps=1, learning_rate=0.0)
+    out = train_dam(other, tmp_path / "warm", architecture, frozen, False, EventSink(False),
+                    initial=tiny_model)
+    warm, info = load_model(out)
+    start, _ = load_model(tiny_model)
+    buffers = {"vertex_mean", "vertex_scale", "texture_mean", "texture_scale"}
+    for name, tensor in start.state_dict().items():
+        if name not in buffers:
+            assert torch.allclose(warm.state_dict()[name], tensor, atol=1e-3), name
+    assert not torch.allclose(warm.vertex_mean, start.vertex_mean)
+    assert info["initial"] == str(tiny_model.resolve()) and "--init" in info["reproduce"]
+    with pytest.raises(BadInput, match="not the shape"):
+        train_dam(other, tmp_path / "other-shape", replace(architecture, latent=8), frozen, False,
+                  EventSink(False), initial=tiny_model)
+
+
+def test_a_budget_stops_the_training_with_a_checkpoint(tiny_capture: Path, tmp_path: Path):
+    architecture = DamArchitecture(latent=8, texture_size=32, hidden=32, base_channels=8)
+    out = train_dam(tiny_capture, tmp_path / "m", architecture,
+                    DamTraining(batch_size=4, steps=10_000, budget=0.5), False, EventSink(False))
+    run = json.loads((out / "model.json").read_text())["training"]
+    assert run["stopped_by_budget"] and 0 < run["steps"] < 10_000
+    assert (out / "checkpoint.safetensors").is_file() and 1 <= len(run["loss_curve"]) <= 10
+    with pytest.raises(BadInput, match="positive"):
+        train_dam(tiny_capture, tmp_path / "n", architecture, DamTraining(budget=0), False,
+                  EventSink(False))
+
+
 def test_bad_models_and_checkpoints(tiny_model: Path, tiny_capture: Path, tmp_path: Path):
     truncated = tmp_path / "truncated"
     truncated.mkdir()
