@@ -59,8 +59,8 @@ class TrackChoices:
 
 def track_arguments(choices: TrackChoices, head_spec: str, first: int, last: int) -> list[str]:
     """`track` options for the footage's source frames first..last (inclusive, 0-based) onto
-    the head `head_spec` ("default" or a head file). UserError for settings that cannot work:
-    a frame range outside the footage, a face-model tracker on a head of another file."""
+    the head `head_spec` ("default" or a head file). UserError for a frame range outside the
+    footage. A head from a file is tracked by the landmark fit unless a face model is chosen."""
     tracker, texture_size = choices.resolved()
     if choices.frame_range is not None:
         start, end = choices.frame_range
@@ -68,8 +68,10 @@ def track_arguments(choices: TrackChoices, head_spec: str, first: int, last: int
             raise UserError(f"the frame range {start}-{end} is not within the footage's frames "
                             f"{first}-{last}: fix it in the Advanced panel")
         first, last = start, end
-    if head_spec != "default" and tracker != "landmark-fit":
-        # A face-model tracker tracks its model's own head; another head is fitted by landmarks.
+    if head_spec != "default" and tracker != "landmark-fit" and choices.model in ("", "default"):
+        # The default model is another person's head: a head from a file is fitted by landmarks,
+        # unless a face model is chosen for it (a personal model's own head; the backend refuses
+        # a head of another topology than the model's).
         tracker = "landmark-fit"
     args = ["--frames", f"{first}-{last}", "--head", head_spec, "--tracker", tracker,
             "--texture-size", str(texture_size)]

@@ -28,9 +28,13 @@ def test_a_range_outside_the_footage_is_refused():
         track_arguments(TrackChoices("preview", "", 0, "", (0, 10)), "default", 5, 40)
 
 
-def test_a_head_of_another_file_is_fitted_by_landmarks():
-    args = track_arguments(TrackChoices("production", "", 0, "actor"), "/heads/ict.npz", 0, 9)
-    assert args[args.index("--tracker") + 1] == "landmark-fit" and "--model" not in args
+def test_a_head_of_another_file_is_fitted_by_landmarks_unless_a_model_is_chosen():
+    for model in ("", "default"):
+        args = track_arguments(TrackChoices("production", "", 0, model), "/heads/ict.npz", 0, 9)
+        assert args[args.index("--tracker") + 1] == "landmark-fit" and "--model" not in args
+    # A personal model's own head (added from <models>/actor/head.npz) tracked with that model.
+    args = track_arguments(TrackChoices("production", "", 0, "actor"), "/heads/actor.npz", 0, 9)
+    assert args[-6:] == ["--tracker", "adapted", "--texture-size", "512", "--model", "actor"]
 
 
 def test_the_face_model_field_offers_the_personal_models(monkeypatch, tmp_path):
