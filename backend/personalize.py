@@ -146,7 +146,13 @@ class WorkFolder:
         """The stages already done ({} for a fresh run); BadInput for an unfinished run without
         --resume, for --resume with nothing to resume, and for a folder made from other inputs."""
         if self.record_path.is_file():
-            document = json.loads(self.record_path.read_text())
+            try:
+                document = json.loads(self.record_path.read_text())
+                if not isinstance(document, dict) or not isinstance(document.get("stages"), dict):
+                    raise ValueError("no 'stages' record")
+            except (OSError, ValueError) as exc:
+                raise BadInput(f"{self.record_path} cannot be read ({exc}); delete {self.path} to "
+                               "start over") from exc
             if not resume:
                 raise BadInput(f"{self.path} holds an unfinished personalize run (done: "
                                f"{', '.join(document['stages']) or 'nothing'}); pass --resume to "

@@ -106,6 +106,9 @@ def test_the_work_folder_refuses_what_it_cannot_continue(tmp_path):
     assert WorkFolder(tmp_path / "work", inputs).start(resume=True) == {"identity": {"seconds": 1.0}}
     with pytest.raises(BadInput, match=r"other inputs .seed differ"):
         WorkFolder(tmp_path / "work", {**inputs, "seed": 1}).start(resume=True)
+    (tmp_path / "work" / "stages.json").write_text("{not json")
+    with pytest.raises(BadInput, match="cannot be read"):
+        WorkFolder(tmp_path / "work", inputs).start(resume=True)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("the user's")
     with pytest.raises(BadInput, match="holds no personalize run"):
