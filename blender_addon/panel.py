@@ -75,6 +75,7 @@ def draw_tracking(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     space = context.space_data
     clip = space.clip if space is not None and space.type == "CLIP_EDITOR" else None
     column.operator("faceadapt.track_footage", icon="TRACKING").clip = clip.name if clip else ""
+    column.operator("faceadapt.make_personal_model", icon="USER").clip = clip.name if clip else ""
 
 
 class FACEADAPT_PT_main(bpy.types.Panel):

@@ -48,3 +48,4 @@ def test_the_face_model_field_offers_the_personal_models(monkeypatch, tmp_path):
     (tmp_path / "half-written").mkdir()  # no model.json: not a model
     assert model_suggestions(None, None, "") == ["default", "anna", "ben"]
     assert model_suggestions(None, None, "AN") == ["anna"]
+

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import stat
 import sys
@@ -488,6 +489,22 @@ def run_track_strips(report: dict, footage: str, workdir_path: Path) -> None:
     (workdir_path / "not_a_head.npz").write_text("not an npz")
     report["add_head_bad_file"] = run_operator("add_head", filepath=str(workdir_path / "not_a_head.npz"))
     report["add_head_missing_file"] = run_operator("add_head", filepath=str(workdir_path / "gone.npz"))
+
+    # Make Personal Model from a strip of the clip at a tiny budget: the model in the user's
+    # models folder ($FACEADAPT_MODELS, a temp folder here), its head added and chosen.
+    take = editor.strips.new_movie("actor take", footage, 6, 400)
+    editor.active_strip = take
+    report["personal_model_bad_name"] = run_operator("make_personal_model", model_name="a/b")
+    report["make_personal_model"] = run_operator("make_personal_model", model_name="actor",
+                                                 budget=20.0, expressions=40, encoder_expressions=40)
+    personal_head = bpy.context.active_object
+    models = Path(os.environ["FACEADAPT_MODELS"])
+    report["personal_model"] = {
+        "chosen": bpy.context.scene.faceadapt.model,
+        "head_property": str(personal_head.get("faceadapt_head")),
+        "models": sorted(p.name for p in models.iterdir()) if models.is_dir() else [],
+        "shape_keys": len(personal_head.data.shape_keys.key_blocks)}
+    report["personal_model_exists"] = run_operator("make_personal_model", model_name="actor")
 
 
 if __name__ == "__main__":

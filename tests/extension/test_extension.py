@@ -31,13 +31,14 @@ def extension_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def report(extension_zip: Path, data_dir: Path, backend_python: Path,
            tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("scenarios")
-    env = dict(os.environ, BLENDER_USER_RESOURCES=str(work / "blender"))
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(work / "blender"),
+               FACEADAPT_MODELS=str(work / "models"))
     env.pop("PYTHONPATH", None)
     done = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("extension_scenarios.py")), str(extension_zip),
          str(data_dir / "videos" / "lp_driving_d0.mp4"), str(work / "report.json"), str(work),
          str(backend_python)],
-        cwd=work, env=env, capture_output=True, text=True, timeout=900)
+        cwd=work, env=env, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads((work / "report.json").read_text())
 
@@ -84,6 +85,15 @@ def test_add_head_from_a_file(report: dict):
                            ("add_head_missing_file", "does not exist")):
         assert report[refused]["result"] == ["CANCELLED"] and report[refused]["unchanged"], report[refused]
         assert words in report[refused]["error"], report[refused]["error"]
+
+
+def test_make_personal_model_adds_the_actors_head_and_chooses_the_model(report: dict):
+    assert report["make_personal_model"]["result"] == ["FINISHED"], report["make_personal_model"]
+    personal = report["personal_model"]
+    assert personal["chosen"] == "actor" and personal["models"] == ["actor"]
+    # Its head is the model's own file: Track Footage passes it as --head with --model actor.
+    assert personal["head_property"].endswith("models/actor/head.npz")
+    assert personal["shape_keys"] == 53
 
 
 def test_track_footage_imports_onto_the_strip_frames(report: dict):
@@ -247,6 +257,8 @@ def test_a_second_performance_from_a_movie_clip_coexists(report: dict):
     ("missing_texture_frame", "lacks the textures of 1 frame(s): 5"),
     ("install_backend_offline", "needs internet access"),
     ("track_strips_missing_file", "deleted.mp4) does not exist"),
+    ("personal_model_bad_name", "use letters, digits"),
+    ("personal_model_exists", "a model named 'actor' exists"),
 ])
 def test_failures_are_reported_and_change_nothing(report: dict, scenario: str, words: str):
     outcome = report[scenario]
