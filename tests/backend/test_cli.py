@@ -22,7 +22,8 @@ MINIMAL = {"track": ["clip.mp4", "--out", "r"], "batch": ["shots.toml", "--out",
            "evaluate-model": ["m"], "make-benchmark": ["--out", "b"], "evaluate": ["r"],
            "bake-textures": ["r", "--camera", "cam.json"], "train-encoder": ["m"],
            "fit-identity": ["clip.mp4", "--out", "h.npz"], "evaluate-identity": ["h.npz", "--truth", "c"],
-           "identity-benchmark": ["--out", "b"]}
+           "identity-benchmark": ["--out", "b"], "personalize": ["clip.mp4", "--out", "actor"],
+           "personal-benchmark": ["clip.mp4", "--model", "actor", "--out", "b"]}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
