@@ -46,6 +46,7 @@ from .encoder.training import EncoderTraining
 from .evaluation.identity_benchmark import IdentityBenchmarkConfig
 from .evaluation.identity_error import EvaluateIdentityConfig
 from .evaluation.personal_benchmark import PersonalBenchmarkConfig
+from .evaluation.personal_truth_benchmark import PersonalTruthBenchmarkConfig
 from .evaluation.suite import SuiteSettings
 from .events import EventSink, cancellable
 from .formats import protocol
@@ -232,6 +233,12 @@ def _personal_benchmark(config: PersonalBenchmarkConfig, sink: EventSink) -> str
     return _write_json(personal_benchmark(config, sink), config.json)
 
 
+def _personal_truth_benchmark(config: PersonalTruthBenchmarkConfig, sink: EventSink) -> str:
+    from .evaluation.personal_truth_benchmark import personal_truth_benchmark
+
+    return _write_json(personal_truth_benchmark(config, sink), config.json)
+
+
 def _evaluate_identity(config: EvaluateIdentityConfig, sink: EventSink) -> str:
     from .evaluation.identity_error import evaluate_identity
 
@@ -378,6 +385,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("personal-benchmark", "a personal model (personalize) against the default one on the "
             "actor's footage: landmark NME and jitter against an independent detector, photometric "
             "error, decoded-texture PSNR; contact sheets", PersonalBenchmarkConfig, _personal_benchmark),
+    Command("personal-truth-benchmark", "a personal model against the default one where the truth "
+            "is known: Cycles clips of a stand-in actor (the ICT head coloured unlike the default "
+            "one), personalize on one, track the others; point-to-surface error, landmarks, "
+            "decoded-texture PSNR", PersonalTruthBenchmarkConfig, _personal_truth_benchmark),
     Command("identity-benchmark", "fit-identity on Cycles clips of known random identities of the "
             "default head: its error beside the default head's", IdentityBenchmarkConfig,
             _identity_benchmark),

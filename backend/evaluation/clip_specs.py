@@ -16,7 +16,7 @@ from ..formats.errors import BadInput
 
 LIGHTS, BACKGROUNDS, OCCLUDERS = RENDER_LIGHTS, RENDER_BACKGROUNDS, RENDER_OCCLUDERS
 MAX_YAW_DEG = 80.0  # a larger turn hides the face's far half entirely
-HEADS = ("default", "ict")
+HEADS = ("default", "ict", "ict-actor")
 PROCEDURAL = "procedural"
 MEASURED_PREFIX = "mediapipe:"  # + a video file name under FACEADAPT_DATA/videos
 
@@ -51,7 +51,7 @@ class Domain:
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """One ground-truth clip. head: "default", "ict" or a head.npz path (a head made for a
+    """One ground-truth clip. head: "default", "ict", "ict-actor" or a head.npz path (a head made for a
     test, e.g. a known identity); performance: "procedural" or "mediapipe:<video>" (the scores and
     head motion MediaPipe measures on that real clip); frames: length (a measured performance
     is cut to its clip's length); fps: frame rate of a procedural performance; yaw_deg: None

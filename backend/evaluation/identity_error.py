@@ -53,27 +53,36 @@ def _surface_distances(points: np.ndarray, vertices: np.ndarray, faces: np.ndarr
     return out
 
 
-def identity_error_mm(head: HeadAsset, truth: HeadAsset) -> dict[str, float]:
-    """NoW-style error of `head`'s rest shape against `truth`'s (both (V, 3) head space):
-    mean, median and p90 in millimetres over the truth's cropped face points."""
+def aligned_surface_distances_mm(vertices: np.ndarray, head: HeadAsset, truth_vertices: np.ndarray,
+                                 truth: HeadAsset) -> np.ndarray:
+    """(P,) millimetres from each of the truth's cropped face points to the surface of
+    `vertices` (V, 3) (a shape of `head`'s topology) after the NoW alignment; truth_vertices
+    (V', 3) a shape of `truth`'s topology. Both in metres, any common frame (the similarity
+    removes pose and scale)."""
     from scipy.spatial import cKDTree
 
-    face = truth.vertices[truth.face_region].astype(np.float64)
-    nose = truth.vertices[truth.landmark_vertex[NOSE_TIP]]
+    face = truth_vertices[truth.face_region].astype(np.float64)
+    nose = truth_vertices[truth.landmark_vertex[NOSE_TIP]]
     points = face[np.linalg.norm(face - nose, axis=1) < NOW_CROP_M]
     both = head.landmark_mask & truth.landmark_mask
-    transform = umeyama(head.vertices[head.landmark_vertex[both]].astype(np.float64),
-                        truth.vertices[truth.landmark_vertex[both]].astype(np.float64))
-    vertices = head.vertices.astype(np.float64)
+    vertices = np.asarray(vertices, np.float64)
+    transform = umeyama(vertices[head.landmark_vertex[both]],
+                        truth_vertices[truth.landmark_vertex[both]].astype(np.float64))
     for _ in range(ICP_ITERATIONS):
         moved = vertices @ transform[:3, :3].T + transform[:3, 3]
         distance, nearest = cKDTree(moved).query(points)
         kept = distance <= np.quantile(distance, ICP_TRIM)
         transform = umeyama(vertices[nearest[kept]], points[kept])
     moved = vertices @ transform[:3, :3].T + transform[:3, 3]
-    d = _surface_distances(points, moved, head.faces) * 1000
+    return _surface_distances(points, moved, head.faces) * 1000
+
+
+def identity_error_mm(head: HeadAsset, truth: HeadAsset) -> dict[str, float]:
+    """NoW-style error of `head`'s rest shape against `truth`'s (both (V, 3) head space):
+    mean, median and p90 in millimetres over the truth's cropped face points."""
+    d = aligned_surface_distances_mm(head.vertices, head, truth.vertices, truth)
     return {"mean_mm": round(float(d.mean()), 3), "median_mm": round(float(np.median(d)), 3),
-            "p90_mm": round(float(np.percentile(d, 90)), 3), "points": len(points)}
+            "p90_mm": round(float(np.percentile(d, 90)), 3), "points": len(d)}
 
 
 def evaluate_identity(config: EvaluateIdentityConfig) -> dict:

@@ -74,7 +74,9 @@ def personal_benchmark(config: PersonalBenchmarkConfig, sink: EventSink) -> dict
                          "photometric_rms_255": real["photometric_rms_255"],
                          "decoded_texture_psnr_db": decoded["psnr_db"],
                          "track_seconds": round(seconds, 1)})
-        _contact_sheet(config, tracker, models, Path(config.out) / f"sheet-{tracker}.png")
+        model_contact_sheet(config.footage, {label: Path(config.out) / "results" / f"{tracker}-{label}"
+                                             for label in models}, models,
+                            Path(config.out) / f"sheet-{tracker}.png")
     report = {"footage": str(config.footage), "frames": config.frames, "model": str(models["personal"]),
               "rows": rows}
     with atomic_file(Path(config.out) / "report.md") as tmp:
@@ -100,20 +102,20 @@ def _figure(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _contact_sheet(config: PersonalBenchmarkConfig, tracker: str, models: dict[str, Path],
-                   path: Path) -> None:
-    """SHEET_FRAMES rows: the frame, the default model's decoded texture rendered over it, the
-    personal model's (PNG)."""
+def model_contact_sheet(footage: Path, results: dict[str, Path], models: dict[str, Path],
+                        path: Path) -> None:
+    """A PNG of SHEET_FRAMES rows: the frame, then per model (in `models`' order, each tracked
+    into the `results` folder of the same label, over the same frames) its decoded texture
+    rendered over the frame."""
     import cv2
 
-    tracks = {label: read_results(Path(config.out) / "results" / f"{tracker}-{label}").tracking
-              for label in models}
+    tracks = {label: read_results(results[label]).tracking for label in models}
     loaded = {label: (load_model(folder)[0], load_model_head(folder)) for label, folder in models.items()}
-    frames = tracks["default"]["frames"]
+    frames = next(iter(tracks.values()))["frames"]
     rows_wanted = np.linspace(0, len(frames) - 1, min(SHEET_FRAMES, len(frames))).round().astype(int)
     wanted = {int(frames[r]): int(r) for r in rows_wanted}
     sheet_rows = []
-    for index, image in Footage(config.footage).frames(int(frames[0]), int(frames[-1])):
+    for index, image in Footage(footage).frames(int(frames[0]), int(frames[-1])):
         row = wanted.get(int(index))
         if row is None:
             continue

@@ -55,18 +55,23 @@ def head_id(spec: str) -> str:
     """What result.json records as the model id: versioned for the built-in heads."""
     if spec == "default":
         return f"default-{default_head_version()}"
-    return spec if spec == "ict" else str(Path(spec).resolve())
+    return spec if spec in ("ict", "ict-actor") else str(Path(spec).resolve())
 
 
 def resolve_head(spec: str) -> HeadAsset:
-    """`default`, `ict` (the ICT FaceKit head from FACEADAPT_DATA, for tests and benchmarks)
-    or a path to a head.npz (DESIGN.md head-file schema)."""
+    """`default`, `ict` (the ICT FaceKit head from FACEADAPT_DATA, for tests and benchmarks),
+    `ict-actor` (that head coloured unlike the default one: a stand-in actor) or a path to a
+    head.npz (DESIGN.md head-file schema)."""
     if spec == "default":
         return default_head()
     if spec == "ict":
         from .ict_head import ict_head_with_albedo
 
         return ict_head_with_albedo()
+    if spec == "ict-actor":
+        from .ict_head import ict_actor_head
+
+        return ict_actor_head()
     if Path(spec).is_dir():
-        raise BadInput(f"--head {spec} is a folder; pass 'default', 'ict' or a head.npz file")
+        raise BadInput(f"--head {spec} is a folder; pass 'default', 'ict', 'ict-actor' or a head.npz file")
     return load_head(Path(spec))

@@ -83,3 +83,21 @@ def ict_head_with_albedo() -> HeadAsset:
     head.albedo = paint_skin_albedo(head.vertices, head.faces, head.uv, head.uv_faces,
                                     ict_eye_centres(head))
     return head
+
+
+ACTOR_PALETTE_SEED = 3
+
+
+def ict_actor_head() -> HeadAsset:
+    """The ICT head as a stand-in actor (`personal-truth-benchmark`): a deep brown skin, thick
+    near-black brows and dark lips painted on it."""
+    from ..data_location import data_file
+    from .procedural_albedo import Palette, paint_skin_albedo
+
+    head, ids = load_ict_head(data_file("heads/ict-facekit/ict_facekit.npz"))
+    palette = Palette(skin=(0.40, 0.26, 0.18), brow=(0.04, 0.035, 0.03), lips=(0.27, 0.13, 0.13),
+                      brow_thickness=1.5)
+    head.albedo = paint_skin_albedo(head.vertices, head.faces, head.uv, head.uv_faces,
+                                    ict_eye_centres(head), seed=ACTOR_PALETTE_SEED, palette=palette,
+                                    lip_outline=head.vertices[ids[48:60]].astype(np.float64))
+    return head
