@@ -104,7 +104,8 @@ class TrainDamConfig:
     out: Path = required("model folder (model.json, weights)")
     resume: bool = option(False, "continue from --out/checkpoint.safetensors")
     init: Path | None = option(None, "model folder whose DAM weights training starts from (a warm "
-                               "start; same architecture and vertex count)")
+                               "start; same architecture; from another head topology the layers "
+                               "sized by the vertex count start fresh)")
     architecture: DamArchitecture = nested(DamArchitecture)
     training: DamTraining = nested(DamTraining)
     device: str = "cpu"

@@ -1,16 +1,21 @@
-"""`personalize`: the actor's own face model, made from their footage (issue 15, DESIGN.md
-"A model folder").
+"""`personalize`: the actor's own face model, made from their footage or from a studio's
+digital double of them (issue 15, DESIGN.md "A model folder").
 
     identity   fit-identity: the default head reshaped to the actor, their albedo fused from
                the frames (backend/identity/personal_head.py)
+    head       instead of identity, for a digital double (a head file from Blender's Make Model
+               From Double): its landmarks placed and its face region derived
+               (backend/heads/digital_double.py); it keeps its own topology
     capture    a lab capture of that head: its ARKit shapes (the default head's deltas, carried
                over unchanged onto the new rest shape) under the lab's cameras and light
     dam        a Deep Appearance Model warm-started from the default model's weights, with the
-               normalisation measured on the actor's capture (dam/training.py --init)
+               normalisation measured on the actor's capture (dam/training.py --init; a double
+               of another topology starts the layers sized by its vertex count fresh)
     encoder    the image encoder warm-started from the default model's (encoder/training.py
                --init), on lab renders of the actor's head with the detector run on them
     evaluate   the personal model and the default one on the actor's held-out expressions
                from unseen views (dam/evaluation.py): what the personal model buys in the lab
+               (the default model only on a head of its own topology)
     publish    the model folder written (atomically) at --out; the work folder removed
 
 `--budget` is the seconds of training, the DAM and the encoder sharing it (DAM_SHARE); their
@@ -54,11 +59,11 @@ from .footage import Footage, parse_frame_range
 from .formats.atomic import DirectoryKind, atomic_directory, atomic_file, check_replaceable
 from .formats.errors import BadInput
 from .formats.file_digest import file_digest
-from .formats.head_file import load_head
+from .formats.head_file import load_head, save_head
 from .training_history import still_falling
 
 WORK_FORMAT = 1
-STAGES = ("identity", "capture", "dam", "encoder", "evaluate")
+TRAINING_STAGES = ("capture", "dam", "encoder", "evaluate")  # after "identity" or a double's "head"
 DAM_SHARE = 0.5
 # Seconds per training step on the reference CPU (2 cores, torch CPU), measured by a
 # `personalize` run (docs/personal-model.md): the DAM at DAM_BATCH (0.62), the encoder's image
@@ -80,7 +85,8 @@ class PersonalizeConfig:
     """What `personalize` does (the command's options); device is a resolved torch device."""
 
     footage: Path = positional("movie file or folder of images of the actor (one person, turning "
-                               "the head)")
+                               "the head), or a digital double's head file (.npz, from Blender's "
+                               "Make Model From Double)")
     out: str = required("model folder to write, or a bare name: a model in your models folder "
                         "(`python -m backend models`), then `track --model NAME`")
     frames: str | None = option(None, "A-B, 0-based inclusive source frames (default: all)")
@@ -102,10 +108,18 @@ class PersonalizeConfig:
     def __post_init__(self) -> None:
         if not self.budget > 0:
             raise BadInput(f"--budget {self.budget}: must be a positive number of seconds")
+        if self.from_double and self.frames is not None:
+            raise BadInput(f"--frames {self.frames}: {self.footage} is a digital double (a head "
+                           "file), not footage; drop --frames")
         if self.expressions < 40 or self.encoder_expressions < 40:
             raise BadInput(f"--expressions {self.expressions} --encoder-expressions "
                            f"{self.encoder_expressions}: each must be 40 or more (a model of fewer "
                            "expressions does not span the face's shapes)")
+
+    @property
+    def from_double(self) -> bool:
+        """Whether the source is a digital double's head file rather than footage."""
+        return Path(self.footage).suffix.lower() == ".npz"
 
 
 @dataclass(frozen=True)
@@ -189,10 +203,14 @@ def run_personalize(config: PersonalizeConfig, sink: EventSink) -> tuple[Path, d
     """Run the stages not yet done, publish the model folder; (its path, the report)."""
     out = model_destination(config.out)
     check_replaceable(out, config.overwrite, MODEL_DIRECTORY, inputs=(config.footage,))
-    footage = Footage(config.footage)
-    first, last = parse_frame_range(config.frames, footage.info.frame_count)
+    if config.from_double:
+        inputs = _double_inputs(config)
+    else:
+        footage = Footage(config.footage)
+        first, last = parse_frame_range(config.frames, footage.info.frame_count)
+        inputs = _inputs(config, first, last)
     plan = TrainingPlan.for_budget(config.budget)
-    work = WorkFolder(config.work or default_work(out), _inputs(config, first, last))
+    work = WorkFolder(config.work or default_work(out), inputs)
     stages = work.start(config.resume)
 
     def run_stage(name: str, body: Callable[[], dict]) -> None:
@@ -207,7 +225,10 @@ def run_personalize(config: PersonalizeConfig, sink: EventSink) -> tuple[Path, d
         sink.log(f"stage {name}: {stages[name]['seconds']:.0f} s")
 
     folder = work.path
-    run_stage("identity", lambda: _identity(config, folder, sink))
+    if config.from_double:
+        run_stage("head", lambda: _double_head(config, folder, sink))
+    else:
+        run_stage("identity", lambda: _identity(config, folder, sink))
     run_stage("capture", lambda: _capture(config, folder, sink))
     run_stage("dam", lambda: _dam(config, plan, folder, sink))
     run_stage("encoder", lambda: _encoder(config, plan, folder, sink))
@@ -225,11 +246,26 @@ def _inputs(config: PersonalizeConfig, first: int, last: int) -> dict:
     source = Path(config.footage)
     stat = source.stat()
     return {"footage": str(source.resolve()), "footage_size": stat.st_size,
-            "footage_mtime": stat.st_mtime, "frames": [first, last],
-            "expressions": config.expressions, "encoder_expressions": config.encoder_expressions,
+            "footage_mtime": stat.st_mtime, "frames": [first, last], **_training_inputs(config),
             "sample_frames": config.sample_frames, "identity_frames": config.identity_frames,
-            "albedo_size": config.albedo_size, "seed": config.seed,
-            "default_model": file_digest(DEFAULT_MODEL / WEIGHTS)}
+            "albedo_size": config.albedo_size}
+
+
+def _double_inputs(config: PersonalizeConfig) -> dict:
+    """What a double's stages depend on: its content (Blender writes the file again for every
+    run, so its bytes differ where its arrays do not)."""
+    from .evaluation.suite_cache import head_digest
+
+    source = Path(config.footage)
+    if not source.is_file():
+        raise BadInput(f"digital double {source} does not exist: export it again from Blender "
+                       "(Make Model From Double)")
+    return {"double": head_digest(load_head(source)), **_training_inputs(config)}
+
+
+def _training_inputs(config: PersonalizeConfig) -> dict:
+    return {"expressions": config.expressions, "encoder_expressions": config.encoder_expressions,
+            "seed": config.seed, "default_model": file_digest(DEFAULT_MODEL / WEIGHTS)}
 
 
 def _identity(config: PersonalizeConfig, work: Path, sink: EventSink) -> dict:
@@ -240,6 +276,24 @@ def _identity(config: PersonalizeConfig, work: Path, sink: EventSink) -> dict:
         sample_frames=config.sample_frames, identity_frames=config.identity_frames,
         albedo_size=config.albedo_size, overwrite=True, device=config.device), sink)
     return {"report": report}
+
+
+def _double_head(config: PersonalizeConfig, work: Path, sink: EventSink) -> dict:
+    """The double's head file made ready (heads/digital_double.py) and saved as the model's head."""
+    from .heads.digital_double import prepare_double
+
+    sink.progress("head", 0, 1)
+    head, notes = prepare_double(load_head(Path(config.footage)), str(config.footage))
+    save_head(head, work / HEAD)
+    sink.progress("head", 1, 1)
+    return {"report": {"warnings": notes, "vertices": head.num_vertices,
+                       "blendshapes": len(head.blendshape_names),
+                       "face_region_vertices": int(head.face_region.sum()),
+                       "same_topology_as_default": head.topology_hash == _default_topology()}}
+
+
+def _default_topology() -> str:
+    return load_head(DEFAULT_MODEL / HEAD).topology_hash
 
 
 def _capture(config: PersonalizeConfig, work: Path, sink: EventSink) -> dict:
@@ -292,13 +346,18 @@ def _evaluate(config: PersonalizeConfig, work: Path, sink: EventSink) -> dict:
 
     capture = work / "capture"
     personal = evaluate_model(work / "model", capture, 4, sink, config.device)
-    default = evaluate_model(DEFAULT_MODEL, capture, 4, sink, config.device)
+    # The default model decodes its own head's topology: it can only be compared on one of it.
+    same = load_head(work / HEAD).topology_hash == _default_topology()
+    default = evaluate_model(DEFAULT_MODEL, capture, 4, sink, config.device) if same else None
     return {"personal": personal, "default": default}
 
 
 def personalize_report(config: PersonalizeConfig, plan: TrainingPlan, stages: dict) -> dict:
     """What was made, how long each stage took, how well the trainings converged."""
-    warnings = list(stages["identity"]["report"].get("warnings", []))
+    first_stage = "identity" if "identity" in stages else "head"
+    stage_names = (first_stage, *TRAINING_STAGES)
+    source = stages[first_stage]
+    warnings = list(source["report"].get("warnings", []))
     dam_run = stages["dam"]["training"]
     encoder_run = stages["encoder"]["run"]
     trainings = {
@@ -325,12 +384,14 @@ def personalize_report(config: PersonalizeConfig, plan: TrainingPlan, stages: di
         "plan": asdict(plan),
         "capture": stages["capture"]["config"],
         "trainings": trainings,
-        "lab_evaluation": {name: _key_figures(evaluation[name]) for name in ("personal", "default")},
-        "identity": {k: stages["identity"]["report"].get(k)
-                     for k in ("frames_fitted", "yaw_span_deg", "albedo")},
+        "lab_evaluation": {name: _key_figures(evaluation[name]) if evaluation[name] else None
+                           for name in ("personal", "default")},
+        **({"identity": {k: source["report"].get(k) for k in ("frames_fitted", "yaw_span_deg", "albedo")}}
+           if first_stage == "identity" else
+           {"double": {k: v for k, v in source["report"].items() if k != "warnings"}}),
         "stages": {name: {"seconds": stages[name]["seconds"],
-                          "peak_memory_mib": stages[name]["peak_memory_mib"]} for name in STAGES},
-        "seconds": round(sum(stages[name]["seconds"] for name in STAGES), 1),
+                          "peak_memory_mib": stages[name]["peak_memory_mib"]} for name in stage_names},
+        "seconds": round(sum(stages[name]["seconds"] for name in stage_names), 1),
         "warnings": warnings,
     }
 

@@ -76,6 +76,8 @@ def draw_tracking(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     clip = space.clip if space is not None and space.type == "CLIP_EDITOR" else None
     column.operator("faceadapt.track_footage", icon="TRACKING").clip = clip.name if clip else ""
     column.operator("faceadapt.make_personal_model", icon="USER").clip = clip.name if clip else ""
+    if clip is None:  # the double is a mesh of the 3D scene
+        column.operator("faceadapt.make_double_model", icon="SHAPEKEY_DATA")
 
 
 class FACEADAPT_PT_main(bpy.types.Panel):

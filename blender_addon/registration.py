@@ -10,6 +10,7 @@ from ..operators.bake_for_camera import FACEADAPT_OT_bake_for_camera
 from ..operators.cancel_job import FACEADAPT_OT_cancel_job
 from ..operators.export_facs import FACEADAPT_OT_export_facs_csv
 from ..operators.import_results import FACEADAPT_OT_import_results
+from ..operators.make_double_model import FACEADAPT_OT_make_double_model
 from ..operators.make_personal_model import FACEADAPT_OT_make_personal_model
 from ..operators.results_folders import FACEADAPT_OT_remove_results
 from ..operators.retarget import FACEADAPT_OT_bake_head_pose, FACEADAPT_OT_retarget_shape_keys
@@ -25,6 +26,7 @@ CLASSES = (
     FACEADAPT_OT_add_head,
     FACEADAPT_OT_track_footage,
     FACEADAPT_OT_make_personal_model,
+    FACEADAPT_OT_make_double_model,
     FACEADAPT_OT_track_strips,
     FACEADAPT_OT_import_results,
     FACEADAPT_OT_texture_view,

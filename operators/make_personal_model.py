@@ -71,13 +71,7 @@ class FACEADAPT_OT_make_personal_model(BackendJob, bpy.types.Operator):
             source = active_footage(context, self.clip)
         except NoFootage as exc:
             raise UserError(str(exc)) from exc
-        name = self.model_name.strip() or re.sub(r"[^A-Za-z0-9._-]+", "-", Path(source.name).stem).strip("-.")
-        problem = model_name_problem(name)
-        if problem is not None:
-            raise UserError(problem)
-        if (user_models_dir() / name).exists() and not self.overwrite and not self.resume:
-            raise UserError(f"a model named '{name}' exists in {user_models_dir()}: turn on Replace, "
-                            "or choose another name")
+        name = free_model_name(self.model_name, Path(source.name).stem, self.overwrite or self.resume)
         self._name = name
         args = ["personalize", str(source.path), "--out", name,
                 "--frames", f"{source.first_frame}-{source.last_frame}", "--budget", f"{self.budget:g}",
@@ -86,15 +80,35 @@ class FACEADAPT_OT_make_personal_model(BackendJob, bpy.types.Operator):
         return args + (["--overwrite"] if self.overwrite else []) + (["--resume"] if self.resume else [])
 
     def finish(self, context: bpy.types.Context, result_path: str) -> None:
-        head_file = Path(result_path) / MODEL_HEAD_FILE
-        try:
-            head = build_head(context, head_file, str(head_file.resolve()))
-        except (BadInput, ValueError) as exc:
-            raise UserError(str(exc)) from exc
-        scene_settings.get(context).model = self._name
-        for obj in context.selected_objects:
-            obj.select_set(False)
-        head.select_set(True)
-        context.view_layer.objects.active = head
+        head = adopt_model(context, self._name, Path(result_path))
         self.report({"INFO"}, f"made the face model '{self._name}' ({result_path}), added its head "
                               f"'{head.name}' and chose the model: Track Footage tracks with it")
+
+
+def free_model_name(wanted: str, fallback: str, replace: bool) -> str:
+    """The model name to write: `wanted`, or `fallback` made folder-safe when empty. UserError
+    when it cannot name a folder, or names an existing model and `replace` is off."""
+    name = wanted.strip() or re.sub(r"[^A-Za-z0-9._-]+", "-", fallback).strip("-.")
+    problem = model_name_problem(name)
+    if problem is not None:
+        raise UserError(problem)
+    if (user_models_dir() / name).exists() and not replace:
+        raise UserError(f"a model named '{name}' exists in {user_models_dir()}: turn on Replace, "
+                        "or choose another name")
+    return name
+
+
+def adopt_model(context: bpy.types.Context, name: str, model_folder: Path) -> bpy.types.Object:
+    """Add the model's head to the scene, selected and active, and choose the model as the
+    panel's Face Model; returns the head."""
+    head_file = model_folder / MODEL_HEAD_FILE
+    try:
+        head = build_head(context, head_file, str(head_file.resolve()))
+    except (BadInput, ValueError) as exc:
+        raise UserError(str(exc)) from exc
+    scene_settings.get(context).model = name
+    for obj in context.selected_objects:
+        obj.select_set(False)
+    head.select_set(True)
+    context.view_layer.objects.active = head
+    return head

@@ -76,16 +76,21 @@ def losses(model: DeepAppearanceModel, batch: Batch, config: DamTraining) -> dic
     return {"total": total, "vertex": vertex, "texture": texture_loss, "kl": kl}
 
 
-def warm_start(model: DeepAppearanceModel, initial: Path) -> None:
-    """Copy the weights of the model folder `initial` into `model` (same architecture and
-    vertex count, else BadInput naming what differs)."""
+def warm_start(model: DeepAppearanceModel, initial: Path) -> list[str]:
+    """Copy the weights of the model folder `initial` into `model` (same architecture, else
+    BadInput naming what differs). From a model of another head topology (a digital double)
+    every weight but those sized by the vertex count is copied; those start fresh, and their
+    names are returned."""
     source, info = load_model(initial)
-    if source.config != model.config or source.num_vertices != model.num_vertices:
-        raise BadInput(f"--init {initial}: its DAM ({info.get('architecture')}, "
-                       f"{source.num_vertices} vertices) is not the shape of the one being trained "
-                       f"({model.config.as_dict()}, {model.num_vertices} vertices); pass a model "
-                       "of the same head topology and architecture")
-    model.load_state_dict(source.state_dict())
+    if source.config != model.config:
+        raise BadInput(f"--init {initial}: its DAM ({info.get('architecture')}) is not the "
+                       f"architecture being trained ({model.config.as_dict()}); pass a model of "
+                       "the same architecture")
+    own = model.state_dict()
+    given = {name: tensor for name, tensor in source.state_dict().items()
+             if own[name].shape == tensor.shape}
+    model.load_state_dict({**own, **given})
+    return sorted(set(own) - set(given))
 
 
 def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, config: DamTraining,
@@ -118,7 +123,10 @@ def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, confi
         sink.log(f"resuming at step {step}")
     else:
         if initial is not None:
-            warm_start(model, initial)
+            fresh = warm_start(model, initial)
+            if fresh:
+                sink.log(f"--init {initial}: a head of {model.num_vertices} vertices, not "
+                         f"{initial}'s; {', '.join(fresh)} start fresh")
         set_normalisation(model, capture, maker, train)
     history: list[dict[str, float]] = []
     start = time.perf_counter() - elapsed

@@ -36,7 +36,7 @@ from ..formats.camera import project_points
 from ..formats.clip_files import load_truth
 from ..formats.errors import BadInput
 from ..formats.file_digest import file_digest
-from ..formats.head_file import HeadAsset, load_head
+from ..formats.head_file import HeadAsset, load_head, save_head
 from ..formats.results_dir import read_results
 from ..landmarks.nme import nme
 from .clip_making import FOOTAGE, HEAD, make_clips
@@ -56,7 +56,6 @@ TRACKED_CLIPS = (
              Domain(light="window", lens_mm=50.0, noise=2.0)),
 )
 QUICK_DOMAIN = {"width": 160, "height": 160, "samples": 8}
-MODEL_INPUTS = "model-inputs.json"
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,8 @@ class PersonalTruthBenchmarkConfig:
     encoder_expressions: int = option(600, "personalize's --encoder-expressions")
     trackers: str = option("adapted,encoder", "comma-separated trackers that decode the model")
     score_step: int = option(2, "every n-th tracked frame is scored by its point-to-surface error")
+    double: bool = option(False, "also make a model of the actor's own head as a studio's digital "
+                                 "double would give it (personalize DOUBLE.npz) and track with it")
     quick: bool = option(False, "smoke-sized: 24-frame clips at 160 px (use a small --budget too)")
     seed: int = option(0, "seed of the clips")
     json: Path | None = report_option()
@@ -130,10 +131,13 @@ def personal_truth_benchmark(config: PersonalTruthBenchmarkConfig, sink: EventSi
     personalize_clip, *tracked_clips = make_clips((personalize_spec, *tracked_specs), out / "clips",
                                                   config.seed, sink)
     clips_seconds = time.perf_counter() - start
-    personal, personalize_report = _personal_model(config, personalize_clip, sink)
+    personal, personalize_report = _made_model(config, personalize_clip / FOOTAGE, "model", sink)
     models = {"default": resolve_model("default"), "personal": personal}
-    heads = {label: load_model_head(folder) for label, folder in models.items()}
     actor = load_head(personalize_clip / HEAD)
+    if config.double:
+        models["double"], double_report = _made_model(
+            config, _double_file(actor, out / "double.npz"), "double-model", sink)
+    heads = {label: load_model_head(folder) for label, folder in models.items()}
     identity = {label: identity_error_mm(head, actor) for label, head in heads.items()}
 
     rows = []
@@ -168,7 +172,8 @@ def personal_truth_benchmark(config: PersonalTruthBenchmarkConfig, sink: EventSi
                                 out / f"sheet-{clip.name}-{tracker}.png")
     report = {"actor": ACTOR, "personalize_clip": personalize_clip.name, "model": str(personal),
               "budget_s": config.budget, "clips_seconds": round(clips_seconds, 1),
-              "personalize": personalize_report, "identity": identity, "rows": rows,
+              "personalize": personalize_report,
+              "double": double_report if config.double else None, "identity": identity, "rows": rows,
               "goals": goals(identity, rows)}
     with atomic_file(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
@@ -178,30 +183,42 @@ def personal_truth_benchmark(config: PersonalTruthBenchmarkConfig, sink: EventSi
     return report
 
 
-def _personal_model(config: PersonalTruthBenchmarkConfig, clip: Path, sink: EventSink) -> tuple[Path, dict]:
-    """The actor's personal model from `clip` in --out/model: made by `personalize`, or kept
-    from an earlier run that made it from the same footage with the same settings."""
+def _made_model(config: PersonalTruthBenchmarkConfig, source: Path, name: str,
+                sink: EventSink) -> tuple[Path, dict]:
+    """The model --out/NAME that `personalize` makes from `source` (footage or a double's head
+    file), kept from an earlier run that made it from the same source with the same settings."""
     from ..personalize import PersonalizeConfig, run_personalize
 
-    folder = Path(config.out) / "model"
-    inputs = {"footage": file_digest(clip / FOOTAGE), "budget": config.budget,
+    out = Path(config.out)
+    folder = out / name
+    inputs = {"source": file_digest(source), "budget": config.budget,
               "expressions": config.expressions, "encoder_expressions": config.encoder_expressions}
-    record = Path(config.out) / MODEL_INPUTS
+    record = out / f"{name}-inputs.json"
     try:
         kept = json.loads(record.read_text()) == inputs and (folder / "model.json").is_file()
     except (OSError, ValueError):
         kept = False
     if kept:
-        sink.log(f"personal model {folder}: made from this clip with these settings, kept")
+        sink.log(f"model {folder}: made from this source with these settings, kept")
         return folder, json.loads((folder / "model.json").read_text())["personalized"]
     record.unlink(missing_ok=True)
     _, report = run_personalize(PersonalizeConfig(
-        footage=clip / FOOTAGE, out=str(folder), budget=config.budget, overwrite=True,
+        footage=source, out=str(folder), budget=config.budget, overwrite=True,
         expressions=config.expressions, encoder_expressions=config.encoder_expressions,
-        work=Path(config.out) / "personalize-work", device=config.device), sink)
+        work=out / f"{name}-work", device=config.device), sink)
     with atomic_file(record) as tmp:
         tmp.write_text(json.dumps(inputs) + "\n")
     return folder, report
+
+
+def _double_file(actor: HeadAsset, path: Path) -> Path:
+    """The actor's head as Blender's Make Model From Double writes a double: landmarks unplaced,
+    no face region (the backend places and derives them)."""
+    if not path.is_file():
+        save_head(replace(actor, landmark_mask=np.zeros_like(actor.landmark_mask),
+                          landmark_vertex=np.zeros_like(actor.landmark_vertex),
+                          face_region=np.zeros_like(actor.face_region)), path)
+    return path
 
 
 def goals(identity: dict[str, dict], rows: list[dict]) -> dict[str, bool]:

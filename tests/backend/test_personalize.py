@@ -16,6 +16,7 @@ from backend.dam.model_folder import DEFAULT_MODEL, list_models, model_destinati
 from backend.encoder.encoder_file import load_encoder
 from backend.events import EventSink
 from backend.formats.errors import BadInput
+from backend.formats.head_file import HeadAsset, load_head, save_head
 from backend.personalize import (
     DAM_SECONDS_PER_STEP,
     ENCODER_SECONDS_PER_STEP,
@@ -173,3 +174,62 @@ def test_a_personal_model_is_made_resumed_listed_and_tracked_with(data_dir, monk
                           "--tracker", "encoder", "--model", "actor")
     assert tracked.returncode == 0, tracked.stderr
     assert json.loads((results / "result.json").read_text())["dam_model"]["path"] == str(out.resolve())
+
+
+def _reordered_double(head: HeadAsset) -> tuple[HeadAsset, np.ndarray]:
+    """(the head as a digital double of another topology: its vertices in reverse order, a darker
+    skin, landmarks unplaced and no face region, as Blender's export writes it; the order)."""
+    order = np.arange(head.num_vertices)[::-1].copy()
+    position_of = np.argsort(order)
+    double = HeadAsset(vertices=head.vertices[order], faces=position_of[head.faces], uv=head.uv,
+                       uv_faces=head.uv_faces, blendshapes=head.blendshapes[:, order],
+                       blendshape_names=list(head.blendshape_names),
+                       landmark_vertex=np.zeros(68, np.int64), landmark_mask=np.zeros(68, bool),
+                       face_region=np.zeros(head.num_vertices, bool),
+                       albedo=(head.albedo * 0.6).astype(np.uint8))
+    return double, order
+
+
+def test_a_digital_double_round_trips_through_training(data_dir, default_head, monkeypatch, tmp_path):
+    """A double of another topology (written as Blender's Make Model From Double writes it)
+    becomes a model at a tiny budget: its landmarks placed where the default head's are, a face
+    region derived, the DAM warm-started but for the layers sized by its vertex count, its own
+    vertex order kept, and `track --model` runs with it."""
+    monkeypatch.setenv("FACEADAPT_MODELS", str(tmp_path / "models"))
+    double, order = _reordered_double(default_head)
+    save_head(double, tmp_path / "double.npz")
+    with pytest.raises(BadInput, match="drop --frames"):
+        PersonalizeConfig(footage=tmp_path / "double.npz", out="double", frames="0-9")
+    config = PersonalizeConfig(footage=tmp_path / "double.npz", out="double", budget=20,
+                               expressions=40, encoder_expressions=40, work=tmp_path / "work")
+    out, report = run_personalize(config, EventSink(json_lines=False))
+    assert list(report["stages"]) == ["head", "capture", "dam", "encoder", "evaluate"]
+    assert report["double"]["same_topology_as_default"] is False
+    assert report["lab_evaluation"]["default"] is None  # the default model decodes another topology
+    assert report["lab_evaluation"]["personal"]["vertex_error_mm"] < 2.0
+    model_head = load_head(out / "head.npz")
+    np.testing.assert_array_equal(model_head.vertices, double.vertices)  # the double's own order
+    # The landmarks land where they land on the default head (the same surface, renumbered).
+    placed = model_head.vertices[model_head.landmark_vertex[model_head.landmark_mask]]
+    reference = default_head.vertices[default_head.landmark_vertex[model_head.landmark_mask]]
+    assert np.median(np.linalg.norm(placed - reference, axis=1)) < 0.003
+    face = model_head.face_region
+    assert face[model_head.landmark_vertex].all() and 0.05 < face.mean() < 0.6
+    assert (default_head.face_region[order] & face).sum() > 0.5 * face.sum()
+    load_encoder(out)
+    results = tmp_path / "results"
+    tracked = run_backend("track", str(data_dir / "videos" / "lp_driving_d0.mp4"), "--out", str(results),
+                          "--frames", "0-2", "--tracker", "encoder", "--model", "double")
+    assert tracked.returncode == 0, tracked.stderr
+    with np.load(results / "tracking.npz") as tracking:
+        assert tracking["vertices"].shape == (3, *model_head.vertices.shape)
+
+
+def test_a_double_without_texture_or_of_another_size_is_refused(default_head):
+    from backend.heads.digital_double import prepare_double
+
+    double, _ = _reordered_double(default_head)
+    with pytest.raises(BadInput, match=r"no albedo.*Image Texture"):
+        prepare_double(replace(double, albedo=None), "double.npz")
+    with pytest.raises(BadInput, match=r"m tall.*scale"):
+        prepare_double(replace(double, vertices=double.vertices * 100), "double.npz")

@@ -506,6 +506,46 @@ def run_track_strips(report: dict, footage: str, workdir_path: Path) -> None:
         "shape_keys": len(personal_head.data.shape_keys.key_blocks)}
     report["personal_model_exists"] = run_operator("make_personal_model", model_name="actor")
 
+    # Make Model From Double: a studio's double of its own topology (the personal head's mesh
+    # copied, its triangles joined into quads in Edit Mode; shape keys and texture kept).
+    double = personal_head.copy()
+    double.data = personal_head.data.copy()
+    double.name = "Studio Double"
+    double.parent = None
+    double.modifiers.clear()
+    bpy.context.collection.objects.link(double)
+    for obj in bpy.context.selected_objects:
+        obj.select_set(False)
+    double.select_set(True)
+    bpy.context.view_layer.objects.active = double
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.mesh.select_all(action="SELECT")
+    bpy.ops.mesh.tris_convert_to_quads()
+    bpy.ops.object.mode_set(mode="OBJECT")
+    untextured = double.copy()
+    untextured.data = double.data.copy()
+    untextured.data.materials.clear()
+    bpy.context.collection.objects.link(untextured)
+    bpy.context.view_layer.objects.active = untextured
+    report["double_untextured"] = run_operator("make_double_model", model_name="untextured")
+    bpy.ops.mesh.primitive_cube_add()
+    report["double_without_keys"] = run_operator("make_double_model", model_name="cube")
+    bpy.context.view_layer.objects.active = double
+    report["make_double_model"] = run_operator("make_double_model", model_name="double", budget=20.0,
+                                               expressions=40, encoder_expressions=40)
+    double_head = bpy.context.active_object
+    report["double_model"] = {
+        "chosen": bpy.context.scene.faceadapt.model,
+        "models": sorted(p.name for p in models.iterdir()),
+        "double_vertices": len(double.data.vertices),
+        "double_quads": sum(len(p.vertices) == 4 for p in double.data.polygons),
+        "head_vertices": len(double_head.data.vertices),
+        "head_polygons": len(double_head.data.polygons),
+        "head_property": str(double_head.get("faceadapt_head")),
+        "same_positions": bool(np.allclose(
+            [v.co[:] for v in double_head.data.vertices], [v.co[:] for v in double.data.vertices],
+            atol=1e-5))}
+
 
 if __name__ == "__main__":
     run_scenario(main)

@@ -96,6 +96,20 @@ def test_make_personal_model_adds_the_actors_head_and_chooses_the_model(report: 
     assert personal["shape_keys"] == 53
 
 
+def test_make_model_from_double_keeps_the_doubles_vertices(report: dict):
+    for refused, words in (("double_untextured", "no textured material"),
+                           ("double_without_keys", "no expression shape keys")):
+        assert report[refused]["result"] == ["CANCELLED"] and report[refused]["unchanged"], report[refused]
+        assert words in report[refused]["error"], report[refused]["error"]
+    assert report["make_double_model"]["result"] == ["FINISHED"], report["make_double_model"]
+    made = report["double_model"]
+    assert made["chosen"] == "double" and made["models"] == ["actor", "double"]
+    assert made["head_property"].endswith("models/double/head.npz")
+    # The double's quads became triangles; its vertices, their order and positions stayed.
+    assert made["double_quads"] > 0 and made["head_vertices"] == made["double_vertices"]
+    assert made["same_positions"] and made["head_polygons"] > made["double_quads"]
+
+
 def test_track_footage_imports_onto_the_strip_frames(report: dict):
     assert report["track"]["result"] == ["FINISHED"]
     imported = report["imported"]

@@ -130,7 +130,22 @@ def test_a_warm_start_begins_from_the_other_models_weights(tiny_model: Path, tin
             assert torch.allclose(warm.state_dict()[name], tensor, atol=1e-3), name
     assert not torch.allclose(warm.vertex_mean, start.vertex_mean)
     assert info["initial"] == str(tiny_model.resolve()) and "--init" in info["reproduce"]
-    with pytest.raises(BadInput, match="not the shape"):
+    # A head of another topology (here one vertex more, as a digital double has its own): all
+    # but the layers sized by the vertex count come from the other model.
+    v = default_head.num_vertices
+    extra = replace(default_head, vertices=np.concatenate([default_head.vertices, default_head.vertices[:1]]),
+                    blendshapes=np.concatenate([default_head.blendshapes, default_head.blendshapes[:, :1]], 1),
+                    face_region=np.append(default_head.face_region, False))
+    double = make_capture(extra, TINY, tmp_path / "double", False, EventSink(False))
+    warm, _ = load_model(train_dam(double, tmp_path / "double-warm", architecture, frozen, False,
+                                   EventSink(False), initial=tiny_model))
+    assert warm.num_vertices == v + 1
+    kept = [name for name, tensor in start.state_dict().items()
+            if name not in buffers and warm.state_dict()[name].shape == tensor.shape]
+    assert len(kept) > len(start.state_dict()) - len(buffers) - 4  # the geometry's first and last layers
+    for name in kept:
+        assert torch.allclose(warm.state_dict()[name], start.state_dict()[name], atol=1e-3), name
+    with pytest.raises(BadInput, match="not the architecture"):
         train_dam(other, tmp_path / "other-shape", replace(architecture, latent=8), frozen, False,
                   EventSink(False), initial=tiny_model)
 
