@@ -31,7 +31,7 @@ def double_albedo(obj: bpy.types.Object) -> np.ndarray:
     """(H, W, 3) uint8 sRGB, row 0 the top: the image feeding the Base Color of the double's
     first material with a Principled BSDF. UserError saying what to add when there is none."""
     for slot in obj.material_slots:
-        tree = slot.material.node_tree if slot.material is not None and slot.material.use_nodes else None
+        tree = slot.material.node_tree if slot.material is not None else None
         if tree is None:
             continue
         for node in tree.nodes:

@@ -125,13 +125,14 @@ def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, confi
         if initial is not None:
             fresh = warm_start(model, initial)
             if fresh:
-                sink.log(f"--init {initial}: a head of {model.num_vertices} vertices, not "
-                         f"{initial}'s; {', '.join(fresh)} start fresh")
+                sink.log(f"--init {initial}: its head has another vertex count than this "
+                         f"capture's ({model.num_vertices}); {', '.join(fresh)} start fresh")
         set_normalisation(model, capture, maker, train)
     history: list[dict[str, float]] = []
     start = time.perf_counter() - elapsed
     model.train()
     stopped_by_budget = False
+    skipped = 0
     while step < config.steps:
         if config.budget is not None and time.perf_counter() - start >= config.budget:
             stopped_by_budget = True
@@ -141,10 +142,16 @@ def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, confi
         batch = maker.make(samples, cameras)
         terms = losses(model, batch, config)
         optimizer.zero_grad()
+        step += 1
+        if not torch.isfinite(terms["total"]):
+            # One batch whose loss overflows must not turn every weight into NaN (the gradient
+            # clip scales by a non-finite norm): the step is skipped, counted and reported.
+            skipped += 1
+            sink.progress("train", step, config.steps)
+            continue
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
         optimizer.step()
-        step += 1
         history.append({k: float(v.detach()) for k, v in terms.items()})
         sink.progress("train", step, config.steps)
         if step % config.checkpoint_every == 0 or step == config.steps:
@@ -155,12 +162,16 @@ def train_dam(capture_dir: Path, out: Path, architecture: DamArchitecture, confi
     if stopped_by_budget:
         save_checkpoint(checkpoint_path, model, optimizer, step, seconds, rng)
         sink.log(f"budget of {config.budget:g} s reached at step {step}; `--resume` continues")
+    if skipped:
+        sink.warning(f"{skipped} of {step} training steps had a loss that was not finite and were "
+                     "skipped")
     save_model(out, model, {
         "trainer": config.as_dict(), "seed": config.seed, "capture": str(Path(capture_dir).resolve()),
         "capture_config": capture.config.__dict__, "topology_hash": capture.head.topology_hash,
         "blendshape_names": capture.head.blendshape_names,
         "initial": str(Path(initial).resolve()) if initial is not None else None,
         "training": {"steps": step, "seconds": round(seconds, 1), "stopped_by_budget": stopped_by_budget,
+                     "nonfinite_steps_skipped": skipped,
                      "samples_per_s": round(step * config.batch_size / max(seconds, 1e-9), 2),
                      "first_losses": mean_losses(history[:10]),
                      "final_losses": mean_losses(history[-50:]),

@@ -245,7 +245,7 @@ def report_table(report: dict) -> str:
              f"{report['personalize_clip']} at --budget {report['budget_s']:g} s "
              f"({report['personalize']['seconds']:g} s of personalize)", "",
              "identity (NoW point-to-surface, rest shape vs the actor's, mm): "
-             f"default {identity['default']['mean_mm']:.3f}, personal {identity['personal']['mean_mm']:.3f}",
+             + ", ".join(f"{label} {figures['mean_mm']:.3f}" for label, figures in identity.items()),
              ""]
     header = ("clip", "tracker", "model", "frames", "surface mm", "p90 frame mm", "landmark px",
               "decoded PSNR dB", "track s")

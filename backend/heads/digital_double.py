@@ -9,7 +9,8 @@ vertex group named "face" marks it. Two things need the backend's renderer and d
   the double (landmark_embedding.py);
 - an unmarked face region (all False) is derived from them: the vertices within FACE_MARGIN
   times the landmarks' extent of their centre and no further back than FRONT_MARGIN_M behind
-  it (the face, not the ears or the back of the head).
+  the rearmost landmark (the jaw contour's ends, near the ears): the face, not the ears or the
+  back of the head.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..formats.head_file import HeadAsset
 from .arkit import ARKIT_NAMES
 
 FACE_MARGIN = 1.15
-FRONT_MARGIN_M = 0.02
+FRONT_MARGIN_M = 0.01
 HEAD_HEIGHT_M = (0.12, 0.6)  # a head (with or without a neck and shoulders) in metres
 
 
@@ -45,7 +46,7 @@ def face_region_from_landmarks(vertices: np.ndarray, landmarks: np.ndarray) -> n
     centre = landmarks.mean(0)
     radius = FACE_MARGIN * np.linalg.norm(landmarks - centre, axis=1).max()
     return ((np.linalg.norm(vertices - centre, axis=1) <= radius)
-            & (vertices[:, 1] <= centre[1] + FRONT_MARGIN_M))
+            & (vertices[:, 1] <= landmarks[:, 1].max() + FRONT_MARGIN_M))
 
 
 def prepare_double(head: HeadAsset, source: str) -> tuple[HeadAsset, list[str]]:

@@ -162,6 +162,31 @@ def test_a_budget_stops_the_training_with_a_checkpoint(tiny_capture: Path, tmp_p
                   EventSink(False))
 
 
+def test_a_step_whose_loss_is_not_finite_is_skipped_and_reported(tiny_capture: Path, tmp_path: Path,
+                                                                  monkeypatch):
+    from backend.dam import training
+
+    real = training.losses
+    calls = []
+
+    def overflowing_once(model, batch, config):
+        terms = real(model, batch, config)
+        calls.append(1)
+        if len(calls) == 2:
+            terms = {**terms, "kl": terms["kl"] * float("inf"), "total": terms["total"] * float("nan")}
+        return terms
+
+    monkeypatch.setattr(training, "losses", overflowing_once)
+    architecture = DamArchitecture(latent=8, texture_size=32, hidden=32, base_channels=8)
+    out = train_dam(tiny_capture, tmp_path / "m", architecture, DamTraining(batch_size=4, steps=5),
+                    False, EventSink(False))
+    model, info = load_model(out)
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values())
+    run = info["training"]
+    assert run["steps"] == 5 and run["nonfinite_steps_skipped"] == 1
+    assert all(np.isfinite(v) for v in [*run["final_losses"].values(), *run["loss_curve"]])
+
+
 def test_bad_models_and_checkpoints(tiny_model: Path, tiny_capture: Path, tmp_path: Path):
     truncated = tmp_path / "truncated"
     truncated.mkdir()
