@@ -22,6 +22,7 @@ from typing import Any, Literal
 from .batch.batch_run import BatchConfig
 from .bench.adapt_bench import BenchAdaptConfig, bench_adapt
 from .bench.batch_bench import BenchBatchConfig, bench_batch
+from .bench.capture_bench import BenchCaptureConfig, bench_capture
 from .bench.dam_bench import BenchDamConfig, bench_dam
 from .bench.encoder_bench import BenchEncoderConfig, bench_encoder
 from .bench.import_bench import BenchImportConfig, bench_import
@@ -407,6 +408,9 @@ BENCHMARKS: tuple[Command, ...] = (
             _report(bench_render)),
     Command("dam", "lab capture views/s, DAM training samples/s, peak memory", BenchDamConfig,
             _report(bench_dam)),
+    Command("capture", "seconds per lab-capture view of a head in the backend's renderer, EEVEE "
+            "and Cycles (the choice for a digital double's capture)", BenchCaptureConfig,
+            _report(bench_capture)),
     Command("soak", "a real clip looped to 5,000 frames, tracked and imported, beside 300 frames: "
             "time, peak memory, memory per frame", BenchSoakConfig, _report(bench_soak)),
     Command("adapt", "seconds per frame of the adapted tracker beside the landmark fit, against clip "
