@@ -2,8 +2,9 @@
 Double*; backend/heads/digital_double.py finishes it).
 
 What Blender knows goes into the file: the mesh without modifiers, triangulated with its vertex
-ids kept (so per-vertex results, e.g. a point cache, apply to the double itself); the active UV
-map per triangle corner; every shape key as a blendshape (its offset from its relative key),
+ids kept (so per-vertex results, e.g. a point cache, apply to the double itself, in its object
+space when it stands unrotated and unscaled); the active UV map per triangle corner; every
+shape key as a blendshape (its offset from its relative key),
 named in ARKit spelling where its name matches an ARKit channel one to one (arkit_names.py);
 the image on its material's Base Color as the albedo; and the face region when a vertex group
 named FACE_GROUP marks it. Head space is the object's own axes as it stands in the scene

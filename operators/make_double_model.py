@@ -2,7 +2,8 @@
 expression shape keys and texture; `python -m backend personalize DOUBLE.npz`,
 docs/personal-model.md), then the model's head added and the model chosen as the panel's Face
 Model. The double keeps its own topology: the model's head has the double's vertices in the
-double's order, so what is tracked with it (a point cache, for one) also fits the double."""
+double's order, so what is tracked with it (a point cache, for one) also fits the double
+(in its object space when it stands unrotated and unscaled)."""
 
 from __future__ import annotations
 
