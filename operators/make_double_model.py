@@ -15,7 +15,7 @@ import bpy
 from ..backend.formats.errors import BadInput
 from ..blender_addon.backend_job import BackendJob, UserError
 from ..blender_addon.double_export import export_double
-from .make_personal_model import adopt_model, free_model_name
+from .model_making import ModelMaking, adopt_model
 
 
 def double_file(name: str) -> Path:
@@ -23,7 +23,7 @@ def double_file(name: str) -> Path:
     return Path(bpy.app.tempdir or tempfile.gettempdir()) / "faceadapt-doubles" / f"{name}.npz"
 
 
-class FACEADAPT_OT_make_double_model(BackendJob, bpy.types.Operator):
+class FACEADAPT_OT_make_double_model(ModelMaking, BackendJob, bpy.types.Operator):
     """Make a face model of the selected digital double from its expression shape keys and
     texture (a lab capture rendered by the backend, then the DAM and the image encoder trained;
     about 12 minutes on 2 CPU cores), add the model's head and choose the model"""
@@ -35,21 +35,6 @@ class FACEADAPT_OT_make_double_model(BackendJob, bpy.types.Operator):
     model_name: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Model Name", default="",
         description="The model's name (a folder in your models folder); empty: the double's name")
-    budget: bpy.props.FloatProperty(  # type: ignore[valid-type]
-        name="Training Budget", default=600.0, min=1.0, unit="TIME_ABSOLUTE",
-        description="Seconds of training, the DAM and the image encoder together (the landmarks, "
-                    "the capture and the renders come on top)")
-    expressions: bpy.props.IntProperty(  # type: ignore[valid-type]
-        name="Lab Expressions", default=400, min=40,
-        description="Expressions of the double in its lab capture (8 views each)")
-    encoder_expressions: bpy.props.IntProperty(  # type: ignore[valid-type]
-        name="Encoder Expressions", default=600, min=40,
-        description="Expressions the image encoder learns from (3 renders each)")
-    overwrite: bpy.props.BoolProperty(  # type: ignore[valid-type]
-        name="Replace", default=False, description="Replace an existing model of that name")
-    resume: bpy.props.BoolProperty(  # type: ignore[valid-type]
-        name="Resume", default=False,
-        description="Continue a run that was cancelled or failed (same double and settings)")
 
     _name: str = ""
 
@@ -60,16 +45,13 @@ class FACEADAPT_OT_make_double_model(BackendJob, bpy.types.Operator):
         if double is None:
             raise UserError("select the digital double's head mesh (with its expression shape keys "
                             "and textured material)")
-        self._name = free_model_name(self.model_name, double.name, self.overwrite or self.resume)
+        self._name = self.free_model_name(self.model_name, double.name)
         path = double_file(self._name)
         try:
             export_double(double, path)
         except BadInput as exc:
             raise UserError(f"'{double.name}' cannot be exported: {exc}") from exc
-        args = ["personalize", str(path), "--out", self._name, "--budget", f"{self.budget:g}",
-                "--expressions", str(self.expressions),
-                "--encoder-expressions", str(self.encoder_expressions)]
-        return args + (["--overwrite"] if self.overwrite else []) + (["--resume"] if self.resume else [])
+        return self.personalize_arguments(path, self._name)
 
     def finish(self, context: bpy.types.Context, result_path: str) -> None:
         head = adopt_model(context, self._name, Path(result_path))
