@@ -59,17 +59,23 @@ from .footage import Footage, parse_frame_range
 from .formats.atomic import DirectoryKind, atomic_directory, atomic_file, check_replaceable
 from .formats.errors import BadInput
 from .formats.file_digest import file_digest
-from .formats.head_file import load_head, save_head
+from .formats.head_file import HeadAsset, load_head, save_head
 from .training_history import still_falling
 
 WORK_FORMAT = 1
 TRAINING_STAGES = ("capture", "dam", "encoder", "evaluate")  # after "identity" or a double's "head"
 DAM_SHARE = 0.5
-# Seconds per training step on the reference CPU (2 cores, torch CPU), measured by a
-# `personalize` run (docs/personal-model.md): the DAM at DAM_BATCH (0.62), the encoder's image
-# phase at ENCODER_BATCH with its short landmark phase spread over it (0.2).
+# Seconds per training step on the reference CPU (2 cores, torch CPU), measured by `personalize`
+# runs (docs/personal-model.md): the DAM at DAM_BATCH, the encoder's image phase at
+# ENCODER_BATCH with its short landmark phase spread over it. A step costs more on a head of more
+# vertices (the geometry layers, the renders): on the default head (REFERENCE_VERTICES) 0.62 and
+# 0.2 s, on the ICT double (26,719 vertices) 0.97 and 0.40 s; between and beyond, the line
+# through the two.
+REFERENCE_VERTICES = 4792
 DAM_SECONDS_PER_STEP = 0.62
 ENCODER_SECONDS_PER_STEP = 0.2
+DAM_SECONDS_PER_VERTEX_STEP = 1.6e-5
+ENCODER_SECONDS_PER_VERTEX_STEP = 9.3e-6
 DAM_BATCH = 8
 ENCODER_BATCH = 32
 ENCODER_LANDMARK_STEPS = 300
@@ -132,12 +138,17 @@ class TrainingPlan:
     encoder_budget: float
 
     @staticmethod
-    def for_budget(budget: float) -> TrainingPlan:
+    def for_budget(budget: float, vertices: int = REFERENCE_VERTICES) -> TrainingPlan:
+        """The plan for `budget` seconds on a head of `vertices` vertices."""
         dam_budget = budget * DAM_SHARE
         encoder_budget = budget - dam_budget
-        return TrainingPlan(max(MINIMUM_STEPS, round(dam_budget / DAM_SECONDS_PER_STEP)), dam_budget,
-                            max(MINIMUM_STEPS, round(encoder_budget / ENCODER_SECONDS_PER_STEP)),
-                            encoder_budget)
+        extra = vertices - REFERENCE_VERTICES
+        # Never below half the reference rate: the line is measured on heads of this size or more.
+        dam_rate = max(DAM_SECONDS_PER_STEP / 2, DAM_SECONDS_PER_STEP + DAM_SECONDS_PER_VERTEX_STEP * extra)
+        encoder_rate = max(ENCODER_SECONDS_PER_STEP / 2,
+                           ENCODER_SECONDS_PER_STEP + ENCODER_SECONDS_PER_VERTEX_STEP * extra)
+        return TrainingPlan(max(MINIMUM_STEPS, round(dam_budget / dam_rate)), dam_budget,
+                            max(MINIMUM_STEPS, round(encoder_budget / encoder_rate)), encoder_budget)
 
 
 def default_work(out: Path) -> Path:
@@ -204,12 +215,13 @@ def run_personalize(config: PersonalizeConfig, sink: EventSink) -> tuple[Path, d
     out = model_destination(config.out)
     check_replaceable(out, config.overwrite, MODEL_DIRECTORY, inputs=(config.footage,))
     if config.from_double:
-        inputs = _double_inputs(config)
+        double = _load_double(config)
+        inputs, vertices = _double_inputs(config, double), double.num_vertices
     else:
         footage = Footage(config.footage)
         first, last = parse_frame_range(config.frames, footage.info.frame_count)
-        inputs = _inputs(config, first, last)
-    plan = TrainingPlan.for_budget(config.budget)
+        inputs, vertices = _inputs(config, first, last), REFERENCE_VERTICES
+    plan = TrainingPlan.for_budget(config.budget, vertices)
     work = WorkFolder(config.work or default_work(out), inputs)
     stages = work.start(config.resume)
 
@@ -251,16 +263,20 @@ def _inputs(config: PersonalizeConfig, first: int, last: int) -> dict:
             "albedo_size": config.albedo_size}
 
 
-def _double_inputs(config: PersonalizeConfig) -> dict:
-    """What a double's stages depend on: its content (Blender writes the file again for every
-    run, so its bytes differ where its arrays do not)."""
-    from .evaluation.suite_cache import head_digest
-
+def _load_double(config: PersonalizeConfig) -> HeadAsset:
     source = Path(config.footage)
     if not source.is_file():
         raise BadInput(f"digital double {source} does not exist: export it again from Blender "
                        "(Make Model From Double)")
-    return {"double": head_digest(load_head(source)), **_training_inputs(config)}
+    return load_head(source)
+
+
+def _double_inputs(config: PersonalizeConfig, double: HeadAsset) -> dict:
+    """What a double's stages depend on: its content (Blender writes the file again for every
+    run, so its bytes differ where its arrays do not)."""
+    from .evaluation.suite_cache import head_digest
+
+    return {"double": head_digest(double), **_training_inputs(config)}
 
 
 def _training_inputs(config: PersonalizeConfig) -> dict:

@@ -21,6 +21,7 @@ from backend.personalize import (
     DAM_SECONDS_PER_STEP,
     ENCODER_SECONDS_PER_STEP,
     MINIMUM_STEPS,
+    REFERENCE_VERTICES,
     PersonalizeConfig,
     TrainingPlan,
     WorkFolder,
@@ -39,6 +40,18 @@ def test_the_budget_buys_the_steps_the_reference_cpu_runs_in_it():
     assert TrainingPlan.for_budget(1200).dam_steps == pytest.approx(2 * plan.dam_steps, abs=1)
     tiny = TrainingPlan.for_budget(1)
     assert tiny.dam_steps == tiny.encoder_steps == MINIMUM_STEPS
+
+
+def test_a_head_of_more_vertices_gets_the_steps_its_slower_steps_fit_in_the_budget(default_head):
+    assert default_head.num_vertices == REFERENCE_VERTICES  # the head the rates were measured on
+    reference = TrainingPlan.for_budget(600)
+    assert TrainingPlan.for_budget(600, REFERENCE_VERTICES) == reference
+    # The ICT double (26,719 vertices): measured 310 DAM steps and 743 encoder steps in 300 s each.
+    double = TrainingPlan.for_budget(600, 26_719)
+    assert double.dam_steps == pytest.approx(310, rel=0.05), double
+    assert double.encoder_steps == pytest.approx(743, rel=0.05), double
+    small = TrainingPlan.for_budget(600, 500)
+    assert reference.dam_steps < small.dam_steps <= 2 * reference.dam_steps + 1
 
 
 def test_a_loss_still_falling_is_told_from_a_converged_one():
