@@ -68,8 +68,11 @@ class DamTraining:
 def losses(model: DeepAppearanceModel, batch: Batch, config: DamTraining) -> dict[str, torch.Tensor]:
     vertices, texture, mean, log_variance = model(batch.vertices, batch.average_texture, batch.view_dir)
     vertex = (((vertices - batch.vertices) / model.vertex_scale) ** 2).mean()
-    mask = batch.visible[:, None].float()
-    texel = ((texture - batch.texture).abs() / model.texture_scale * mask).sum()
+    # Texels no view of the sample saw are learnt from the capture's albedo fill (else they
+    # decode to whatever the untrained weights give: black, on a double's neck and eyes).
+    target = torch.where(batch.visible[:, None], batch.texture, batch.average_texture)
+    mask = (batch.visible | batch.unseen)[:, None].float()
+    texel = ((texture - target).abs() / model.texture_scale * mask).sum()
     texture_loss = texel / (mask.sum() * 3).clamp(min=1)
     kl = -0.5 * (1 + log_variance - mean**2 - log_variance.exp()).sum(1).mean()
     total = config.vertex_weight * vertex + config.texture_weight * texture_loss + config.kl_weight * kl

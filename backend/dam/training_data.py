@@ -18,6 +18,7 @@ class Batch:
     view_dir: torch.Tensor  # (B, 3) unit, head space, face centre -> camera
     texture: torch.Tensor  # (B, 3, S, S) the view's unwrapped image (target)
     visible: torch.Tensor  # (B, S, S) bool
+    unseen: torch.Tensor  # (B, S, S) bool: texels of the layout no view of the sample saw
     poses: torch.Tensor  # (B, 4, 4) head -> camera
     images: torch.Tensor  # (B, 3, H, W)
 
@@ -44,8 +45,10 @@ class BatchMaker:
             texture, visible = self.lab.unwrap(images, vertices, pose)
         average = torch.as_tensor(np.asarray(self.capture.average_texture[samples]), device=device)
         average = average.permute(0, 3, 1, 2).float() / 255
-        return Batch(vertices, average, view_directions(pose, self.centre), texture, visible, pose,
-                     images)
+        coverage = torch.as_tensor(np.asarray(self.capture.average_coverage[samples]), device=device)
+        unseen = (coverage == 0) & self.lab.atlas.mask
+        return Batch(vertices, average, view_directions(pose, self.centre), texture, visible, unseen,
+                     pose, images)
 
     def _images(self, samples: np.ndarray, cameras: np.ndarray, vertices: torch.Tensor,
                 poses: torch.Tensor, stored: bool) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..formats.head_file import HeadAsset
-from ..heads.landmark_embedding import FLAT_SKIN, albedo_for_rendering
+from ..heads.landmark_embedding import albedo_for_rendering
 from ..render.shading import vertex_normals
 from ..render.unwrap import make_atlas, unwrap
 
@@ -160,7 +160,7 @@ def _complete(head: HeadAsset, atlas, albedo: np.ndarray, seen: np.ndarray, size
         close = distance < 0.004  # a mirror texel on the surface itself, not across a gap
         filled[unseen[close]] = albedo[seen][nearest[close]]
         from_mirror[unseen[close]] = True
-    default = _default_texels(head, atlas, size)
+    default = _default_texels(head, atlas)
     rest = ~seen & ~from_mirror
     if seen.any():
         gain = albedo[seen].mean(0) / np.maximum(default[seen].mean(0), 1e-3)
@@ -178,12 +178,6 @@ def _complete(head: HeadAsset, atlas, albedo: np.ndarray, seen: np.ndarray, size
                        float(seen[face].mean()) if face.any() else 0.0, float(from_mirror.mean()))
 
 
-def _default_texels(head: HeadAsset, atlas, size: int) -> np.ndarray:
+def _default_texels(head: HeadAsset, atlas) -> np.ndarray:
     """(N, 3) the head's own albedo (or mid skin) at the atlas's texels, in [0, 1]."""
-    texel_index = atlas.texel_index.cpu().numpy()
-    if head.albedo is None:
-        return np.tile(FLAT_SKIN.astype(np.float32) / 255, (len(texel_index), 1))
-    albedo = albedo_for_rendering(head)[None]
-    mode = "area" if albedo.shape[-1] > size else "bilinear"
-    resized = F.interpolate(albedo, size=(size, size), mode=mode)[0]
-    return resized.reshape(3, -1)[:, texel_index].T.numpy()
+    return atlas.texels_of(albedo_for_rendering(head)).T.numpy()

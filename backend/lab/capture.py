@@ -8,7 +8,8 @@ unwrapped textures are regenerated on the fly (deterministic) unless stored:
     head.npz              the head (DESIGN.md head-file schema)
     samples.npz           weights (N, K) f32; poses (N, C, 4, 4) f32 head -> camera (OpenCV);
                           intrinsics (3, 3) f32; held_out (N,) bool (evaluation expressions)
-    average_texture.npy   (N, S, S, 3) uint8 view-averaged unwrapped texture (memory-mapped)
+    average_texture.npy   (N, S, S, 3) uint8 view-averaged unwrapped texture (memory-mapped);
+                          texels no view saw hold the albedo, lit as the seen ones
     average_coverage.npy  (N, S, S) uint8 number of views that saw each texel
     views/NNNNNN_CC.png   optional: images from another renderer (a Blender/Cycles capture of a
                           user's head); when present they replace the built-in renders
@@ -147,6 +148,7 @@ class LabRenderer:
         self.albedo = torch.as_tensor(head.albedo, device=self.device).permute(2, 0, 1).float() / 255
         self.atlas: UVAtlas = make_atlas(self.uv.cpu(), self.uv_faces.cpu(), self.faces.cpu(),
                                          config.texture_size).to(self.device)
+        self.albedo_texels = self.atlas.texels_of(self.albedo)  # (3, N)
         self.intrinsics = torch.as_tensor(capture_intrinsics(head, config), device=self.device)
         self.blendshapes = torch.as_tensor(head.blendshapes, device=self.device)
         self.rest = torch.as_tensor(head.vertices, device=self.device)
@@ -175,6 +177,25 @@ class LabRenderer:
                poses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(texture (B, 3, S, S), visibility (B, S, S)) of images through posed vertices."""
         return unwrap(images, head_to_camera(vertices, poses), self.intrinsics, self.faces, self.atlas)
+
+    def average(self, texture: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """(3, S, S) the mean of one expression's unwrapped views (V, 3, S, S) where they saw a
+        texel (visible (V, S, S)); texels no view saw (the neck below the dome, the eyes under
+        the lids, a layout's hidden islands) take the head's albedo, scaled per channel to the
+        seen texels' brightness under the lab light: the model learns them from that, not
+        from black."""
+        count = visible.sum(0)
+        mean = (texture.sum(0) / count.clamp(min=1)).reshape(3, -1)
+        index = self.atlas.texel_index
+        seen = count.reshape(-1)[index] > 0
+        texels = mean[:, index]
+        if seen.any():
+            gain = texels[:, seen].sum(1) / self.albedo_texels[:, seen].sum(1).clamp(min=1e-6)
+        else:
+            gain = torch.ones(3, device=mean.device)
+        texels[:, ~seen] = (self.albedo_texels[:, ~seen] * gain[:, None]).clamp(0, 1)
+        mean[:, index] = texels
+        return mean.reshape(texture.shape[1:])
 
 
 def view_directions(poses: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
@@ -212,10 +233,9 @@ def make_capture(head: HeadAsset, config: CaptureConfig, out: Path, overwrite: b
             with torch.no_grad():
                 vertices = lab.vertices(w)
                 texture, visible = lab.unwrap(lab.render(vertices, p), vertices, p)
-            count = visible.sum(0)
-            mean = (texture.sum(0) / count.clamp(min=1)).permute(1, 2, 0)
+            mean = lab.average(texture, visible).permute(1, 2, 0)
             average[i] = (mean.clamp(0, 1) * 255).round().byte().cpu().numpy()
-            coverage[i] = count.byte().cpu().numpy()
+            coverage[i] = visible.sum(0).clamp(max=255).byte().cpu().numpy()
             sink.progress("capture", i + 1, config.expressions)
         average.flush()
         coverage.flush()

@@ -43,6 +43,13 @@ class UVAtlas:
         out[self.texel_index] = True
         return out.view(self.size, self.size)
 
+    def texels_of(self, image: torch.Tensor) -> torch.Tensor:
+        """(C, N) an image laid out in this UV space (C, H, W), e.g. an albedo, resampled at
+        the atlas's texels (area-averaged when larger than the atlas)."""
+        mode = "area" if image.shape[-1] > self.size else "bilinear"
+        resized = F.interpolate(image[None].float(), size=(self.size, self.size), mode=mode)[0]
+        return resized.reshape(image.shape[0], -1)[:, self.texel_index.to(resized.device)]
+
     def restricted(self, triangle_mask: torch.Tensor) -> UVAtlas:
         """The texels on triangles where triangle_mask (T,) bool is set (e.g. the face region:
         unwrapping texels nobody reads only costs time)."""

@@ -66,6 +66,45 @@ def test_unwrapped_textures_match_the_renders(default_head, tmp_path: Path):
     assert psnr > 30, psnr
 
 
+def test_texels_no_view_saw_are_filled_from_the_albedo_in_the_layouts_own_orientation(
+        default_head, tmp_path: Path):
+    # Red and blue checks: their chromaticity survives the lab's shading, so it shows whether
+    # the albedo is read in the layout's orientation (a flipped or shifted read would not match).
+    rows, cols = np.indices((64, 64)) // 8
+    checks = np.where(((rows + cols) % 2 == 0)[..., None], [200, 60, 40], [40, 60, 200]).astype(np.uint8)
+    head = replace(default_head, albedo=checks)
+    config = replace(TINY, expressions=2, cameras=2)
+    capture = LabCapture.open(make_capture(head, config, tmp_path / "c", False, EventSink(False)))
+    lab = BatchMaker(capture).lab
+    texel = lab.atlas.texel_index.numpy()
+    average = np.asarray(capture.average_texture[0]).reshape(-1, 3)[texel].astype(np.float32) / 255
+    seen = np.asarray(capture.average_coverage[0]).reshape(-1)[texel] > 0
+    assert 20 < (~seen).sum() and 20 < seen.sum()  # a frontal dome: the back is unseen
+    paint = lab.albedo_texels.T.numpy()
+
+    def redness(colour: np.ndarray) -> np.ndarray:
+        return colour[:, 0] / np.maximum(colour.sum(1), 1e-6)
+
+    for texels in (seen, ~seen):
+        agreement = np.corrcoef(redness(average[texels]), redness(paint[texels]))[0, 1]
+        assert agreement > 0.8, (texels.sum(), agreement)
+    # Lit as the seen texels are, not black.
+    assert average[~seen].mean() > 0.5 * average[seen].mean()
+
+
+def test_the_model_decodes_texels_no_view_saw_as_their_fill(tiny_model: Path, tiny_capture: Path):
+    capture = LabCapture.open(tiny_capture)
+    model, _ = load_model(tiny_model)
+    batch = BatchMaker(capture).make(np.arange(4), np.zeros(4, int))
+    with torch.no_grad():
+        code, _ = model.encode(batch.vertices, batch.average_texture)
+        _, texture = decode(model, code, batch.view_dir)
+    unseen = batch.unseen[:, None].expand_as(texture)
+    decoded, fill = texture[unseen], batch.average_texture[unseen]
+    assert fill.mean() > 0.2
+    assert (decoded - fill).abs().mean() < 0.25 * fill.mean(), ((decoded - fill).abs().mean(), fill.mean())
+
+
 def test_a_tiny_dam_overfits_a_tiny_capture(tiny_model: Path):
     info = json.loads((tiny_model / "model.json").read_text())
     first, final = info["training"]["first_losses"], info["training"]["final_losses"]
