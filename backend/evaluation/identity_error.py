@@ -5,12 +5,13 @@ refined by trimmed iterative closest points until they converge), and each truth
 distance to the fitted head's surface.
 
 `evaluate-identity HEAD --truth CLIP` scores a head (e.g. from `fit-identity`) against a
-ground-truth clip's head beside the default head's score.
+ground-truth clip's head beside the default head's score and the basis reach's (the default
+head reshaped by the identity basis as close to the truth as it allows: the floor of a fit).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,17 +58,21 @@ def _surface_distances(points: np.ndarray, vertices: np.ndarray, faces: np.ndarr
     return out
 
 
-def aligned_surface_distances_mm(vertices: np.ndarray, head: HeadAsset, truth_vertices: np.ndarray,
-                                 truth: HeadAsset) -> np.ndarray:
-    """(P,) millimetres from each of the truth's cropped face points to the surface of
-    `vertices` (V, 3) (a shape of `head`'s topology) after the NoW alignment; truth_vertices
-    (V', 3) a shape of `truth`'s topology. Both in metres, any common frame (the similarity
-    removes pose and scale)."""
+def now_crop(truth_vertices: np.ndarray, truth: HeadAsset) -> np.ndarray:
+    """(P,) indices of the truth's face vertices within NOW_CROP_M of its nose tip
+    (truth_vertices (V', 3), a shape of `truth`'s topology): the points NoW scores."""
+    face = np.flatnonzero(truth.face_region)
+    nose = truth_vertices[truth.landmark_vertex[NOSE_TIP]]
+    return face[np.linalg.norm(truth_vertices[face] - nose, axis=1) < NOW_CROP_M]
+
+
+def now_alignment(vertices: np.ndarray, head: HeadAsset, truth_vertices: np.ndarray,
+                  truth: HeadAsset, points: np.ndarray) -> np.ndarray:
+    """(4, 4) the similarity taking `vertices` (V, 3), a shape of `head`'s topology, onto the
+    truth's face `points` (P, 3) (its `now_crop`): from the landmarks both heads carry, then trimmed
+    ICP until it converges."""
     from scipy.spatial import cKDTree
 
-    face = truth_vertices[truth.face_region].astype(np.float64)
-    nose = truth_vertices[truth.landmark_vertex[NOSE_TIP]]
-    points = face[np.linalg.norm(face - nose, axis=1) < NOW_CROP_M]
     both = head.landmark_mask & truth.landmark_mask
     vertices = np.asarray(vertices, np.float64)
     transform = umeyama(vertices[head.landmark_vertex[both]],
@@ -81,6 +86,18 @@ def aligned_surface_distances_mm(vertices: np.ndarray, head: HeadAsset, truth_ve
             break
         previous = distance[kept].mean()
         transform = umeyama(vertices[nearest[kept]], points[kept])
+    return transform
+
+
+def aligned_surface_distances_mm(vertices: np.ndarray, head: HeadAsset, truth_vertices: np.ndarray,
+                                 truth: HeadAsset) -> np.ndarray:
+    """(P,) millimetres from each of the truth's cropped face points to the surface of
+    `vertices` (V, 3) (a shape of `head`'s topology) after the NoW alignment; truth_vertices
+    (V', 3) a shape of `truth`'s topology. Both in metres, any common frame (the similarity
+    removes pose and scale)."""
+    points = truth_vertices[now_crop(truth_vertices, truth)].astype(np.float64)
+    vertices = np.asarray(vertices, np.float64)
+    transform = now_alignment(vertices, head, truth_vertices, truth, points)
     moved = vertices @ transform[:3, :3].T + transform[:3, 3]
     return _surface_distances(points, moved, head.faces) * 1000
 
@@ -93,8 +110,20 @@ def identity_error_mm(head: HeadAsset, truth: HeadAsset) -> dict[str, float]:
             "p90_mm": round(float(np.percentile(d, 90)), 3), "points": len(d)}
 
 
+def basis_reach_error_mm(truth: HeadAsset) -> dict[str, float]:
+    """`identity_error_mm` of the default head reshaped by the identity basis as close to
+    `truth` as the basis allows (identity/basis_reach.py): the floor of an identity fit."""
+    from ..heads.default_head import default_head
+    from ..identity.basis_reach import basis_reach
+    from ..identity.identity_basis import identity_basis
+
+    head = default_head()
+    return identity_error_mm(replace(head, vertices=basis_reach(head, identity_basis(), truth)), truth)
+
+
 def evaluate_identity(config: EvaluateIdentityConfig) -> dict:
-    """The report of `evaluate-identity`: the head's error and the reference head's."""
+    """The report of `evaluate-identity`: the head's error, the reference head's and the basis
+    reach's (the least the identity basis allows)."""
     from ..heads.default_head import resolve_head
 
     truth_path = config.truth / "head.npz" if config.truth.is_dir() else config.truth
@@ -102,4 +131,5 @@ def evaluate_identity(config: EvaluateIdentityConfig) -> dict:
     return {"truth": str(truth_path),
             "head": {"path": str(config.head), **identity_error_mm(load_head(config.head), truth)},
             "reference": {"head": config.reference,
-                          **identity_error_mm(resolve_head(config.reference), truth)}}
+                          **identity_error_mm(resolve_head(config.reference), truth)},
+            "basis_reach": basis_reach_error_mm(truth)}

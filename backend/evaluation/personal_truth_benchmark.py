@@ -42,7 +42,7 @@ from ..landmarks.nme import nme
 from .clip_making import FOOTAGE, HEAD, make_clips
 from .clip_specs import MEASURED_PREFIX, PROCEDURAL, ClipSpec, Domain
 from .decoded_texture_psnr import decoded_texture_psnr
-from .identity_error import aligned_surface_distances_mm, identity_error_mm
+from .identity_error import aligned_surface_distances_mm, basis_reach_error_mm, identity_error_mm
 from .metrics import landmark_errors_px, matched_frames
 from .personal_benchmark import model_contact_sheet
 
@@ -139,6 +139,7 @@ def personal_truth_benchmark(config: PersonalTruthBenchmarkConfig, sink: EventSi
             config, _double_file(actor, out / "double.npz"), "double-model", sink)
     heads = {label: load_model_head(folder) for label, folder in models.items()}
     identity = {label: identity_error_mm(head, actor) for label, head in heads.items()}
+    identity["basis reach"] = basis_reach_error_mm(actor)
 
     rows = []
     for clip in tracked_clips:
