@@ -102,15 +102,28 @@ def aligned_surface_distances_mm(vertices: np.ndarray, head: HeadAsset, truth_ve
     return _surface_distances(points, moved, head.faces) * 1000
 
 
-def identity_error_mm(head: HeadAsset, truth: HeadAsset) -> dict[str, float]:
+# iBUG-68 regions: a truth point belongs to the region of its nearest landmark.
+REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36),
+           "eyes": range(36, 48), "mouth": range(48, 68)}
+
+
+def identity_error_mm(head: HeadAsset, truth: HeadAsset) -> dict:
     """NoW-style error of `head`'s rest shape against `truth`'s (both (V, 3) head space):
-    mean, median and p90 in millimetres over the truth's cropped face points."""
+    mean, median and p90 in millimetres over the truth's cropped face points, and the mean per
+    region ("regions_mm": jaw, brows, nose, eyes, mouth; points grouped by their nearest of the
+    truth's iBUG-68 landmarks)."""
     d = aligned_surface_distances_mm(head.vertices, head, truth.vertices, truth)
+    points = truth.vertices[now_crop(truth.vertices, truth)]
+    landmarks = truth.vertices[truth.landmark_vertex[truth.landmark_mask]]
+    nearest = np.flatnonzero(truth.landmark_mask)[
+        np.argmin(((points[:, None] - landmarks[None]) ** 2).sum(-1), axis=1)]
+    regions = {name: round(float(d[np.isin(nearest, list(ids))].mean()), 3)
+               for name, ids in REGIONS.items() if np.isin(nearest, list(ids)).any()}
     return {"mean_mm": round(float(d.mean()), 3), "median_mm": round(float(np.median(d)), 3),
-            "p90_mm": round(float(np.percentile(d, 90)), 3), "points": len(d)}
+            "p90_mm": round(float(np.percentile(d, 90)), 3), "points": len(d), "regions_mm": regions}
 
 
-def basis_reach_error_mm(truth: HeadAsset) -> dict[str, float]:
+def basis_reach_error_mm(truth: HeadAsset) -> dict:
     """`identity_error_mm` of the default head reshaped by the identity basis as close to
     `truth` as the basis allows (identity/basis_reach.py): the floor of an identity fit."""
     from ..heads.default_head import default_head

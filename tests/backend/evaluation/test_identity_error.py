@@ -22,6 +22,10 @@ def test_a_moved_and_scaled_copy_scores_zero_and_a_changed_shape_does_not(defaul
     changed = identity_error_mm(replace(head, vertices=(head.vertices + bump).astype(np.float32)), head)
     print(changed)
     assert changed["mean_mm"] > 0.2 and changed["p90_mm"] > 0.5
+    # The bump is on the nose: its region carries it, the regions far from it less.
+    regions = changed["regions_mm"]
+    assert set(regions) == {"jaw", "brows", "nose", "eyes", "mouth"}
+    assert regions["nose"] == max(regions.values()) and regions["nose"] > 2 * regions["jaw"]
 
 
 def test_the_same_shape_scores_zero_when_its_landmarks_sit_on_other_vertices(default_head):
