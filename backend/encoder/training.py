@@ -54,6 +54,10 @@ from .lab_views import VIEWS_FORMAT, LabViews, encoder_expressions, lab_renderer
 from .network import EncoderArchitecture, EncoderOutput, ImageEncoder
 
 EVALUATION_SEED = 7_000_001  # held-out views: another stream than the training views'
+# Under --budget the landmark phase ends early once it has used this share of the budget: on a
+# large head (a digital double) or a busy machine it could otherwise spend all of it and leave
+# the image phase, the one that teaches the encoder to read footage, without a step.
+LANDMARK_BUDGET_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -259,10 +263,18 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
     encoder.train()
     stopped_by_budget = False
     total = config.landmark_steps + config.steps
+    landmark_done = min(step, config.landmark_steps)
     while step < total:
-        if config.budget is not None and time.perf_counter() - start >= config.budget:
+        used = time.perf_counter() - start
+        if config.budget is not None and used >= config.budget:
             stopped_by_budget = True
             break
+        if (config.budget is not None and step < config.landmark_steps
+                and used >= LANDMARK_BUDGET_SHARE * config.budget):
+            sink.warning(f"the encoder's landmark phase used {LANDMARK_BUDGET_SHARE:.0%} of the "
+                         f"{config.budget:g}-s budget after {step} of its {config.landmark_steps} "
+                         "steps: the image phase starts now")
+            step = config.landmark_steps
         # First the landmark branch and the head alone on large image-free batches, then
         # everything on images; each phase has its own cosine schedule.
         images = step >= config.landmark_steps
@@ -281,6 +293,7 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
         optimizer.step()
         step += 1
+        landmark_done += 0 if images else 1
         (history if images else landmark_history).append({k: float(v.detach()) for k, v in terms.items()})
         sink.progress("train encoder" if images else "train encoder (landmarks)", phase_step + 1, phase_steps)
         if step % config.checkpoint_every == 0 or step == total:
@@ -304,7 +317,7 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         "training": config.as_dict(),
         "metrics": metrics,
         "initial": str(Path(initial).resolve()) if initial is not None else None,
-        "run": {"landmark_steps": min(step, config.landmark_steps),
+        "run": {"landmark_steps": landmark_done,
                 "steps": max(step - config.landmark_steps, 0), "seconds": round(seconds, 1),
                 "stopped_by_budget": stopped_by_budget,
                 # Over both phases' seconds: the landmark phase costs a few minutes.

@@ -88,3 +88,25 @@ def test_too_few_expressions_for_a_batch_are_refused_before_rendering(tmp_path):
         train_encoder(model, tmp_path / "work", ARCHITECTURE, replace(TRAINING, expressions=1), False,
                       EventSink(json_lines=False))
     assert not (tmp_path / "work" / "views").exists()
+
+
+class _Warnings(EventSink):
+    def __init__(self) -> None:
+        super().__init__(json_lines=False)
+        self.warnings: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+        super().warning(message)
+
+
+def test_a_landmark_phase_too_long_for_the_budget_leaves_the_image_phase_its_share(tmp_path):
+    model = _model(tmp_path, "model")
+    sink = _Warnings()
+    budget = 4.0
+    train_encoder(model, tmp_path / "work", ARCHITECTURE,
+                  replace(TRAINING, landmark_steps=100_000, steps=3, budget=budget), False, sink)
+    run = json.loads((model / ENCODER_INFO).read_text())["run"]
+    assert 0 < run["landmark_steps"] < 100_000
+    assert run["steps"] >= 1, run  # the image phase ran, inside the budget's remaining 70%
+    assert any("landmark phase used 30%" in w for w in sink.warnings), sink.warnings
