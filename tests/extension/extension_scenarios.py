@@ -546,6 +546,39 @@ def run_track_strips(report: dict, footage: str, workdir_path: Path) -> None:
             [v.co[:] for v in double_head.data.vertices], [v.co[:] for v in double.data.vertices],
             atol=1e-5))}
 
+    # The double's model tracks the strip onto its head as a point cache; that cache, on the double
+    # itself (same vertices and order, its object space), plays the tracked performance there.
+    scene = bpy.context.scene
+    before = (scene.faceadapt.quality, scene.faceadapt.geometry)
+    scene.faceadapt.quality, scene.faceadapt.tracker, scene.faceadapt.texture_size = "custom", "encoder", 0
+    scene.faceadapt.geometry = "point-cache"
+    scene.faceadapt.use_frame_range = True
+    scene.faceadapt.frame_first, scene.faceadapt.frame_last = TRIM_START, TRIM_START + 3
+    report["track_double"] = run_operator("track_footage")
+    results = Path(double_head["faceadapt_results"])
+    head_cache = double_head.modifiers["FaceAdapt Cache"]
+    cache = double.modifiers.new("Performance", "MESH_CACHE")
+    cache.cache_format, cache.filepath = "PC2", head_cache.filepath
+    cache.frame_start = head_cache.frame_start
+    with np.load(results / "tracking.npz") as tracking:
+        frames, vertices = tracking["frames"], tracking["vertices"]
+    zero = int(double_head["faceadapt_scene_frame_of_source_zero"])
+    differences = []
+    for row in (0, len(frames) - 1):
+        scene.frame_set(zero + int(frames[row]))
+        evaluated = double.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        mesh = evaluated.to_mesh()
+        co = np.empty(len(mesh.vertices) * 3, np.float32)
+        mesh.vertices.foreach_get("co", co)
+        evaluated.to_mesh_clear()
+        differences.append(float(np.abs(co.reshape(-1, 3) - vertices[row]).max()))
+    report["double_point_cache"] = {
+        "frames": len(frames), "cache_file": Path(head_cache.filepath).name,
+        "max_vertex_difference_m": max(differences),
+        "performance_moves_m": float(np.abs(vertices[-1] - vertices[0]).max())}
+    scene.faceadapt.use_frame_range = False
+    scene.faceadapt.quality, scene.faceadapt.geometry = before
+
 
 if __name__ == "__main__":
     run_scenario(main)

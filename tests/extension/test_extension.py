@@ -110,6 +110,14 @@ def test_make_model_from_double_keeps_the_doubles_vertices(report: dict):
     assert made["same_positions"] and made["head_polygons"] > made["double_quads"]
 
 
+def test_a_point_cache_tracked_with_the_doubles_model_plays_on_the_double_itself(report: dict):
+    assert report["track_double"]["result"] == ["FINISHED"], report["track_double"]
+    cache = report["double_point_cache"]
+    assert cache["frames"] == 4 and cache["cache_file"] == "cache.pc2"
+    assert cache["performance_moves_m"] > 1e-4  # a performance, not the rest shape
+    assert cache["max_vertex_difference_m"] < 1e-5, cache
+
+
 def test_track_footage_imports_onto_the_strip_frames(report: dict):
     assert report["track"]["result"] == ["FINISHED"]
     imported = report["imported"]
