@@ -5,7 +5,8 @@ Tensors: "model.<state name>", "optimizer.<parameter index>.<state name>" (Adam'
 step), "torch_rng" (torch's CPU generator state, uint8). Everything else is JSON in the file's
 header metadata under "checkpoint": {"format", "step", "elapsed" (seconds), "numpy_rng" (the
 numpy bit generator's state), "optimizer": {"param_groups", "state": non-tensor per-parameter
-values}}. One file, written atomically: the tensors and the step can never disagree.
+values}, "notes": the trainer's own counters (JSON; absent in older checkpoints)}. One file,
+written atomically: the tensors and the step can never disagree.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ class Resumed:
     step: int
     elapsed: float  # seconds of training before the checkpoint
     rng: np.random.Generator  # the sampling generator, where the checkpoint left it
+    notes: dict  # what the trainer saved with it (save_checkpoint's `notes`)
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    step: int, elapsed: float, rng: np.random.Generator) -> None:
+                    step: int, elapsed: float, rng: np.random.Generator,
+                    notes: dict | None = None) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     optimizer_state = optimizer.state_dict()
     plain_state: dict[str, dict] = {}
@@ -49,7 +52,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
                 plain_state[str(index)][key] = value
     tensors["torch_rng"] = torch.get_rng_state()
     document = {"format": CHECKPOINT_FORMAT, "step": step, "elapsed": elapsed,
-                "numpy_rng": rng.bit_generator.state,
+                "numpy_rng": rng.bit_generator.state, "notes": notes or {},
                 "optimizer": {"param_groups": optimizer_state["param_groups"], "state": plain_state}}
     with atomic_file(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
@@ -86,7 +89,8 @@ def load_checkpoint(folder: Path, model: torch.nn.Module,
         rng = np.random.default_rng()
         rng.bit_generator.state = document["numpy_rng"]
         torch.set_rng_state(tensors["torch_rng"])
-        return Resumed(int(document["step"]), float(document["elapsed"]), rng)
+        return Resumed(int(document["step"]), float(document["elapsed"]), rng,
+                       dict(document.get("notes", {})))
     except (OSError, RuntimeError, SafetensorError, ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {exc}); delete "
                        "it to start over") from exc

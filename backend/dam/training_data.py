@@ -18,7 +18,8 @@ class Batch:
     view_dir: torch.Tensor  # (B, 3) unit, head space, face centre -> camera
     texture: torch.Tensor  # (B, 3, S, S) the view's unwrapped image (target)
     visible: torch.Tensor  # (B, S, S) bool
-    unseen: torch.Tensor  # (B, S, S) bool: texels of the layout no view of the sample saw
+    unseen: torch.Tensor  # (B, S, S) bool: texels of the layout no view of the sample saw (none
+    # for a capture without the albedo fill there: nothing to learn them from)
     poses: torch.Tensor  # (B, 4, 4) head -> camera
     images: torch.Tensor  # (B, 3, H, W)
 
@@ -46,7 +47,7 @@ class BatchMaker:
         average = torch.as_tensor(np.asarray(self.capture.average_texture[samples]), device=device)
         average = average.permute(0, 3, 1, 2).float() / 255
         coverage = torch.as_tensor(np.asarray(self.capture.average_coverage[samples]), device=device)
-        unseen = (coverage == 0) & self.lab.atlas.mask
+        unseen = (coverage == 0) & self.lab.atlas.mask & self.capture.fills_unseen
         return Batch(vertices, average, view_directions(pose, self.centre), texture, visible, unseen,
                      pose, images)
 

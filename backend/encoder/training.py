@@ -263,7 +263,9 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
     encoder.train()
     stopped_by_budget = False
     total = config.landmark_steps + config.steps
-    landmark_done = min(step, config.landmark_steps)
+    # Landmark-phase steps run: fewer than the step counter says once the phase was cut.
+    landmark_done = (resumed.notes.get("landmark_steps_done", min(step, config.landmark_steps))
+                     if resumed is not None else 0)
     while step < total:
         used = time.perf_counter() - start
         if config.budget is not None and used >= config.budget:
@@ -275,6 +277,7 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
                          f"{config.budget:g}-s budget after {step} of its {config.landmark_steps} "
                          "steps: the image phase starts now")
             step = config.landmark_steps
+            continue
         # First the landmark branch and the head alone on large image-free batches, then
         # everything on images; each phase has its own cosine schedule.
         images = step >= config.landmark_steps
@@ -298,13 +301,14 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         sink.progress("train encoder" if images else "train encoder (landmarks)", phase_step + 1, phase_steps)
         if step % config.checkpoint_every == 0 or step == total:
             save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step,
-                            time.perf_counter() - start, rng)
+                            time.perf_counter() - start, rng, {"landmark_steps_done": landmark_done})
             recent = mean_losses((history if images else landmark_history)[-50:])
             sink.log(f"step {step}{'' if images else ' (landmarks)'}: "
                      + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
     seconds = time.perf_counter() - start
     if stopped_by_budget:
-        save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step, seconds, rng)
+        save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step, seconds, rng,
+                        {"landmark_steps_done": landmark_done})
         sink.log(f"budget of {config.budget:g} s reached at step {step}; `--resume` continues")
     encoder.eval()
     evaluation_views = _views_folder(work, "evaluation-views", head, dam, config.evaluation_expressions,
@@ -318,6 +322,7 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         "metrics": metrics,
         "initial": str(Path(initial).resolve()) if initial is not None else None,
         "run": {"landmark_steps": landmark_done,
+                "landmark_phase_cut": landmark_done < config.landmark_steps <= step,
                 "steps": max(step - config.landmark_steps, 0), "seconds": round(seconds, 1),
                 "stopped_by_budget": stopped_by_budget,
                 # Over both phases' seconds: the landmark phase costs a few minutes.

@@ -28,17 +28,16 @@ RIDGE = 1e-5
 
 def basis_reach(head: HeadAsset, basis: IdentityBasis, truth: HeadAsset) -> np.ndarray:
     """(V, 3) float32 metres, head space: `head`'s rest shape displaced by the basis
-    coefficients whose surface lies closest to `truth`'s rest face (another topology allowed)."""
-    from scipy.optimize import lsq_linear
+    coefficients (`IdentityBasis.deltas`) whose surface lies closest to `truth`'s rest face
+    (another topology allowed)."""
     from scipy.spatial import cKDTree
 
     truth_vertices = truth.vertices.astype(np.float64)
     normals = vertex_normals(torch.as_tensor(truth_vertices)[None], torch.as_tensor(truth.faces))[0].numpy()
     # Paired with the truth's whole face region: a crop's edge would pull the vertices beyond it.
-    crop = np.flatnonzero(truth.face_region)
-    rest = head.vertices.astype(np.float64)
+    face_points = np.flatnonzero(truth.face_region)
     scored = truth_vertices[now_crop(truth_vertices, truth)]
-    columns, lower, upper = _columns(basis)
+    rest = head.vertices.astype(np.float64)
     shape = rest
     best, best_error = rest, aligned_surface_distances_mm(rest, head, truth_vertices, truth).mean()
     for _ in range(REACH_ROUNDS):
@@ -47,16 +46,13 @@ def basis_reach(head: HeadAsset, basis: IdentityBasis, truth: HeadAsset) -> np.n
         transform = now_alignment(shape, head, truth_vertices, truth, scored)
         scale = np.cbrt(np.linalg.det(transform[:3, :3]))
         rotation = transform[:3, :3] / scale
-        points = (truth_vertices[crop] - transform[:3, 3]) @ rotation / scale
+        points = (truth_vertices[face_points] - transform[:3, 3]) @ rotation / scale
         distance, nearest = cKDTree(points).query(shape)
         rows = np.flatnonzero((distance < PAIR_LIMIT_M / scale) & head.face_region)
-        normal = normals[crop[nearest[rows]]] @ rotation
-        a = np.einsum("pc,pcn->pn", normal, columns[rows])
-        b = np.einsum("pc,pc->p", normal, points[nearest[rows]] - rest[rows])
-        size = a.shape[1]
-        solved = lsq_linear(np.vstack([a, np.sqrt(RIDGE) * np.eye(size)]),
-                            np.concatenate([b, np.zeros(size)]), bounds=(lower, upper))
-        shape = rest + np.einsum("vcn,n->vc", columns, solved.x)
+        normal = normals[face_points[nearest[rows]]] @ rotation
+        along = np.einsum("pc,pc->p", normal, points[nearest[rows]] - rest[rows])
+        coefficients = _signed_coefficients(basis, normal, rows, along)
+        shape = rest + basis.deltas(coefficients)
         # Pairing and alignment alternate without a guarantee of descent: keep the best shape.
         error = aligned_surface_distances_mm(shape, head, truth_vertices, truth).mean()
         if error < best_error:
@@ -64,16 +60,25 @@ def basis_reach(head: HeadAsset, basis: IdentityBasis, truth: HeadAsset) -> np.n
     return best.astype(np.float32)
 
 
-def _columns(basis: IdentityBasis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(V, 3, M) the basis's one-sided displacements as columns of a linear system, with their
-    bounds (M,): each modifier's incr in [0, upper], its decr (when it has one) in [0, -lower]."""
-    columns, lower, upper = [], [], []
-    for n in range(basis.size):
-        columns.append(basis.incr[n])
-        lower.append(0.0)
-        upper.append(basis.upper[n])
-        if basis.lower[n] < 0:
-            columns.append(basis.decr[n])
-            lower.append(0.0)
-            upper.append(-basis.lower[n])
-    return np.stack(columns, -1).astype(np.float64), np.array(lower), np.array(upper)
+def _signed_coefficients(basis: IdentityBasis, normal: np.ndarray, rows: np.ndarray,
+                         along: np.ndarray) -> np.ndarray:
+    """(N,) coefficients within the basis's bounds whose displacement of the vertices `rows`
+    along `normal` (P, 3) best matches `along` (P,) metres. A modifier moves one way at a time
+    (its incr for c > 0, its decr for c < 0): first both sides solved as separate non-negative
+    columns, which picks each modifier's side, then the chosen sides alone."""
+    from scipy.optimize import lsq_linear
+
+    def solve(columns: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        a = np.einsum("pc,npc->pn", normal, columns[:, rows].astype(np.float64))
+        size = a.shape[1]
+        return lsq_linear(np.vstack([a, np.sqrt(RIDGE) * np.eye(size)]),
+                          np.concatenate([along, np.zeros(size)]), bounds=(0.0, upper)).x
+
+    two_sided = np.flatnonzero(basis.lower < 0)
+    both = solve(np.concatenate([basis.incr, basis.decr[two_sided]]),
+                 np.concatenate([basis.upper, -basis.lower[two_sided]]))
+    negative = np.zeros(basis.size, bool)
+    negative[two_sided] = both[basis.size:] > both[two_sided]
+    columns = np.where(negative[:, None, None], basis.decr, basis.incr)
+    amount = solve(columns, np.where(negative, -basis.lower, basis.upper))
+    return np.where(negative, -amount, amount)

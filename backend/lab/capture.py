@@ -37,7 +37,10 @@ from ..render.camera import head_to_camera
 from ..render.shading import render_textured
 from ..render.unwrap import UVAtlas, make_atlas, unwrap
 
-CAPTURE_FORMAT = 1
+# 2: texels no view saw hold the albedo fill (LabRenderer.average); 1 (still read): they hold
+# black, so a model trained on it leaves them unsupervised (`LabCapture.fills_unseen`).
+CAPTURE_FORMAT = 2
+READABLE_CAPTURE_FORMATS = (1, 2)
 CAPTURE_DIRECTORY = DirectoryKind(
     "FaceAdapt lab capture", "capture.json", "format",
     frozenset({"capture.json", "head.npz", "average_texture.npy", "average_coverage.npy",
@@ -270,6 +273,7 @@ class LabCapture:
     held_out: np.ndarray
     average_texture: np.ndarray  # memory-mapped (N, S, S, 3) uint8
     average_coverage: np.ndarray  # memory-mapped (N, S, S) uint8
+    fills_unseen: bool  # average_texture holds the albedo fill where no view saw a texel
 
     @staticmethod
     def open(directory: Path) -> LabCapture:
@@ -279,9 +283,9 @@ class LabCapture:
             raise BadInput(f"{directory} is not a lab capture (no capture.json); make one with "
                            "`python -m backend capture`")
         info = json.loads(info_path.read_text())
-        if info.get("format") != CAPTURE_FORMAT:
+        if info.get("format") not in READABLE_CAPTURE_FORMATS:
             raise BadInput(f"{info_path}: capture format {info.get('format')}, this FaceAdapt "
-                           f"reads {CAPTURE_FORMAT}")
+                           f"reads {', '.join(map(str, READABLE_CAPTURE_FORMATS))}")
         config = CaptureConfig(**{**info["config"],
                                   "light_dir_head": tuple(info["config"]["light_dir_head"])})
         head = load_head(directory / "head.npz")
@@ -292,7 +296,8 @@ class LabCapture:
                            ("weights", "poses", "held_out"), remedy)
         return LabCapture(directory, config, head, samples["weights"], samples["poses"],
                           samples["held_out"], _open_images(directory / "average_texture.npy", remedy),
-                          _open_images(directory / "average_coverage.npy", remedy))
+                          _open_images(directory / "average_coverage.npy", remedy),
+                          info["format"] >= 2)
 
     def stored_view(self, sample: int, camera: int) -> Path | None:
         """An image from another renderer for this view, when the capture has one."""

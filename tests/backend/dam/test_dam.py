@@ -92,6 +92,19 @@ def test_texels_no_view_saw_are_filled_from_the_albedo_in_the_layouts_own_orient
     assert average[~seen].mean() > 0.5 * average[seen].mean()
 
 
+def test_a_capture_made_before_the_fill_leaves_unseen_texels_unsupervised(tiny_capture: Path,
+                                                                        tmp_path: Path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_capture, old)
+    info = json.loads((old / "capture.json").read_text())
+    (old / "capture.json").write_text(json.dumps({**info, "format": 1}))
+    batch = BatchMaker(LabCapture.open(old)).make(np.arange(2), np.zeros(2, int))
+    assert not batch.unseen.any()
+    assert BatchMaker(LabCapture.open(tiny_capture)).make(np.arange(2), np.zeros(2, int)).unseen.any()
+
+
 def test_the_model_decodes_texels_no_view_saw_as_their_fill(tiny_model: Path, tiny_capture: Path):
     capture = LabCapture.open(tiny_capture)
     model, _ = load_model(tiny_model)

@@ -109,4 +109,15 @@ def test_a_landmark_phase_too_long_for_the_budget_leaves_the_image_phase_its_sha
     run = json.loads((model / ENCODER_INFO).read_text())["run"]
     assert 0 < run["landmark_steps"] < 100_000
     assert run["steps"] >= 1, run  # the image phase ran, inside the budget's remaining 70%
+    assert run["landmark_phase_cut"]
     assert any("landmark phase used 30%" in w for w in sink.warnings), sink.warnings
+
+
+def test_a_run_resumed_after_the_landmark_phase_was_cut_reports_the_steps_it_ran(tmp_path):
+    model = _model(tmp_path, "model")
+    training = replace(TRAINING, landmark_steps=100_000, steps=3, budget=10.0)
+    with pytest.raises(KeyboardInterrupt):  # in the image phase, after a checkpoint at its step 2
+        train_encoder(model, tmp_path / "work", ARCHITECTURE, training, False, _Interrupt(2))
+    train_encoder(model, tmp_path / "work", ARCHITECTURE, training, True, EventSink(json_lines=False))
+    run = json.loads((model / ENCODER_INFO).read_text())["run"]
+    assert 0 < run["landmark_steps"] < 100_000 and run["landmark_phase_cut"], run

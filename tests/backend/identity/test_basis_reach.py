@@ -29,8 +29,9 @@ def test_an_identity_the_basis_spans_is_reached(default_head, basis):
     assert reached_mm < 0.15 * default_mm
 
 
-def test_a_shape_outside_the_basis_is_reached_only_as_far_as_the_basis_goes(default_head, basis):
-    # A dent the basis has no modifier for: the reach cannot remove it, only what the basis spans.
+def test_a_shape_outside_the_basis_is_not_reached(default_head, basis):
+    # A dent the basis has no modifier for: the reach cannot make it (it is a floor of what the
+    # basis allows, not a fit of any surface).
     dented = default_head.vertices.astype(np.float64).copy()
     nose = default_head.vertices[default_head.landmark_vertex[30]]
     near = np.linalg.norm(dented - nose, axis=1) < 0.012
@@ -38,7 +39,7 @@ def test_a_shape_outside_the_basis_is_reached_only_as_far_as_the_basis_goes(defa
     truth = replace(default_head, vertices=dented.astype(np.float32))
     reached_mm = identity_error_mm(replace(default_head, vertices=basis_reach(default_head, basis, truth)),
                                    truth)["mean_mm"]
-    assert 0.02 < reached_mm <= identity_error_mm(default_head, truth)["mean_mm"] + 1e-3
+    assert reached_mm > 0.5 * identity_error_mm(default_head, truth)["mean_mm"]
 
 
 def test_evaluate_identity_reports_the_basis_reach_beside_the_heads(default_head, basis, tmp_path):
