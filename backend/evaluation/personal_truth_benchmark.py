@@ -43,8 +43,9 @@ from ..landmarks.nme import nme
 from .clip_making import FOOTAGE, HEAD, make_clips
 from .clip_specs import MEASURED_PREFIX, PROCEDURAL, ClipSpec, Domain
 from .decoded_texture_psnr import decoded_texture_psnr
-from .identity_error import aligned_surface_distances_mm, basis_reach_error_mm, identity_error_mm
+from .identity_error import basis_reach_error_mm, identity_error_mm
 from .metrics import landmark_errors_px, matched_frames
+from .now_protocol import aligned_surface_distances_mm
 from .personal_benchmark import model_contact_sheet
 
 ACTOR = "ict-actor"

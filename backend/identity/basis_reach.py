@@ -3,7 +3,7 @@ basis allows, fitted in 3D to the truth itself. It is the yardstick of an identi
 DAM oracle is of a tracker): a fit from footage that scores far above it is limited by what the
 footage tells it (landmarks, appearance), not by the basis.
 
-The fit holds the NoW similarity of the rest shape (`identity_error.now_alignment`) and repeats:
+The fit holds the NoW similarity of the rest shape (`now_protocol.now_alignment`) and repeats:
 each face-region vertex of the head paired with its nearest truth face point, the coefficients
 solved by bounded linear least squares on the point-to-plane distances (the truth's normals), the
 same bounds as `identity_fit` (MakeHuman's modifier ranges, the macro directions' bound).
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evaluation.identity_error import aligned_surface_distances_mm, now_alignment, now_crop
+from ..evaluation.now_protocol import now_alignment, now_crop, surface_distances_mm
 from ..formats.head_file import HeadAsset
 from ..render.shading import vertex_normals
 from .identity_basis import IdentityBasis
@@ -38,12 +38,17 @@ def basis_reach(head: HeadAsset, basis: IdentityBasis, truth: HeadAsset) -> np.n
     face_points = np.flatnonzero(truth.face_region)
     scored = truth_vertices[now_crop(truth_vertices, truth)]
     rest = head.vertices.astype(np.float64)
-    shape = rest
-    best, best_error = rest, aligned_surface_distances_mm(rest, head, truth_vertices, truth).mean()
-    for _ in range(REACH_ROUNDS):
-        # The metric's own alignment of the current shape, then each face vertex paired with its
-        # nearest truth point, along the truth's normal, in head space.
+    shape, best, best_error = rest, rest, np.inf
+    for round_ in range(REACH_ROUNDS + 1):
+        # The metric's own alignment of the current shape scores it, then each face vertex is
+        # paired with its nearest truth point, along the truth's normal, in head space.
         transform = now_alignment(shape, head, truth_vertices, truth, scored)
+        # Pairing and alignment alternate without a guarantee of descent: keep the best shape.
+        error = surface_distances_mm(scored, shape, head.faces, transform).mean()
+        if error < best_error:
+            best, best_error = shape, error
+        if round_ == REACH_ROUNDS:
+            break
         scale = np.cbrt(np.linalg.det(transform[:3, :3]))
         rotation = transform[:3, :3] / scale
         points = (truth_vertices[face_points] - transform[:3, 3]) @ rotation / scale
@@ -51,12 +56,7 @@ def basis_reach(head: HeadAsset, basis: IdentityBasis, truth: HeadAsset) -> np.n
         rows = np.flatnonzero((distance < PAIR_LIMIT_M / scale) & head.face_region)
         normal = normals[face_points[nearest[rows]]] @ rotation
         along = np.einsum("pc,pc->p", normal, points[nearest[rows]] - rest[rows])
-        coefficients = _signed_coefficients(basis, normal, rows, along)
-        shape = rest + basis.deltas(coefficients)
-        # Pairing and alignment alternate without a guarantee of descent: keep the best shape.
-        error = aligned_surface_distances_mm(shape, head, truth_vertices, truth).mean()
-        if error < best_error:
-            best, best_error = shape, error
+        shape = rest + basis.deltas(_signed_coefficients(basis, normal, rows, along))
     return best.astype(np.float32)
 
 

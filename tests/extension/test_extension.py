@@ -114,7 +114,9 @@ def test_a_point_cache_tracked_with_the_doubles_model_plays_on_the_double_itself
     assert report["track_double"]["result"] == ["FINISHED"], report["track_double"]
     cache = report["double_point_cache"]
     assert cache["frames"] == 4 and cache["cache_file"] == "cache.pc2"
-    assert cache["performance_moves_m"] > 1e-4  # a performance, not the rest shape
+    # The tracked vertices are not the double's rest shape, so matching them needs the cache to play
+    # (how far two frames of a 20-s model differ from each other depends on the steps it got).
+    assert cache["tracked_vertices_leave_rest_m"] > 2e-4, cache  # 20x the tolerance below
     assert cache["max_vertex_difference_m"] < 1e-5, cache
 
 
