@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..formats.head_file import HeadAsset
 from ..heads.landmark_embedding import albedo_for_rendering
+from ..render.brightness_match import brightness_matched
 from ..render.shading import vertex_normals
 from ..render.unwrap import make_atlas, unwrap
 
@@ -162,11 +163,8 @@ def _complete(head: HeadAsset, atlas, albedo: np.ndarray, seen: np.ndarray, size
         from_mirror[unseen[close]] = True
     default = _default_texels(head, atlas)
     rest = ~seen & ~from_mirror
-    if seen.any():
-        gain = albedo[seen].mean(0) / np.maximum(default[seen].mean(0), 1e-3)
-        filled[rest] = np.clip(default[rest] * gain, 0, 1)
-    else:
-        filled[rest] = default[rest]
+    matched = brightness_matched(*(torch.from_numpy(a) for a in (default.T, albedo.T, seen)))
+    filled[rest] = matched.T.numpy()[rest]
     image = np.zeros((size * size, 3), np.float32)
     texel_index = atlas.texel_index.cpu().numpy()
     image[texel_index] = filled

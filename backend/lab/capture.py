@@ -33,6 +33,7 @@ from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset, load_head, save_head
 from ..formats.npz_arrays import read_npz
 from ..head_space import HEAD_TO_FRONT_CAMERA
+from ..render.brightness_match import brightness_matched
 from ..render.camera import head_to_camera
 from ..render.shading import render_textured
 from ..render.unwrap import UVAtlas, make_atlas, unwrap
@@ -192,11 +193,7 @@ class LabRenderer:
         index = self.atlas.texel_index
         seen = count.reshape(-1)[index] > 0
         texels = mean[:, index]
-        if seen.any():
-            gain = texels[:, seen].sum(1) / self.albedo_texels[:, seen].sum(1).clamp(min=1e-6)
-        else:
-            gain = torch.ones(3, device=mean.device)
-        texels[:, ~seen] = (self.albedo_texels[:, ~seen] * gain[:, None]).clamp(0, 1)
+        texels[:, ~seen] = brightness_matched(self.albedo_texels, texels, seen)[:, ~seen]
         mean[:, index] = texels
         return mean.reshape(texture.shape[1:])
 
