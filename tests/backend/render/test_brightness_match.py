@@ -14,5 +14,5 @@ def test_the_fill_is_as_bright_per_channel_as_the_seen_texels():
 
 
 def test_nothing_seen_leaves_the_reference():
-    reference = torch.rand(3, 5)
-    assert torch.equal(brightness_matched(reference, torch.zeros(3, 5), torch.zeros(5, dtype=torch.bool)), reference)
+    reference, nothing = torch.rand(3, 5), torch.zeros(5, dtype=torch.bool)
+    assert torch.equal(brightness_matched(reference, torch.zeros(3, 5), nothing), reference)
