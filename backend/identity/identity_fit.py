@@ -47,8 +47,14 @@ class IdentityFitConfig:
     focal_prior: float = option(0.05, "weight of (log f - log f0)^2, f0 = max(width, height)")
     focal_px: float | None = option(None, "the camera's focal length in pixels when known (it is "
                                           "then held; default: fitted from max(width, height))")
+    shading_steps: int = option(0, "steps refining the identity by the face's shading after the "
+                                   "landmark fit (0: none; docs/identity.md)")
+    shading_weight: float = option(3.0, "weight of the shading's colour error against the landmarks")
 
     def __post_init__(self) -> None:
+        if self.shading_steps < 0 or not self.shading_weight >= 0:
+            raise BadInput(f"--shading-steps {self.shading_steps} --shading-weight {self.shading_weight}: "
+                           "need 0 or more of each")
         if self.rigid_steps < 0 or self.full_steps < 1:
             raise BadInput(f"--rigid-steps {self.rigid_steps} --full-steps {self.full_steps}: "
                            "need rigid steps >= 0 and full steps >= 1")

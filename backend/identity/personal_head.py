@@ -33,6 +33,7 @@ from .detector_bias import detector_bias
 from .frame_choice import frame_coverage
 from .identity_basis import IdentityBasis, identity_basis
 from .identity_fit import IdentityFit, IdentityFitConfig, fit_identity
+from .shading_fit import refine_by_shading
 
 # More than this share of the sampled frames with a second face: whose identity is unclear.
 MAX_SHARE_WITH_OTHER_FACES = 0.1
@@ -155,6 +156,7 @@ def run_fit_identity(config: FitIdentityConfig, sink: EventSink) -> tuple[Path, 
                             config.device, on_step=on_step)
 
     fit = fit_round(points, 0)
+    targets = points
     if config.detector_rounds:
         from ..landmarks.mediapipe_detector import MediaPipeMesh
 
@@ -163,16 +165,25 @@ def run_fit_identity(config: FitIdentityConfig, sink: EventSink) -> tuple[Path, 
             for round_index in range(1, rounds):
                 bias = detector_bias(head, personal_head(head, basis, fit.coefficients).vertices, fit,
                                      embedding, width, height, mesh)
-                fit = fit_round(points - bias, round_index)
+                targets = points - bias
+                fit = fit_round(targets, round_index)
         finally:
             mesh.close()
     seconds["fit"] = time.perf_counter() - start
+    images = None
+    if config.fit.shading_steps:
+        start = time.perf_counter()
+        images = read_frames(footage, sampled.frames[coverage.chosen])
+        fit = refine_by_shading(head, basis, embedding, fit, targets, images, config.fit, config.device,
+                                on_step=lambda done, total: sink.progress("shading", done, total))
+        seconds["shading"] = time.perf_counter() - start
     personal = personal_head(head, basis, fit.coefficients)
     fused = None
     if config.albedo_size:
         start = time.perf_counter()
         sink.progress("albedo", 0, 1)
-        images = read_frames(footage, sampled.frames[coverage.chosen])
+        if images is None:
+            images = read_frames(footage, sampled.frames[coverage.chosen])
         posed = personal.vertices[None] + np.einsum("fk,kvc->fvc", fit.weights, personal.blendshapes)
         fused = fuse_albedo(personal, images, head_to_camera(posed, pose_matrix(fit.rotation, fit.translation)),
                             centred_intrinsics(fit.focal, width, height), config.albedo_size, config.device)
