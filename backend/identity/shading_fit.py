@@ -146,7 +146,8 @@ def refine_by_shading(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmb
         cam = camera_vertices(frame)
         on_face = torch.einsum("fpkc,pk->fpc", cam[:, point_corners], point_weights)
         projected = project(on_face, intrinsics)[..., :2].cpu().numpy()
-    error = np.linalg.norm(projected - points, axis=-1)[:, embedding.mask]
+    # In the footage's pixels, as fit_identity reports it (the frames may have been scaled down).
+    error = np.linalg.norm(projected - points, axis=-1)[:, embedding.mask] * (fit.focal / focal)
     return replace(fit, coefficients=coefficients.detach().cpu().numpy().astype(np.float64),
                    rotation=rotation.cpu().numpy(), translation=translation.detach().cpu().numpy(),
                    residual_px=error.mean(1).astype(np.float32))
