@@ -80,3 +80,16 @@ def test_bad_shading_settings_are_refused():
         IdentityFitConfig(shading_steps=-1)
     with pytest.raises(BadInput, match="--shading-weight"):
         IdentityFitConfig(shading_weight=-0.5)
+
+
+def test_large_frames_are_refined_at_the_working_size_with_their_points_and_focal_alike():
+    from backend.identity.shading_fit import WORKING_SIZE, _working_size
+
+    images = np.zeros((1, 512, 768, 3), np.uint8)
+    images[0, 300:304, 600:604] = 255  # a bright square centred on pixel (601.5, 301.5)
+    scaled, points, focal = _working_size(images, np.array([[[601.5, 301.5]]], np.float32), 1000.0)
+    assert scaled.shape == (1, 256, WORKING_SIZE, 3) and focal == pytest.approx(500.0)
+    y, x = np.unravel_index(np.argmax(scaled[0, ..., 0]), scaled.shape[1:3])
+    assert abs(points[0, 0, 0] - x) <= 0.5 and abs(points[0, 0, 1] - y) <= 0.5
+    small = np.zeros((1, 200, 300, 3), np.uint8)
+    assert _working_size(small, points, 1000.0)[0] is small  # never scaled up
