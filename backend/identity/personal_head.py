@@ -14,7 +14,7 @@ take the file as they take the default head. The first step of a personal face m
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from ..footage import Footage, parse_frame_range
 from ..formats.atomic import check_replaceable_file
 from ..formats.camera import centred_intrinsics, head_to_camera, pose_matrix
 from ..formats.errors import BadInput, NoFace
-from ..formats.head_file import HeadAsset, save_head
+from ..formats.head_file import save_head
 from ..heads.default_head import default_head
 from .albedo_fusion import FusedAlbedo, fuse_albedo
 from .dense_landmarks import DenseEmbedding, embed_dense_landmarks
@@ -112,11 +112,6 @@ def read_frames(footage: Footage, indices: np.ndarray) -> np.ndarray:
                      if index in wanted])
 
 
-def personal_head(head: HeadAsset, basis: IdentityBasis, coefficients: np.ndarray) -> HeadAsset:
-    """`head` with the identity added to its rest shape; everything else shared."""
-    return replace(head, vertices=(head.vertices + basis.deltas(coefficients)).astype(np.float32))
-
-
 def run_fit_identity(config: FitIdentityConfig, sink: EventSink) -> tuple[Path, dict]:
     """Fit, write --out, return (its path, the report)."""
     check_replaceable_file(config.out, config.overwrite)
@@ -163,7 +158,7 @@ def run_fit_identity(config: FitIdentityConfig, sink: EventSink) -> tuple[Path, 
         mesh = MediaPipeMesh(video=False)
         try:
             for round_index in range(1, rounds):
-                bias = detector_bias(head, personal_head(head, basis, fit.coefficients).vertices, fit,
+                bias = detector_bias(head, basis.reshaped(head, fit.coefficients).vertices, fit,
                                      embedding, width, height, mesh)
                 targets = points - bias
                 fit = fit_round(targets, round_index)
@@ -177,7 +172,7 @@ def run_fit_identity(config: FitIdentityConfig, sink: EventSink) -> tuple[Path, 
         fit = refine_by_shading(head, basis, embedding, fit, targets, images, config.fit, config.device,
                                 on_step=lambda done, total: sink.progress("shading", done, total))
         seconds["shading"] = time.perf_counter() - start
-    personal = personal_head(head, basis, fit.coefficients)
+    personal = basis.reshaped(head, fit.coefficients)
     fused = None
     if config.albedo_size:
         start = time.perf_counter()
@@ -205,6 +200,9 @@ def identity_report(config: FitIdentityConfig, sampled: SampledFaces, chosen: np
     return {
         "footage": str(config.footage),
         "head": str(config.out),
+        "settings": {"frames": config.frames, "sample_frames": config.sample_frames,
+                     "identity_frames": config.identity_frames, "detector_rounds": config.detector_rounds,
+                     "albedo_size": config.albedo_size, **asdict(config.fit)},
         "frames_examined": sampled.sampled,
         "frames_with_face": len(sampled.frames),
         "frames_fitted": [int(i) for i in sampled.frames[chosen]],

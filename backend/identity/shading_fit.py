@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..formats.camera import centred_intrinsics
 from ..formats.head_file import HeadAsset
+from ..landmarks.reprojection_loss import cauchy_reprojection
 from ..render.camera import head_to_camera, pose_matrix
 from ..render.rasterize import barycentrics, interpolate, interpolate_corners, project, rasterize
 from ..render.shading import vertex_normals
@@ -30,7 +31,7 @@ from ..render.texture import sample
 from ..trackers.rotation import axis_angle_to_matrix
 from .albedo_fusion import fuse_albedo, spherical_harmonics
 from .dense_landmarks import DenseEmbedding
-from .identity_basis import IdentityBasis
+from .identity_basis import IdentityBasis, displacement
 from .identity_fit import EYE_CORNERS, IdentityFit, IdentityFitConfig
 
 WORKING_SIZE = 384  # the frames' longest side while refining (a phone's 4K frames would be slow)
@@ -82,10 +83,9 @@ def refine_by_shading(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmb
     light.requires_grad_(True)
 
     def camera_vertices(frame: torch.Tensor) -> torch.Tensor:
-        identity = (torch.einsum("n,nvc->vc", coefficients.clamp(min=0), incr)
-                    + torch.einsum("n,nvc->vc", (-coefficients).clamp(min=0), decr))
         rotation = axis_angle_to_matrix(turn[frame]) @ base_rotation[frame]
-        return head_to_camera(rest + identity + expressions[frame], pose_matrix(rotation, translation[frame]))
+        return head_to_camera(rest + displacement(coefficients, incr, decr) + expressions[frame],
+                              pose_matrix(rotation, translation[frame]))
 
     def colour_loss(frame: torch.Tensor, cam: torch.Tensor, albedo: torch.Tensor) -> torch.Tensor:
         screen = project(cam, intrinsics)
@@ -101,14 +101,14 @@ def refine_by_shading(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmb
 
     def landmark_loss(frame: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
         on_face = torch.einsum("fpkc,pk->fpc", cam[:, point_corners], point_weights)
-        r2 = ((project(on_face, intrinsics)[..., :2] - target[frame]) ** 2).sum(-1) / scale[frame] ** 2
-        data = (point_mask * torch.log1p(r2 / config.cauchy_scale**2)).sum() / (point_mask.sum() * len(frame))
+        data = cauchy_reprojection(project(on_face, intrinsics)[..., :2], target[frame], point_mask,
+                                   scale[frame], config.cauchy_scale)
         return data + config.identity_prior * (coefficients**2).sum()
 
     def fused_albedo() -> torch.Tensor:
         with torch.no_grad():
             cam = camera_vertices(torch.arange(num_frames, device=dev))
-        head_now = replace(head, vertices=_rest_shape(head, basis, coefficients))
+        head_now = basis.reshaped(head, coefficients.detach().cpu().numpy())
         fused = fuse_albedo(head_now, images, cam.cpu().numpy(), intrinsics_np, ALBEDO_SIZE, device)
         return torch.as_tensor(fused.albedo, device=dev).permute(2, 0, 1).float() / 255
 
@@ -166,7 +166,3 @@ def _working_size(images: np.ndarray, points: np.ndarray, focal: float) -> tuple
     scaled = np.stack([cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in images])
     return scaled, ((points + 0.5) * factor - 0.5).astype(np.float32), focal * factor
 
-
-def _rest_shape(head: HeadAsset, basis: IdentityBasis, coefficients: torch.Tensor) -> np.ndarray:
-    """(V, 3) float32 the head's rest shape with the current identity."""
-    return (head.vertices + basis.deltas(coefficients.detach().cpu().numpy())).astype(np.float32)

@@ -19,6 +19,7 @@ from ..formats import camera
 from ..formats.head_file import HeadAsset
 from ..head_space import HEAD_TO_FRONT_CAMERA
 from ..landmarks.nme import clip_inter_ocular
+from ..landmarks.reprojection_loss import cauchy_reprojection
 from ..render.camera import centred_intrinsics, head_to_camera, pose_matrix
 from ..render.rasterize import project
 from ..staged_adam import minimise_in_stages
@@ -99,11 +100,7 @@ def fit_landmarks(
     def loss_fn() -> torch.Tensor:
         _, camera_points = pose_and_points()
         k = centred_intrinsics(log_focal.exp(), width, height)
-        proj = project(camera_points, k)[..., :2]
-        r2 = ((proj - target) ** 2).sum(-1) / scale**2
-        c2 = cfg.cauchy_scale**2
-        # Unitless: about (residual / cauchy_scale)^2 for inliers, logarithmic for outliers.
-        data = (weight * torch.log1p(r2 / c2)).sum() / weight.sum().clamp(min=1)
+        data = cauchy_reprojection(project(camera_points, k)[..., :2], target, weight, scale, cfg.cauchy_scale)
         smooth = cfg.smooth_pose * (_second_difference(rot) + _second_difference(trans * 10))
         smooth = smooth + cfg.smooth_weights * _second_difference(shape_w)
         prior = cfg.sparsity * shape_w.abs().mean() * shape_w.shape[1]

@@ -22,7 +22,7 @@ from backend.identity.dense_landmarks import embed_dense_landmarks
 from backend.identity.frame_choice import MIN_YAW_SPAN_DEG, choose_frames, frame_coverage
 from backend.identity.identity_basis import identity_basis
 from backend.identity.identity_fit import IdentityFitConfig, fit_identity
-from backend.identity.personal_head import FitIdentityConfig, personal_head, run_fit_identity
+from backend.identity.personal_head import FitIdentityConfig, run_fit_identity
 from backend.movie_writer import write_movie
 from backend.similarity import aligned_distances
 from tests.conftest import run_backend, yawed_poses
@@ -100,7 +100,7 @@ def identity_clip(default_head, basis, tmp_path_factory) -> tuple[Path, np.ndarr
     """A Cycles clip of the default head with a known random identity turning up to 35 degrees
     (4 frames a second: 16 frames span both sides of the procedural head turns)."""
     folder = tmp_path_factory.mktemp("identity")
-    truth = personal_head(default_head, basis, random_identity(basis, 7))
+    truth = basis.reshaped(default_head, random_identity(basis, 7))
     save_head(truth, folder / "actor.npz")
     spec = ClipSpec("identity-check", str(folder / "actor.npz"), PROCEDURAL, 16,
                     Domain(light="studio", width=256, height=256, samples=8, noise=2.0), fps=4.0,
@@ -120,6 +120,7 @@ def test_an_identity_is_recovered_from_cycles_renders(identity_clip, default_hea
     default_mm, fitted_mm = face_errors_mm(default_head, fitted.vertices, truth)
     print(f"face error: default head {default_mm:.2f} mm, fitted {fitted_mm:.2f} mm; {report}")
     assert report["frames_with_face"] == 16 and report["warnings"] == []
+    assert report["settings"]["identity_frames"] == 16 and report["settings"]["shading_steps"] == 0
     # MediaPipe's points follow about 60% of an identity's displacement (its own face prior
     # holds the rest; docs/identity.md): fitted to them once, 5.32 -> 4.26 mm here (0.80); with
     # the two default rounds taking that prior out, 3.62 mm (0.68).

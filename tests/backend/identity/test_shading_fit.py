@@ -13,7 +13,6 @@ from backend.heads.landmark_embedding import albedo_for_rendering
 from backend.identity.dense_landmarks import DenseEmbedding
 from backend.identity.identity_basis import identity_basis
 from backend.identity.identity_fit import IdentityFit, IdentityFitConfig
-from backend.identity.personal_head import personal_head
 from backend.identity.shading_fit import refine_by_shading
 from backend.render.rasterize import project
 from backend.render.shading import render_textured
@@ -45,7 +44,7 @@ def _embedding(head, rng) -> DenseEmbedding:
 @pytest.fixture(scope="module")
 def scene(default_head):
     basis = identity_basis()
-    truth = personal_head(default_head, basis, random_identity(basis, 7))
+    truth = basis.reshaped(default_head, random_identity(basis, 7))
     poses = yawed_poses(default_head, YAWS)
     embedding = _embedding(default_head, np.random.default_rng(0))
     k = torch.as_tensor(centred_intrinsics(FOCAL, SIZE, SIZE), dtype=torch.float32)
@@ -66,7 +65,7 @@ def test_shading_moves_the_head_toward_an_identity_the_landmarks_do_not_show(def
     def error_after(weight: float) -> float:
         refined = refine_by_shading(default_head, basis, embedding, start, points, frames,
                                     IdentityFitConfig(shading_steps=150, shading_weight=weight))
-        return face_error_mm(personal_head(default_head, basis, refined.coefficients), truth)
+        return face_error_mm(basis.reshaped(default_head, refined.coefficients), truth)
 
     shaded, landmarks_only = error_after(3.0), error_after(0.0)
     print(f"face error: start {before:.2f} mm, shading {shaded:.2f}, landmarks only {landmarks_only:.2f}")
