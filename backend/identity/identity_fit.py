@@ -48,8 +48,8 @@ class IdentityFitConfig:
     focal_prior: float = option(0.05, "weight of (log f - log f0)^2, f0 = max(width, height)")
     focal_px: float | None = option(None, "the camera's focal length in pixels when known (it is "
                                           "then held; default: fitted from max(width, height))")
-    shading_steps: int = option(0, "steps refining the identity by the face's shading after the "
-                                   "landmark fit (0: none; docs/identity.md)")
+    shading_steps: int = option(400, "steps refining the identity by the face's shading after the "
+                                     "landmark fit (about 0.3 s each on 2 cores; 0: none; docs/identity.md)")
     shading_weight: float = option(3.0, "weight of the shading's colour error against the landmarks")
 
     def __post_init__(self) -> None:

@@ -106,6 +106,8 @@ def test_bad_settings_are_refused_before_any_work():
         PersonalizeConfig(footage=Path("a.mp4"), out="a", budget=0)
     with pytest.raises(BadInput, match="40 or more"):
         PersonalizeConfig(footage=Path("a.mp4"), out="a", expressions=10)
+    with pytest.raises(BadInput, match="--shading-steps -1"):
+        PersonalizeConfig(footage=Path("a.mp4"), out="a", shading_steps=-1)
 
 
 def test_the_work_folder_refuses_what_it_cannot_continue(tmp_path):
@@ -142,7 +144,7 @@ def test_a_personal_model_is_made_resumed_listed_and_tracked_with(data_dir, monk
     monkeypatch.setenv("FACEADAPT_MODELS", str(tmp_path / "models"))
     config = PersonalizeConfig(footage=data_dir / "videos" / "lp_driving_d3.mp4", out="actor",
                                frames="0-59", budget=30, expressions=40, encoder_expressions=40,
-                               sample_frames=30, identity_frames=8, albedo_size=128,
+                               sample_frames=30, identity_frames=8, albedo_size=128, shading_steps=20,
                                work=tmp_path / "work")
     evaluate = personalize_module._evaluate
 

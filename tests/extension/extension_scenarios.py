@@ -496,7 +496,8 @@ def run_track_strips(report: dict, footage: str, workdir_path: Path) -> None:
     editor.active_strip = take
     report["personal_model_bad_name"] = run_operator("make_personal_model", model_name="a/b")
     report["make_personal_model"] = run_operator("make_personal_model", model_name="actor",
-                                                 budget=20.0, expressions=40, encoder_expressions=40)
+                                                 budget=20.0, expressions=40, encoder_expressions=40,
+                                                 shading_steps=20)
     personal_head = bpy.context.active_object
     models = Path(os.environ["FACEADAPT_MODELS"])
     report["personal_model"] = {

@@ -111,8 +111,11 @@ def identity_clip(default_head, basis, tmp_path_factory) -> tuple[Path, np.ndarr
 
 def test_an_identity_is_recovered_from_cycles_renders(identity_clip, default_head, tmp_path):
     clip, truth = identity_clip
+    # The landmark stages alone: the shading stage after them has its own test (test_shading_fit.py)
+    # and would double this one's time.
     out, report = run_fit_identity(FitIdentityConfig(footage=clip / FOOTAGE, out=tmp_path / "actor.npz",
-                                                     sample_frames=16, identity_frames=16, albedo_size=256),
+                                                     sample_frames=16, identity_frames=16, albedo_size=256,
+                                                     fit=IdentityFitConfig(shading_steps=0)),
                                    EventSink(json_lines=False))
     fitted = load_head(out)
     assert fitted.topology_hash == default_head.topology_hash
@@ -133,13 +136,16 @@ def test_the_command_writes_a_head_and_a_report_and_refuses_to_overwrite(identit
     out, report_path = tmp_path / "actor.npz", tmp_path / "report.json"
     args = ["fit-identity", str(clip / FOOTAGE), "--out", str(out), "--sample-frames", "6",
             "--identity-frames", "6", "--full-steps", "50", "--detector-rounds", "1",
-            "--albedo-size", "128", "--json", str(report_path), "--events"]
+            "--albedo-size", "128", "--shading-steps", "20", "--json", str(report_path), "--events"]
     done = run_backend(*args)
     assert done.returncode == 0, done.stderr[-2000:]
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert events[-1] == {"event": "result", "path": str(out)}
-    assert {"detect", "fit identity", "albedo"} <= {e["stage"] for e in events if e["event"] == "progress"}
-    assert json.loads(report_path.read_text())["frames_fitted"]
+    assert {"detect", "fit identity", "shading", "albedo"} <= {e["stage"] for e in events
+                                                                if e["event"] == "progress"}
+    report = json.loads(report_path.read_text())
+    assert report["frames_fitted"] and report["settings"]["shading_steps"] == 20
+    assert "shading" in report["seconds"]
     again = run_backend(*args)
     assert again.returncode != 0 and "already exists" in again.stdout
 
