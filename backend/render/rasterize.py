@@ -103,7 +103,14 @@ def barycentrics(screen: torch.Tensor, faces: torch.Tensor, fragments: Fragments
     w2 = 1.0 - w0 - w1
     screen_w = torch.stack([w0, w1, w2], dim=-1)
     perspective = screen_w / vz.clamp(min=1e-9)
-    weights = perspective / perspective.sum(-1, keepdim=True)
+    # A sliver triangle's weights, recomputed in float32, can fall outside [0, 1] and their
+    # perspective sum to zero: such a pixel gets equal weights (and no gradient) rather than a
+    # NaN, which would spread through every loss downstream. The division is made safe first:
+    # a NaN in the branch torch.where drops still poisons the backward pass.
+    total = perspective.sum(-1, keepdim=True)
+    usable = total.abs() > 1e-12
+    weights = perspective / torch.where(usable, total, torch.ones_like(total))
+    weights = torch.where(usable, weights, torch.full_like(weights, 1 / 3))
     return weights * fragments.mask.unsqueeze(-1)
 
 

@@ -1,6 +1,6 @@
 import torch
 
-from backend.render.rasterize import barycentrics, interpolate, project, rasterize
+from backend.render.rasterize import Fragments, barycentrics, interpolate, project, rasterize
 
 
 def _two_triangles():
@@ -95,3 +95,18 @@ def test_backface_culling_keeps_what_faces_the_camera(default_head):
     assert (plain.triangle == culled.triangle).float().mean() > 0.99
     reversed_faces = rasterize(screen, faces.flip(1), 256, 256, cull_backfaces=True)
     assert (plain.triangle == reversed_faces.triangle)[plain.mask].float().mean() < 0.1
+
+
+def test_a_pixel_whose_perspective_weights_cancel_gets_finite_weights_and_gradients():
+    # A sliver's float32 weights can leave [0, 1]: at the pixel p0 - p1 + p2 the screen weights
+    # are exactly (1, -1, 1), and with depths (1, 0.5, 1) their perspective sum is exactly 0.
+    screen = torch.tensor([[[10.0, 10, 1], [20, 10, 0.5], [10, 20, 1]]], requires_grad=True)
+    faces = torch.tensor([[0, 1, 2]])
+    triangle = torch.full((1, 32, 32), -1, dtype=torch.int64)
+    triangle[0, 20, 0] = 0  # as a rasterizer's rounding might claim it
+    fragments = Fragments(triangle=triangle, depth=torch.ones(1, 32, 32))
+    weights = barycentrics(screen, faces, fragments)
+    assert torch.isfinite(weights).all()
+    assert torch.allclose(weights[0, 20, 0], torch.full((3,), 1 / 3))
+    (weights * torch.arange(3.0)).sum().backward()
+    assert torch.isfinite(screen.grad).all()
