@@ -33,23 +33,22 @@ class ModelMaking:
     encoder_expressions: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Encoder Expressions", default=600, min=40,
         description="Expressions the image encoder learns from (3 renders each)")
-    shading_steps: bpy.props.IntProperty(  # type: ignore[valid-type]
-        name="Shading Steps", default=400, min=0,
-        description="Steps refining the actor's head shape by the shading of their face, after the "
-                    "landmarks (footage only; 0: landmarks alone, about two minutes sooner)")
     overwrite: bpy.props.BoolProperty(  # type: ignore[valid-type]
         name="Replace", default=False, description="Replace an existing model of that name")
     resume: bpy.props.BoolProperty(  # type: ignore[valid-type]
         name="Resume", default=False,
         description="Continue a run that was cancelled or failed (same source and settings)")
 
-    def personalize_arguments(self, source: Path, name: str,
-                              frames: tuple[int, int] | None = None) -> list[str]:
+    def personalize_arguments(self, source: Path, name: str, frames: tuple[int, int] | None = None,
+                              shading_steps: int | None = None) -> list[str]:
         """`python -m backend personalize` arguments making model `name` from `source` (footage,
-        or a double's head file) with this operator's settings; `frames` = first, last (footage)."""
+        or a double's head file) with this operator's settings; for footage, `frames` = first,
+        last and the identity's `shading_steps` (None: the backend's default)."""
         args = ["personalize", str(source), "--out", name]
         if frames is not None:
-            args += ["--frames", f"{frames[0]}-{frames[1]}", "--shading-steps", str(self.shading_steps)]
+            args += ["--frames", f"{frames[0]}-{frames[1]}"]
+        if shading_steps is not None:
+            args += ["--shading-steps", str(shading_steps)]
         args += ["--budget", f"{self.budget:g}", "--expressions", str(self.expressions),
                  "--encoder-expressions", str(self.encoder_expressions)]
         return args + (["--overwrite"] if self.overwrite else []) + (["--resume"] if self.resume else [])

@@ -194,8 +194,15 @@ def _made_model(config: PersonalTruthBenchmarkConfig, source: Path, name: str,
 
     out = Path(config.out)
     folder = out / name
+    personalize = PersonalizeConfig(
+        footage=source, out=str(folder), budget=config.budget, overwrite=True,
+        expressions=config.expressions, encoder_expressions=config.encoder_expressions,
+        work=out / f"{name}-work", device=config.device)
+    # Every setting personalize's stages depend on beyond the source (a model made before the
+    # shading refinement became the default must not be kept as if made with it).
     inputs = {"source": file_digest(source), "budget": config.budget,
-              "expressions": config.expressions, "encoder_expressions": config.encoder_expressions}
+              "expressions": config.expressions, "encoder_expressions": config.encoder_expressions,
+              "shading_steps": personalize.shading_steps}
     record = out / f"{name}-inputs.json"
     try:
         kept = json.loads(record.read_text()) == inputs and (folder / "model.json").is_file()
@@ -205,10 +212,7 @@ def _made_model(config: PersonalTruthBenchmarkConfig, source: Path, name: str,
         sink.log(f"model {folder}: made from this source with these settings, kept")
         return folder, json.loads((folder / "model.json").read_text())["personalized"]
     record.unlink(missing_ok=True)
-    _, report = run_personalize(PersonalizeConfig(
-        footage=source, out=str(folder), budget=config.budget, overwrite=True,
-        expressions=config.expressions, encoder_expressions=config.encoder_expressions,
-        work=out / f"{name}-work", device=config.device), sink)
+    _, report = run_personalize(personalize, sink)
     with atomic_file(record) as tmp:
         tmp.write_text(json.dumps(inputs) + "\n")
     return folder, report

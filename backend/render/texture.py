@@ -17,13 +17,13 @@ def sample(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Bilinear lookup, differentiable in both arguments.
 
     texture: (B, C, S, S) or (C, S, S); uv: (B, H, W, 2) in [0, 1], origin bottom-left (outside
-    it: the border texel; NaN or inf: the corner texel, with no gradient).
+    it: the border texel; a NaN or inf component is taken as 0, with no gradient).
     Returns (B, H, W, C).
     """
     if texture.dim() == 3:
         texture = texture.unsqueeze(0).expand(uv.shape[0], -1, -1, -1)
     # grid_sample's CPU backward reads outside the texture at a NaN coordinate and the process
-    # dies (torch 2.13, measured): a non-finite uv samples the corner and passes no gradient.
+    # dies (torch 2.13, measured): a non-finite component is taken as 0 and passes no gradient.
     uv = torch.where(torch.isfinite(uv), uv, torch.zeros_like(uv))
     grid = torch.stack([uv[..., 0] * 2 - 1, 1 - uv[..., 1] * 2], dim=-1)
     out = F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False)

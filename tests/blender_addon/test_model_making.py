@@ -21,7 +21,7 @@ def test_a_personal_model_needs_a_name_that_can_be_a_folder():
 
 
 def test_both_model_making_operators_offer_the_same_training_settings():
-    shared = {"budget", "expressions", "encoder_expressions", "shading_steps", "overwrite", "resume"}
+    shared = {"budget", "expressions", "encoder_expressions", "overwrite", "resume"}
     for operator in (FACEADAPT_OT_make_personal_model, FACEADAPT_OT_make_double_model):
         bpy.utils.register_class(operator)
         try:
@@ -30,12 +30,14 @@ def test_both_model_making_operators_offer_the_same_training_settings():
         finally:
             bpy.utils.unregister_class(operator)
         assert shared | {"model_name"} <= registered, operator.bl_idname
+        # the shading refines an identity fitted to footage: a double has none to refine
+        assert ("shading_steps" in registered) == (operator is FACEADAPT_OT_make_personal_model)
 
 
 def test_the_personalize_command_line_carries_the_operators_settings():
-    settings = SimpleNamespace(budget=90.0, expressions=120, encoder_expressions=200, shading_steps=150,
+    settings = SimpleNamespace(budget=90.0, expressions=120, encoder_expressions=200,
                                overwrite=True, resume=False)
-    footage = ModelMaking.personalize_arguments(settings, Path("/clips/anna.mp4"), "anna", (5, 80))
+    footage = ModelMaking.personalize_arguments(settings, Path("/clips/anna.mp4"), "anna", (5, 80), 150)
     assert footage == ["personalize", "/clips/anna.mp4", "--out", "anna", "--frames", "5-80",
                        "--shading-steps", "150", "--budget", "90", "--expressions", "120",
                        "--encoder-expressions", "200", "--overwrite"]
