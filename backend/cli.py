@@ -156,12 +156,17 @@ class EvaluateConfig:
                                     "results' model)")
     footage: Path | None = option(None, "real footage (default: the results' source)")
     frame_step: int = option(1, "score every n-th frame in the photometric error (real footage)")
+    common_with: tuple[Path, ...] = option((), "other results of the same footage (e.g. tracked with "
+                                               "another head): the photometric error only over pixels "
+                                               "their faces also cover, so the errors compare (real footage)")
     json: Path | None = report_option()
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.frame_step < 1:
             raise BadInput(f"--frame-step {self.frame_step}: must be 1 or more")
+        if self.common_with and self.truth:
+            raise BadInput("--common-with is for real footage (the photometric error); not with --truth")
 
 
 @dataclass(frozen=True)
@@ -330,7 +335,7 @@ def _evaluate(config: EvaluateConfig, sink: EventSink) -> str:
         report, _ = evaluate_against_truth(config.results, config.truth, config.head)
     else:
         report = evaluate_real(config.results, config.footage, config.head, config.device,
-                               config.frame_step, sink)
+                               config.frame_step, sink, config.common_with)
     return _write_json(report, config.json)
 
 

@@ -11,9 +11,10 @@ help written once, are the command's options:
 
 `add_config_arguments` adds them to an argparse parser (`--kebab-case` options unless a
 field names its flag, positional fields in order, `bool` as a flag, `Literal[...]` as choices,
-`X | None` as an optional X, and the options of a `nested(...)` config in place, so a
-library's own config is shown without restating its defaults); fields declared without
-these helpers are not options (they keep their defaults, or are set by the caller).
+`X | None` as an optional X, `tuple[X, ...]` as a flag given once per value, and the options
+of a `nested(...)` config in place, so a library's own config is shown without restating its
+defaults); fields declared without these helpers are not options (they keep their defaults,
+or are set by the caller).
 `config_from_namespace` turns the parsed namespace back into the config, so library code only
 ever sees typed configs. A config's `__post_init__` validates what can be checked before the
 long work starts.
@@ -61,6 +62,14 @@ def nested(config_type: type) -> Any:
 def positional(help: str) -> Any:
     """A field shown as a positional argument (required, in field order)."""
     return dataclasses.field(metadata={_HELP: help, _POSITIONAL: True})
+
+
+def _repeated(annotation: Any) -> Any | None:
+    """X of a `tuple[X, ...]` annotation (an option given once per value), else None."""
+    arguments = typing.get_args(annotation)
+    if typing.get_origin(annotation) is tuple and len(arguments) == 2 and arguments[1] is Ellipsis:
+        return arguments[0]
+    return None
 
 
 def _value_type(annotation: Any) -> tuple[Any, tuple[str, ...] | None]:
@@ -114,6 +123,8 @@ def command_flags(config: Any, always: tuple[str, ...] = ()) -> list[str]:
         flag = field.metadata.get(_FLAG) or "--" + field.name.replace("_", "-")
         if isinstance(value, bool):
             flags += [flag] if value else []
+        elif isinstance(value, tuple):
+            flags += [f"{flag} {item}" for item in value]
         else:
             flags.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
     return flags
@@ -134,8 +145,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_type: type) -> 
                 raise TypeError(f"{config_type.__name__}.{field.name}: a flag must default to False")
             parser.add_argument(flag, dest=field.name, action="store_true", help=help_text)
             continue
-        value_type, choices = _value_type(annotation)
+        item = _repeated(annotation)
+        value_type, choices = _value_type(annotation if item is None else item)
         choices = field.metadata.get(_CHOICES) or choices
+        if item is not None:
+            parser.add_argument(flag, dest=field.name, type=value_type, choices=choices, action="append",
+                                default=None, help=f"{help_text} (repeat the flag for each)")
+            continue
         if field.metadata.get(_POSITIONAL):
             parser.add_argument(field.name, type=value_type, choices=choices, help=help_text)
             continue
@@ -157,6 +173,9 @@ def config_from_namespace(config_type: type[Config], namespace: argparse.Namespa
     hints = typing.get_type_hints(config_type)
     values = {f.name: config_from_namespace(hints[f.name], namespace) if f.metadata.get(_NESTED)
               else getattr(namespace, f.name) for f in option_fields(config_type)}
+    for f in option_fields(config_type):  # a repeated option given no time is its default
+        if _repeated(hints[f.name]) is not None:
+            values[f.name] = tuple(values[f.name]) if values[f.name] is not None else f.default
     values.update(overrides)
     return config_type(**values)
 
@@ -213,6 +232,13 @@ def _typed_value(value: Any, annotation: Any, choices: tuple[str, ...] | None) -
     """`value` (as TOML parsed it) as a field of type `annotation`, or _Refused saying why."""
     if annotation is bool:
         return value if isinstance(value, bool) else _Refused("must be true or false")
+    item = _repeated(annotation)
+    if item is not None:
+        if not isinstance(value, list):
+            return _Refused("must be a list")
+        items = [_typed_value(v, item, choices) for v in value]
+        refused = [i for i in items if isinstance(i, _Refused)]
+        return refused[0] if refused else tuple(items)
     value_type, literal_choices = _value_type(annotation)
     choices = choices or literal_choices
     if value_type is finite_float:

@@ -10,6 +10,7 @@ so what the sheets show is what the PSNR scores."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ from ..footage import Footage
 from ..formats.head_file import HeadAsset
 from ..render.camera import head_to_camera
 from ..render.unlit import render_unlit
+from .face_coverage import FaceCoverage
 
 
 class DecodedRender(NamedTuple):
@@ -56,9 +58,11 @@ def render_decoded_texture(model: DeepAppearanceModel, head: HeadAsset, tracking
 
 
 def decoded_texture_psnr(tracking: dict[str, np.ndarray], footage: Path, model_dir: Path,
-                         head: HeadAsset, device: str = "cpu", step: int = 1) -> dict[str, float | int]:
-    """{"psnr_db", "frames"} over every `step`-th tracked frame of a results directory's
-    tracking arrays (tracking.npz layout with `latent`) on its footage."""
+                         head: HeadAsset, device: str = "cpu", step: int = 1,
+                         common_with: Sequence[FaceCoverage] = ()) -> dict[str, float | int]:
+    """{"psnr_db", "frames", "pixels"} over every `step`-th tracked frame of a results
+    directory's tracking arrays (tracking.npz layout with `latent`) on its footage; with
+    `common_with`, only on face pixels those tracks' faces also cover (face_coverage.py)."""
     model, _ = load_model(model_dir, device)
     frames, confidence = tracking["frames"], tracking["confidence"]
     wanted = {int(f): i for i, f in enumerate(frames) if confidence[i] > 0 and i % step == 0}
@@ -68,11 +72,14 @@ def decoded_texture_psnr(tracking: dict[str, np.ndarray], footage: Path, model_d
         if i is None:
             continue
         render = render_decoded_texture(model, head, tracking, i, *image.shape[:2])
-        if not render.face.any():
+        face = render.face
+        for other in common_with:
+            face = face & other.mask(int(index), (0, 0, image.shape[1], image.shape[0]), device)
+        if not face.any():
             continue
         frame = torch.as_tensor(image, device=device).float() / 255
-        difference = (render.image - frame)[render.face]
+        difference = (render.image - frame)[face]
         squared += float((difference ** 2).sum())
-        pixels += int(render.face.sum()) * 3
+        pixels += int(face.sum()) * 3
     psnr = 10 * math.log10(1.0 / max(squared / pixels, 1e-12)) if pixels else float("nan")
-    return {"psnr_db": psnr, "frames": len(wanted)}
+    return {"psnr_db": psnr, "frames": len(wanted), "pixels": pixels // 3}

@@ -56,12 +56,18 @@ def evaluate_against_truth(results_dir: Path, clip: Path, head_spec: str | None,
 
 
 def evaluate_real(results_dir: Path, footage: Path | None, head_spec: str | None, device: str,
-                  frame_step: int, sink: EventSink) -> dict:
-    """Real-footage metrics of results_dir (footage: the results' source unless given)."""
+                  frame_step: int, sink: EventSink, common_with: tuple[Path, ...] = ()) -> dict:
+    """Real-footage metrics of results_dir (footage: the results' source unless given); the
+    photometric error only over pixels the faces of the `common_with` results (each with the
+    head its result.json records) also cover."""
+    from .face_coverage import read_coverages
     from .real_metrics import evaluate_real_clip
 
-    document = read_results(results_dir).document
+    results = read_results(results_dir)
+    document = results.document
     head = head_for_results(document, head_spec)  # evaluate_real_clip checks its topology
-    metrics = evaluate_real_clip(results_dir, footage, head, device, frame_step, sink)
+    others = read_coverages(list(common_with), lambda other: head_for_results(other, None),
+                            results.tracking["frames"])
+    metrics = evaluate_real_clip(results_dir, footage, head, device, frame_step, sink, others)
     return {"kind": "real", "results": str(results_dir), "tracker": document.get("tracker"),
             **metrics}

@@ -6,7 +6,9 @@ real footage allows: the tracked landmarks against the independent detector (NME
 real_metrics.py, dlib), the clip's photometric error (a texture unwrapped from the clip
 through the track), and the PSNR of the model's decoded view-dependent texture over the
 frame's face region (decoded_texture_psnr.py): the figure a personal model should raise, since
-the default model decodes another person's skin. A contact sheet per tracker (frames, the
+the default model decodes another person's skin. Both image figures are over the pixels both
+models' faces cover in each frame (face_coverage.py): the personal head is wider, and an error
+over more pixels does not compare. A contact sheet per tracker (frames, the
 default model's decoded render over them, the personal model's) goes beside the report.
 """
 
@@ -26,6 +28,7 @@ from ..formats.atomic import atomic_file
 from ..formats.errors import BadInput
 from ..formats.results_dir import read_results
 from .decoded_texture_psnr import decoded_texture_psnr, render_decoded_texture
+from .face_coverage import coverages_of_others
 
 SHEET_FRAMES = 4
 
@@ -54,26 +57,32 @@ def personal_benchmark(config: PersonalBenchmarkConfig, sink: EventSink) -> dict
             raise BadInput(f"--trackers: {tracker} does not decode a face model; use encoder, adapted "
                            "or latent-fit")
     models = {"default": resolve_model("default"), "personal": resolve_model(config.model)}
+    heads = {label: load_model_head(folder) for label, folder in models.items()}
     rows = []
     for tracker in trackers:
+        results, seconds = {}, {}
         for label, folder in models.items():
-            results = Path(config.out) / "results" / f"{tracker}-{label}"
+            results[label] = Path(config.out) / "results" / f"{tracker}-{label}"
             sink.log(f"tracking with {tracker} and the {label} model ({folder})")
             start = time.perf_counter()
-            run_track(TrackSettings(footage=config.footage, out=results, frames=config.frames,
+            run_track(TrackSettings(footage=config.footage, out=results[label], frames=config.frames,
                                     model=str(folder), tracker=tracker, texture_size=0, overwrite=True,
                                     device=config.device), sink)
-            seconds = time.perf_counter() - start
-            head = load_model_head(folder)
-            real = evaluate_real_clip(results, config.footage, head, config.device, 1, sink)
-            decoded = decoded_texture_psnr(read_results(results).tracking, config.footage, folder, head,
-                                           config.device)
+            seconds[label] = time.perf_counter() - start
+        tracks = {label: read_results(folder).tracking for label, folder in results.items()}
+        for label, folder in models.items():
+            # The heads differ in width: the image figures are over the pixels both faces cover.
+            others = coverages_of_others(tracks, heads, label)
+            real = evaluate_real_clip(results[label], config.footage, heads[label], config.device, 1, sink,
+                                      common_with=others)
+            decoded = decoded_texture_psnr(tracks[label], config.footage, folder, heads[label], config.device,
+                                           common_with=others)
             rows.append({"tracker": tracker, "model": label, "frames": real["frames_tracked"],
                          "nme_mean": real["agreement_nme_mean"],
                          "jitter_px": real["jitter_tracked_px"], "jitter_ratio": real["jitter_ratio"],
                          "photometric_rms_255": real["photometric_rms_255"],
                          "decoded_texture_psnr_db": decoded["psnr_db"],
-                         "track_seconds": round(seconds, 1)})
+                         "track_seconds": round(seconds[label], 1)})
         model_contact_sheet(config.footage, {label: Path(config.out) / "results" / f"{tracker}-{label}"
                                              for label in models}, models,
                             Path(config.out) / f"sheet-{tracker}.png")
@@ -89,6 +98,7 @@ def report_table(report: dict) -> str:
     header = ("tracker", "model", "frames", "NME", "jitter px", "photometric RMS", "decoded PSNR dB")
     lines = [f"personal-benchmark on {report['footage']} frames {report['frames'] or 'all'}, "
              f"personal model {report['model']}", "",
+             "Photometric RMS and decoded PSNR over the face pixels both models' heads cover.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report["rows"]:
         cells = (row["tracker"], row["model"], str(row["frames"]), _figure(row["nme_mean"], 4),

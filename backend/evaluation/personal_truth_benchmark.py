@@ -12,7 +12,9 @@ are unchanged), and for each tracked clip, tracker and model:
   true mesh, per scored frame: what the personal model's shape should lower;
 - the iBUG-68 landmarks of the tracked mesh against the truth's, in pixels;
 - the PSNR of the decoded view-dependent texture over the frame (decoded_texture_psnr.py): what
-  its appearance should raise.
+  its appearance should raise; over the face pixels every model's head covers in that frame
+  (face_coverage.py), since the personal head is wider and a PSNR over other pixels does not
+  compare.
 
 The personal head's rest shape is also scored against the actor's (the identity error) beside
 the default head's and the basis reach's (the least error the identity basis allows). The
@@ -43,6 +45,7 @@ from ..landmarks.nme import nme
 from .clip_making import FOOTAGE, HEAD, make_clips
 from .clip_specs import MEASURED_PREFIX, PROCEDURAL, ClipSpec, Domain
 from .decoded_texture_psnr import decoded_texture_psnr
+from .face_coverage import coverages_of_others
 from .identity_error import basis_reach_error_mm, identity_error_mm
 from .metrics import landmark_errors_px, matched_frames
 from .now_protocol import aligned_surface_distances_mm
@@ -148,6 +151,7 @@ def personal_truth_benchmark(config: PersonalTruthBenchmarkConfig, sink: EventSi
         truth = load_truth(clip)
         truth_head = load_head(clip / HEAD)
         for tracker in trackers:
+            tracks, seconds = {}, {}
             for label, folder in models.items():
                 results = out / "results" / clip.name / f"{tracker}-{label}"
                 sink.log(f"{clip.name}: tracking with {tracker} and the {label} model")
@@ -155,13 +159,18 @@ def personal_truth_benchmark(config: PersonalTruthBenchmarkConfig, sink: EventSi
                 run_track(TrackSettings(footage=clip / FOOTAGE, out=results, model=str(folder),
                                         tracker=tracker, texture_size=0, overwrite=True,
                                         device=config.device), sink)
-                seconds = time.perf_counter() - begin
-                tracking = read_results(results).tracking
+                seconds[label] = time.perf_counter() - begin
+                tracks[label] = read_results(results).tracking
+            for label, folder in models.items():
+                tracking = tracks[label]
                 surface = surface_errors_mm(tracking, heads[label], truth.vertices, truth.frames,
                                             truth_head, config.score_step)
                 landmark_px, landmark_nme = landmark_errors(tracking, heads[label], truth.landmarks_2d,
                                                             truth.frames)
-                decoded = decoded_texture_psnr(tracking, clip / FOOTAGE, folder, heads[label], config.device)
+                # The models' heads differ in width: the PSNR is over the pixels all their faces cover.
+                others = coverages_of_others(tracks, heads, label)
+                decoded = decoded_texture_psnr(tracking, clip / FOOTAGE, folder, heads[label], config.device,
+                                               common_with=others)
                 rows.append({"clip": clip.name, "tracker": tracker, "model": label,
                              "frames": int((tracking["confidence"] > 0).sum()),
                              "surface_mm_mean": round(float(surface.mean()), 3),
@@ -169,7 +178,8 @@ def personal_truth_benchmark(config: PersonalTruthBenchmarkConfig, sink: EventSi
                              "frames_scored": len(surface),
                              "landmark_px": round(landmark_px, 2), "landmark_nme": round(landmark_nme, 4),
                              "decoded_texture_psnr_db": decoded["psnr_db"],
-                             "track_seconds": round(seconds, 1)})
+                             "decoded_texture_pixels": decoded["pixels"],
+                             "track_seconds": round(seconds[label], 1)})
             model_contact_sheet(clip / FOOTAGE, {label: out / "results" / clip.name / f"{tracker}-{label}"
                                                  for label in models}, models,
                                 out / f"sheet-{clip.name}-{tracker}.png")
@@ -255,7 +265,7 @@ def report_table(report: dict) -> str:
              + ", ".join(f"{label} {figures['mean_mm']:.3f}" for label, figures in identity.items()),
              ""]
     header = ("clip", "tracker", "model", "frames", "surface mm", "p90 frame mm", "landmark px",
-              "decoded PSNR dB", "track s")
+              "decoded PSNR dB (common pixels)", "track s")
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report["rows"]:
         psnr = row["decoded_texture_psnr_db"]

@@ -14,7 +14,7 @@ frames skipped, and why. Shapes: F frames, V vertices, 68 landmarks (iBUG order)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from ..landmarks.nme import nme as landmark_nme
 from ..render.rasterize import project
 from ..render.unlit import render_unlit
 from ..render.unwrap import make_atlas, unwrap
+from .face_coverage import FaceCoverage
 from .metrics import jitter_px, landmark_errors_px, photometric_error
 
 # Face-region pixels kept per clip for the colour fit and the RMS: bounds memory (two float32
@@ -182,7 +183,8 @@ def reference_landmarks(footage: Footage, frames: np.ndarray, rows: np.ndarray, 
 def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], head: HeadAsset,
                            sink: EventSink, frame_step: int = 1, device: str = "cpu",
                            texture_size: int = 512,
-                           max_pixels: int = MAX_PHOTOMETRIC_PIXELS) -> dict[str, Any]:
+                           max_pixels: int = MAX_PHOTOMETRIC_PIXELS,
+                           common_with: Sequence[FaceCoverage] = ()) -> dict[str, Any]:
     """RMS colour error (0-255 scale) of the tracked clip re-rendered against its frames, over the
     face region, after one best-fit affine colour transform for the clip.
 
@@ -201,8 +203,11 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
     frame; untracked frames are never scored. Face-region pixels: those of triangles whose three
     vertices are in `head.face_region`, whose texels were all seen. At most `max_pixels` of them
     (a fixed-seed uniform sample of each frame's share) enter the fit. Frames are decoded twice
-    (texture, then render), one at a time. Returns rms_255 (None with no pixel), frames scored,
-    pixels used, face pixels covered.
+    (texture, then render), one at a time. With `common_with`, only pixels every one of those
+    tracks' face regions also covers in the same source frame are scored (the texture is still
+    this track's own), so tracks with different heads compare on the same pixels. Returns
+    rms_255 (None with no pixel), frames scored, pixels used, face pixels covered (this track's,
+    and `pixels_common`, those also covered by `common_with`).
     """
     if frame_step < 1:
         raise BadInput(f"frame step {frame_step}: must be 1 or more")
@@ -210,6 +215,8 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
     rows = np.flatnonzero(tracking["confidence"] > 0)[::frame_step]
     result: dict[str, Any] = {"rms_255": None, "frames": len(rows), "pixels": 0, "pixels_face": 0,
                               "frame_step": frame_step, "texture_size": texture_size}
+    if common_with:
+        result.update(pixels_common=0, common_with=[other.label for other in common_with])
     if len(rows) == 0:
         return result
     dev = torch.device(device)
@@ -254,8 +261,12 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
                 looked_up, fragments = render_unlit(vertices, faces, uv, uv_faces, clip_texture,
                                                     intrinsics, y1 - y0, x1 - x0, origin=(x0, y0))
                 in_face = fragments.mask[0] & face_triangle[fragments.triangle[0].clamp(min=0)]
-                scored = in_face & (looked_up[0, ..., 3] >= SEEN_COVERAGE)
                 result["pixels_face"] += int(in_face.sum())
+                for other in common_with:
+                    in_face &= other.mask(int(tracking["frames"][row]), window, device)
+                if common_with:
+                    result["pixels_common"] += int(in_face.sum())
+                scored = in_face & (looked_up[0, ..., 3] >= SEEN_COVERAGE)
                 rendered = (looked_up[0, ..., :3][scored] * 255).cpu().numpy()
                 observed = image[y0:y1, x0:x1][scored.cpu().numpy()].astype(np.float32)
                 if len(rendered) > share:
@@ -306,7 +317,8 @@ def _open_footage(results_dir: Path, footage_path: Path | None, document: dict[s
 
 
 def evaluate_real_clip(results_dir: Path, footage_path: Path | None, head: HeadAsset, device: str,
-                       frame_step: int, sink: EventSink) -> dict[str, Any]:
+                       frame_step: int, sink: EventSink,
+                       common_with: Sequence[FaceCoverage] = ()) -> dict[str, Any]:
     """All real-footage metrics of one results directory, as a flat JSON-ready dict.
 
     footage_path: the tracked footage (default: result.json's source.path); head: the head the
@@ -314,7 +326,8 @@ def evaluate_real_clip(results_dir: Path, footage_path: Path | None, head: HeadA
     tracked frame photometrically (the reference detector runs on every tracked frame: jitter
     needs consecutive frames). Landmarks scored: the fitted model landmarks (landmarks_fit), on
     the points the head can place (mesh.npz landmark_mask); the tracker's input detections
-    (landmarks_2d) are scored against the same reference for context. Raises BadInput on
+    (landmarks_2d) are scored against the same reference for context; common_with: score the
+    photometric error only where those tracks' faces also cover (photometric_clip_error). Raises BadInput on
     missing results, footage not covering the results' frames, or another topology.
     """
     from ..landmarks.dlib_detector import DlibDetector
@@ -337,7 +350,8 @@ def evaluate_real_clip(results_dir: Path, footage_path: Path | None, head: HeadA
     agreement = detector_agreement(tracking["landmarks_fit"], reference, found, tracked, mask)
     detections = detector_agreement(tracking["landmarks_2d"], reference, found, tracked, mask)
     jitter = landmark_jitter(tracking["landmarks_fit"], reference, tracked & found, frames, mask)
-    photometric = photometric_clip_error(footage, tracking, head, sink, frame_step, device)
+    photometric = photometric_clip_error(footage, tracking, head, sink, frame_step, device,
+                                         common_with=common_with)
     return {
         "reference_detector": DlibDetector.name,
         "tracker": document.get("tracker"),

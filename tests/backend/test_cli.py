@@ -66,6 +66,7 @@ def test_tracker_choices_are_the_registry():
     (["track", "clip.mp4"], "--out"),
     (["make-benchmark", "--out", "b", "--quick", "--specs", "s.json"], "pass one"),
     (["evaluate", "r", "--frame-step", "0"], "--frame-step 0"),
+    (["evaluate", "r", "--truth", "c", "--common-with", "r2"], "--common-with is for real footage"),
     (["bench", "suite"], "invalid choice"),
     (["demo", "--frames", "0"], "--frames 0"),
 ])

@@ -12,6 +12,7 @@ import pytest
 from backend.config_parser import (
     add_config_arguments,
     command_flags,
+    config_from_mapping,
     config_from_namespace,
     nested,
     option,
@@ -36,6 +37,7 @@ class Example:
     detector: Literal["mediapipe", "fan"] = option("mediapipe", "which detector")
     overwrite: bool = option(False, "replace --out")
     held_out: float = option(0.05, "a fraction", flag="--held")
+    others: tuple[Path, ...] = option((), "more results")
     nested: Nested = nested(Nested)
     device: str = "cpu"  # set by the caller, not an option
 
@@ -61,6 +63,22 @@ def test_defaults_types_and_flags():
     assert config.nested == Nested() and config.held_out == 0.05 and config.device == "cpu"
     config = _parse("clip.mp4", "--out", "res", "--steps", "3", "--held", "0.5")
     assert config.nested == Nested(steps=3) and config.held_out == 0.5
+
+
+def test_a_tuple_option_is_given_once_per_value():
+    assert _parse("clip.mp4", "--out", "res").others == ()
+    config = _parse("clip.mp4", "--out", "res", "--others", "a", "--others", "b/c")
+    assert config.others == (Path("a"), Path("b/c"))
+    flags = command_flags(config)
+    assert flags == ["--others a", "--others b/c"]
+    assert _parse("clip.mp4", "--out", "res", *[p for f in flags for p in f.split()]) == config
+    given = {"footage": "clip.mp4", "out": "res"}
+    config, problems = config_from_mapping(Example, {**given, "others": ["a", "b"]}, "shot")
+    assert problems == [] and config.others == (Path("a"), Path("b"))
+    _, problems = config_from_mapping(Example, {**given, "others": "a"}, "shot")
+    assert problems == ["shot: field 'others' = 'a': must be a list"]
+    _, problems = config_from_mapping(Example, {**given, "others": ["a", 3]}, "shot")
+    assert problems == ["shot: field 'others' = ['a', 3]: must be a string"]
 
 
 @pytest.mark.parametrize("argv", [

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from backend.dam.model_folder import load_model, load_model_head
@@ -47,3 +48,15 @@ def test_the_true_latent_explains_the_frame_better_than_another(tmp_path: Path):
     other = decoded_texture_psnr({**tracking, "latent": z.numpy() + 1.5}, footage, MODEL, head)
     assert true["frames"] == 1 and true["psnr_db"] > 35
     assert other["psnr_db"] < true["psnr_db"] - 10
+    # Over the pixels another track's face covers: itself changes nothing; a track 8 px aside
+    # leaves fewer pixels (docs/identity.md compares heads of different widths this way).
+    from backend.evaluation.face_coverage import FaceCoverage
+
+    itself = decoded_texture_psnr(tracking, footage, MODEL, head,
+                                  common_with=[FaceCoverage(tracking, head, "it")])
+    assert itself["pixels"] == true["pixels"] > 0 and itself["psnr_db"] == pytest.approx(true["psnr_db"])
+    moved = pose.copy()
+    moved[:, 0, 3] += 8 * 0.6 / 400
+    aside = decoded_texture_psnr(tracking, footage, MODEL, head,
+                                 common_with=[FaceCoverage({**tracking, "head_pose": moved}, head, "aside")])
+    assert 0 < aside["pixels"] < 0.95 * true["pixels"]

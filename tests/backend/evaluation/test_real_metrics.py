@@ -238,6 +238,29 @@ def test_photometric_error_scores_only_tracked_and_stepped_frames_within_the_pix
         photometric_clip_error(footage, tracking, default_head, quiet(), frame_step=0)
 
 
+def test_photometric_error_over_the_pixels_another_track_covers(synthetic_clip, default_head):
+    """Scored against itself, the common pixels are its own face pixels and the error is its
+    own; against a track 6 px aside, only the overlap is scored (fewer pixels, same texture); a
+    track with no tracked frame leaves nothing to score."""
+    from backend.evaluation.face_coverage import FaceCoverage
+
+    folder, tracking = synthetic_clip
+    footage = Footage(folder)
+    alone = photometric_clip_error(footage, tracking, default_head, quiet(), texture_size=128)
+    itself = photometric_clip_error(footage, tracking, default_head, quiet(), texture_size=128,
+                                    common_with=[FaceCoverage(tracking, default_head, "itself")])
+    assert itself["pixels_common"] == alone["pixels_face"] == itself["pixels_face"]
+    assert itself["rms_255"] == pytest.approx(alone["rms_255"]) and itself["common_with"] == ["itself"]
+    aside = photometric_clip_error(footage, tracking, default_head, quiet(), texture_size=128,
+                                   common_with=[FaceCoverage(shifted(tracking, 6.0), default_head, "aside")])
+    assert 0.5 * alone["pixels_face"] < aside["pixels_common"] < 0.97 * alone["pixels_face"], aside
+    assert aside["pixels"] < alone["pixels"] and aside["pixels_face"] == alone["pixels_face"]
+    untracked = {**tracking, "confidence": np.zeros(4, np.float32)}
+    none = photometric_clip_error(footage, tracking, default_head, quiet(), texture_size=128,
+                                  common_with=[FaceCoverage(untracked, default_head, "none")])
+    assert none["pixels_common"] == 0 and none["rms_255"] is None
+
+
 # --- evaluate_real_clip ---------------------------------------------------------------------
 
 def write_results(directory: Path, head, tracking: dict[str, np.ndarray], footage: Path,
@@ -321,3 +344,21 @@ def test_evaluate_real_clip_refuses_mismatched_inputs(synthetic_clip, default_he
         evaluate_real_clip(results, small, default_head, "cpu", 1, quiet())
     with pytest.raises(BadInput, match="frame step"):
         evaluate_real_clip(results, None, default_head, "cpu", 0, quiet())
+
+
+def test_evaluate_real_with_common_pixels_and_its_refusal(synthetic_clip, default_head, tmp_path):
+    """`evaluate R --common-with OTHER`: the other's head is the one its result.json records; a
+    track of other frames is refused before any scoring."""
+    from backend.evaluation.evaluate import evaluate_real
+
+    folder, tracking = synthetic_clip
+    results = write_results(tmp_path / "results", default_head, tracking, folder, CLIP_SIZE, CLIP_SIZE)
+    aside = write_results(tmp_path / "aside", default_head, shifted(tracking, 6.0), folder, CLIP_SIZE,
+                          CLIP_SIZE)
+    report = evaluate_real(results, None, None, "cpu", 1, quiet(), (aside,))
+    assert report["photometric_common_with"] == [str(aside)]
+    assert 0 < report["photometric_pixels_common"] < report["photometric_pixels_face"]
+    later = write_results(tmp_path / "later", default_head, {**tracking, "frames": tracking["frames"] + 10},
+                          folder, CLIP_SIZE, CLIP_SIZE)
+    with pytest.raises(BadInput, match="later tracked none of the frames being scored"):
+        evaluate_real(results, None, None, "cpu", 1, quiet(), (later,))
