@@ -181,13 +181,15 @@ class FittedFrames:
 
 def fit_frames(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset, crops: ClipCrops,
                width: int, height: int, focal_px: float, config: AdaptationConfig, initial: Prediction,
-               device: str, sink: EventSink) -> FittedFrames:
+               device: str, sink: EventSink, stage: str = STAGE) -> FittedFrames:
     """Optimise every frame's code and pose directly with the adaptation's losses and budget,
-    starting at `initial` (the encoder, unadapted; `encoder` lends only its code statistics to
-    the prior). The comparison the paper's choice of adapting the encoder must win."""
+    starting at `initial` (`encoder` lends only its code statistics to the prior; L_anchor holds
+    the frames near `initial`): the comparison the paper's choice of adapting the encoder must
+    win, from the unadapted encoder's prediction (`--tracker latent-fit`), and the adapted
+    tracker's refinement on the landmarks, from the adapted one's. Progress is reported as `stage`."""
     frames = FrameParameters(initial, device)
     fit = _optimise(frames, list(frames.parameters()), config.frame_learning_rate, encoder, dam, head,
-                    crops, width, height, focal_px, config, initial, device, sink)
+                    crops, width, height, focal_px, config, initial, device, sink, stage)
     return FittedFrames(frames.prediction(), fit)
 
 
@@ -216,7 +218,7 @@ def _budget(tracked: np.ndarray, config: AdaptationConfig) -> tuple[int, int]:
 def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[torch.nn.Parameter],
               learning_rate: float, encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset,
               crops: ClipCrops, width: int, height: int, focal_px: float, config: AdaptationConfig,
-              initial: Prediction, device: str, sink: EventSink) -> ClipFit:
+              initial: Prediction, device: str, sink: EventSink, stage: str = STAGE) -> ClipFit:
     """The loop both methods share: minimise L_S over `parameters` (with the colour transform
     and focal length), `outputs(frame indices)` giving the per-frame codes and poses."""
     tracked = np.nonzero(crops.tracked)[0]
@@ -225,8 +227,9 @@ def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[t
     pairs = consecutive_pairs(crops.tracked)
     use_texture = len(pairs) > 0 and config.texture_weight > 0
     _, steps = _budget(crops.tracked, config)
-    for warning in budget_warnings(crops.tracked, config):
-        sink.warning(warning)
+    if stage == STAGE:  # a refinement's texture term is off and its budget is per frame, not per step
+        for warning in budget_warnings(crops.tracked, config):
+            sink.warning(warning)
     for parameter in dam.parameters():
         parameter.requires_grad_(False)
     colour = ColourTransform().to(device)
@@ -260,7 +263,7 @@ def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[t
         if len(window) >= max(1, steps // 10) or step == steps - 1:
             history.append({name: float(np.mean([w[name] for w in window])) for name in window[0]})
             window.clear()
-        sink.progress(STAGE, step + 1, steps, values={k: round(v, 5) for k, v in figures.items()})
+        sink.progress(stage, step + 1, steps, values={k: round(v, 5) for k, v in figures.items()})
     return ClipFit(colour.matrix.detach().cpu().numpy(), colour.offset.detach().cpu().numpy(),
                    float(focal_px * math.exp(log_focal.item())), history, steps, time.perf_counter() - start,
                    use_texture)

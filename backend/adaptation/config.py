@@ -43,6 +43,9 @@ class AdaptationConfig:
                                  flag="--adapt-shading-window")
     shading_weight: float = option(0.1, "weight of the whole difference in L_A beside its detail",
                                    flag="--adapt-shading-weight")
+    refine_passes: float = option(64.0, "after adapting, each frame's code and pose refined on its landmarks "
+                                       "for this many passes (0: none; --tracker adapted)",
+                                  flag="--adapt-refine-passes")
     fixed_focal: bool = option(False, "keep the assumed focal length instead of adapting it",
                                flag="--adapt-fixed-focal")
     seed: int = option(0, "seed of the pair sampling", flag="--adapt-seed")
@@ -52,6 +55,7 @@ class AdaptationConfig:
 
     def __post_init__(self) -> None:
         checks = [("--adapt-passes", self.passes, self.passes > 0, "positive"),
+                  ("--adapt-refine-passes", self.refine_passes, self.refine_passes >= 0, "0 or more"),
                   ("--adapt-pairs", self.pairs, self.pairs >= 1, "at least 1"),
                   ("--adapt-appearance-frames", self.appearance_frames, self.appearance_frames >= 0,
                    "0 or more"),

@@ -1,15 +1,18 @@
 """The paper's tracker (`--tracker adapted`): detect -> crop -> encode -> adapt -> encode
-again -> decode. The model's image encoder is adapted to the clip itself with no labels
+again -> refine -> decode. The model's image encoder is adapted to the clip itself with no labels
 (adaptation/adapt.py: texture consistency between consecutive frames, landmark reprojection,
 appearance against the decoded texture through a per-clip colour transform, with a latent
 prior, temporal smoothness and closeness to the unadapted prediction), together with the
 clip's colour transform and its focal length; then every frame is encoded by the adapted
-encoder (trackers/clip_optimisation.py writes the results).
+encoder, and, with `--adapt-refine-passes`, each frame's code and pose refined on its
+landmarks from there (trackers/clip_optimisation.py writes the results).
 """
 
 from __future__ import annotations
 
-from ..adaptation.adapt import ClipFit, Prediction, adapt_encoder, predict
+from dataclasses import replace
+
+from ..adaptation.adapt import ClipFit, Prediction, adapt_encoder, fit_frames, predict
 from ..adaptation.clip_crops import ClipCrops
 from ..dam.model import DeepAppearanceModel
 from ..encoder.network import ImageEncoder
@@ -25,5 +28,17 @@ class AdaptedTracker(ClipOptimisationTracker):
         config: ClipOptimisationConfig = self.config
         adapted = adapt_encoder(encoder, dam, clip.head, crops, clip.width, clip.height, focal_px,
                                 config.adaptation, initial, clip.device, clip.sink)
-        return (predict(adapted.encoder, crops, clip.device, config.batch, clip.sink, "encode adapted"),
-                adapted.fit)
+        prediction = predict(adapted.encoder, crops, clip.device, config.batch, clip.sink, "encode adapted")
+        if config.adaptation.refine_passes == 0:
+            return prediction, adapted.fit
+        # The adapted encoder shares what it learns across frames but, at this budget, leaves each
+        # frame short of its landmarks; each frame's own code and pose then take the last step
+        # (docs/adaptation.md, "Refinement"), with the focal length the adaptation found.
+        landmarks_only = replace(config.adaptation, passes=config.adaptation.refine_passes,
+                                 texture_weight=0.0, appearance_weight=0.0, fixed_focal=True)
+        refined = fit_frames(encoder, dam, clip.head, crops, clip.width, clip.height, adapted.fit.focal_px,
+                             landmarks_only, prediction, clip.device, clip.sink, stage="refine")
+        clip.sink.log(f"refined each frame on the landmarks: {refined.fit.steps} steps, "
+                      f"{refined.fit.seconds:.0f} s")
+        return refined.prediction, replace(adapted.fit, steps=adapted.fit.steps + refined.fit.steps,
+                                           seconds=adapted.fit.seconds + refined.fit.seconds)

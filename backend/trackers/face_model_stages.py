@@ -38,7 +38,8 @@ from .interface import TrackerInput
 CROP_CODE = (BACKEND / "encoder" / "crop.py", BACKEND / "adaptation" / "clip_crops.py")
 ENCODE_CODE = (BACKEND / "encoder", BACKEND / "adaptation" / "adapt.py")
 OPTIMISE_CODE = (BACKEND / "adaptation", BACKEND / "encoder", BACKEND / "dam", BACKEND / "render",
-                 BACKEND / "trackers" / "clip_optimisation.py")
+                 BACKEND / "trackers" / "clip_optimisation.py", BACKEND / "trackers" / "adapted.py",
+                 BACKEND / "trackers" / "latent_fit.py")
 T = TypeVar("T")
 PREDICTION = "prediction.npz"
 FIT = "fit.json"

@@ -125,6 +125,8 @@ def test_bad_settings_are_refused_before_any_work():
         AdaptationConfig(texture_weight=-1.0)
     with pytest.raises(BadInput, match=r"--adapt-temporal-sigma -1\.0: must be in 0\.\.100"):
         AdaptationConfig(temporal_sigma=-1.0)
+    with pytest.raises(BadInput, match=r"--adapt-refine-passes -1\.0: must be 0 or more"):
+        AdaptationConfig(refine_passes=-1.0)
 
 
 def test_the_output_smoothing_is_not_part_of_what_the_optimisation_depends_on():
@@ -132,3 +134,5 @@ def test_the_output_smoothing_is_not_part_of_what_the_optimisation_depends_on():
     assert "temporal_sigma" not in settings
     assert settings == AdaptationConfig(temporal_sigma=0).optimisation_settings()
     assert AdaptationConfig(passes=2).optimisation_settings() != AdaptationConfig().optimisation_settings()
+    refined = AdaptationConfig(refine_passes=8)
+    assert refined.optimisation_settings() != AdaptationConfig().optimisation_settings()
