@@ -149,6 +149,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_type: type) -> 
         value_type, choices = _value_type(annotation if item is None else item)
         choices = field.metadata.get(_CHOICES) or choices
         if item is not None:
+            if field.metadata.get(_POSITIONAL) or field.metadata.get(_REQUIRED):
+                raise TypeError(f"{config_type.__name__}.{field.name}: a repeated option is optional")
             parser.add_argument(flag, dest=field.name, type=value_type, choices=choices, action="append",
                                 default=None, help=f"{help_text} (repeat the flag for each)")
             continue

@@ -181,15 +181,17 @@ class FittedFrames:
 
 def fit_frames(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset, crops: ClipCrops,
                width: int, height: int, focal_px: float, config: AdaptationConfig, initial: Prediction,
-               device: str, sink: EventSink, stage: str = STAGE) -> FittedFrames:
+               device: str, sink: EventSink, stage: str = STAGE, warn_budget: bool = True) -> FittedFrames:
     """Optimise every frame's code and pose directly with the adaptation's losses and budget,
     starting at `initial` (`encoder` lends only its code statistics to the prior; L_anchor holds
     the frames near `initial`): the comparison the paper's choice of adapting the encoder must
     win, from the unadapted encoder's prediction (`--tracker latent-fit`), and the adapted
-    tracker's refinement on the landmarks, from the adapted one's. Progress is reported as `stage`."""
+    tracker's refinement on the landmarks, from the adapted one's. Progress is reported as
+    `stage`; `warn_budget` False leaves out the budget warnings (their advice names
+    --adapt-passes and L_T, which a refinement does not use)."""
     frames = FrameParameters(initial, device)
     fit = _optimise(frames, list(frames.parameters()), config.frame_learning_rate, encoder, dam, head,
-                    crops, width, height, focal_px, config, initial, device, sink, stage)
+                    crops, width, height, focal_px, config, initial, device, sink, stage, warn_budget)
     return FittedFrames(frames.prediction(), fit)
 
 
@@ -218,16 +220,19 @@ def _budget(tracked: np.ndarray, config: AdaptationConfig) -> tuple[int, int]:
 def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[torch.nn.Parameter],
               learning_rate: float, encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset,
               crops: ClipCrops, width: int, height: int, focal_px: float, config: AdaptationConfig,
-              initial: Prediction, device: str, sink: EventSink, stage: str = STAGE) -> ClipFit:
-    """The loop both methods share: minimise L_S over `parameters` (with the colour transform
-    and focal length), `outputs(frame indices)` giving the per-frame codes and poses."""
+              initial: Prediction, device: str, sink: EventSink, stage: str = STAGE,
+              warn_budget: bool = True) -> ClipFit:
+    """The loop the adaptation, the per-frame fit and the refinement share: minimise L_S over
+    `parameters` (with the colour transform and focal length), `outputs(frame indices)` giving
+    the per-frame codes and poses. Frames are drawn as consecutive pairs when the clip has any,
+    so a tracked frame between two untracked ones is never drawn then."""
     tracked = np.nonzero(crops.tracked)[0]
     if len(tracked) == 0:
         raise BadInput("no frame of the clip has a confident face: nothing to adapt to")
     pairs = consecutive_pairs(crops.tracked)
     use_texture = len(pairs) > 0 and config.texture_weight > 0
     _, steps = _budget(crops.tracked, config)
-    if stage == STAGE:  # a refinement's texture term is off and its budget is per frame, not per step
+    if warn_budget:
         for warning in budget_warnings(crops.tracked, config):
             sink.warning(warning)
     for parameter in dam.parameters():

@@ -25,7 +25,8 @@ class AdaptationConfig:
     learning_rate: float = option(3e-4, "the encoder's learning rate (Adam; the colour transform's and "
                                         "the focal length's are 100x)", flag="--adapt-learning-rate")
     frame_learning_rate: float = option(0.01, "the per-frame codes' and poses' learning rate (--tracker "
-                                              "latent-fit)", flag="--adapt-frame-learning-rate")
+                                              "latent-fit, and the adapted tracker's refinement)",
+                                        flag="--adapt-frame-learning-rate")
     texture_weight: float = option(1.0, "λT, texture consistency of consecutive frames",
                                    flag="--adapt-texture-weight")
     landmark_weight: float = option(1.0, "λL, landmark reprojection", flag="--adapt-landmark-weight")
@@ -44,7 +45,8 @@ class AdaptationConfig:
     shading_weight: float = option(0.1, "weight of the whole difference in L_A beside its detail",
                                    flag="--adapt-shading-weight")
     refine_passes: float = option(64.0, "after adapting, each frame's code and pose refined on its landmarks "
-                                       "for this many passes (0: none; --tracker adapted)",
+                                        "for this many passes (0: none; --tracker adapted, and not "
+                                        "with --adapt-landmark-weight 0)",
                                   flag="--adapt-refine-passes")
     fixed_focal: bool = option(False, "keep the assumed focal length instead of adapting it",
                                flag="--adapt-fixed-focal")

@@ -59,10 +59,11 @@ def render_decoded_texture(model: DeepAppearanceModel, head: HeadAsset, tracking
 
 def decoded_texture_psnr(tracking: dict[str, np.ndarray], footage: Path, model_dir: Path,
                          head: HeadAsset, device: str = "cpu", step: int = 1,
-                         common_with: Sequence[FaceCoverage] = ()) -> dict[str, float | int]:
+                         common_with: Sequence[FaceCoverage] = ()) -> dict[str, float | int | None]:
     """{"psnr_db", "frames", "pixels"} over every `step`-th tracked frame of a results
     directory's tracking arrays (tracking.npz layout with `latent`) on its footage; with
-    `common_with`, only on face pixels those tracks' faces also cover (face_coverage.py)."""
+    `common_with`, only on face pixels those tracks' faces also cover (face_coverage.py).
+    psnr_db is None where no pixel was scored (reports write JSON, which has no NaN)."""
     model, _ = load_model(model_dir, device)
     frames, confidence = tracking["frames"], tracking["confidence"]
     wanted = {int(f): i for i, f in enumerate(frames) if confidence[i] > 0 and i % step == 0}
@@ -81,5 +82,5 @@ def decoded_texture_psnr(tracking: dict[str, np.ndarray], footage: Path, model_d
         difference = (render.image - frame)[face]
         squared += float((difference ** 2).sum())
         pixels += int(face.sum()) * 3
-    psnr = 10 * math.log10(1.0 / max(squared / pixels, 1e-12)) if pixels else float("nan")
+    psnr = 10 * math.log10(1.0 / max(squared / pixels, 1e-12)) if pixels else None
     return {"psnr_db": psnr, "frames": len(wanted), "pixels": pixels // 3}

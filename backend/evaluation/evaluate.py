@@ -66,8 +66,10 @@ def evaluate_real(results_dir: Path, footage: Path | None, head_spec: str | None
     results = read_results(results_dir)
     document = results.document
     head = head_for_results(document, head_spec)  # evaluate_real_clip checks its topology
+    tracking, source = results.tracking, document.get("source") or {}
+    size = (source["width"], source["height"]) if source.get("width") and source.get("height") else None
     others = read_coverages(list(common_with), lambda other: head_for_results(other, None),
-                            results.tracking["frames"])
+                            tracking["frames"][tracking["confidence"] > 0], size)
     metrics = evaluate_real_clip(results_dir, footage, head, device, frame_step, sink, others)
     return {"kind": "real", "results": str(results_dir), "tracker": document.get("tracker"),
             **metrics}

@@ -22,7 +22,7 @@ from ..render.rasterize import project, rasterize
 Window = tuple[int, int, int, int]  # pixel box (x0, y0, x1, y1) of the footage, end exclusive
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class FaceCoverage:
     """A track (tracking.npz arrays: frames, vertices, head_pose, intrinsics, confidence) and the
     head it was tracked with; `label` names it in messages and reports."""
@@ -51,21 +51,28 @@ class FaceCoverage:
         return fragments.mask[0] & face_triangle[fragments.triangle[0].clamp(min=0)]
 
 
-def read_coverages(results_dirs: list[Path], head_of: Callable[[dict], HeadAsset],
-                   frames: np.ndarray) -> list[FaceCoverage]:
-    """FaceCoverage of each results directory, its head from `head_of(document)`; BadInput for
-    one that tracked none of `frames` (the source frames of the track being scored): they would
-    leave no pixel to compare."""
+def read_coverages(results_dirs: list[Path], head_of: Callable[[dict], HeadAsset], frames: np.ndarray,
+                   size: tuple[int, int] | None) -> list[FaceCoverage]:
+    """FaceCoverage of each results directory, its head from `head_of(document)`. BadInput,
+    before any scoring, for one tracked on footage of another size than `size` (width, height
+    of the footage being scored; None: unknown) or that tracked none of `frames` (the source
+    frames being scored): either would leave no pixel to compare, or the wrong ones."""
     coverages = []
     for folder in results_dirs:
         results = read_results(folder)
+        source = results.document.get("source") or {}
+        other_size = (source.get("width"), source.get("height"))
+        if size is not None and None not in other_size and tuple(other_size) != tuple(size):
+            raise BadInput(f"{folder} was tracked on {other_size[0]}x{other_size[1]} footage, the results "
+                           f"being scored on {size[0]}x{size[1]}: compare results of the same footage")
         head = head_of(results.document)
         check_topology(results, f"the head of {folder}", head.num_vertices, head.topology_hash)
         tracking = results.tracking
         tracked = tracking["frames"][tracking["confidence"] > 0]
         if not np.isin(frames, tracked).any():
-            raise BadInput(f"{folder} tracked none of the frames being scored ({int(frames[0])}-"
-                           f"{int(frames[-1])}): compare results of the same footage and frames")
+            span = f"{int(frames[0])}-{int(frames[-1])}" if len(frames) else "none"
+            raise BadInput(f"{folder} tracked none of the frames being scored ({span}): compare "
+                           "results of the same footage and frames")
         coverages.append(FaceCoverage(tracking, head, str(folder)))
     return coverages
 

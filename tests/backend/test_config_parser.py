@@ -81,6 +81,15 @@ def test_a_tuple_option_is_given_once_per_value():
     assert problems == ["shot: field 'others' = ['a', 3]: must be a string"]
 
 
+def test_a_repeated_option_cannot_be_required():
+    @dataclass(frozen=True)
+    class Broken:
+        inputs: tuple[Path, ...] = required("inputs")
+
+    with pytest.raises(TypeError, match="a repeated option is optional"):
+        add_config_arguments(argparse.ArgumentParser(), Broken)
+
+
 @pytest.mark.parametrize("argv", [
     ("clip.mp4",),  # --out required
     ("--out", "res"),  # positional required

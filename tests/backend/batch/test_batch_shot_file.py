@@ -207,8 +207,8 @@ footage = "plates/actor.mp4"
         "- [defaults]: field 'texture_size' = 'big': must be an integer",
         "- [defaults].adaptation: unknown field 'pases' (fields: anchor_weight, appearance_frames, "
         "appearance_weight, fixed_focal, frame_learning_rate, landmark_weight, learning_rate, pairs, passes, "
-        "prior_weight, seed, shading_weight, shading_window, smooth_weight, temporal_sigma, texels, "
-        "texture_weight)",
+        "prior_weight, refine_passes, seed, shading_weight, shading_window, smooth_weight, temporal_sigma, "
+        "texels, texture_weight)",
     ]
 
 

@@ -60,3 +60,7 @@ def test_the_true_latent_explains_the_frame_better_than_another(tmp_path: Path):
     aside = decoded_texture_psnr(tracking, footage, MODEL, head,
                                  common_with=[FaceCoverage({**tracking, "head_pose": moved}, head, "aside")])
     assert 0 < aside["pixels"] < 0.95 * true["pixels"]
+    untracked = {**tracking, "confidence": np.zeros(1, np.float32)}
+    none = decoded_texture_psnr(tracking, footage, MODEL, head,
+                                common_with=[FaceCoverage(untracked, head, "no")])
+    assert none["pixels"] == 0 and none["psnr_db"] is None

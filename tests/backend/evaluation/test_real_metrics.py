@@ -362,3 +362,6 @@ def test_evaluate_real_with_common_pixels_and_its_refusal(synthetic_clip, defaul
                           folder, CLIP_SIZE, CLIP_SIZE)
     with pytest.raises(BadInput, match="later tracked none of the frames being scored"):
         evaluate_real(results, None, None, "cpu", 1, quiet(), (later,))
+    larger = write_results(tmp_path / "larger", default_head, tracking, folder, 2 * CLIP_SIZE, 2 * CLIP_SIZE)
+    with pytest.raises(BadInput, match=f"larger was tracked on {2 * CLIP_SIZE}x{2 * CLIP_SIZE} footage"):
+        evaluate_real(results, None, None, "cpu", 1, quiet(), (larger,))

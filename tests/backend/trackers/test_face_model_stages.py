@@ -65,8 +65,11 @@ def test_a_rerun_redoes_only_the_stages_whose_inputs_changed(data_dir, untrained
     for name in ("vertices", "head_pose", "latent", "intrinsics", "landmarks_fit"):
         np.testing.assert_array_equal(t1[name], t2[name], err_msg=name)
     assert second["metrics"]["adaptation_steps"] == first["metrics"]["adaptation_steps"]
-    # 4 frames, 2 passes: one step. Said on the run that adapted and again on the one that reused it.
+    # 4 frames, 2 passes: one step, then 64 refinement passes, 16 steps. The budget is said on the
+    # run that adapted and again on the one that reused it; the refinement adds no warning.
+    assert first["metrics"]["adaptation_steps"] == 1 + 16
     assert any("--adapt-passes" in w for w in warnings) and warnings_again == warnings
+    assert len(warnings) == 1, warnings
 
     # Another smoothing of the outputs: the adaptation itself is reused, the outputs differ.
     unsmoothed = replace(ADAPTATION, temporal_sigma=0)
@@ -78,6 +81,11 @@ def test_a_rerun_redoes_only_the_stages_whose_inputs_changed(data_dir, untrained
         passes=8, texels=32, shading_window=5))  # 2 steps, not 1
     assert reused == {"crop", "encode"}
     assert not np.array_equal(t1["latent"], t3["latent"])
+
+    # Without the landmark term there is nothing to refine on: the adaptation's step alone.
+    no_landmarks = replace(ADAPTATION, landmark_weight=0)
+    unrefined, _, _, _ = _run(data_dir, tmp_path / "r3b", model, adaptation=no_landmarks)
+    assert unrefined["metrics"]["adaptation_steps"] == 1
 
     # Another tracker of the same model: the crops and encoding are the encoder tracker's too.
     _, _, reused, _ = _run(data_dir, tmp_path / "r4", model, tracker="encoder")
