@@ -82,5 +82,6 @@ class AdaptationConfig:
 
     def optimisation_settings(self) -> dict:
         """What the optimisation's result depends on: every setting but the smoothing applied to
-        its outputs (so another --adapt-temporal-sigma reuses a cached adaptation)."""
-        return {k: v for k, v in asdict(self).items() if k != "temporal_sigma"}
+        its outputs and the refinement after it (so another --adapt-temporal-sigma or
+        --adapt-refine-passes reuses a cached adaptation)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("temporal_sigma", "refine_passes")}

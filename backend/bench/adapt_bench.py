@@ -3,7 +3,8 @@
 On the first frames of one real clip, at several clip lengths: `track --tracker landmark-fit`
 and `track --tracker adapted` (and, at the middle length, the adaptation at other UV atlas
 sizes, `--adapt-texels`). Per run: wall time, the adaptation's own seconds (result.json
-`adaptation_s`) per frame of clip, the crop and encode stages, peak memory, and the ratio of
+`adaptation_s`) and the refinement's after it (`refine_s`) per frame of clip, the crop and
+encode stages, peak memory, and the ratio of
 the adapted run's wall time to the landmark fit's at the same length. Every run is its own
 `python -m backend track` process (its peak memory alone) with an empty stage cache, so no run
 reuses another's detections, crops or encoding. Memory on a 5,000-frame clip: `bench soak
@@ -99,6 +100,8 @@ def bench_adapt(config: BenchAdaptConfig, sink: EventSink) -> dict:
                 run["adaptation_s"] = metrics["adaptation_s"]
                 run["adaptation_steps"] = metrics["adaptation_steps"]
                 run["adaptation_s_per_frame"] = round(metrics["adaptation_s"] / frames, 4)
+                run["refine_s"] = metrics.get("refine_s", 0.0)
+                run["refine_s_per_frame"] = round(run["refine_s"] / frames, 4)
             report["runs"].append(run)
     baseline = {r["frames"]: r for r in report["runs"] if r["tracker"] == BASELINE}
     for run in report["runs"]:
@@ -110,9 +113,10 @@ def bench_adapt(config: BenchAdaptConfig, sink: EventSink) -> dict:
 
 def _table(runs: list[dict]) -> str:
     lines = [f"{'tracker':<13}{'frames':>7}{'texels':>7}{'wall s':>8}{'s/frame':>9}{'adapt s/frame':>14}"
-             f"{'x landmark fit':>15}{'peak MiB':>9}"]
+             f"{'refine s/frame':>15}{'x landmark fit':>15}{'peak MiB':>9}"]
     for r in runs:
         lines.append(f"{r['tracker']:<13}{r['frames']:>7}{r['texels'] or '':>7}{r['wall_s']:>8.1f}"
                      f"{r['s_per_frame']:>9.3f}{r.get('adaptation_s_per_frame', ''):>14}"
+                     f"{r.get('refine_s_per_frame', ''):>15}"
                      f"{r.get('wall_ratio_to_landmark_fit', ''):>15}{r['peak_mib']:>9.0f}")
     return "\n".join(lines)

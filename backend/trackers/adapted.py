@@ -29,17 +29,23 @@ class AdaptedTracker(ClipOptimisationTracker):
         adapted = adapt_encoder(encoder, dam, clip.head, crops, clip.width, clip.height, focal_px,
                                 config.adaptation, initial, clip.device, clip.sink)
         prediction = predict(adapted.encoder, crops, clip.device, config.batch, clip.sink, "encode adapted")
-        if config.adaptation.refine_passes == 0 or config.adaptation.landmark_weight == 0:
-            return prediction, adapted.fit  # without L_L a refinement would only smooth
+        return prediction, adapted.fit
+
+    def refinement(self) -> dict | None:
+        adaptation = self.config.adaptation
+        if adaptation.refine_passes == 0 or adaptation.landmark_weight == 0:
+            return None  # without L_L a refinement would only smooth
+        return {"refine_passes": adaptation.refine_passes}
+
+    def refine(self, encoder: ImageEncoder, dam: DeepAppearanceModel, clip: TrackerInput, crops: ClipCrops,
+               optimised: Prediction, fit: ClipFit) -> tuple[Prediction, ClipFit]:
         # The adapted encoder shares what it learns across frames but, at this budget, leaves each
         # frame short of its landmarks; each frame's own code and pose then take the last step
         # (docs/adaptation.md, "Refinement"), with the focal length the adaptation found.
-        landmarks_only = replace(config.adaptation, passes=config.adaptation.refine_passes,
-                                 texture_weight=0.0, appearance_weight=0.0, fixed_focal=True)
-        refined = fit_frames(encoder, dam, clip.head, crops, clip.width, clip.height, adapted.fit.focal_px,
-                             landmarks_only, prediction, clip.device, clip.sink, stage="refine",
+        adaptation = self.config.adaptation
+        landmarks_only = replace(adaptation, passes=adaptation.refine_passes, texture_weight=0.0,
+                                 appearance_weight=0.0, fixed_focal=True)
+        refined = fit_frames(encoder, dam, clip.head, crops, clip.width, clip.height, fit.focal_px,
+                             landmarks_only, optimised, clip.device, clip.sink, stage="refine",
                              warn_budget=False)
-        clip.sink.log(f"refined each frame on the landmarks: {refined.fit.steps} steps, "
-                      f"{refined.fit.seconds:.0f} s")
-        return refined.prediction, replace(adapted.fit, steps=adapted.fit.steps + refined.fit.steps,
-                                           seconds=adapted.fit.seconds + refined.fit.seconds)
+        return refined.prediction, refined.fit

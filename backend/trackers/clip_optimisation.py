@@ -1,9 +1,10 @@
 """What the adaptation trackers share (`adapted`, `latent-fit`): detect -> crop -> encode ->
 optimise the adaptation's losses over the clip (adaptation/adapt.py; the subclass says what is
-optimised) -> results, written as the encoder tracker writes them (trackers/face_model.py).
-result.json's metrics carry the optimisation's steps, seconds, focal length and loss terms over
-the first and the last tenth of the steps, and whether it came from the stage cache
-(face_model_stages.py); the colour transform is logged. The per-frame codes and poses are
+optimised) -> refine, where the subclass does -> results, written as the encoder tracker writes
+them (trackers/face_model.py). result.json's metrics carry the optimisation's steps, seconds,
+focal length and loss terms over the first and the last tenth of the steps, and whether it came
+from the stage cache (face_model_stages.py), as `adaptation_*`, and the refinement's as
+`refine_*`; the colour transform is logged. The per-frame codes and poses are
 smoothed over time (`--adapt-temporal-sigma`, temporal_smoothing.py) before they are decoded.
 """
 
@@ -23,7 +24,7 @@ from ..encoder.encoder_file import load_encoder
 from ..encoder.network import ImageEncoder
 from ..formats.camera import centred_intrinsics
 from .face_model import FaceModelTracker, check_face_model_settings, face_model_output
-from .face_model_stages import crop_stage, encode_stage, optimise_stage
+from .face_model_stages import Optimised, crop_stage, encode_stage, optimise_stage
 from .interface import TrackerInput, TrackerOutput
 
 
@@ -48,6 +49,17 @@ class ClipOptimisationTracker(FaceModelTracker):
         focal length focal_px."""
         raise NotImplementedError
 
+    def refinement(self) -> dict | None:
+        """The settings of a refinement after `optimise` (JSON values: they key its cached stage),
+        or None where the tracker does not refine (the default)."""
+        return None
+
+    def refine(self, encoder: ImageEncoder, dam: DeepAppearanceModel, clip: TrackerInput, crops: ClipCrops,
+               optimised: Prediction, fit: ClipFit) -> tuple[Prediction, ClipFit]:
+        """The refined prediction from the optimised one and what the optimisation found; called
+        where `refinement()` is not None."""
+        raise NotImplementedError
+
     def track(self, clip: TrackerInput) -> TrackerOutput:
         config: ClipOptimisationConfig = self.config
         model_folder = check_face_model_settings(self.method, config.batch, config.focal_factor, clip)
@@ -66,22 +78,40 @@ class ClipOptimisationTracker(FaceModelTracker):
                 dam, _ = load_model(model_folder, device)
                 return self.optimise(encoder, dam, clip, crops, initial, focal)
 
-            prediction, fit, reused = optimise_stage(encode_key, settings, clip, len(crops), optimise,
-                                                     Path(work))
-            if reused:  # what the optimisation warned of when it ran, said again
+            optimised = optimise_stage("optimise", encode_key, settings, clip, len(crops), optimise, Path(work))
+            fit, prediction = optimised.fit, optimised.prediction
+            if optimised.reused:  # what the optimisation warned of when it ran, said again
                 for warning in budget_warnings(crops.tracked, config.adaptation):
                     sink.warning(warning)
-            intrinsics = centred_intrinsics(fit.focal_px, clip.width, clip.height)
-            metrics = {"adaptation_steps": fit.steps, "adaptation_s": round(fit.seconds, 2),
-                       "adaptation_reused": float(reused),
-                       "adaptation_used_texture_term": float(fit.used_texture_term),
-                       "adapted_focal_px": round(fit.focal_px, 2),
-                       **{f"adaptation_{name}_{when}": round(value, 5)
-                          for when, terms in (("first", fit.history[0]), ("last", fit.history[-1]))
-                          for name, value in terms.items()}}
             sink.log(f"{self.method}: {fit.seconds:.0f} s ({fit.steps} steps"
-                     f"{', from the stage cache' if reused else ''}): focal {fit.focal_px:.0f} px, "
+                     f"{', from the stage cache' if optimised.reused else ''}): focal {fit.focal_px:.0f} px, "
                      f"colour matrix {fit.colour_matrix.round(3).tolist()}, offset "
                      f"{fit.colour_offset.round(3).tolist()}")
+            metrics = {**_fit_metrics("adaptation", optimised), "adapted_focal_px": round(fit.focal_px, 2),
+                       "adaptation_used_texture_term": float(fit.used_texture_term)}
+            refinement = self.refinement()
+            if refinement is not None:
+                def refine() -> tuple[Prediction, ClipFit]:
+                    dam, _ = load_model(model_folder, device)
+                    return self.refine(encoder, dam, clip, crops, optimised.prediction, fit)
+
+                refined = optimise_stage("refine", optimised.key, refinement, clip, len(crops), refine,
+                                         Path(work))
+                prediction = refined.prediction
+                metrics.update(_fit_metrics("refine", refined))
+                sink.log(f"refined each frame on the landmarks: {refined.fit.seconds:.0f} s "
+                         f"({refined.fit.steps} steps{', from the stage cache' if refined.reused else ''})")
+            intrinsics = centred_intrinsics(fit.focal_px, clip.width, clip.height)
             return face_model_output(clip, crops, prediction, intrinsics, metrics,
                                      temporal_sigma=config.adaptation.temporal_sigma)
+
+
+def _fit_metrics(name: str, optimised: Optimised) -> dict[str, float]:
+    """result.json's figures of an optimisation stage, prefixed `name`: steps, seconds, whether
+    it came from the cache, and the loss terms over the first and the last tenth of its steps."""
+    fit = optimised.fit
+    return {f"{name}_steps": fit.steps, f"{name}_s": round(fit.seconds, 2),
+            f"{name}_reused": float(optimised.reused),
+            **{f"{name}_{term}_{when}": round(value, 5)
+               for when, terms in (("first", fit.history[0]), ("last", fit.history[-1]))
+               for term, value in terms.items()}}

@@ -1,4 +1,5 @@
-"""The face-model trackers' stages, cached (stage_cache.py): crop -> encode -> optimise.
+"""The face-model trackers' stages, cached (stage_cache.py): crop -> encode -> optimise ->
+refine.
 
 Each stage's key is the key of the stage before it and what the stage adds:
 
@@ -6,11 +7,14 @@ Each stage's key is the key of the stage before it and what the stage adds:
   the crop size, the head's landmark mask and the crop code;
 - encode: the crop key, the encoder's weights, the device, the batch and the encoder code;
 - optimise (`adapted`, `latent-fit`): the encode key, the method and its settings, the DAM's
-  weights, the starting focal length, the footage size and the optimisation code.
+  weights, the starting focal length, the footage size and the optimisation code;
+- refine (`adapted` with `--adapt-refine-passes` above 0): the optimise key and the
+  refinement's own settings.
 
-So a re-run that changes only the texture size reuses all three, one that changes an
-`--adapt-*` setting reuses the crops and the unadapted encoding, and one with another model
-re-encodes but keeps the crops. A clip without a detections key (a tracker called outside
+So a re-run that changes only the texture size reuses them all, one that changes only
+`--adapt-refine-passes` reuses the adaptation, one that changes another `--adapt-*` setting
+reuses the crops and the unadapted encoding, and one with another model re-encodes but keeps
+the crops. A clip without a detections key (a tracker called outside
 `track`) and a cache that cannot be written build each stage in the tracker's temporary folder.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,8 +43,8 @@ from .interface import TrackerInput
 CROP_CODE = (BACKEND / "encoder" / "crop.py", BACKEND / "adaptation" / "clip_crops.py")
 ENCODE_CODE = (BACKEND / "encoder", BACKEND / "adaptation" / "adapt.py")
 OPTIMISE_CODE = (BACKEND / "adaptation", BACKEND / "encoder", BACKEND / "dam", BACKEND / "render",
-                 BACKEND / "trackers" / "clip_optimisation.py", BACKEND / "trackers" / "adapted.py",
-                 BACKEND / "trackers" / "latent_fit.py")
+                 BACKEND / "lab" / "capture.py", BACKEND / "trackers" / "clip_optimisation.py",
+                 BACKEND / "trackers" / "adapted.py", BACKEND / "trackers" / "latent_fit.py")
 T = TypeVar("T")
 PREDICTION = "prediction.npz"
 FIT = "fit.json"
@@ -84,14 +89,24 @@ def encode_stage(encoder: ImageEncoder, model_folder: Path, crops: ClipCrops, cr
     return prediction, key
 
 
-def optimise_stage(encode_key: str | None, settings: dict, clip: TrackerInput, frame_count: int,
-                   optimise: Callable[[], tuple[Prediction, ClipFit]], work: Path
-                   ) -> tuple[Prediction, ClipFit, bool]:
-    """(the optimised prediction, the fit, whether both came from the cache) of an optimisation
-    over the clip that `settings` describe in full (JSON values), run by optimise() unless
-    cached."""
-    key = None if encode_key is None else stage_key(
-        encoded=encode_key, settings=settings, size=[clip.width, clip.height], device=clip.device,
+@dataclass(frozen=True)
+class Optimised:
+    """An optimisation stage's outcome: the per-frame prediction, what the optimisation found,
+    whether both came from the cache, and the stage's key (None when uncached)."""
+
+    prediction: Prediction
+    fit: ClipFit
+    reused: bool
+    key: str | None
+
+
+def optimise_stage(stage: str, previous_key: str | None, settings: dict, clip: TrackerInput, frame_count: int,
+                   optimise: Callable[[], tuple[Prediction, ClipFit]], work: Path) -> Optimised:
+    """An optimisation over the clip (`stage`: "optimise" after the encoding, "refine" after
+    that), which `settings` describe in full (JSON values) beside the stage before it, run by
+    optimise() unless cached."""
+    key = None if previous_key is None else stage_key(
+        previous=previous_key, settings=settings, size=[clip.width, clip.height], device=clip.device,
         torch=torch.__version__, code=code_digest(*OPTIMISE_CODE))
 
     def build(folder: Path) -> None:
@@ -103,8 +118,8 @@ def optimise_stage(encode_key: str | None, settings: dict, clip: TrackerInput, f
     def read(folder: Path) -> tuple[Prediction, ClipFit]:
         return _read_prediction(folder, frame_count), _read_fit(folder / FIT)
 
-    (prediction, fit), reused = _stage("optimise", key, build, read, work, clip.sink)
-    return prediction, fit, reused
+    (prediction, fit), reused = _stage(stage, key, build, read, work, clip.sink)
+    return Optimised(prediction, fit, reused, key)
 
 
 def _stage(stage: str, key: str | None, build: Callable[[Path], None], read: Callable[[Path], T],

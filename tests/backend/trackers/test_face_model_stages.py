@@ -1,4 +1,5 @@
-"""The face-model trackers' stage cache (crop -> encode -> optimise, face_model_stages.py): a
+"""The face-model trackers' stage cache (crop -> encode -> optimise -> refine,
+face_model_stages.py): a
 re-run with other settings redoes only the stages whose inputs changed, reuses give the same
 results, and an entry that does not load is rebuilt. Run with the seeded untrained encoder
 (conftest.untrained_encoder_model): plumbing, not accuracy."""
@@ -20,7 +21,7 @@ from backend.formats import protocol
 from backend.track import TrackSettings, run_track
 
 CLIP = "videos/lp_driving_d0.mp4"
-STAGES = ("crop", "encode", "optimise")
+STAGES = ("crop", "encode", "optimise", "refine")
 ADAPTATION = AdaptationConfig(passes=2, texels=32, shading_window=5)
 
 
@@ -64,10 +65,11 @@ def test_a_rerun_redoes_only_the_stages_whose_inputs_changed(data_dir, untrained
     assert reused == set(STAGES) and second["metrics"]["adaptation_reused"] == 1
     for name in ("vertices", "head_pose", "latent", "intrinsics", "landmarks_fit"):
         np.testing.assert_array_equal(t1[name], t2[name], err_msg=name)
+    assert second["metrics"]["refine_reused"] == 1
     assert second["metrics"]["adaptation_steps"] == first["metrics"]["adaptation_steps"]
     # 4 frames, 2 passes: one step, then 64 refinement passes, 16 steps. The budget is said on the
     # run that adapted and again on the one that reused it; the refinement adds no warning.
-    assert first["metrics"]["adaptation_steps"] == 1 + 16
+    assert (first["metrics"]["adaptation_steps"], first["metrics"]["refine_steps"]) == (1, 16)
     assert any("--adapt-passes" in w for w in warnings) and warnings_again == warnings
     assert len(warnings) == 1, warnings
 
@@ -76,16 +78,23 @@ def test_a_rerun_redoes_only_the_stages_whose_inputs_changed(data_dir, untrained
     _, smoothed, reused, _ = _run(data_dir, tmp_path / "r2b", model, adaptation=unsmoothed)
     assert reused == set(STAGES) and not np.array_equal(smoothed["latent"], t1["latent"])
 
+    # Another refinement budget: the adaptation reused, the refinement redone from it.
+    more = replace(ADAPTATION, refine_passes=32)
+    _, more_refined, reused, _ = _run(data_dir, tmp_path / "r2c", model, adaptation=more)
+    assert reused == {"crop", "encode", "optimise"}
+    assert not np.array_equal(more_refined["latent"], t1["latent"])
+
     # Another adaptation setting: the crops and the unadapted encoding reused, the adaptation redone.
     _, t3, reused, _ = _run(data_dir, tmp_path / "r3", model, adaptation=AdaptationConfig(
         passes=8, texels=32, shading_window=5))  # 2 steps, not 1
     assert reused == {"crop", "encode"}
     assert not np.array_equal(t1["latent"], t3["latent"])
 
-    # Without the landmark term there is nothing to refine on: the adaptation's step alone.
+    # Without the landmark term there is nothing to refine on: no refine stage, no refine figures.
     no_landmarks = replace(ADAPTATION, landmark_weight=0)
-    unrefined, _, _, _ = _run(data_dir, tmp_path / "r3b", model, adaptation=no_landmarks)
-    assert unrefined["metrics"]["adaptation_steps"] == 1
+    unrefined, _, reused, _ = _run(data_dir, tmp_path / "r3b", model, adaptation=no_landmarks)
+    assert unrefined["metrics"]["adaptation_steps"] == 1 and "refine_steps" not in unrefined["metrics"]
+    assert reused == {"crop", "encode"}
 
     # Another tracker of the same model: the crops and encoding are the encoder tracker's too.
     _, _, reused, _ = _run(data_dir, tmp_path / "r4", model, tracker="encoder")
@@ -98,7 +107,7 @@ def test_a_rerun_redoes_only_the_stages_whose_inputs_changed(data_dir, untrained
     # An entry that does not load is rebuilt, with the same result.
     (entries["optimise"][0] / "prediction.npz").write_bytes(b"truncated")
     _, t6, reused, _ = _run(data_dir, tmp_path / "r6", model)
-    assert reused == {"crop", "encode"}
+    assert reused == {"crop", "encode", "refine"}  # the rebuilt adaptation has the same key
     np.testing.assert_array_equal(t6["latent"], t1["latent"])
     _, _, reused, _ = _run(data_dir, tmp_path / "r7", model)
     assert reused == set(STAGES)
