@@ -41,9 +41,7 @@ def render_with_texture(maker: BatchMaker, vertices: torch.Tensor, texture: torc
     cam = head_to_camera(vertices, poses)
     images, fragments = render_unlit(cam, lab.faces, lab.uv, lab.uv_faces, texture, lab.intrinsics,
                                      size, size)
-    face_triangles = torch.as_tensor(maker.capture.head.face_region, device=lab.device)[lab.faces].all(1)
-    face = fragments.mask & face_triangles[fragments.triangle.clamp(min=0)]
-    return images.permute(0, 3, 1, 2), face
+    return images.permute(0, 3, 1, 2), fragments.showing(torch.as_tensor(maker.capture.head.face_triangles))
 
 
 @torch.no_grad()

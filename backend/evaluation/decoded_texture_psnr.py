@@ -52,9 +52,8 @@ def render_decoded_texture(model: DeepAppearanceModel, head: HeadAsset, tracking
     rendered, fragments = render_unlit(cam, faces, torch.as_tensor(head.uv, device=device),
                                        torch.as_tensor(head.uv_faces, device=device), texture,
                                        torch.as_tensor(tracking["intrinsics"], device=device), height, width)
-    face_triangles = torch.as_tensor(head.face_region, device=device)[faces].all(1)
-    mesh = fragments.mask[0]
-    return DecodedRender(rendered[0], mesh, mesh & face_triangles[fragments.triangle[0].clamp(min=0)])
+    face = fragments.showing(torch.as_tensor(head.face_triangles))
+    return DecodedRender(rendered[0], fragments.mask[0], face[0])
 
 
 def decoded_texture_psnr(tracking: dict[str, np.ndarray], footage: Path, model_dir: Path,

@@ -47,8 +47,7 @@ class FaceCoverage:
         screen = screen - torch.tensor([x0, y0, 0.0], device=dev)
         faces = torch.as_tensor(self.head.faces, device=dev)
         fragments = rasterize(screen, faces, y1 - y0, x1 - x0)
-        face_triangle = torch.as_tensor(self.head.face_region[self.head.faces].all(1), device=dev)
-        return fragments.mask[0] & face_triangle[fragments.triangle[0].clamp(min=0)]
+        return fragments.showing(torch.as_tensor(self.head.face_triangles))[0]
 
 
 def read_coverages(results_dirs: list[Path], head_of: Callable[[dict], HeadAsset], frames: np.ndarray,

@@ -222,7 +222,7 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
     dev = torch.device(device)
     faces = torch.as_tensor(head.faces, device=dev)
     uv, uv_faces = torch.as_tensor(head.uv), torch.as_tensor(head.uv_faces)
-    face_triangle = torch.as_tensor(head.face_region[head.faces].all(1), device=dev)
+    face_triangle = torch.as_tensor(head.face_triangles, device=dev)
     atlas = make_atlas(uv, uv_faces, torch.as_tensor(head.faces), texture_size).to(dev).restricted(
         face_triangle)
     face_vertex = torch.as_tensor(head.face_region, device=dev)
@@ -260,7 +260,7 @@ def photometric_clip_error(footage: Footage, tracking: dict[str, np.ndarray], he
                 # costs in proportion to the box, a fraction of the frame.
                 looked_up, fragments = render_unlit(vertices, faces, uv, uv_faces, clip_texture,
                                                     intrinsics, y1 - y0, x1 - x0, origin=(x0, y0))
-                in_face = fragments.mask[0] & face_triangle[fragments.triangle[0].clamp(min=0)]
+                in_face = fragments.showing(face_triangle)[0]
                 result["pixels_face"] += int(in_face.sum())
                 for other in common_with:
                     in_face &= other.mask(int(tracking["frames"][row]), window, device)

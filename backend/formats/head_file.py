@@ -57,6 +57,11 @@ class HeadAsset:
         return int(self.vertices.shape[0])
 
     @property
+    def face_triangles(self) -> np.ndarray:
+        """(T,) bool: the triangles whose three vertices are all in the face region."""
+        return self.face_region[self.faces].all(1)
+
+    @property
     def topology_hash(self) -> str:
         return topology_hash(self.num_vertices, self.faces, self.uv[self.uv_faces])
 

@@ -55,7 +55,7 @@ def refine_by_shading(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmb
     num_frames, height, width = images.shape[:3]
     frames = torch.as_tensor(images, device=dev).float() / 255
     faces = torch.as_tensor(head.faces, device=dev)
-    face_triangle = torch.as_tensor(head.face_region[head.faces].all(1), device=dev)
+    face_triangle = torch.as_tensor(head.face_triangles, device=dev)
     corner_uv = torch.as_tensor(head.uv, dtype=torch.float32, device=dev)[
         torch.as_tensor(head.uv_faces, dtype=torch.int64, device=dev)]
     rest = torch.as_tensor(head.vertices, dtype=torch.float32, device=dev)
@@ -95,7 +95,7 @@ def refine_by_shading(head: HeadAsset, basis: IdentityBasis, embedding: DenseEmb
                              eps=1e-12)
         shaded = sample(albedo, interpolate_corners(corner_uv, fragments, weights)) * (
             spherical_harmonics(normal) @ light)
-        mask = fragments.mask & face_triangle[fragments.triangle.clamp(min=0)]
+        mask = fragments.showing(face_triangle)
         error = torch.log1p((shaded - frames[frame]).abs().sum(-1) / COLOUR_SCALE)
         return (error * mask).sum() / mask.sum().clamp(min=1)
 

@@ -32,6 +32,10 @@ class Fragments:
         """(B, H, W) bool, pixels covered by a triangle."""
         return self.triangle >= 0
 
+    def showing(self, triangles: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) bool, pixels whose visible triangle is one of `triangles` ((T,) bool)."""
+        return self.mask & triangles.to(self.triangle.device)[self.triangle.clamp(min=0)]
+
 
 def project(points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
     """Pinhole projection of camera-space points (OpenCV axes, +Z forward).
