@@ -1,6 +1,6 @@
 """Cached stages of `track`: a re-run with other settings redoes only the stages whose inputs
-changed (detections: detection_cache.py; the face-model trackers' crops, encoding and
-adaptation: trackers/face_model_stages.py).
+changed (detections: detection_cache.py; the face-model trackers' crops, encoding,
+adaptation and refinement: trackers/face_model_stages.py).
 
 An entry is a folder `<cache>/stages/<stage>/<key>/`, its key the SHA-256 of everything its
 content depends on (`stage_key`): the key of the stage before it, the settings, the code that

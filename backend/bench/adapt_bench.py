@@ -101,6 +101,7 @@ def bench_adapt(config: BenchAdaptConfig, sink: EventSink) -> dict:
                 run["adaptation_steps"] = metrics["adaptation_steps"]
                 run["adaptation_s_per_frame"] = round(metrics["adaptation_s"] / frames, 4)
                 run["refine_s"] = metrics.get("refine_s", 0.0)
+                run["refine_steps"] = metrics.get("refine_steps", 0)
                 run["refine_s_per_frame"] = round(run["refine_s"] / frames, 4)
             report["runs"].append(run)
     baseline = {r["frames"]: r for r in report["runs"] if r["tracker"] == BASELINE}

@@ -31,14 +31,19 @@ class AdaptedTracker(ClipOptimisationTracker):
         prediction = predict(adapted.encoder, crops, clip.device, config.batch, clip.sink, "encode adapted")
         return prediction, adapted.fit
 
+    def optimisation_settings(self) -> dict:
+        # The per-frame learning rate is the refinement's alone here (its stage's key).
+        return {k: v for k, v in super().optimisation_settings().items() if k != "frame_learning_rate"}
+
     def refinement(self) -> dict | None:
         adaptation = self.config.adaptation
         if adaptation.refine_passes == 0 or adaptation.landmark_weight == 0:
             return None  # without L_L a refinement would only smooth
-        return {"refine_passes": adaptation.refine_passes}
+        return {"refine_passes": adaptation.refine_passes,
+                "frame_learning_rate": adaptation.frame_learning_rate}
 
     def refine(self, encoder: ImageEncoder, dam: DeepAppearanceModel, clip: TrackerInput, crops: ClipCrops,
-               optimised: Prediction, fit: ClipFit) -> tuple[Prediction, ClipFit]:
+               start: Prediction, fit: ClipFit) -> tuple[Prediction, ClipFit]:
         # The adapted encoder shares what it learns across frames but, at this budget, leaves each
         # frame short of its landmarks; each frame's own code and pose then take the last step
         # (docs/adaptation.md, "Refinement"), with the focal length the adaptation found.
@@ -46,6 +51,6 @@ class AdaptedTracker(ClipOptimisationTracker):
         landmarks_only = replace(adaptation, passes=adaptation.refine_passes, texture_weight=0.0,
                                  appearance_weight=0.0, fixed_focal=True)
         refined = fit_frames(encoder, dam, clip.head, crops, clip.width, clip.height, fit.focal_px,
-                             landmarks_only, optimised, clip.device, clip.sink, stage="refine",
+                             landmarks_only, start, clip.device, clip.sink, stage="refine",
                              warn_budget=False)
         return refined.prediction, refined.fit

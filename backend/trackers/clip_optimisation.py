@@ -10,6 +10,7 @@ smoothed over time (`--adapt-temporal-sigma`, temporal_smoothing.py) before they
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,8 @@ class ClipOptimisationConfig:
 
 
 class ClipOptimisationTracker(FaceModelTracker):
-    """crop -> encode -> `optimise` (the subclass's) -> results, as the encoder tracker writes."""
+    """crop -> encode -> `optimise` (the subclass's) -> `refine` (where the subclass does) ->
+    results, as the encoder tracker writes."""
 
     config_type = ClipOptimisationConfig
     method = ""
@@ -49,15 +51,20 @@ class ClipOptimisationTracker(FaceModelTracker):
         focal length focal_px."""
         raise NotImplementedError
 
+    def optimisation_settings(self) -> dict:
+        """What `optimise`'s result depends on of the adaptation's settings (they key its cached
+        stage)."""
+        return self.config.adaptation.optimisation_settings()
+
     def refinement(self) -> dict | None:
         """The settings of a refinement after `optimise` (JSON values: they key its cached stage),
         or None where the tracker does not refine (the default)."""
         return None
 
     def refine(self, encoder: ImageEncoder, dam: DeepAppearanceModel, clip: TrackerInput, crops: ClipCrops,
-               optimised: Prediction, fit: ClipFit) -> tuple[Prediction, ClipFit]:
-        """The refined prediction from the optimised one and what the optimisation found; called
-        where `refinement()` is not None."""
+               start: Prediction, fit: ClipFit) -> tuple[Prediction, ClipFit]:
+        """The refined prediction from the optimised one (`start`) and what the optimisation
+        found; called where `refinement()` is not None."""
         raise NotImplementedError
 
     def track(self, clip: TrackerInput) -> TrackerOutput:
@@ -66,7 +73,7 @@ class ClipOptimisationTracker(FaceModelTracker):
         device, sink = clip.device, clip.sink
         encoder, _ = load_encoder(model_folder, device)
         focal = config.focal_factor * max(clip.width, clip.height)
-        settings = {"method": self.method, "adaptation": config.adaptation.optimisation_settings(),
+        settings = {"method": self.method, "adaptation": self.optimisation_settings(),
                     "batch": config.batch,
                     "focal_px": focal, "dam": model_id(model_folder)}
         with tempfile.TemporaryDirectory(prefix="faceadapt-stages-") as work:
@@ -74,9 +81,12 @@ class ClipOptimisationTracker(FaceModelTracker):
             initial, encode_key = encode_stage(encoder, model_folder, crops, crops_key, clip, config.batch,
                                                Path(work))
 
+            @functools.cache
+            def dam() -> DeepAppearanceModel:  # loaded once, and only where a stage runs
+                return load_model(model_folder, device)[0]
+
             def optimise() -> tuple[Prediction, ClipFit]:
-                dam, _ = load_model(model_folder, device)
-                return self.optimise(encoder, dam, clip, crops, initial, focal)
+                return self.optimise(encoder, dam(), clip, crops, initial, focal)
 
             optimised = optimise_stage("optimise", encode_key, settings, clip, len(crops), optimise, Path(work))
             fit, prediction = optimised.fit, optimised.prediction
@@ -87,26 +97,28 @@ class ClipOptimisationTracker(FaceModelTracker):
                      f"{', from the stage cache' if optimised.reused else ''}): focal {fit.focal_px:.0f} px, "
                      f"colour matrix {fit.colour_matrix.round(3).tolist()}, offset "
                      f"{fit.colour_offset.round(3).tolist()}")
+            focal_px = fit.focal_px
             metrics = {**_fit_metrics("adaptation", optimised), "adapted_focal_px": round(fit.focal_px, 2),
                        "adaptation_used_texture_term": float(fit.used_texture_term)}
             refinement = self.refinement()
             if refinement is not None:
                 def refine() -> tuple[Prediction, ClipFit]:
-                    dam, _ = load_model(model_folder, device)
-                    return self.refine(encoder, dam, clip, crops, optimised.prediction, fit)
+                    return self.refine(encoder, dam(), clip, crops, optimised.prediction, fit)
 
                 refined = optimise_stage("refine", optimised.key, refinement, clip, len(crops), refine,
                                          Path(work))
-                prediction = refined.prediction
+                # The refinement's own focal length (it holds the one it started from): so the
+                # intrinsics always match the poses, even where a rebuilt adaptation differed.
+                prediction, focal_px = refined.prediction, refined.fit.focal_px
                 metrics.update(_fit_metrics("refine", refined))
                 sink.log(f"refined each frame on the landmarks: {refined.fit.seconds:.0f} s "
                          f"({refined.fit.steps} steps{', from the stage cache' if refined.reused else ''})")
-            intrinsics = centred_intrinsics(fit.focal_px, clip.width, clip.height)
+            intrinsics = centred_intrinsics(focal_px, clip.width, clip.height)
             return face_model_output(clip, crops, prediction, intrinsics, metrics,
                                      temporal_sigma=config.adaptation.temporal_sigma)
 
 
-def _fit_metrics(name: str, optimised: Optimised) -> dict[str, float]:
+def _fit_metrics(name: str, optimised: Optimised) -> dict[str, int | float]:
     """result.json's figures of an optimisation stage, prefixed `name`: steps, seconds, whether
     it came from the cache, and the loss terms over the first and the last tenth of its steps."""
     fit = optimised.fit

@@ -8,8 +8,8 @@ Each stage's key is the key of the stage before it and what the stage adds:
 - encode: the crop key, the encoder's weights, the device, the batch and the encoder code;
 - optimise (`adapted`, `latent-fit`): the encode key, the method and its settings, the DAM's
   weights, the starting focal length, the footage size and the optimisation code;
-- refine (`adapted` with `--adapt-refine-passes` above 0): the optimise key and the
-  refinement's own settings.
+- refine (`adapted` with `--adapt-refine-passes` and `--adapt-landmark-weight` above 0):
+  the optimise key and the refinement's own settings (its passes and per-frame learning rate).
 
 So a re-run that changes only the texture size reuses them all, one that changes only
 `--adapt-refine-passes` reuses the adaptation, one that changes another `--adapt-*` setting
@@ -43,7 +43,8 @@ from .interface import TrackerInput
 CROP_CODE = (BACKEND / "encoder" / "crop.py", BACKEND / "adaptation" / "clip_crops.py")
 ENCODE_CODE = (BACKEND / "encoder", BACKEND / "adaptation" / "adapt.py")
 OPTIMISE_CODE = (BACKEND / "adaptation", BACKEND / "encoder", BACKEND / "dam", BACKEND / "render",
-                 BACKEND / "lab" / "capture.py", BACKEND / "trackers" / "clip_optimisation.py",
+                 BACKEND / "lab" / "capture.py", BACKEND / "formats" / "head_file.py",
+                 BACKEND / "trackers" / "clip_optimisation.py",
                  BACKEND / "trackers" / "adapted.py", BACKEND / "trackers" / "latent_fit.py")
 T = TypeVar("T")
 PREDICTION = "prediction.npz"

@@ -83,6 +83,11 @@ def test_a_rerun_redoes_only_the_stages_whose_inputs_changed(data_dir, untrained
     _, more_refined, reused, _ = _run(data_dir, tmp_path / "r2c", model, adaptation=more)
     assert reused == {"crop", "encode", "optimise"}
     assert not np.array_equal(more_refined["latent"], t1["latent"])
+    # The per-frame learning rate is the refinement's alone in this tracker.
+    slower = replace(ADAPTATION, frame_learning_rate=0.002)
+    _, slower_refined, reused, _ = _run(data_dir, tmp_path / "r2d", model, adaptation=slower)
+    assert reused == {"crop", "encode", "optimise"}
+    assert not np.array_equal(slower_refined["latent"], t1["latent"])
 
     # Another adaptation setting: the crops and the unadapted encoding reused, the adaptation redone.
     _, t3, reused, _ = _run(data_dir, tmp_path / "r3", model, adaptation=AdaptationConfig(
@@ -104,12 +109,24 @@ def test_a_rerun_redoes_only_the_stages_whose_inputs_changed(data_dir, untrained
     _, _, reused, _ = _run(data_dir, tmp_path / "r5", model, frames="1-3")
     assert reused == set()
 
-    # An entry that does not load is rebuilt, with the same result.
-    (entries["optimise"][0] / "prediction.npz").write_bytes(b"truncated")
+    # An entry that does not load is rebuilt, with the same result: the adaptation (the refinement
+    # after it, keyed by its key, is reused) ...
+    adapted = entries["optimise"][0] / "prediction.npz"
+    with np.load(adapted) as entry:
+        before = {k: entry[k] for k in entry.files}
+    adapted.write_bytes(b"truncated")
     _, t6, reused, _ = _run(data_dir, tmp_path / "r6", model)
-    assert reused == {"crop", "encode", "refine"}  # the rebuilt adaptation has the same key
+    assert reused == {"crop", "encode", "refine"}
+    with np.load(adapted) as entry:
+        for name, array in before.items():
+            np.testing.assert_array_equal(entry[name], array, err_msg=name)
     np.testing.assert_array_equal(t6["latent"], t1["latent"])
-    _, _, reused, _ = _run(data_dir, tmp_path / "r7", model)
+    # ... and the refinement.
+    (entries["refine"][0] / "fit.json").write_text("{")
+    _, t7, reused, _ = _run(data_dir, tmp_path / "r7", model)
+    assert reused == {"crop", "encode", "optimise"}
+    np.testing.assert_array_equal(t7["latent"], t1["latent"])
+    _, _, reused, _ = _run(data_dir, tmp_path / "r8", model)
     assert reused == set(STAGES)
 
 
