@@ -20,11 +20,13 @@ import numpy as np
 
 from .cache import writable_cache_subdir
 from .events import EventSink
+from .footage import Footage
 from .formats.atomic import atomic_file
 from .formats.errors import BadInput
 from .formats.npz_arrays import read_npz
+from .landmarks.detector_factory import create_detector
 from .stage_cache import code_digest, package_versions, prune_stages, stage_key
-from .trackers.interface import Detections
+from .trackers.interface import ClipFrames, Detections
 
 DETECTION_CODE = Path(__file__).parent / "landmarks"
 DETECTION_PACKAGES = ("mediapipe", "face-alignment", "opencv-contrib-python", "opencv-python", "torch")
@@ -70,3 +72,37 @@ def cached_detections(key: str, frame_count: int, detect: Callable[[], Detection
                          found=detections.found)
         prune_stages(path, sink)
     return detections
+
+
+def detect_landmarks(frames: ClipFrames, detector_name: str, device: str, sink: EventSink) -> Detections:
+    """Landmarks of every frame of the clip by the named detector."""
+    detector = create_detector(detector_name, video=True, device=device)
+    total = len(frames)
+    points = np.zeros((total, 68, 2), np.float32)
+    confidence = np.zeros((total, 68), np.float32)
+    found = np.zeros(total, bool)
+    try:
+        for i, image in enumerate(frames):
+            detection = detector.detect(image)
+            points[i], confidence[i], found[i] = detection.points, detection.confidence, detection.found
+            sink.progress("detect", i + 1, total)
+    finally:
+        detector.close()
+    return Detections(points, confidence, found)
+
+
+def clip_detections(frames: ClipFrames, key: str, detector_name: str, device: str,
+                    sink: EventSink) -> Detections:
+    """The landmarks of `frames` by the named detector, from the stage cache entry `key`
+    (detections_key of the same footage, range and detector) or detected now and stored."""
+    return cached_detections(key, len(frames), lambda: detect_landmarks(frames, detector_name, device, sink),
+                             sink)
+
+
+def footage_detections(footage: Path, detector_name: str, device: str, sink: EventSink) -> Detections:
+    """The landmarks of every frame of `footage` by the named detector, through the stage
+    cache under the key `track` gives the whole clip (so each run reuses the other's)."""
+    source = Footage(footage)
+    info = source.info
+    key = detections_key(footage, 0, info.frame_count - 1, info.fps, detector_name)
+    return clip_detections(ClipFrames(source, 0, info.frame_count - 1), key, detector_name, device, sink)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .adaptation.config import AdaptationConfig
 from .config_parser import nested, option, positional, required
-from .detection_cache import cached_detections, detections_key
+from .detection_cache import clip_detections, detections_key
 from .events import EventSink
 from .footage import Footage, parse_frame_range
 from .formats.atomic import atomic_directory
@@ -31,11 +31,10 @@ from .formats.results_dir import (
     write_summary,
 )
 from .heads.default_head import head_id, resolve_head
-from .landmarks.detector_factory import create_detector
 from .landmarks.nme import clip_inter_ocular
 from .projected_textures import write_projected_textures
 from .stage_cache import stage_cache_limit_bytes
-from .trackers.interface import ClipFrames, Detections, TrackerInput, TrackerOutput
+from .trackers.interface import ClipFrames, TrackerInput, TrackerOutput
 from .trackers.registry import ADAPTATION_TRACKERS, DEFAULT_TRACKER, TRACKERS, tracker_entry, tracker_names
 from .trackers.untracked_frames import frame_ranges, hold_untracked
 
@@ -70,23 +69,6 @@ class TrackSettings:
             raise BadInput(f"--texture-size {self.texture_size}: use 0 (no textures) or 16-4096")
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
             raise BadInput(f"--fps {self.fps}: must be a finite number above 0 (frames per second)")
-
-
-def detect_landmarks(frames: ClipFrames, detector_name: str, device: str, sink: EventSink) -> Detections:
-    """Landmarks of every frame of the clip by the named detector."""
-    detector = create_detector(detector_name, video=True, device=device)
-    total = len(frames)
-    points = np.zeros((total, 68, 2), np.float32)
-    confidence = np.zeros((total, 68), np.float32)
-    found = np.zeros(total, bool)
-    try:
-        for i, image in enumerate(frames):
-            detection = detector.detect(image)
-            points[i], confidence[i], found[i] = detection.points, detection.confidence, detection.found
-            sink.progress("detect", i + 1, total)
-    finally:
-        detector.close()
-    return Detections(points, confidence, found)
 
 
 def assemble(frames: np.ndarray, output: TrackerOutput) -> TrackingArrays:
@@ -160,8 +142,8 @@ def _track_into(tmp: Path, settings: TrackSettings, sink: EventSink) -> None:
     detections = key = None
     if entry.needs_detections:
         key = detections_key(settings.footage, first, last, info.fps, settings.detector)
-        detections, timings["detect"] = _without_decoding(frames, lambda: cached_detections(
-            key, len(frames), lambda: detect_landmarks(frames, settings.detector, settings.device, sink), sink))
+        detections, timings["detect"] = _without_decoding(frames, lambda: clip_detections(
+            frames, key, settings.detector, settings.device, sink))
         _require_a_face(detections.found, info.path, first, last)
     clip = TrackerInput(head=head, frame_count=len(frames), width=info.width, height=info.height,
                         fps=info.fps, device=settings.device, sink=sink, detections=detections,

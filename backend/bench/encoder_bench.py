@@ -123,13 +123,13 @@ def bench_encoder(config: BenchEncoderConfig, sink: EventSink) -> dict:
 
     from ..dam.model_folder import load_model, load_model_head, resolve_model
     from ..decoded_textures import decode_textures, decoded_view_directions
+    from ..detection_cache import detect_landmarks
     from ..encoder.crop import crop_frame
     from ..encoder.crop_pose import pose_from_crop
     from ..footage import Footage
     from ..formats.camera import centred_intrinsics
     from ..heads.default_head import resolve_head
     from ..lab.capture import face_centre_and_height
-    from ..track import detect_landmarks
     from ..trackers.arkit_solve import solve_arkit_weights
     from ..trackers.interface import ClipFrames, TrackerInput
     from ..trackers.registry import tracker_entry

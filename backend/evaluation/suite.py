@@ -65,7 +65,15 @@ from .suite_methods import (
     scoring_sources,
 )
 from .suite_report import REFERENCE_SCORES
-from .yardsticks import DAM_ORACLE, ORACLE, REFERENCES, reference_on_clip
+from .yardsticks import (
+    DAM_ORACLE,
+    DETECTION_ORACLE,
+    LANDMARK_ORACLE,
+    LANDMARK_ORACLE_SETTINGS,
+    ORACLE,
+    REFERENCES,
+    reference_on_clip,
+)
 
 REAL_FRAMES_FULL = 300  # frames scored per real clip (the first ones)
 REAL_FRAMES_QUICK = 60
@@ -161,6 +169,8 @@ class SuiteKeys:
             key = sources_key(reference_sources(name, self.code_root), self.code_root)
             if name == DAM_ORACLE:
                 key["settings"] = ORACLE.as_dict()
+            elif name in (LANDMARK_ORACLE, DETECTION_ORACLE):
+                key["settings"] = LANDMARK_ORACLE_SETTINGS.as_dict()
             self._references[name] = key
         return self._references[name]
 
@@ -245,18 +255,21 @@ def _save_truth_arrays(path: Path, errors: Any, **extra: np.ndarray) -> None:
                  vertex_mm_per_vertex=errors.vertex_mm_per_vertex, **extra)
 
 
-def score_reference_clip(clip: Path, name: str, work: Path, device: str, keys: SuiteKeys) -> dict | None:
+def score_reference_clip(clip: Path, name: str, work: Path, device: str, keys: SuiteKeys,
+                         sink: EventSink | None = None) -> dict | None:
     """The reference row `name` (yardsticks.REFERENCES) on a make-benchmark clip, scored like a
     method (arrays saved beside the scores as score_truth_clip does, plus the oracle's latent);
-    None where the row does not apply (the oracle on another head than the model's)."""
-    clip_digest = files_digest(clip, [clip / file for file in (TRUTH, HEAD)])
+    None where the row does not apply (the oracles on another head than the model's). The
+    detection oracle's key holds the footage too (its detections are the footage's)."""
+    files = (TRUTH, HEAD, FOOTAGE) if name == DETECTION_ORACLE else (TRUTH, HEAD)
+    clip_digest = files_digest(clip, [clip / file for file in files])
     scores_path = work / "scores" / REFERENCE_SCORES / name / f"{clip.name}.json"
     arrays_path = scores_path.with_suffix(".npz")
     key = {"reference": name, **keys.reference(name), "clip": clip_digest,
            "scoring": keys.scoring("truth")}
 
     def make() -> dict | None:
-        result = reference_on_clip(name, clip, device=device)
+        result = reference_on_clip(name, clip, device=device, footage=clip / FOOTAGE, sink=sink)
         if result is None:
             arrays_path.unlink(missing_ok=True)
             return None
@@ -384,7 +397,7 @@ def run_suite(settings: SuiteSettings, sink: EventSink) -> Path:
     for name, description in REFERENCES.items():
         per_truth_clip: dict[str, dict] = {}
         for clip in clips:
-            scores = score_reference_clip(clip, name, work, device, keys)
+            scores = score_reference_clip(clip, name, work, device, keys, sink)
             if scores is not None:
                 per_truth_clip[clip.name] = scores
             done += 1

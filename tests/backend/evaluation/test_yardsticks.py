@@ -1,7 +1,8 @@
 """The suite's reference rows (backend/evaluation/yardsticks.py): the neutral head scores exactly
 the rest head's error, the DAM oracle gets closer to true frames of the default head than the
-rest head does, seeded and independent of how frames are batched, and neither applies where it
-cannot; the suite caches a row by its key."""
+rest head does, seeded and independent of how frames are batched; the landmark oracle lands on
+the true landmarks, the detection oracle is it on exact detections and pays for noisy ones;
+the oracles apply to the model's own head only; the suite caches a row by its key."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from backend.evaluation.metrics import vertex_errors_mm
 from backend.evaluation.suite import SuiteKeys, score_reference_clip
 from backend.evaluation.yardsticks import (
     DAM_ORACLE,
+    DETECTION_ORACLE,
+    LANDMARK_ORACLE,
+    LANDMARK_ORACLE_SETTINGS,
     NEUTRAL,
     ORACLE,
     fit_latents,
@@ -24,7 +28,9 @@ from backend.evaluation.yardsticks import (
 )
 from backend.formats.camera import project_points
 from backend.formats.clip_files import Truth
+from backend.formats.errors import BadInput
 from backend.formats.head_file import HeadAsset, save_head
+from backend.trackers.interface import Detections
 from conftest import square_head_fields
 
 
@@ -125,3 +131,62 @@ def test_the_suite_keeps_a_reference_row_for_its_key(tmp_path: Path, default_hea
     assert calls == [NEUTRAL, NEUTRAL] and second["vertex_mm_mean"] != first["vertex_mm_mean"]
     assert "models/default/weights.safetensors" in str(
         suite.reference_sources(DAM_ORACLE).code)  # the oracle's key hashes the model's weights
+
+
+def test_the_landmark_oracle_fits_the_true_landmarks_better_than_the_rest_head(default_head):
+    truth = synthetic_truth(default_head, 6, seed=3)
+    settings = replace(LANDMARK_ORACLE_SETTINGS, steps=150)
+    oracle = reference_result(LANDMARK_ORACLE, truth, default_head, landmark_settings=settings)
+    neutral = reference_result(NEUTRAL, truth, default_head)
+    assert oracle.errors.landmark_px_mean < 0.3 * neutral.errors.landmark_px_mean, (
+        oracle.errors.landmark_px_mean, neutral.errors.landmark_px_mean)
+    assert (oracle.errors.vertex_mm_per_frame < neutral.errors.vertex_mm_per_frame).all(), (
+        oracle.errors.vertex_mm_per_frame, neutral.errors.vertex_mm_per_frame)
+
+
+def _detections(truth: Truth, noise_px: float, seed: int = 0) -> Detections:
+    rng = np.random.default_rng(seed)
+    points = truth.landmarks_2d + rng.normal(0, noise_px, truth.landmarks_2d.shape)
+    frames = len(truth.frames)
+    return Detections(points.astype(np.float32), np.ones((frames, 68), np.float32), np.ones(frames, bool))
+
+
+def test_the_detection_oracle_pays_for_the_detectors_noise(default_head):
+    truth = synthetic_truth(default_head, 6, seed=4)
+    settings = replace(LANDMARK_ORACLE_SETTINGS, steps=150)
+    exact = reference_result(DETECTION_ORACLE, truth, default_head, detections=_detections(truth, 0.0),
+                             landmark_settings=settings)
+    perfect = reference_result(LANDMARK_ORACLE, truth, default_head, landmark_settings=settings)
+    # Detections on the true points are the landmark oracle itself.
+    np.testing.assert_allclose(exact.tracking["vertices"], perfect.tracking["vertices"], atol=1e-6)
+    noisy = reference_result(DETECTION_ORACLE, truth, default_head, detections=_detections(truth, 4.0),
+                             landmark_settings=settings)
+    assert noisy.errors.vertex_mm_mean > perfect.errors.vertex_mm_mean + 0.1, (
+        noisy.errors.vertex_mm_mean, perfect.errors.vertex_mm_mean)
+
+
+def test_the_detection_oracle_leaves_frames_without_a_face_untracked(default_head):
+    truth = synthetic_truth(default_head, 5, seed=5)
+    detections = _detections(truth, 0.5)
+    detections.found[2] = False
+    detections.confidence[2] = 0
+    result = reference_result(DETECTION_ORACLE, truth, default_head, detections=detections,
+                              landmark_settings=replace(LANDMARK_ORACLE_SETTINGS, steps=20))
+    assert result.tracking["confidence"].tolist() == [1, 1, 0, 1, 1]
+    assert result.errors.frames == 4 and result.errors.frames_untracked == 1
+
+
+def test_the_detection_oracle_refuses_detections_of_another_clip(default_head):
+    truth = synthetic_truth(default_head, 5, seed=6)
+    with pytest.raises(BadInput, match="needs the footage's landmark detections"):
+        reference_result(DETECTION_ORACLE, truth, default_head)
+    shorter = _detections(synthetic_truth(default_head, 3), 0.5)
+    with pytest.raises(BadInput, match="3 frames of detections for a truth of 5"):
+        reference_result(DETECTION_ORACLE, truth, default_head, detections=shorter)
+
+
+def test_the_landmark_oracles_apply_to_the_models_own_head_only():
+    square = HeadAsset(**square_head_fields())
+    truth = synthetic_truth(square, 3)
+    assert reference_result(LANDMARK_ORACLE, truth, square) is None
+    assert reference_result(DETECTION_ORACLE, truth, square, detections=_detections(truth, 0.5)) is None

@@ -4,9 +4,9 @@ the documented per-frame output; the pipeline refuses an output that breaks it."
 import numpy as np
 import pytest
 
+from backend.detection_cache import detect_landmarks
 from backend.events import EventSink
 from backend.footage import Footage
-from backend.track import detect_landmarks
 from backend.trackers.interface import ClipFrames, Detections, TrackerInput, TrackerOutput
 from backend.trackers.landmark_fit import FitConfig
 from backend.trackers.registry import TRACKERS
