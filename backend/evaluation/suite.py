@@ -34,6 +34,7 @@ from ..adaptation.config import AdaptationConfig
 from ..config_parser import option
 from ..dam.model_folder import load_model_head, resolve_model
 from ..data_location import data_dir
+from ..detection_cache import footage_detections
 from ..events import EventSink
 from ..formats.atomic import atomic_directory, atomic_file
 from ..formats.errors import BadInput
@@ -71,6 +72,7 @@ from .yardsticks import (
     LANDMARK_ORACLE,
     LANDMARK_ORACLE_SETTINGS,
     ORACLE,
+    ORACLE_DETECTOR,
     REFERENCES,
     reference_on_clip,
 )
@@ -269,7 +271,8 @@ def score_reference_clip(clip: Path, name: str, work: Path, device: str, keys: S
            "scoring": keys.scoring("truth")}
 
     def make() -> dict | None:
-        result = reference_on_clip(name, clip, device=device, footage=clip / FOOTAGE, sink=sink)
+        result = reference_on_clip(name, clip, device=device, detect=lambda: footage_detections(
+            clip / FOOTAGE, ORACLE_DETECTOR, device, sink or EventSink(json_lines=False)))
         if result is None:
             arrays_path.unlink(missing_ok=True)
             return None

@@ -20,7 +20,7 @@ from ..dam.model_folder import DEFAULT_MODEL_NAME
 from ..formats.errors import BadInput
 from ..trackers.registry import tracker_descriptions, tracker_entry
 from .code_closure import BACKEND_ROOT, code_closure
-from .yardsticks import MODEL_REFERENCES, NEUTRAL, ORACLE_MODEL_FILES
+from .yardsticks import DETECTION_ORACLE, MODEL_REFERENCES, NEUTRAL, ORACLE_MODEL_FILES
 
 METHODS: dict[str, str] = tracker_descriptions()
 
@@ -61,6 +61,7 @@ SCORING_MODEL_PACKAGES: dict[str, tuple[str, ...]] = {"real": ("face_recognition
 # The reference rows of ground-truth clips (neutral, the oracles): their module, and per row the
 # model files (relative to the backend root) they read.
 REFERENCE_MODULE = "evaluation/yardsticks.py"
+DETECTION_MODULE = "detection_cache.py"
 REFERENCE_MODEL_FILES: dict[str, tuple[str, ...]] = {
     NEUTRAL: (),
     **{name: tuple(f"models/{DEFAULT_MODEL_NAME}/{file}" for file in ORACLE_MODEL_FILES)
@@ -108,6 +109,8 @@ def reference_sources(name: str, root: Path = BACKEND_ROOT) -> Sources:
     code and, for the oracle, the default model's files (under `root`, hashed as code is)."""
     if name not in REFERENCE_MODEL_FILES:
         raise BadInput(f"no reference row {name!r}; one of {', '.join(REFERENCE_MODEL_FILES)}")
-    closure = code_closure([REFERENCE_MODULE], root)
+    # The detection oracle also runs the detector (through the suite's detection_cache call).
+    modules = [REFERENCE_MODULE, DETECTION_MODULE] if name == DETECTION_ORACLE else [REFERENCE_MODULE]
+    closure = code_closure(modules, root)
     models = tuple(root / path for path in REFERENCE_MODEL_FILES[name])
     return Sources(tuple(sorted({*closure.files, *models})), (), closure.packages)

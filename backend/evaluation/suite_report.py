@@ -290,7 +290,7 @@ def markdown_report(document: dict, images: Sequence[Path], real_sheets: Path | 
                   "yardsticks.py), scored by the same metrics. A tracker's vertex error belongs "
                   "below neutral, and at best the DAM oracle's; the landmark and detection oracles "
                   "(the true pose, the latent fitted to the true or to the detected landmarks) say "
-                  "what landmarks allow, and what the detector's cost.", "",
+                  "what landmarks allow, and what the detector costs.", "",
                   *(f"- **{r.get('name')}{REFERENCE_SUFFIX}**: {r.get('description', '')}"
                     for r in document["references"]), ""]
     truth = clips_of_kind(document, "truth")

@@ -35,8 +35,6 @@ import torch
 
 from ..dam.model import DeepAppearanceModel
 from ..dam.model_folder import DEFAULT_MODEL, MODEL_JSON, WEIGHTS, load_model
-from ..detection_cache import footage_detections
-from ..events import EventSink
 from ..formats.clip_files import Truth, load_truth
 from ..formats.errors import BadInput
 from ..formats.head_file import HeadAsset, load_head
@@ -108,9 +106,10 @@ class LandmarkOracleSettings:
     the frame's true inter-ocular distance (so it weighs the same at any resolution), plus
     prior_weight x the mean square of z (the DAM's N(0, I) prior: 68 points in 2D leave
     directions of z unseen). steps and learning_rate as OracleSettings; every frame starts at
-    z = 0, so the fit is deterministic. prior_weight 0.002 is 0.1 per pixel at a 50-pixel
-    inter-ocular distance, where the true-landmark fit of the coloured clip scored 0.33 mm
-    (0.34 and 0.33 at a tenth and ten times it; docs/evaluation.md)."""
+    z = 0, so the fit is deterministic. prior_weight 0.002 is 0.14 per pixel at the coloured
+    clip's 68-pixel inter-ocular distance, where this row scores 0.34 mm; a first form of the
+    fit, in pixels, scored 0.344 / 0.336 / 0.331 mm at 0.001 / 0.01 / 0.1 per pixel: the row
+    does not hang on the weight (docs/evaluation.md)."""
 
     steps: int = 400
     learning_rate: float = 0.05
@@ -292,15 +291,17 @@ def _landmark_oracle(model: DeepAppearanceModel, truth: Truth, head: HeadAsset, 
 
 
 def reference_on_clip(name: str, clip: Path, model_dir: Path = DEFAULT_MODEL, device: str = "cpu",
-                      settings: OracleSettings = ORACLE, footage: Path | None = None,
-                      sink: EventSink | None = None) -> ReferenceResult | None:
+                      settings: OracleSettings = ORACLE, detect: Callable[[], Detections] | None = None,
+                      ) -> ReferenceResult | None:
     """reference_result on a make-benchmark clip folder (its truth.npz and head.npz); the
-    detection oracle detects `footage` (the clip's movie) through track's stage cache."""
-    truth = load_truth(clip)
+    detection oracle gets the detections of the clip's footage from `detect()`, called only
+    where the row applies."""
+    truth, head = load_truth(clip), load_head(Path(clip) / "head.npz")
     detections = None
     if name == DETECTION_ORACLE:
-        if footage is None:
-            raise BadInput(f"the detection oracle of {clip} needs the clip's footage")
-        detections = footage_detections(footage, ORACLE_DETECTOR, device, sink or EventSink(json_lines=False))
-    return reference_result(name, truth, load_head(Path(clip) / "head.npz"), model_dir, device, settings,
-                            detections)
+        if detect is None:
+            raise BadInput(f"the detection oracle of {clip} needs the clip's footage detected")
+        if not oracle_applies(*load_model(model_dir, device), head):
+            return None
+        detections = detect()
+    return reference_result(name, truth, head, model_dir, device, settings, detections)

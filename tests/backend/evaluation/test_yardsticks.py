@@ -190,3 +190,10 @@ def test_the_landmark_oracles_apply_to_the_models_own_head_only():
     truth = synthetic_truth(square, 3)
     assert reference_result(LANDMARK_ORACLE, truth, square) is None
     assert reference_result(DETECTION_ORACLE, truth, square, detections=_detections(truth, 0.5)) is None
+
+
+def test_only_the_detection_oracle_is_keyed_by_the_detection_code():
+    detection = {path.name for path in suite.reference_sources(DETECTION_ORACLE).code}
+    assert {"detection_cache.py", "mediapipe_detector.py"} <= detection
+    for name in (NEUTRAL, DAM_ORACLE, LANDMARK_ORACLE):
+        assert "detection_cache.py" not in {path.name for path in suite.reference_sources(name).code}
