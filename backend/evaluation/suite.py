@@ -66,16 +66,7 @@ from .suite_methods import (
     scoring_sources,
 )
 from .suite_report import REFERENCE_SCORES
-from .yardsticks import (
-    DAM_ORACLE,
-    DETECTION_ORACLE,
-    LANDMARK_ORACLE,
-    LANDMARK_ORACLE_SETTINGS,
-    ORACLE,
-    ORACLE_DETECTOR,
-    REFERENCES,
-    reference_on_clip,
-)
+from .yardsticks import DETECTION_ORACLE, ORACLE_DETECTOR, REFERENCE_SETTINGS, REFERENCES, reference_on_clip
 
 REAL_FRAMES_FULL = 300  # frames scored per real clip (the first ones)
 REAL_FRAMES_QUICK = 60
@@ -166,13 +157,11 @@ class SuiteKeys:
 
     def reference(self, name: str) -> dict[str, Any]:
         """Code digest (with the model files it reads) and package versions of a reference row,
-        and the oracle's settings."""
+        and a fitted row's settings."""
         if name not in self._references:
             key = sources_key(reference_sources(name, self.code_root), self.code_root)
-            if name == DAM_ORACLE:
-                key["settings"] = ORACLE.as_dict()
-            elif name in (LANDMARK_ORACLE, DETECTION_ORACLE):
-                key["settings"] = LANDMARK_ORACLE_SETTINGS.as_dict()
+            if name in REFERENCE_SETTINGS:
+                key["settings"] = REFERENCE_SETTINGS[name].as_dict()
             self._references[name] = key
         return self._references[name]
 

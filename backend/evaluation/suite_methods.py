@@ -106,7 +106,7 @@ def scoring_sources(kind: str, root: Path = BACKEND_ROOT) -> Sources:
 
 def reference_sources(name: str, root: Path = BACKEND_ROOT) -> Sources:
     """What the reference row `name` (yardsticks.REFERENCES) depends on besides the clip: its
-    code and, for the oracle, the default model's files (under `root`, hashed as code is)."""
+    code and, for the oracles, the default model's files (under `root`, hashed as code is)."""
     if name not in REFERENCE_MODEL_FILES:
         raise BadInput(f"no reference row {name!r}; one of {', '.join(REFERENCE_MODEL_FILES)}")
     # The detection oracle also runs the detector (through the suite's detection_cache call).

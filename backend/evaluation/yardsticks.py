@@ -121,6 +121,9 @@ class LandmarkOracleSettings:
 
 
 LANDMARK_ORACLE_SETTINGS = LandmarkOracleSettings()
+# Each fitted row's settings (what its cache key holds besides code, model and clip).
+REFERENCE_SETTINGS: dict[str, OracleSettings | LandmarkOracleSettings] = {
+    DAM_ORACLE: ORACLE, LANDMARK_ORACLE: LANDMARK_ORACLE_SETTINGS, DETECTION_ORACLE: LANDMARK_ORACLE_SETTINGS}
 
 
 def _fit_codes(model: DeepAppearanceModel, starts: torch.Tensor,
