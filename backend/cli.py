@@ -46,6 +46,7 @@ from .encoder.network import EncoderArchitecture
 from .encoder.training import EncoderTraining
 from .evaluation.identity_benchmark import IdentityBenchmarkConfig
 from .evaluation.identity_error import EvaluateIdentityConfig
+from .evaluation.loss_minima import LossMinimaConfig
 from .evaluation.personal_benchmark import PersonalBenchmarkConfig
 from .evaluation.personal_truth_benchmark import PersonalTruthBenchmarkConfig
 from .evaluation.suite import SuiteSettings
@@ -252,6 +253,12 @@ def _evaluate_identity(config: EvaluateIdentityConfig, sink: EventSink) -> str:
     return _write_json(evaluate_identity(config), config.json)
 
 
+def _loss_minima(config: LossMinimaConfig, sink: EventSink) -> str:
+    from .evaluation.loss_minima import loss_minima
+
+    return _write_json(loss_minima(config, sink), config.json)
+
+
 def _identity_benchmark(config: IdentityBenchmarkConfig, sink: EventSink) -> str:
     from .evaluation.identity_benchmark import identity_benchmark
 
@@ -399,6 +406,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("identity-benchmark", "fit-identity on Cycles clips of known random identities of the "
             "default head: its error beside the default head's", IdentityBenchmarkConfig,
             _identity_benchmark),
+    Command("loss-minima", "where the adaptation's losses settle on ground-truth clips of the default "
+            "head with the true pose: from the DAM oracle's codes and from the detection oracle's",
+            LossMinimaConfig, _loss_minima),
     Command("suite", "every tracker on every evaluation clip (ground truth, real footage, "
             "annotated photos); report", SuiteSettings, _suite),
     Command("demo", "render a clip of the default head in Blender, track it, print errors, write "

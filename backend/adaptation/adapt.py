@@ -181,17 +181,27 @@ class FittedFrames:
 
 def fit_frames(encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset, crops: ClipCrops,
                width: int, height: int, focal_px: float, config: AdaptationConfig, initial: Prediction,
-               device: str, sink: EventSink, stage: str = STAGE, warn_budget: bool = True) -> FittedFrames:
+               device: str, sink: EventSink, stage: str = STAGE, warn_budget: bool = True,
+               free_codes: bool = True, free_poses: bool = True,
+               colour: tuple[np.ndarray, np.ndarray] | None = None) -> FittedFrames:
     """Optimise every frame's code and pose directly with the adaptation's losses and budget,
     starting at `initial` (`encoder` lends only its code statistics to the prior; L_anchor holds
     the frames near `initial`): the comparison the paper's choice of adapting the encoder must
     win, from the unadapted encoder's prediction (`--tracker latent-fit`), and the adapted
     tracker's refinement on the landmarks, from the adapted one's. Progress is reported as
     `stage`; `warn_budget` False leaves out the budget warnings (their advice names
-    --adapt-passes and L_T, which a refinement does not use)."""
+    --adapt-passes and L_T, which a refinement does not use). free_codes / free_poses False hold
+    the codes / the poses at `initial` (with both held only the colour transform and the focal
+    length are fitted); `colour` (3x3 matrix, offset (3,)) starts the colour transform elsewhere
+    than at the identity."""
     frames = FrameParameters(initial, device)
-    fit = _optimise(frames, list(frames.parameters()), config.frame_learning_rate, encoder, dam, head,
-                    crops, width, height, focal_px, config, initial, device, sink, stage, warn_budget)
+    codes, poses = [frames.z], [frames.rotation_6d, frames.uv, frames.scale]
+    for held in ([] if free_codes else codes) + ([] if free_poses else poses):
+        held.requires_grad_(False)  # no gradient computed for what cannot move
+    free = (codes if free_codes else []) + (poses if free_poses else [])
+    fit = _optimise(frames, free, config.frame_learning_rate, encoder, dam, head,
+                    crops, width, height, focal_px, config, initial, device, sink, stage, warn_budget,
+                    colour)
     return FittedFrames(frames.prediction(), fit)
 
 
@@ -221,9 +231,11 @@ def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[t
               learning_rate: float, encoder: ImageEncoder, dam: DeepAppearanceModel, head: HeadAsset,
               crops: ClipCrops, width: int, height: int, focal_px: float, config: AdaptationConfig,
               initial: Prediction, device: str, sink: EventSink, stage: str = STAGE,
-              warn_budget: bool = True) -> ClipFit:
+              warn_budget: bool = True,
+              colour_start: tuple[np.ndarray, np.ndarray] | None = None) -> ClipFit:
     """The loop the adaptation, the per-frame fit and the refinement share: minimise L_S over
-    `parameters` (with the colour transform and focal length), `outputs(frame indices)` giving
+    `parameters` (with the colour transform, from `colour_start` (matrix, offset) or the
+    identity, and the focal length), `outputs(frame indices)` giving
     the per-frame codes and poses. Frames are drawn as consecutive pairs when the clip has any,
     so a tracked frame between two untracked ones is never drawn then."""
     tracked = np.nonzero(crops.tracked)[0]
@@ -238,6 +250,10 @@ def _optimise(outputs: Callable[[np.ndarray], EncoderOutput], parameters: list[t
     for parameter in dam.parameters():
         parameter.requires_grad_(False)
     colour = ColourTransform().to(device)
+    if colour_start is not None:
+        with torch.no_grad():
+            colour.matrix.copy_(torch.as_tensor(colour_start[0]))
+            colour.offset.copy_(torch.as_tensor(colour_start[1]))
     log_focal = torch.zeros((), device=device, requires_grad=not config.fixed_focal)
     groups = [{"params": parameters, "lr": learning_rate},
               {"params": list(colour.parameters()), "lr": config.learning_rate * 100}]

@@ -24,7 +24,7 @@ MINIMAL = {"track": ["clip.mp4", "--out", "r"], "batch": ["shots.toml", "--out",
            "fit-identity": ["clip.mp4", "--out", "h.npz"], "evaluate-identity": ["h.npz", "--truth", "c"],
            "identity-benchmark": ["--out", "b"], "personalize": ["clip.mp4", "--out", "actor"],
            "personal-benchmark": ["clip.mp4", "--model", "actor", "--out", "b"],
-           "personal-truth-benchmark": ["--out", "b"]}
+           "personal-truth-benchmark": ["--out", "b"], "loss-minima": ["clips"]}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)

@@ -118,6 +118,24 @@ def test_the_per_frame_fit_moves_the_frames_with_a_face_and_no_other(model, tmp_
     assert np.allclose(fitted.prediction.rotation[2], initial.rotation[2], atol=1e-6)
 
 
+def test_the_per_frame_fit_holds_the_poses_or_the_codes_when_told(model, tmp_path: Path):
+    encoder, dam, head = model
+    crops = _crops(tmp_path, [True, True])
+    initial = predict(encoder, crops, "cpu")
+    config = AdaptationConfig(passes=4, pairs=1, appearance_frames=1, texels=32, shading_window=5)
+    codes_only = fit_frames(encoder, dam, head, crops, 256, 256, 256.0, config, initial, "cpu", Sink(),
+                            free_poses=False)
+    assert np.abs(codes_only.prediction.z - initial.z).max() > 0
+    for name in ("rotation", "uv", "scale"):
+        np.testing.assert_allclose(getattr(codes_only.prediction, name), getattr(initial, name), atol=1e-6)
+    held = fit_frames(encoder, dam, head, crops, 256, 256, 256.0, config, initial, "cpu", Sink(),
+                      free_codes=False, free_poses=False)
+    np.testing.assert_allclose(held.prediction.z, initial.z, atol=1e-6)
+    for name in ("rotation", "uv", "scale"):
+        np.testing.assert_allclose(getattr(held.prediction, name), getattr(initial, name), atol=1e-6)
+    assert held.fit.steps == codes_only.fit.steps == 4
+
+
 def test_bad_settings_are_refused_before_any_work():
     with pytest.raises(BadInput, match=r"--adapt-passes 0\.0: must be positive"):
         AdaptationConfig(passes=0.0)
