@@ -51,9 +51,11 @@ from .augmentation import Augmentation, augment, contact_sheet, detected_landmar
 from .crop_pose import pose_to_crop
 from .encoder_file import load_encoder, save_encoder
 from .lab_views import VIEWS_FORMAT, LabViews, encoder_expressions, lab_renderer, make_views
+from .linear_landmark_code import fit_linear_landmark_code, landmark_samples
 from .network import EncoderArchitecture, EncoderOutput, ImageEncoder
 
 EVALUATION_SEED = 7_000_001  # held-out views: another stream than the training views'
+LINEAR_FIT_SEED = 7_000_002  # the landmark errors of the linear code's closed-form fit
 # Under --budget the landmark phase ends early once it has used this share of the budget: on a
 # large head (a digital double) or a busy machine it could otherwise spend all of it and leave
 # the image phase, the one that teaches the encoder to read footage, without a step. 60%: the
@@ -247,8 +249,11 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
     step, elapsed = 0, 0.0
     rng = np.random.default_rng(config.seed)
     resumed = load_checkpoint(checkpoint_dir, encoder, optimizer) if resume else None
+    augmentation = Augmentation()
+    linear_fit = None  # the closed-form start of a linear landmark code, when there is one
     if resumed is not None:
         step, elapsed, rng = resumed.step, resumed.elapsed, resumed.rng
+        linear_fit = resumed.notes.get("linear_fit")
         sink.log(f"resuming at step {step} ({elapsed:.0f} s trained)")
     elif start_encoder is not None:
         encoder.load_state_dict(start_encoder.state_dict())
@@ -256,7 +261,11 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         codes = torch.as_tensor(views.codes)
         encoder.code_mean.copy_(codes.mean(0))
         encoder.code_scale.copy_(codes.std(0).clamp(min=1e-3))
-    augmentation = Augmentation()
+        if architecture.landmark_code == "linear":
+            fit_rng = np.random.default_rng(config.seed + LINEAR_FIT_SEED)
+            linear_fit = fit_linear_landmark_code(encoder, *landmark_samples(encoder, batches, train, fit_rng,
+                                                                             augmentation))
+            sink.log(f"linear landmark code fitted in closed form: {linear_fit}")
     history: list[dict[str, float]] = []
     landmark_history: list[dict[str, float]] = []
     start = time.perf_counter() - elapsed
@@ -301,15 +310,15 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         (history if images else landmark_history).append({k: float(v.detach()) for k, v in terms.items()})
         sink.progress("train encoder" if images else "train encoder (landmarks)", phase_step + 1, phase_steps)
         if step % config.checkpoint_every == 0 or step == total:
-            save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step,
-                            time.perf_counter() - start, rng, {"landmark_steps_done": landmark_done})
+            save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step, time.perf_counter() - start,
+                            rng, {"landmark_steps_done": landmark_done, "linear_fit": linear_fit})
             recent = mean_losses((history if images else landmark_history)[-50:])
             sink.log(f"step {step}{'' if images else ' (landmarks)'}: "
                      + ", ".join(f"{k} {v:.4f}" for k, v in recent.items()))
     seconds = time.perf_counter() - start
     if stopped_by_budget:
         save_checkpoint(checkpoint_dir / CHECKPOINT, encoder, optimizer, step, seconds, rng,
-                        {"landmark_steps_done": landmark_done})
+                        {"landmark_steps_done": landmark_done, "linear_fit": linear_fit})
         sink.log(f"budget of {config.budget:g} s reached at step {step}; `--resume` continues")
     encoder.eval()
     evaluation_views = _views_folder(work, "evaluation-views", head, dam, config.evaluation_expressions,
@@ -325,7 +334,7 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         "run": {"landmark_steps": landmark_done,
                 "landmark_phase_cut": landmark_done < config.landmark_steps <= step,
                 "steps": max(step - config.landmark_steps, 0), "seconds": round(seconds, 1),
-                "stopped_by_budget": stopped_by_budget,
+                "stopped_by_budget": stopped_by_budget, "linear_landmark_code_fit": linear_fit,
                 # Over both phases' seconds: the landmark phase costs a few minutes.
                 "images_per_s_overall": round(max(step - config.landmark_steps, 0) * config.batch_size
                                               / max(seconds, 1e-9), 2),

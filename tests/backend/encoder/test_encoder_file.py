@@ -55,3 +55,25 @@ def test_unreadable_weights_are_refused_naming_the_file(model, content):
     (folder / ENCODER_WEIGHTS).write_bytes(content)  # empty, a pickle, junk
     with pytest.raises(BadInput, match=ENCODER_WEIGHTS):
         load_encoder(folder)
+
+
+def test_a_linear_landmark_code_round_trips_and_an_older_file_reads_as_the_perceptron(model):
+    folder, _ = model
+    torch.manual_seed(2)
+    linear = ImageEncoder(EncoderArchitecture(crop_size=64, width=16, landmark_code="linear")).eval()
+    save_encoder(folder, linear, {})
+    loaded, info = load_encoder(folder)
+    assert info["architecture"]["landmark_code"] == "linear"
+    points, confidence = torch.rand(2, 68, 2) * 64, torch.ones(2, 68)
+    with torch.no_grad():
+        assert torch.allclose(linear(None, points, confidence).z, loaded(None, points, confidence).z, atol=2e-2)
+    # encoder.json written before the option: no landmark_code, the perceptron's weights.
+    save_encoder(folder, ImageEncoder(EncoderArchitecture(crop_size=64, width=16)), {})
+    info = json.loads((folder / ENCODER_INFO).read_text())
+    del info["architecture"]["landmark_code"]
+    (folder / ENCODER_INFO).write_text(json.dumps(info))
+    assert load_encoder(folder)[0].config.landmark_code == "mlp"
+    info["architecture"]["landmark_code"] = "cubic"
+    (folder / ENCODER_INFO).write_text(json.dumps(info))
+    with pytest.raises(BadInput, match="cubic"):
+        load_encoder(folder)

@@ -5,10 +5,11 @@ from backend.encoder.crop import CROP_POINTS
 from backend.encoder.network import EncoderArchitecture, ImageEncoder
 
 
-@pytest.fixture
-def encoder():
+@pytest.fixture(params=["mlp", "linear"])
+def encoder(request):
     torch.manual_seed(0)
-    return ImageEncoder(EncoderArchitecture(crop_size=64, width=8, landmark_width=32)).eval()
+    return ImageEncoder(EncoderArchitecture(crop_size=64, width=8, landmark_width=32,
+                                            landmark_code=request.param)).eval()
 
 
 def _inputs(batch=3):
@@ -55,3 +56,17 @@ def test_the_image_branch_starts_silent_so_it_joins_a_fitted_landmark_branch(enc
         with_image = encoder(crops, points, confidence)
         landmarks_alone = encoder(None, points, confidence)
     assert torch.equal(with_image.z, landmarks_alone.z)
+
+
+def test_a_linear_landmark_code_is_affine_in_the_points():
+    torch.manual_seed(0)
+    encoder = ImageEncoder(EncoderArchitecture(crop_size=64, width=8, landmark_width=32,
+                                               landmark_code="linear")).eval()
+    crops, points, confidence = _inputs(1)
+    moved = points.clone()
+    moved[:, 48:68] += 6
+    halfway = (points + moved) / 2
+    with torch.no_grad():
+        a, b, c = (encoder(crops, p, confidence) for p in (points, moved, halfway))
+    assert torch.allclose(c.z, (a.z + b.z) / 2, atol=1e-5)
+    assert (a.z - b.z).abs().max() > 1e-3

@@ -13,6 +13,7 @@ import torch
 
 from backend.dam.model_folder import model_id
 from backend.encoder.encoder_file import ENCODER_INFO, load_encoder
+from backend.encoder.linear_landmark_code import RIDGE_WEIGHTS
 from backend.encoder.network import EncoderArchitecture
 from backend.encoder.training import EncoderTraining, train_encoder
 from backend.events import EventSink
@@ -121,3 +122,15 @@ def test_a_run_resumed_after_the_landmark_phase_was_cut_reports_the_steps_it_ran
     train_encoder(model, tmp_path / "work", ARCHITECTURE, training, True, EventSink(json_lines=False))
     run = json.loads((model / ENCODER_INFO).read_text())["run"]
     assert 0 < run["landmark_steps"] < 100_000 and run["landmark_phase_cut"], run
+
+
+def test_a_linear_landmark_code_starts_from_its_closed_form_fit(tmp_path):
+    model = _model(tmp_path, "model")
+    train_encoder(model, tmp_path / "work", replace(ARCHITECTURE, landmark_code="linear"),
+                  replace(TRAINING, expressions=24), False, EventSink(json_lines=False))
+    info = json.loads((model / ENCODER_INFO).read_text())
+    fit = info["run"]["linear_landmark_code_fit"]
+    assert fit["ridge_weight"] in RIDGE_WEIGHTS and fit["held_out_code_error"] > 0
+    encoder, _ = load_encoder(model)
+    assert encoder.config.landmark_code == "linear" and encoder.landmark_scale.min() > 0
+    assert not torch.equal(encoder.landmark_mean, torch.zeros_like(encoder.landmark_mean))
