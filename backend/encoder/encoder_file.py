@@ -1,7 +1,8 @@
 """The image encoder inside a model folder: encoder.json (schema, architecture, training
 settings, metrics, the digest of the DAM weights it was trained against) + encoder.safetensors
-(float16; never a pickle). An encoder is only valid with the DAM it regresses codes of: a
-model folder whose DAM weights changed since is refused."""
+(weights float16, normalisation buffers float32; never a pickle). An encoder is only valid
+with the DAM it regresses codes of: a model folder whose DAM weights changed since is
+refused."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def save_encoder(folder: Path, encoder: ImageEncoder, info: dict) -> None:
     """Write the weights, then encoder.json (each atomically; the JSON last, so a folder with
     encoder.json always has the weights it describes)."""
     folder = Path(folder)
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu()
+    # Weights in half precision (half the file, no measurable loss); the buffers (the codes'
+    # and the landmark inputs' normalisation) in full: a rounded mean shifts every input.
+    buffers = {name for name, _ in encoder.named_buffers()}
+    state = {k: (v.half() if v.is_floating_point() and k not in buffers else v).contiguous().cpu()
              for k, v in encoder.state_dict().items()}
     with atomic_file(folder / ENCODER_WEIGHTS) as tmp:
         save_file(state, str(tmp))

@@ -50,24 +50,32 @@ def _ridge(inputs: torch.Tensor, codes: torch.Tensor, weight: float) -> torch.Te
     return torch.linalg.solve(gram + regulariser, inputs.T @ codes)
 
 
+def _standardisation(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and spread (D,) of inputs (N, D); a constant input (a flag always set) keeps
+    spread 1."""
+    scale = inputs.std(0)
+    return inputs.mean(0), torch.where(scale > 1e-6, scale, torch.ones_like(scale))
+
+
 def fit_linear_landmark_code(encoder: ImageEncoder, inputs: torch.Tensor, codes: torch.Tensor,
-                             expression: np.ndarray) -> dict[str, float]:
+                             expression: np.ndarray) -> dict[str, float | None]:
     """Set the encoder's linear landmark map and its input standardisation from samples
-    (landmark_samples); returns the chosen weight and its held-out code error (RMS, units of
-    the codes' spread; None when the samples hold too few expressions to hold some out)."""
-    mean, scale = inputs.mean(0), inputs.std(0)
-    scale = torch.where(scale > 1e-6, scale, torch.ones_like(scale))  # constant flags stay as they are
-    standard = (inputs - mean) / scale
+    (landmark_samples); returns the chosen weight and its held-out code error (RMS over every
+    held-out view's code values, units of the codes' spread; None when the samples hold too
+    few expressions to hold some out). A missing point enters as its zero coordinates and its
+    flag, as in network.py, and the map learns what the flag means."""
     held = torch.as_tensor(expression % HELD_OUT_EVERY == 0)
     errors = {}
     if held.any() and not held.all():  # else too few expressions to choose: the middle weight
-        code_mean = codes[~held].mean(0)
+        mean, scale = _standardisation(inputs[~held])
+        standard, code_mean = (inputs - mean) / scale, codes[~held].mean(0)
         for weight in RIDGE_WEIGHTS:
             fitted = _ridge(standard[~held], codes[~held] - code_mean, weight)
             predicted = standard[held] @ fitted + code_mean
             errors[weight] = float(((predicted - codes[held]) ** 2).mean().sqrt())
     chosen = min(errors, key=errors.get) if errors else RIDGE_WEIGHTS[len(RIDGE_WEIGHTS) // 2]
-    fitted = _ridge(standard, codes - codes.mean(0), chosen)
+    mean, scale = _standardisation(inputs)
+    fitted = _ridge((inputs - mean) / scale, codes - codes.mean(0), chosen)
     with torch.no_grad():
         encoder.landmark_mean.copy_(mean.float())
         encoder.landmark_scale.copy_(scale.float())

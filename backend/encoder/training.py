@@ -255,13 +255,16 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         step, elapsed, rng = resumed.step, resumed.elapsed, resumed.rng
         linear_fit = resumed.notes.get("linear_fit")
         sink.log(f"resuming at step {step} ({elapsed:.0f} s trained)")
-    elif start_encoder is not None:
-        encoder.load_state_dict(start_encoder.state_dict())
     else:
-        codes = torch.as_tensor(views.codes)
-        encoder.code_mean.copy_(codes.mean(0))
-        encoder.code_scale.copy_(codes.std(0).clamp(min=1e-3))
+        if start_encoder is not None:
+            encoder.load_state_dict(start_encoder.state_dict())
+        else:
+            codes = torch.as_tensor(views.codes)
+            encoder.code_mean.copy_(codes.mean(0))
+            encoder.code_scale.copy_(codes.std(0).clamp(min=1e-3))
         if architecture.landmark_code == "linear":
+            # Fitted afresh from a warm start too: another head's landmarks map to its codes
+            # differently, and the landmark phase alone would hardly move the map.
             fit_rng = np.random.default_rng(config.seed + LINEAR_FIT_SEED)
             linear_fit = fit_linear_landmark_code(encoder, *landmark_samples(encoder, batches, train, fit_rng,
                                                                              augmentation))
@@ -343,7 +346,7 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
                 "first_losses": mean_losses(history[:10]), "final_losses": mean_losses(history[-50:]),
                 "loss_curve": loss_curve(history),
                 "threads": torch.get_num_threads(), "machine": platform.machine(), "device": device},
-        "reproduce": _command(config),
+        "reproduce": _command(config, architecture),
     })
     return model_dir
 
@@ -386,7 +389,8 @@ def _write_contact_sheet(views: LabViews, path: Path, seed: int) -> None:
         tmp.with_suffix(".png").replace(tmp)
 
 
-def _command(config: EncoderTraining) -> str:
-    """The train-encoder command line of `config`."""
+def _command(config: EncoderTraining, architecture: EncoderArchitecture) -> str:
+    """The train-encoder command line of `config` and `architecture`."""
     return " ".join(["python -m backend train-encoder MODEL",
-                     *command_flags(config, always=("steps", "landmark_steps", "batch_size", "seed"))])
+                     *command_flags(config, always=("steps", "landmark_steps", "batch_size", "seed")),
+                     *command_flags(architecture)])

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from backend.dam.model_folder import model_id
-from backend.encoder.encoder_file import ENCODER_INFO, load_encoder
+from backend.encoder.encoder_file import ENCODER_INFO, ENCODER_WEIGHTS, load_encoder
 from backend.encoder.linear_landmark_code import RIDGE_WEIGHTS
 from backend.encoder.network import EncoderArchitecture
 from backend.encoder.training import EncoderTraining, train_encoder
@@ -53,7 +54,7 @@ def test_training_writes_an_encoder_with_held_out_metrics(tmp_path):
     assert set(info["run"]["landmark_phase_losses"]["final"]) >= {"code", "vertex", "rotation"}
     assert info["reproduce"] == ("python -m backend train-encoder MODEL --steps 4 --landmark-steps 3 "
                                  "--landmark-batch-size 8 --batch-size 4 --expressions 6 --views 2 --seed 0 "
-                                 "--checkpoint-every 2")
+                                 "--checkpoint-every 2 --crop-size 64 --width 8")
     for name in ("clean_vertex_mm", "augmented_vertex_mm", "clean_rotation_deg"):
         assert np.isfinite(info["metrics"][name])
     encoder, _ = load_encoder(model)
@@ -132,5 +133,9 @@ def test_a_linear_landmark_code_starts_from_its_closed_form_fit(tmp_path):
     fit = info["run"]["linear_landmark_code_fit"]
     assert fit["ridge_weight"] in RIDGE_WEIGHTS and fit["held_out_code_error"] > 0
     encoder, _ = load_encoder(model)
-    assert encoder.config.landmark_code == "linear" and encoder.landmark_scale.min() > 0
+    assert encoder.config.landmark_code == "linear" and info["reproduce"].endswith("--landmark-code linear")
     assert not torch.equal(encoder.landmark_mean, torch.zeros_like(encoder.landmark_mean))
+    # The fitted normalisation is stored in full precision (the weights in half).
+    stored = load_file(str(model / ENCODER_WEIGHTS))
+    assert stored["landmark_mean"].dtype == torch.float32
+    assert stored["code_from_landmarks.weight"].dtype == torch.float16
