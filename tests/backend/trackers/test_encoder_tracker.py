@@ -1,7 +1,7 @@
 """`track --tracker encoder` on bad input (issue 12): frames without a face, a face leaving the
 frame (both also for `--tracker adapted`, issue 13), footage far smaller or larger than the
-crop, a model without an encoder, CUDA refused without CUDA, the detections stage cache, and
-what an encoder run writes.
+crop, a model without an encoder, CUDA refused without CUDA (and matching the CPU where there
+is CUDA), the detections stage cache, and what an encoder run writes.
 
 Run with the seeded untrained encoder (conftest.untrained_encoder_model): these tests check
 plumbing and refusals, never accuracy. Most run `run_track` in this process (a few frames);
@@ -51,13 +51,13 @@ def _image_folder(folder: Path, frames: list[np.ndarray]) -> Path:
 
 
 def _track(footage: Path, out: Path, model: Path, **settings) -> tuple[Path, list[dict]]:
-    """run_track with the encoder tracker on CPU, no textures unless asked; (results, events)."""
+    """run_track with the encoder tracker, on CPU and with no textures unless asked; (results, events)."""
     from backend.events import EventSink
     from backend.track import TrackSettings, run_track
 
     stream = io.StringIO()
-    options = {"texture_size": 0, "tracker": "encoder", **settings}
-    run_track(TrackSettings(footage=footage, out=out, model=str(model), device="cpu", **options),
+    options = {"texture_size": 0, "tracker": "encoder", "device": "cpu", **settings}
+    run_track(TrackSettings(footage=footage, out=out, model=str(model), **options),
               EventSink(json_lines=True, out=stream))
     events = [e for e in map(protocol.parse_event_line, stream.getvalue().splitlines()) if e]
     return out, events
@@ -197,6 +197,36 @@ def test_device_cuda_without_cuda_is_refused(untrained_encoder_model, tmp_path, 
     assert events[-1]["kind"] == "bad_input" and "--device cuda" in events[-1]["message"]
     assert "no CUDA" in events[-1]["message"] and "--device cpu" in events[-1]["message"]
     assert not out.exists()
+
+
+@pytest.mark.data
+def test_cuda_results_match_cpu(clip_frames, untrained_encoder_model, tmp_path):
+    """Where CUDA is visible (skipped here): the same frames tracked on CUDA and on the CPU give
+    the same vertices, poses and codes, and the same footage textures (projected and decoded)."""
+    import cv2
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: this test runs on GPU machines")
+    footage = _image_folder(tmp_path / "clip", clip_frames)
+    cpu, _ = _track(footage, tmp_path / "cpu", untrained_encoder_model, texture_size=64)
+    cuda, _ = _track(footage, tmp_path / "cuda", untrained_encoder_model, texture_size=64, device="cuda")
+    a, b = _tracking(cpu), _tracking(cuda)
+    np.testing.assert_array_equal(a["frames"], b["frames"])
+    np.testing.assert_allclose(b["vertices"], a["vertices"], atol=1e-5)  # metres: 0.01 mm
+    np.testing.assert_allclose(b["head_pose"], a["head_pose"], atol=1e-4)
+    np.testing.assert_allclose(b["latent"], a["latent"], atol=1e-3)
+    for view in ("projected", "footage"):
+        names = sorted(p.name for p in (cpu / "textures" / view).iterdir())
+        assert names and names == sorted(p.name for p in (cuda / "textures" / view).iterdir())
+        for name in names:
+            on_cpu, on_cuda = (cv2.imread(str(r / "textures" / view / name), cv2.IMREAD_UNCHANGED).astype(int)
+                               for r in (cpu, cuda))
+            difference = np.abs(on_cpu - on_cuda)
+            if view == "footage":  # decoded by the DAM: the same arithmetic in another order
+                assert difference.max() <= 2, name
+            else:  # unwrapped: a texel on a triangle edge may fall to either triangle
+                assert (difference > 2).mean() < 0.005, name
 
 
 @pytest.mark.data
