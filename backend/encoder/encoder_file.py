@@ -68,7 +68,8 @@ def load_encoder(folder: Path, device: str = "cpu") -> tuple[ImageEncoder, dict]
                        f"{folder}/weights.safetensors holds now; train it again with "
                        f"`python -m backend train-encoder {folder}`")
     try:
-        architecture = EncoderArchitecture(**info["architecture"])
+        # encoder.json files older than the landmark_code option hold the perceptron's weights.
+        architecture = EncoderArchitecture(**{"landmark_code": "mlp", **info["architecture"]})
         encoder = ImageEncoder(architecture)
         state = load_file(path)
         encoder.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})

@@ -393,4 +393,4 @@ def _command(config: EncoderTraining, architecture: EncoderArchitecture) -> str:
     """The train-encoder command line of `config` and `architecture`."""
     return " ".join(["python -m backend train-encoder MODEL",
                      *command_flags(config, always=("steps", "landmark_steps", "batch_size", "seed")),
-                     *command_flags(architecture)])
+                     *command_flags(architecture, always=("landmark_code",))])

@@ -68,7 +68,7 @@ def test_a_linear_landmark_code_round_trips_and_an_older_file_reads_as_the_perce
     with torch.no_grad():
         assert torch.allclose(linear(None, points, confidence).z, loaded(None, points, confidence).z, atol=2e-2)
     # encoder.json written before the option: no landmark_code, the perceptron's weights.
-    save_encoder(folder, ImageEncoder(EncoderArchitecture(crop_size=64, width=16)), {})
+    save_encoder(folder, ImageEncoder(EncoderArchitecture(crop_size=64, width=16, landmark_code="mlp")), {})
     info = json.loads((folder / ENCODER_INFO).read_text())
     del info["architecture"]["landmark_code"]
     (folder / ENCODER_INFO).write_text(json.dumps(info))

@@ -54,7 +54,7 @@ def test_training_writes_an_encoder_with_held_out_metrics(tmp_path):
     assert set(info["run"]["landmark_phase_losses"]["final"]) >= {"code", "vertex", "rotation"}
     assert info["reproduce"] == ("python -m backend train-encoder MODEL --steps 4 --landmark-steps 3 "
                                  "--landmark-batch-size 8 --batch-size 4 --expressions 6 --views 2 --seed 0 "
-                                 "--checkpoint-every 2 --crop-size 64 --width 8")
+                                 "--checkpoint-every 2 --crop-size 64 --width 8 --landmark-code linear")
     for name in ("clean_vertex_mm", "augmented_vertex_mm", "clean_rotation_deg"):
         assert np.isfinite(info["metrics"][name])
     encoder, _ = load_encoder(model)
@@ -65,23 +65,27 @@ def test_training_writes_an_encoder_with_held_out_metrics(tmp_path):
     assert views["model"] == model_id(model)
 
 
-def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path):
+@pytest.mark.parametrize("landmark_code", ["linear", "mlp"])
+def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, landmark_code):
+    architecture = replace(ARCHITECTURE, landmark_code=landmark_code)
+    training = replace(TRAINING, expressions=24)  # enough for the linear code to hold some out
     whole = _model(tmp_path, "whole")
-    train_encoder(whole, tmp_path / "w1", ARCHITECTURE, TRAINING, False,
-                  EventSink(json_lines=False))
+    train_encoder(whole, tmp_path / "w1", architecture, training, False, EventSink(json_lines=False))
     resumed = _model(tmp_path, "resumed")
     with pytest.raises(KeyboardInterrupt):
-        train_encoder(resumed, tmp_path / "w2", ARCHITECTURE, TRAINING, False, _Interrupt(2))
+        train_encoder(resumed, tmp_path / "w2", architecture, training, False, _Interrupt(2))
     assert not (resumed / ENCODER_INFO).exists()
     with pytest.raises(BadInput, match="--resume"):
-        train_encoder(resumed, tmp_path / "w2", ARCHITECTURE, TRAINING, False,
+        train_encoder(resumed, tmp_path / "w2", architecture, training, False,
                       EventSink(json_lines=False))
-    train_encoder(resumed, tmp_path / "w2", ARCHITECTURE, TRAINING, True,
-                  EventSink(json_lines=False))
-    a, _ = load_encoder(whole)
-    b, _ = load_encoder(resumed)
+    train_encoder(resumed, tmp_path / "w2", architecture, training, True, EventSink(json_lines=False))
+    a, a_info = load_encoder(whole)
+    b, b_info = load_encoder(resumed)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
+    # The closed-form fit is made once, before the interruption, and its record survives it.
+    assert b_info["run"]["linear_landmark_code_fit"] == a_info["run"]["linear_landmark_code_fit"]
+    assert (a_info["run"]["linear_landmark_code_fit"] is None) == (landmark_code == "mlp")
 
 
 def test_too_few_expressions_for_a_batch_are_refused_before_rendering(tmp_path):
