@@ -342,11 +342,10 @@ def _dam(config: PersonalizeConfig, plan: TrainingPlan, work: Path, sink: EventS
 
 
 def _encoder(config: PersonalizeConfig, plan: TrainingPlan, work: Path, sink: EventSink) -> dict:
-    from .encoder.encoder_file import read_encoder_info
-    from .encoder.network import EncoderArchitecture
+    from .encoder.encoder_file import encoder_architecture, read_encoder_info
     from .encoder.training import EncoderTraining, train_encoder
 
-    architecture = EncoderArchitecture(**read_encoder_info(DEFAULT_MODEL)["architecture"])
+    architecture = encoder_architecture(read_encoder_info(DEFAULT_MODEL))
     # The landmark phase draws half a batch of distinct expressions.
     landmark_batch = min(EncoderTraining.landmark_batch_size, 2 * config.encoder_expressions)
     training = EncoderTraining(steps=plan.encoder_steps, landmark_steps=ENCODER_LANDMARK_STEPS,

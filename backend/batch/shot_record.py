@@ -32,16 +32,29 @@ def _identity(path: Path) -> dict:
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def _model_identity(spec: str) -> dict | str:
+    """The identity of every file of the model folder `spec` names (a model retrained in place,
+    or the shipped default replaced by an upgrade, is another model); the spec itself when it
+    names no model folder (the shot then fails on it, and its digest does not matter)."""
+    from ..dam.model_folder import resolve_model
+    from ..formats.errors import BadInput
+
+    try:
+        return _identity(resolve_model(spec))
+    except BadInput:
+        return spec
+
+
 def settings_digest(shot: Shot) -> str:
     """16 hex digits of SHA-256 over what the shot's results depend on: its settings (the device
-    asked for, not the one found), the footage file's identity, a head file's, and FaceAdapt's
-    version."""
+    asked for, not the one found), the footage file's identity, a head file's, the model
+    folder's files', and FaceAdapt's version."""
     settings = asdict(shot.settings)
     settings.pop("out")
     head = Path(shot.settings.head)
     document = {"settings": settings, "footage": _identity(Path(shot.settings.footage)),
                 "head": _identity(head) if head.suffix == ".npz" else shot.settings.head,
-                "faceadapt": faceadapt_version()}
+                "model": _model_identity(shot.settings.model), "faceadapt": faceadapt_version()}
     text = json.dumps(document, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

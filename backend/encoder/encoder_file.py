@@ -59,6 +59,13 @@ def read_encoder_info(folder: Path) -> dict:
     return document
 
 
+def encoder_architecture(info: dict) -> EncoderArchitecture:
+    """The architecture an encoder.json records; a file without `landmark_code` (written before
+    the option) holds the perceptron's weights. TypeError/ValueError/KeyError when it is not
+    one."""
+    return EncoderArchitecture(**{"landmark_code": "mlp", **info["architecture"]})
+
+
 def load_encoder(folder: Path, device: str = "cpu") -> tuple[ImageEncoder, dict]:
     """(encoder in eval mode on `device`, encoder.json); BadInput naming what is wrong."""
     info = read_encoder_info(folder)
@@ -68,9 +75,7 @@ def load_encoder(folder: Path, device: str = "cpu") -> tuple[ImageEncoder, dict]
                        f"{folder}/weights.safetensors holds now; train it again with "
                        f"`python -m backend train-encoder {folder}`")
     try:
-        # encoder.json files older than the landmark_code option hold the perceptron's weights.
-        architecture = EncoderArchitecture(**{"landmark_code": "mlp", **info["architecture"]})
-        encoder = ImageEncoder(architecture)
+        encoder = ImageEncoder(encoder_architecture(info))
         state = load_file(path)
         encoder.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (OSError, RuntimeError, SafetensorError, TypeError, KeyError, ValueError) as exc:

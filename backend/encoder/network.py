@@ -3,19 +3,19 @@
 
 Two branches meet in one head. The image: a plain convolutional backbone (no pretrained
 weights: everything is trained here), per stage a stride-2 3x3 convolution then (below full
-resolution) a residual 3x3 convolution, GroupNorm (batch statistics would change with the
-batch size, and adaptation runs tiny batches) and SiLU, global average pooling. The landmarks:
-the detected crop points (crop.CROP_POINTS) in crop coordinates with a presence flag, through a
+resolution) a residual 3x3 convolution, GroupNorm (batch statistics would change with the batch
+size, and adaptation runs tiny batches) and SiLU, global average pooling. The landmarks: the
+detected crop points (crop.CROP_POINTS) in crop coordinates with a presence flag, through a
 two-layer perceptron. With `landmark_code` "linear" (the default) the code's landmark part is a
 linear map of those inputs (the perceptron then serves the pose alone) and the image features
-add their part of the code through a linear layer of their own; with "mlp" (encoders trained
-before the option) the perceptron gives the code too: fitted to MediaPipe's points on lab
-renders, it learns that detector's quirks on those renders and carries them badly to other
-light (docs/encoder.md, "A linear landmark code"). Why both branches (docs/encoder.md,
-"Why the landmarks go in"): trained from scratch on this CPU's budget, the image branch learns
-the pose but hardly the expression, while the landmark geometry gives most of the expression
-within minutes; the image branch adds what landmarks cannot show (cheeks, mouth interior,
-shading) and what adaptation can refine.
+add their part of the code through a linear layer of their own; with "mlp" (the default until
+2026-12-04; an encoder.json without the field is one) the perceptron gives the code too: fitted
+to MediaPipe's points on lab renders, it learns that detector's quirks on those renders and
+carries them badly to other light (docs/encoder.md, "A linear landmark code"). Why both
+branches (docs/encoder.md, "Why the landmarks go in"): trained from scratch on this CPU's
+budget, the image branch learns the pose but hardly the expression, while the landmark geometry
+gives most of the expression within minutes; the image branch adds what landmarks cannot show
+(cheeks, mouth interior, shading) and what adaptation can refine.
 Codes are predicted normalised by the training codes' mean and spread (stored as buffers, so
 a saved encoder needs nothing else).
 """
@@ -45,7 +45,7 @@ class EncoderArchitecture:
     landmark_width: int = option(256, "units of the landmark branch's two layers")
     landmark_code: str = option("linear", "how the landmarks give the code: a linear map of them, "
                                 "fitted in closed form first (linear), or through the landmark branch's "
-                                "perceptron and the shared head (mlp: encoders trained before the option)",
+                                "perceptron and the shared head (mlp: the default before 2026-12-04)",
                                 choices=("mlp", "linear"))
 
     def as_dict(self) -> dict:

@@ -230,8 +230,9 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
         start_encoder, _ = load_encoder(initial)
         if start_encoder.config != architecture:
             raise BadInput(f"--init {initial}: its encoder ({start_encoder.config.as_dict()}) is not "
-                           f"the architecture being trained ({architecture.as_dict()}); drop the "
-                           "architecture options or pass another model")
+                           f"the architecture being trained ({architecture.as_dict()}); pass its "
+                           f"options (--landmark-code {start_encoder.config.landmark_code}, "
+                           f"--crop-size {start_encoder.config.crop_size}, ...) or another model")
     checkpoint_dir = work / "checkpoint"
     if (checkpoint_dir / CHECKPOINT).is_file() and not resume:
         raise BadInput(f"{checkpoint_dir / CHECKPOINT} holds an unfinished training; pass --resume "
@@ -248,7 +249,12 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.learning_rate)
     step, elapsed = 0, 0.0
     rng = np.random.default_rng(config.seed)
-    resumed = load_checkpoint(checkpoint_dir, encoder, optimizer) if resume else None
+    try:
+        resumed = load_checkpoint(checkpoint_dir, encoder, optimizer) if resume else None
+    except BadInput as exc:
+        raise BadInput(f"{exc}; or, if the training was started with other architecture options "
+                       "(a training started without --landmark-code before it became linear is "
+                       "--landmark-code mlp), resume with those") from exc
     augmentation = Augmentation()
     linear_fit = None  # the closed-form start of a linear landmark code, when there is one
     if resumed is not None:

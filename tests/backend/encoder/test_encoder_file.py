@@ -12,12 +12,14 @@ from backend.formats.errors import BadInput
 DEFAULT_MODEL = Path(__file__).parents[3] / "backend/models/default"
 
 
-@pytest.fixture
-def model(tmp_path):
+@pytest.fixture(params=["linear", "mlp"])
+def model(tmp_path, request):
+    """A model folder with a saved seeded encoder of each landmark code (mlp: the default until
+    2026-12-04, so users' personal models of before are such)."""
     folder = tmp_path / "model"
     shutil.copytree(DEFAULT_MODEL, folder, ignore=shutil.ignore_patterns("encoder.*"))
     torch.manual_seed(1)
-    encoder = ImageEncoder(EncoderArchitecture(crop_size=64, width=16))
+    encoder = ImageEncoder(EncoderArchitecture(crop_size=64, width=16, landmark_code=request.param))
     encoder.code_mean.fill_(0.5)
     save_encoder(folder, encoder, {"metrics": {"clean_vertex_mm": 1.0}})
     return folder, encoder

@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import load_file
 
 from backend.dam.model_folder import model_id
-from backend.encoder.encoder_file import ENCODER_INFO, ENCODER_WEIGHTS, load_encoder
+from backend.encoder.encoder_file import ENCODER_INFO, ENCODER_WEIGHTS, load_encoder, save_encoder
 from backend.encoder.linear_landmark_code import RIDGE_WEIGHTS
-from backend.encoder.network import EncoderArchitecture
+from backend.encoder.network import EncoderArchitecture, ImageEncoder
 from backend.encoder.training import EncoderTraining, train_encoder
 from backend.events import EventSink
 from backend.formats.errors import BadInput
@@ -68,17 +68,16 @@ def test_training_writes_an_encoder_with_held_out_metrics(tmp_path):
 @pytest.mark.parametrize("landmark_code", ["linear", "mlp"])
 def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, landmark_code):
     architecture = replace(ARCHITECTURE, landmark_code=landmark_code)
-    training = replace(TRAINING, expressions=24)  # enough for the linear code to hold some out
     whole = _model(tmp_path, "whole")
-    train_encoder(whole, tmp_path / "w1", architecture, training, False, EventSink(json_lines=False))
+    train_encoder(whole, tmp_path / "w1", architecture, TRAINING, False, EventSink(json_lines=False))
     resumed = _model(tmp_path, "resumed")
     with pytest.raises(KeyboardInterrupt):
-        train_encoder(resumed, tmp_path / "w2", architecture, training, False, _Interrupt(2))
+        train_encoder(resumed, tmp_path / "w2", architecture, TRAINING, False, _Interrupt(2))
     assert not (resumed / ENCODER_INFO).exists()
     with pytest.raises(BadInput, match="--resume"):
-        train_encoder(resumed, tmp_path / "w2", architecture, training, False,
+        train_encoder(resumed, tmp_path / "w2", architecture, TRAINING, False,
                       EventSink(json_lines=False))
-    train_encoder(resumed, tmp_path / "w2", architecture, training, True, EventSink(json_lines=False))
+    train_encoder(resumed, tmp_path / "w2", architecture, TRAINING, True, EventSink(json_lines=False))
     a, a_info = load_encoder(whole)
     b, b_info = load_encoder(resumed)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
@@ -143,3 +142,13 @@ def test_a_linear_landmark_code_starts_from_its_closed_form_fit(tmp_path):
     stored = load_file(str(model / ENCODER_WEIGHTS))
     assert stored["landmark_mean"].dtype == torch.float32
     assert stored["code_from_landmarks.weight"].dtype == torch.float16
+
+
+def test_a_warm_start_of_another_landmark_code_is_refused_naming_the_option(tmp_path):
+    start = _model(tmp_path, "start")
+    save_encoder(start, ImageEncoder(replace(ARCHITECTURE, landmark_code="mlp")), {})
+    model = _model(tmp_path, "model")
+    with pytest.raises(BadInput, match="--landmark-code mlp"):
+        train_encoder(model, tmp_path / "work", ARCHITECTURE, TRAINING, False, EventSink(json_lines=False),
+                      initial=start)
+    assert not (tmp_path / "work" / "views").exists()  # refused before rendering
