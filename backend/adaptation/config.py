@@ -44,9 +44,11 @@ class AdaptationConfig:
                                  flag="--adapt-shading-window")
     shading_weight: float = option(0.1, "weight of the whole difference in L_A beside its detail",
                                    flag="--adapt-shading-weight")
-    refine_passes: float = option(64.0, "after adapting, each frame's code and pose refined on its landmarks "
-                                        "for this many passes (0: none; --tracker adapted, and not "
-                                        "with --adapt-landmark-weight 0)",
+    # 0 since the linear-landmark-code encoder (2026-12-04): refining on MediaPipe's points then
+    # costs vertex error on every clip measured (docs/adaptation.md, "Refinement").
+    refine_passes: float = option(0.0, "after adapting, each frame's code and pose refined on its landmarks "
+                                       "for this many passes (0: none; --tracker adapted, and not "
+                                       "with --adapt-landmark-weight 0)",
                                   flag="--adapt-refine-passes")
     fixed_focal: bool = option(False, "keep the assumed focal length instead of adapting it",
                                flag="--adapt-fixed-focal")

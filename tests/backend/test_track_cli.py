@@ -40,8 +40,8 @@ def test_track_writes_the_results_contract(data_dir, tmp_path):
     events = _events(done.stdout)
     assert events[-1] == {"event": "result", "path": str(out)}
     stages = {e["stage"] for e in events if e["event"] == "progress"}
-    # The default tracker's stages.
-    assert {"detect", "crop", "encode", "adapt", "encode adapted", "refine"} <= stages, stages
+    # The default tracker's stages (no refinement by default: --adapt-refine-passes 0).
+    assert {"detect", "crop", "encode", "adapt", "encode adapted"} <= stages and "refine" not in stages, stages
     document = json.loads((out / "result.json").read_text())
     assert document["tracker"] == "adapted" and document["metrics"]["adaptation_steps"] > 0
     assert document["schema"] == protocol.SCHEMA_VERSION

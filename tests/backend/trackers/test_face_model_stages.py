@@ -22,7 +22,7 @@ from backend.track import TrackSettings, run_track
 
 CLIP = "videos/lp_driving_d0.mp4"
 STAGES = ("crop", "encode", "optimise", "refine")
-ADAPTATION = AdaptationConfig(passes=2, texels=32, shading_window=5)
+ADAPTATION = AdaptationConfig(passes=2, texels=32, shading_window=5, refine_passes=64)
 
 
 class Run(NamedTuple):
