@@ -78,8 +78,8 @@ TRACKERS: dict[str, TrackerEntry] = {entry.name: entry for entry in (
     TrackerEntry(
         name=ADAPTED_TRACKER,
         description="the paper's method: the face model's image encoder adapted to the clip with "
-                    "no labels (texture consistency, landmarks, appearance), then as the encoder, "
-                    "each frame refined on its landmarks",
+                    "no labels (texture consistency, landmarks, appearance), then as the encoder "
+                    "(--adapt-refine-passes: each frame then refined on its landmarks)",
         implementation="adapted:AdaptedTracker",
         needs_detections=True, needs_frames=True, needs_model=True),
     TrackerEntry(
