@@ -229,10 +229,10 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
     if initial is not None:
         start_encoder, _ = load_encoder(initial)
         if start_encoder.config != architecture:
+            its_flags = " ".join(command_flags(start_encoder.config, always=("landmark_code",)))
             raise BadInput(f"--init {initial}: its encoder ({start_encoder.config.as_dict()}) is not "
                            f"the architecture being trained ({architecture.as_dict()}); pass its "
-                           f"options (--landmark-code {start_encoder.config.landmark_code}, "
-                           f"--crop-size {start_encoder.config.crop_size}, ...) or another model")
+                           f"options ({its_flags}) or another model")
     checkpoint_dir = work / "checkpoint"
     if (checkpoint_dir / CHECKPOINT).is_file() and not resume:
         raise BadInput(f"{checkpoint_dir / CHECKPOINT} holds an unfinished training; pass --resume "
