@@ -282,6 +282,18 @@ def _derive_mapping(config: DeriveMappingConfig, sink: EventSink) -> str:
     return str(out)
 
 
+def _derive_mirror(config: DeriveMappingConfig, sink: EventSink) -> str:
+    from .data_location import data_dir
+    from .landmarks.mediapipe_mirror import MIRROR_TABLE_PATH, derive_from_photos, write_mirror_table
+
+    table = derive_from_photos(data_dir() / "landmarks")
+    out = config.out or MIRROR_TABLE_PATH
+    write_mirror_table(table, out)
+    sink.log(f"mirror table from {table['images']} images ({len(table['derived_from'])} photos, each "
+             "also mirrored)")
+    return str(out)
+
+
 def _capture(config: CaptureCommandConfig, sink: EventSink) -> str:
     from .heads.default_head import resolve_head
     from .lab.capture import make_capture
@@ -379,6 +391,8 @@ COMMANDS: tuple[Command, ...] = (
             _landmarks_report),
     Command("derive-landmark-mapping", "re-derive the MediaPipe 478 -> iBUG-68 table",
             DeriveMappingConfig, _derive_mapping),
+    Command("derive-mediapipe-mirror", "re-derive which MediaPipe point each point becomes in the "
+            "mirrored face (the mirror-averaged detection's table)", DeriveMappingConfig, _derive_mirror),
     Command("capture", "lab capture of a head for its face model", CaptureCommandConfig, _capture),
     Command("train-dam", "train a Deep Appearance Model on a capture", TrainDamConfig, _train_dam),
     Command("train-encoder", "train a model's image encoder (frame crop -> DAM code and head pose) on "

@@ -76,7 +76,9 @@ def embed_landmarks(head: HeadAsset, snap_to: np.ndarray | None = None) -> Embed
     """
     allowed = np.flatnonzero(head.face_region if snap_to is None else snap_to)
     albedo_t = albedo_for_rendering(head)
-    detector = MediaPipeDetector(video=False)
+    # The direct pass: the shipped heads' landmark vertices were embedded so (the mirror-averaged
+    # detections keep the same convention: landmarks/mediapipe_mirror.py).
+    detector = MediaPipeDetector(video=False, mirror_average=False)
     try:
         lifted = _detect_and_lift(head, head.vertices, albedo_t, detector)
         views_found = int(np.isfinite(lifted[:, 0, 0]).sum())

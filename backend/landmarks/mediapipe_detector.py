@@ -1,5 +1,8 @@
 """MediaPipe face mesh (478 points, models inside the wheel: works offline) mapped to iBUG-68.
 
+The detector runs the mesh on the image and on its mirror image and averages the two in the
+mesh's own topology (mediapipe_mirror.py) before the mapping.
+
 The 478 -> 68 table (`mediapipe_to_ibug68.json`) was derived by
 `python -m backend derive-landmark-mapping` from human annotations; see docs/landmarks.md.
 Per-point confidence is the table's prior (points MediaPipe places less consistently with
@@ -14,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .detection import LandmarkDetection
+from .mediapipe_mirror import load_mirror_table, mirror_average
 
 MAPPING_PATH = Path(__file__).with_name("mediapipe_to_ibug68.json")
 
@@ -54,19 +58,31 @@ class MediaPipeMesh:
 
 
 class MediaPipeDetector:
-    """iBUG-68 landmarks from MediaPipe's face mesh."""
+    """iBUG-68 landmarks from MediaPipe's face mesh, mirror-averaged (`mirror_average` False:
+    the direct pass alone, as the landmark embedding of heads uses it)."""
 
     name = "mediapipe"
 
-    def __init__(self, video: bool = True, mapping_path: Path = MAPPING_PATH) -> None:
-        self._mesh = MediaPipeMesh(video=video)
+    def __init__(self, video: bool = True, mapping_path: Path = MAPPING_PATH,
+                 mirror_average: bool = True) -> None:
         self._index, self._confidence = load_mapping(mapping_path)
+        self._mirror_table = load_mirror_table() if mirror_average else None
+        self._mesh = MediaPipeMesh(video=video)
+        # A mesh of its own for the mirror images: in video mode each stream tracks its face.
+        self._mirror_mesh = MediaPipeMesh(video=video) if mirror_average else None
 
     def detect(self, image_rgb: np.ndarray) -> LandmarkDetection:
+        """image_rgb: (H, W, 3) uint8. The direct pass decides whether there is a face; the
+        mirror pass only refines its points."""
         points = self._mesh.points(image_rgb)
         if points is None:
             return LandmarkDetection.missing()
+        if self._mirror_mesh is not None:
+            mirror_pass = self._mirror_mesh.points(np.ascontiguousarray(image_rgb[:, ::-1]))
+            points = mirror_average(points, mirror_pass, image_rgb.shape[1], self._mirror_table)
         return LandmarkDetection(points[self._index], self._confidence.copy(), True)
 
     def close(self) -> None:
         self._mesh.close()
+        if self._mirror_mesh is not None:
+            self._mirror_mesh.close()

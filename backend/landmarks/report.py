@@ -1,11 +1,14 @@
 """`landmarks-report`: how good the landmarks are, in numbers.
 
 - NME (inter-ocular) of each available detector on the human-annotated photos of
-  FACEADAPT_DATA/landmarks; an unavailable detector is listed with the reason.
+  FACEADAPT_DATA/landmarks; an unavailable detector is listed with the reason; MediaPipe also
+  by its direct pass alone (without the mirror pass of mediapipe_mirror.py).
 - The landmark-embedding procedure run on the ICT FaceKit head, against ICT's own 68 ids.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -13,6 +16,7 @@ from ..data_location import data_file
 from ..events import EventSink
 from ..formats.errors import BadInput
 from .annotations import read_pts
+from .detection import LandmarkDetector
 from .detector_factory import DETECTORS, create_detector
 from .mediapipe_mapping import annotated_photos
 from .nme import nme
@@ -21,11 +25,12 @@ REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36),
            "eyes": range(36, 48), "mouth": range(48, 68)}
 
 
-def detector_nme(name: str, sink: EventSink) -> dict:
+def detector_nme(name: str, sink: EventSink, make: Callable[[], LandmarkDetector] | None = None) -> dict:
+    """NME of detector `name` (create_detector's, or `make()`'s) on the annotated photos."""
     from PIL import Image
 
     try:
-        detector = create_detector(name, video=False)
+        detector = make() if make is not None else create_detector(name, video=False)
     except BadInput as exc:
         return {"available": False, "reason": exc.message}
     per_photo = {}
@@ -63,5 +68,10 @@ def ict_embedding_errors(sink: EventSink) -> dict:
 
 
 def landmarks_report(sink: EventSink) -> dict:
-    return {"detectors": {name: detector_nme(name, sink) for name in DETECTORS},
-            "ict_embedding": ict_embedding_errors(sink)}
+    from .mediapipe_detector import MediaPipeDetector
+
+    detectors = {name: detector_nme(name, sink) for name in DETECTORS}
+    # What the mirror pass adds (mediapipe_mirror.py): MediaPipe on the photo alone.
+    detectors["mediapipe-direct-pass"] = detector_nme(
+        "mediapipe-direct-pass", sink, lambda: MediaPipeDetector(video=False, mirror_average=False))
+    return {"detectors": detectors, "ict_embedding": ict_embedding_errors(sink)}
