@@ -87,7 +87,7 @@ class LandmarksReportConfig:
 
 
 @dataclass(frozen=True)
-class DeriveMappingConfig:
+class DeriveTableConfig:
     out: Path | None = option(None, "where to write it (default: the committed table)")
 
 
@@ -271,7 +271,7 @@ def _landmarks_report(config: LandmarksReportConfig, sink: EventSink) -> str:
     return _write_json(landmarks_report(sink), config.json)
 
 
-def _derive_mapping(config: DeriveMappingConfig, sink: EventSink) -> str:
+def _derive_mapping(config: DeriveTableConfig, sink: EventSink) -> str:
     from .data_location import data_dir
     from .landmarks.mediapipe_mapping import MAPPING_PATH, derive_mapping, write_mapping
 
@@ -282,15 +282,14 @@ def _derive_mapping(config: DeriveMappingConfig, sink: EventSink) -> str:
     return str(out)
 
 
-def _derive_mirror(config: DeriveMappingConfig, sink: EventSink) -> str:
+def _derive_mirror(config: DeriveTableConfig, sink: EventSink) -> str:
     from .data_location import data_dir
     from .landmarks.mediapipe_mirror import MIRROR_TABLE_PATH, derive_from_photos, write_mirror_table
 
     table = derive_from_photos(data_dir() / "landmarks")
     out = config.out or MIRROR_TABLE_PATH
     write_mirror_table(table, out)
-    sink.log(f"mirror table from {table['images']} images ({len(table['derived_from'])} photos, each "
-             "also mirrored)")
+    sink.log(f"mirror table from {table['photos_used']} photos")
     return str(out)
 
 
@@ -390,9 +389,9 @@ COMMANDS: tuple[Command, ...] = (
             "embedding of the ICT head against its own ids", LandmarksReportConfig,
             _landmarks_report),
     Command("derive-landmark-mapping", "re-derive the MediaPipe 478 -> iBUG-68 table",
-            DeriveMappingConfig, _derive_mapping),
+            DeriveTableConfig, _derive_mapping),
     Command("derive-mediapipe-mirror", "re-derive which MediaPipe point each point becomes in the "
-            "mirrored face (the mirror-averaged detection's table)", DeriveMappingConfig, _derive_mirror),
+            "mirrored face (the mirror-averaged detection's table)", DeriveTableConfig, _derive_mirror),
     Command("capture", "lab capture of a head for its face model", CaptureCommandConfig, _capture),
     Command("train-dam", "train a Deep Appearance Model on a capture", TrainDamConfig, _train_dam),
     Command("train-encoder", "train a model's image encoder (frame crop -> DAM code and head pose) on "

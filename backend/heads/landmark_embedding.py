@@ -78,7 +78,7 @@ def embed_landmarks(head: HeadAsset, snap_to: np.ndarray | None = None) -> Embed
     albedo_t = albedo_for_rendering(head)
     # The direct pass: the shipped heads' landmark vertices were embedded so (the mirror-averaged
     # detections keep the same convention: landmarks/mediapipe_mirror.py).
-    detector = MediaPipeDetector(video=False, mirror_average=False)
+    detector = MediaPipeDetector(video=False, with_mirror_pass=False)
     try:
         lifted = _detect_and_lift(head, head.vertices, albedo_t, detector)
         views_found = int(np.isfinite(lifted[:, 0, 0]).sum())

@@ -58,28 +58,40 @@ class MediaPipeMesh:
 
 
 class MediaPipeDetector:
-    """iBUG-68 landmarks from MediaPipe's face mesh, mirror-averaged (`mirror_average` False:
+    """iBUG-68 landmarks from MediaPipe's face mesh, mirror-averaged (`with_mirror_pass` False:
     the direct pass alone, as the landmark embedding of heads uses it)."""
 
     name = "mediapipe"
 
     def __init__(self, video: bool = True, mapping_path: Path = MAPPING_PATH,
-                 mirror_average: bool = True) -> None:
+                 with_mirror_pass: bool = True) -> None:
         self._index, self._confidence = load_mapping(mapping_path)
-        self._mirror_table = load_mirror_table() if mirror_average else None
+        self._mirror_table = load_mirror_table() if with_mirror_pass else None
         self._mesh = MediaPipeMesh(video=video)
-        # A mesh of its own for the mirror images: in video mode each stream tracks its face.
-        self._mirror_mesh = MediaPipeMesh(video=video) if mirror_average else None
+        try:
+            # A mesh of its own for the mirror images: in video mode each stream tracks its face.
+            self._mirror_mesh = MediaPipeMesh(video=video) if with_mirror_pass else None
+        except BaseException:
+            self._mesh.close()
+            raise
+
+    def mesh_points(self, image_rgb: np.ndarray) -> np.ndarray | None:
+        """(478, 2) pixel points of the most prominent face, mirror-averaged, or None without a
+        face. The direct pass decides whether there is a face; the mirror pass only refines its
+        points. Both meshes see every frame, so that in video mode both keep tracking."""
+        points = self._mesh.points(image_rgb)
+        if self._mirror_mesh is None:
+            return points
+        mirror_pass = self._mirror_mesh.points(np.ascontiguousarray(image_rgb[:, ::-1]))
+        if points is None:
+            return None
+        return mirror_average(points, mirror_pass, image_rgb.shape[1], self._mirror_table)
 
     def detect(self, image_rgb: np.ndarray) -> LandmarkDetection:
-        """image_rgb: (H, W, 3) uint8. The direct pass decides whether there is a face; the
-        mirror pass only refines its points."""
-        points = self._mesh.points(image_rgb)
+        """image_rgb: (H, W, 3) uint8."""
+        points = self.mesh_points(image_rgb)
         if points is None:
             return LandmarkDetection.missing()
-        if self._mirror_mesh is not None:
-            mirror_pass = self._mirror_mesh.points(np.ascontiguousarray(image_rgb[:, ::-1]))
-            points = mirror_average(points, mirror_pass, image_rgb.shape[1], self._mirror_table)
         return LandmarkDetection(points[self._index], self._confidence.copy(), True)
 
     def close(self) -> None:

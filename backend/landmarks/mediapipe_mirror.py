@@ -15,10 +15,11 @@ landmark embeddings made with it stay valid. (Averaging in iBUG-68 order instead
 the 68 points onto the mean of two different mesh points: docs/landmarks.md.)
 
 The table (`mediapipe_mirror.json`) is derived by `python -m backend derive-mediapipe-mirror`:
-MediaPipe on each annotated photo and on its mirror image, the mirror pass brought back, and
+MediaPipe on each annotated photo and on its mirror image, the mirror pass reflected back, and
 the one-to-one assignment (Hungarian) of direct to mirrored points that minimises their summed
-inter-ocular-normalised distance over all images. Checks: it is an involution, and it maps the
-mesh's tessellation onto itself but for the tessellation's own asymmetric diagonals.
+eye-distance-normalised distance over the photos, each counted facing both ways. Derivation
+refuses a table that is not an involution; tests also check that it maps the mesh's
+tessellation onto itself but for the tessellation's own asymmetric diagonals.
 """
 
 from __future__ import annotations
@@ -69,49 +70,55 @@ def mirror_average(direct: np.ndarray, mirror_pass: np.ndarray | None, width: in
 
 def derive_mirror_table(images: list[np.ndarray]) -> tuple[np.ndarray, int]:
     """The mirror table from MediaPipe's passes on `images` (H, W, 3) uint8 RGB and on their
-    mirror images; returns (table, images with a face in both passes)."""
+    mirror images; returns (table, images with a face in both passes).
+
+    cost[i, j]: how far point i of the direct pass lies from point j of the mirror pass
+    reflected back (in eye-corner distances, summed over the images). Each image counts facing
+    both ways (cost plus its transpose: the direct pass on the mirror image is the mirror pass),
+    so the assignment does not favour one side of the face."""
     from scipy.optimize import linear_sum_assignment
 
     from .mediapipe_detector import MediaPipeMesh
 
-    direct_mesh, mirror_mesh = MediaPipeMesh(video=False), MediaPipeMesh(video=False)
     identity = np.arange(MESH_POINTS)
     cost, used = np.zeros((MESH_POINTS, MESH_POINTS)), 0
+    direct_mesh = MediaPipeMesh(video=False)
     try:
-        for image in images:
-            direct = direct_mesh.points(image)
-            mirrored = mirror_mesh.points(np.ascontiguousarray(image[:, ::-1]))
-            if direct is None or mirrored is None:
-                continue
-            back = bring_back(mirrored, image.shape[1], identity)  # reflected, not yet re-indexed
-            eyes = np.linalg.norm(direct[EYE_CORNERS[0]] - direct[EYE_CORNERS[1]])
-            cost += np.linalg.norm(direct[:, None] - back[None], axis=-1) / eyes
-            used += 1
+        mirror_mesh = MediaPipeMesh(video=False)
+        try:
+            for image in images:
+                direct = direct_mesh.points(image)
+                mirrored = mirror_mesh.points(np.ascontiguousarray(image[:, ::-1]))
+                if direct is None or mirrored is None:
+                    continue
+                back = bring_back(mirrored, image.shape[1], identity)  # reflected, not re-indexed
+                eyes = max(float(np.linalg.norm(direct[EYE_CORNERS[0]] - direct[EYE_CORNERS[1]])), 1.0)
+                cost += np.linalg.norm(direct[:, None] - back[None], axis=-1) / eyes
+                used += 1
+        finally:
+            mirror_mesh.close()
     finally:
         direct_mesh.close()
-        mirror_mesh.close()
     if used < 2:
         raise RuntimeError(f"a face was found in both passes of {used} images: need at least two")
-    _, table = linear_sum_assignment(cost)
+    _, table = linear_sum_assignment(cost + cost.T)
     return table.astype(np.int64), used
 
 
 def derive_from_photos(directory: Path) -> dict:
-    """The table as written to JSON, from the annotated photos in `directory` and their mirror
-    images (so that each photo's face counts once facing each way)."""
+    """The table as written to JSON, from the annotated photos in `directory`."""
     from PIL import Image
 
     from .mediapipe_mapping import annotated_photos
 
-    photos = [np.asarray(Image.open(image).convert("RGB")) for image, _ in annotated_photos(directory)]
-    images = photos + [np.ascontiguousarray(photo[:, ::-1]) for photo in photos]
-    table, used = derive_mirror_table(images)
+    paths = [image for image, _ in annotated_photos(directory)]
+    table, used = derive_mirror_table([np.asarray(Image.open(path).convert("RGB")) for path in paths])
     if not (table[table] == np.arange(MESH_POINTS)).all():
         raise RuntimeError("the derived mirror assignment is not an involution: more photos are needed")
-    return {"mirror": table.tolist(), "images": used,
-            "derived_from": [image.name for image, _ in annotated_photos(directory)],
+    return {"mirror": table.tolist(), "photos_used": used, "derived_from": [path.name for path in paths],
             "procedure": "backend/landmarks/mediapipe_mirror.py"}
 
 
 def write_mirror_table(table: dict, path: Path) -> None:
+    """Write derive_from_photos's table as JSON (the committed one is MIRROR_TABLE_PATH)."""
     Path(path).write_text(json.dumps(table) + "\n")

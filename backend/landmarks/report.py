@@ -73,5 +73,5 @@ def landmarks_report(sink: EventSink) -> dict:
     detectors = {name: detector_nme(name, sink) for name in DETECTORS}
     # What the mirror pass adds (mediapipe_mirror.py): MediaPipe on the photo alone.
     detectors["mediapipe-direct-pass"] = detector_nme(
-        "mediapipe-direct-pass", sink, lambda: MediaPipeDetector(video=False, mirror_average=False))
+        "mediapipe-direct-pass", sink, lambda: MediaPipeDetector(video=False, with_mirror_pass=False))
     return {"detectors": detectors, "ict_embedding": ict_embedding_errors(sink)}

@@ -1,6 +1,7 @@
 """MediaPipe's mirror table and the mirror-averaged detection: the table pairs the mesh's two
-sides, an antisymmetric detector error cancels while an asymmetric expression stays, and the
-detector's points for a mirrored photo are its points for the photo, mirrored."""
+sides and is what the derivation recovers, an antisymmetric detector error cancels while an
+asymmetric expression stays, and the detector's points for a mirrored photo are its points for
+the photo, mirrored."""
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from backend.landmarks.mediapipe_mirror import (
     MESH_POINTS,
     bring_back,
+    derive_mirror_table,
     load_mirror_table,
     mirror_average,
 )
@@ -32,6 +34,7 @@ def _face(rng: np.random.Generator) -> np.ndarray:
     points = rng.uniform(-40, 40, (MESH_POINTS, 2))
     on_axis = TABLE == np.arange(MESH_POINTS)
     points[on_axis, 0] = 0
+    points[33] = [-30, -10]  # the eye corners that scale the same-face check: 60 px apart
     first = np.flatnonzero(TABLE > np.arange(MESH_POINTS))
     points[TABLE[first]] = points[first] * [-1, 1]
     return points
@@ -63,11 +66,62 @@ def test_a_mirror_pass_without_the_face_or_on_another_face_is_left_out():
     np.testing.assert_array_equal(mirror_average(face, elsewhere, width, TABLE), face.astype(np.float32))
 
 
+def test_the_derivation_recovers_the_pairing_from_a_detector_that_sees_the_face(monkeypatch):
+    """A fake mesh: on an image with its marker pixel at the top left it finds the face, on the
+    mirror image (marker at the top right) the mirrored face, each with a little noise."""
+    width = 240
+    faces = [_face(np.random.default_rng(seed)) + np.array([120, 110]) for seed in (4, 5)]
+    noise = np.random.default_rng(6)
+
+    class _FakeMesh:
+        def __init__(self, video: bool) -> None:
+            pass
+
+        def points(self, image: np.ndarray) -> np.ndarray:
+            face = faces[int(image[1, :, 0].max() == 255)]  # row 1 marks the second face
+            seen = face if image[0, 0, 0] == 255 else _mirror_pass(face, width)
+            return seen + noise.normal(0, 0.05, seen.shape)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("backend.landmarks.mediapipe_detector.MediaPipeMesh", _FakeMesh)
+    images = [np.zeros((200, width, 3), np.uint8) for _ in faces]
+    for number, image in enumerate(images):
+        image[0, 0] = 255
+        image[1, 5:7] = 255 * number
+    table, used = derive_mirror_table(images)
+    assert used == 2
+    np.testing.assert_array_equal(table, TABLE)
+
+
 def test_a_table_that_is_not_an_involution_is_refused(tmp_path):
     path = tmp_path / "mirror.json"
     path.write_text('{"mirror": [' + ",".join(["0"] * MESH_POINTS) + "]}")
     with pytest.raises(ValueError, match="involution"):
         load_mirror_table(path)
+
+
+@pytest.mark.data
+def test_the_detection_of_a_mirrored_photo_is_the_detection_of_the_photo_mirrored(data_dir):
+    from PIL import Image
+
+    from backend.landmarks.mediapipe_detector import MediaPipeDetector
+    from backend.landmarks.mediapipe_mapping import annotated_photos
+
+    image_path, _ = annotated_photos(data_dir / "landmarks")[0]
+    image = np.asarray(Image.open(image_path).convert("RGB"))
+    gaps = {}
+    for with_mirror_pass in (True, False):
+        detector = MediaPipeDetector(video=False, with_mirror_pass=with_mirror_pass)
+        try:
+            points = detector.mesh_points(image)
+            of_mirror = detector.mesh_points(np.ascontiguousarray(image[:, ::-1]))
+        finally:
+            detector.close()
+        gaps[with_mirror_pass] = np.abs(bring_back(of_mirror, image.shape[1], TABLE) - points).max()
+    assert gaps[True] < 1e-3  # the averaged detector is mirror-symmetric...
+    assert gaps[False] > 1.0  # ...where MediaPipe's single pass is not
 
 
 @pytest.mark.data
