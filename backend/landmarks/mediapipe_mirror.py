@@ -39,10 +39,21 @@ EYE_CORNERS = (33, 263)
 SAME_FACE = 0.25
 
 
+def is_mirror_table(table: np.ndarray) -> bool:
+    """Whether `table` pairs the mesh's points: 478 indices, mirroring twice gives each back."""
+    return table.shape == (MESH_POINTS,) and bool((table[table] == np.arange(MESH_POINTS)).all())
+
+
+def eye_distance(points: np.ndarray) -> float:
+    """The face's scale in pixels, from (478, 2) points: the outer eye corners' distance (at
+    least a pixel, so that dividing by it is safe)."""
+    return max(float(np.linalg.norm(points[EYE_CORNERS[0]] - points[EYE_CORNERS[1]])), 1.0)
+
+
 def load_mirror_table(path: Path = MIRROR_TABLE_PATH) -> np.ndarray:
     """(478,) int64: table[i] is the point that point i becomes in the mirrored face."""
     table = np.array(json.loads(Path(path).read_text())["mirror"], np.int64)
-    if table.shape != (MESH_POINTS,) or not (table[table] == np.arange(MESH_POINTS)).all():
+    if not is_mirror_table(table):
         raise ValueError(f"{path}: not a mirror table of {MESH_POINTS} points (an involution)")
     return table
 
@@ -50,7 +61,7 @@ def load_mirror_table(path: Path = MIRROR_TABLE_PATH) -> np.ndarray:
 def bring_back(mirror_pass: np.ndarray, width: int, table: np.ndarray) -> np.ndarray:
     """(478, 2) points found on the mirrored image (pixels, centres at integers) of an image
     `width` pixels wide -> where that pass puts each point of the face in the image itself."""
-    back = np.asarray(mirror_pass, np.float64)[table].copy()
+    back = np.asarray(mirror_pass, np.float64)[table]  # indexing by an array copies
     back[:, 0] = (width - 1) - back[:, 0]
     return back
 
@@ -62,8 +73,7 @@ def mirror_average(direct: np.ndarray, mirror_pass: np.ndarray | None, width: in
     if mirror_pass is None:
         return np.asarray(direct, np.float32)
     back = bring_back(mirror_pass, width, table)
-    eyes = float(np.linalg.norm(direct[EYE_CORNERS[0]] - direct[EYE_CORNERS[1]]))
-    if np.linalg.norm(back - direct, axis=1).mean() > SAME_FACE * max(eyes, 1.0):
+    if np.linalg.norm(back - direct, axis=1).mean() > SAME_FACE * eye_distance(direct):
         return np.asarray(direct, np.float32)
     return ((direct + back) / 2).astype(np.float32)
 
@@ -92,8 +102,7 @@ def derive_mirror_table(images: list[np.ndarray]) -> tuple[np.ndarray, int]:
                 if direct is None or mirrored is None:
                     continue
                 back = bring_back(mirrored, image.shape[1], identity)  # reflected, not re-indexed
-                eyes = max(float(np.linalg.norm(direct[EYE_CORNERS[0]] - direct[EYE_CORNERS[1]])), 1.0)
-                cost += np.linalg.norm(direct[:, None] - back[None], axis=-1) / eyes
+                cost += np.linalg.norm(direct[:, None] - back[None], axis=-1) / eye_distance(direct)
                 used += 1
         finally:
             mirror_mesh.close()
@@ -113,7 +122,7 @@ def derive_from_photos(directory: Path) -> dict:
 
     paths = [image for image, _ in annotated_photos(directory)]
     table, used = derive_mirror_table([np.asarray(Image.open(path).convert("RGB")) for path in paths])
-    if not (table[table] == np.arange(MESH_POINTS)).all():
+    if not is_mirror_table(table):
         raise RuntimeError("the derived mirror assignment is not an involution: more photos are needed")
     return {"mirror": table.tolist(), "photos_used": used, "derived_from": [path.name for path in paths],
             "procedure": "backend/landmarks/mediapipe_mirror.py"}
