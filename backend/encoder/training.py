@@ -48,6 +48,7 @@ from ..formats.head_file import HeadAsset
 from ..lab.capture import LabRenderer, face_centre_and_height
 from ..training_history import loss_curve, mean_losses
 from .augmentation import Augmentation, augment, contact_sheet, detected_landmarks
+from .code_bias_calibration import calibrate_code_bias
 from .crop_pose import pose_to_crop
 from .encoder_file import load_encoder, save_encoder
 from .lab_views import VIEWS_FORMAT, LabViews, encoder_expressions, lab_renderer, make_views
@@ -56,6 +57,7 @@ from .network import EncoderArchitecture, EncoderOutput, ImageEncoder
 
 EVALUATION_SEED = 7_000_001  # held-out views: another stream than the training views'
 LINEAR_FIT_SEED = 7_000_002  # the landmark errors of the linear code's closed-form fit
+CALIBRATION_SEED = 7_000_003  # the views and augmentation of the code's calibration
 # Under --budget the landmark phase ends early once it has used this share of the budget: on a
 # large head (a digital double) or a busy machine it could otherwise spend all of it and leave
 # the image phase, the one that teaches the encoder to read footage, without a step. 60%: the
@@ -333,8 +335,17 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
     evaluation_views = _views_folder(work, "evaluation-views", head, dam, config.evaluation_expressions,
                                      config.evaluation_views, architecture.crop_size,
                                      config.seed + EVALUATION_SEED, model_dir, sink)
-    metrics = evaluate_encoder(encoder, dam, ViewBatches(evaluation_views, head, lab, device),
-                               head, augmentation, config.seed)
+    evaluation_batches = ViewBatches(evaluation_views, head, lab, device)
+    # Held out before and after the code's offset is calibrated, so every run measures the step.
+    uncalibrated = evaluate_encoder(encoder, dam, evaluation_batches, head, augmentation, config.seed)
+    sink.progress("calibrate the code", 0, 1)
+    calibration_rng = np.random.default_rng(config.seed + CALIBRATION_SEED)
+    calibration = calibrate_code_bias(encoder, batches, train, calibration_rng, augmentation)
+    sink.progress("calibrate the code", 1, 1)
+    metrics = evaluate_encoder(encoder, dam, evaluation_batches, head, augmentation, config.seed)
+    sink.log(f"code offset calibrated: shifted by {calibration['shift_norm']:.3f} (norm, code spreads); "
+             f"held-out augmented vertex error {uncalibrated['augmented_vertex_mm']:.3f} -> "
+             f"{metrics['augmented_vertex_mm']:.3f} mm")
     sink.log("held-out views: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     save_encoder(model_dir, encoder, {
         "training": config.as_dict(),
@@ -344,6 +355,7 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
                 "landmark_phase_cut": landmark_done < config.landmark_steps <= step,
                 "steps": max(step - config.landmark_steps, 0), "seconds": round(seconds, 1),
                 "stopped_by_budget": stopped_by_budget, "linear_landmark_code_fit": linear_fit,
+                "code_bias_calibration": {**calibration, "held_out_before": uncalibrated},
                 # Over both phases' seconds: the landmark phase costs a few minutes.
                 "images_per_s_overall": round(max(step - config.landmark_steps, 0) * config.batch_size
                                               / max(seconds, 1e-9), 2),

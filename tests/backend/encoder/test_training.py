@@ -57,6 +57,11 @@ def test_training_writes_an_encoder_with_held_out_metrics(tmp_path):
                                  "--checkpoint-every 2 --crop-size 64 --width 8 --landmark-code linear")
     for name in ("clean_vertex_mm", "augmented_vertex_mm", "clean_rotation_deg"):
         assert np.isfinite(info["metrics"][name])
+    # The code's offset was calibrated over one view of every training expression, and the
+    # held-out metrics before it are kept beside those after.
+    calibration = info["run"]["code_bias_calibration"]
+    assert calibration["views"] == TRAINING.expressions and calibration["shift_norm"] > 0
+    assert set(calibration["held_out_before"]) == set(info["metrics"])
     encoder, _ = load_encoder(model)
     assert encoder.config.crop_size == 64
     assert (tmp_path / "work" / "augmentation.png").is_file()
