@@ -339,8 +339,10 @@ def train_encoder(model_dir: Path, work: Path, architecture: EncoderArchitecture
     # Held out before and after the code's offset is calibrated, so every run measures the step.
     uncalibrated = evaluate_encoder(encoder, dam, evaluation_batches, head, augmentation, config.seed)
     sink.progress("calibrate the code", 0, 1)
+    calibration_start = time.perf_counter()
     calibration_rng = np.random.default_rng(config.seed + CALIBRATION_SEED)
     calibration = calibrate_code_bias(encoder, batches, train, calibration_rng, augmentation)
+    calibration["seconds"] = round(time.perf_counter() - calibration_start, 1)
     sink.progress("calibrate the code", 1, 1)
     metrics = evaluate_encoder(encoder, dam, evaluation_batches, head, augmentation, config.seed)
     sink.log(f"code offset calibrated: shifted by {calibration['shift_norm']:.3f} (norm, code spreads); "

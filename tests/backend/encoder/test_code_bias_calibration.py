@@ -17,14 +17,16 @@ SIZE = 64
 
 class _Views:
     """Views whose true codes are what a copy of `encoder` (as it is now) predicts for them plus
-    `offset` (normalised units): random crops and landmarks, fixed per view index."""
+    `offset` (normalised units): random crops and landmarks; records the indices asked for."""
 
     per_expression = 2
 
     def __init__(self, encoder: ImageEncoder, offset: torch.Tensor) -> None:
         self.encoder, self.offset = copy.deepcopy(encoder).eval(), offset
+        self.asked: list[int] = []
 
     def make(self, indices, rng, augmentation, images=True):
+        self.asked += [int(i) for i in indices]
         generator = torch.Generator().manual_seed(int(np.sum(indices)))
         crops = torch.rand(len(indices), 3, SIZE, SIZE, generator=generator)
         landmarks = 16 + torch.rand(len(indices), 68, 2, generator=generator) * 32
@@ -47,11 +49,16 @@ def test_a_constant_offset_of_the_codes_is_removed(landmark_code):
     encoder.train()
     offset = torch.linspace(-0.3, 0.3, encoder.config.latent)
     views = _Views(encoder, offset)
-    expressions = np.arange(40)
+    expressions = np.arange(150)  # more than one chunk of views
     before = mean_code_residual(encoder, views, expressions, np.random.default_rng(1), Augmentation())
     assert torch.allclose(before, offset, atol=1e-5)
+    # One view of each expression, of its own views.
+    assert [i // views.per_expression for i in views.asked] == list(expressions)
+    buffers = {name: value.clone() for name, value in encoder.named_buffers()}
     record = calibrate_code_bias(encoder, views, expressions, np.random.default_rng(1), Augmentation())
-    assert record["views"] == 40 and record["shift_norm"] == pytest.approx(float(offset.norm()), abs=1e-3)
+    assert record["views"] == 150 and record["shift_norm"] == pytest.approx(float(offset.norm()), abs=1e-3)
     assert encoder.training  # left as it was
+    for name, value in encoder.named_buffers():  # the normalisation is not where the shift goes
+        assert torch.equal(value, buffers[name]), name
     after = mean_code_residual(encoder, views, expressions, np.random.default_rng(2), Augmentation())
     assert after.abs().max() < 1e-5

@@ -62,6 +62,7 @@ def test_training_writes_an_encoder_with_held_out_metrics(tmp_path):
     calibration = info["run"]["code_bias_calibration"]
     assert calibration["views"] == TRAINING.expressions and calibration["shift_norm"] > 0
     assert set(calibration["held_out_before"]) == set(info["metrics"])
+    assert calibration["held_out_before"] != info["metrics"]  # the encoder saved is the calibrated one
     encoder, _ = load_encoder(model)
     assert encoder.config.crop_size == 64
     assert (tmp_path / "work" / "augmentation.png").is_file()
